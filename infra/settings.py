@@ -1,0 +1,68 @@
+"""One settings object per process, built from the environment."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts.config import GoldenHourConfig, load_config
+
+
+class Settings(BaseSettings):
+    """Golden Hour's environment. Names are the documented environment variables."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    config_path: Path = Field(alias="GOLDENHOUR_CONFIG")
+    kafka_bootstrap: str | None = Field(default=None, alias="GOLDENHOUR_KAFKA_BOOTSTRAP")
+    database_url: str | None = Field(default=None, alias="GOLDENHOUR_DATABASE_URL")
+    api_host: str = Field(default="127.0.0.1", alias="GOLDENHOUR_API_HOST")
+    api_port: int = Field(default=8000, alias="GOLDENHOUR_API_PORT")
+    public_url: str = Field(default="http://127.0.0.1:8000", alias="GOLDENHOUR_PUBLIC_URL")
+    topic_prefix: str = Field(default="goldenhour", alias="GOLDENHOUR_TOPIC_PREFIX")
+    # Seconds a message may sit in `sent` without a status callback before it is re-polled.
+    repoll_after_s: float = Field(default=120.0, alias="GOLDENHOUR_REPOLL_AFTER_S")
+    # Seconds a send may take before another dispatcher treats its holder as dead.
+    send_lease_s: float = Field(default=60.0, alias="GOLDENHOUR_SEND_LEASE_S")
+    # How long a consumer's fetch may wait for data. The embedded broker answers a waiting fetch
+    # only when this runs out, so it bounds each hop's latency there; real Kafka answers early.
+    fetch_max_wait_ms: int = Field(default=10, alias="GOLDENHOUR_FETCH_MAX_WAIT_MS")
+    # A new consumer group's first assignment waits for half of it on the embedded broker; real
+    # Kafka refuses less than 6 s by default.
+    kafka_session_timeout_s: float = Field(default=6.0, alias="GOLDENHOUR_KAFKA_SESSION_TIMEOUT_S")
+    log_level: str = Field(default="info", alias="GOLDENHOUR_LOG_LEVEL")
+    # Webhook URLs may resolve to loopback/private addresses (tests and the demo only).
+    webhook_allow_private: bool = Field(default=False, alias="GOLDENHOUR_WEBHOOK_ALLOW_PRIVATE")
+    # Failed webhook attempts in a row after which a subscription is disabled (its owner told).
+    webhook_max_failures: int = Field(default=5, alias="GOLDENHOUR_WEBHOOK_MAX_FAILURES", ge=1)
+
+    twilio_account_sid: str = Field(default="", alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: str = Field(default="", alias="TWILIO_AUTH_TOKEN")
+    twilio_from_number: str = Field(default="", alias="TWILIO_FROM_NUMBER")
+    twilio_api_base_url: str | None = Field(default=None, alias="TWILIO_API_BASE_URL")
+    smtp_host: str = Field(default="127.0.0.1", alias="SMTP_HOST")
+    smtp_port: int = Field(default=25, alias="SMTP_PORT")
+    smtp_from: str = Field(default="goldenhour@localhost", alias="SMTP_FROM")
+
+    @cached_property
+    def config(self) -> GoldenHourConfig:
+        """The validated directory and policies (refused at start when invalid)."""
+        return load_config(self.config_path)
+
+    def require_servers(self) -> tuple[str, str]:
+        """Kafka and Postgres addresses, for the parts that never start the embedded stack."""
+        missing = [
+            name
+            for name, value in (
+                ("GOLDENHOUR_KAFKA_BOOTSTRAP", self.kafka_bootstrap),
+                ("GOLDENHOUR_DATABASE_URL", self.database_url),
+            )
+            if not value
+        ]
+        if missing:
+            raise SystemExit(f"{', '.join(missing)} is not set (or use `goldenhour run`)")
+        assert self.kafka_bootstrap and self.database_url
+        return self.kafka_bootstrap, self.database_url

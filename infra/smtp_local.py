@@ -1,0 +1,202 @@
+"""A local SMTP server on aiosmtpd that records every mail it accepts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Any
+
+import structlog
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from infra.waiting import wait_for_matches
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class ReceivedMail:
+    """One mail as the server accepted it."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    subject: str
+    message_id: str
+    body: str
+    headers: dict[str, str] = field(default_factory=dict)
+    received_at: float = 0.0  # wall-clock time.time() when DATA completed
+
+
+def _free_port(host: str) -> int:
+    """Ask the OS for a free port; aiosmtpd's Controller needs a concrete one to self-test."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _parse(envelope: Envelope) -> ReceivedMail:
+    """Turn the raw DATA bytes into a ReceivedMail."""
+    raw = envelope.original_content or envelope.content or b""
+    if isinstance(raw, str):
+        raw = raw.encode()
+    mail = BytesParser(policy=policy.default).parsebytes(raw)
+    assert isinstance(mail, EmailMessage)
+    part = mail.get_body(preferencelist=("plain", "html"))
+    body = part.get_content() if part is not None else ""
+    # The wire form is CRLF; readers (tests, logs) want the text as it was written.
+    body = str(body).replace("\r\n", "\n")
+    return ReceivedMail(
+        mail_from=str(envelope.mail_from or ""),
+        rcpt_tos=list(envelope.rcpt_tos),
+        subject=str(mail.get("Subject", "")).strip(),
+        message_id=str(mail.get("Message-ID", "")).strip(),
+        body=str(body),
+        # strip(): a header folded right after its colon parses with a leading space.
+        headers={k: str(v).strip() for k, v in mail.items()},
+        received_at=time.time(),
+    )
+
+
+class _Handler:
+    """aiosmtpd handler: records mail, and rejects on request so clients meet real SMTP errors."""
+
+    def __init__(self, owner: LocalSmtp) -> None:
+        self.owner = owner
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list
+    ) -> str:
+        code = self.owner._rejected.get(address.lower())
+        if code is not None:
+            return f"{code} Recipient rejected: {address}"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        failure = self.owner._take_failure()
+        if failure is not None:
+            return f"{failure} Requested action aborted: injected failure"
+        mail = _parse(envelope)
+        self.owner._record(mail)
+        return "250 Message accepted for delivery"
+
+
+class LocalSmtp:
+    """Threaded aiosmtpd server; .messages is safe to read from any thread."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_message: Callable[[ReceivedMail], None] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._on_message = on_message
+        self._lock = threading.Lock()
+        self._messages: list[ReceivedMail] = []
+        self._failures: deque[int] = deque()
+        self._rejected: dict[str, int] = {}
+        self._controller: Controller | None = None
+
+    @property
+    def messages(self) -> list[ReceivedMail]:
+        """Snapshot of received mail, oldest first."""
+        with self._lock:
+            return list(self._messages)
+
+    def start(self) -> None:
+        """Start the server thread; port 0 means pick a free port now."""
+        if self.port == 0:
+            self.port = _free_port(self.host)
+        # A fresh Controller each time: a stopped one has closed its event loop.
+        self._controller = Controller(_Handler(self), hostname=self.host, port=self.port)
+        self._controller.start()
+        log.info("smtp_local.started", host=self.host, port=self.port)
+
+    def stop(self) -> None:
+        """Stop the server thread and unbind the port."""
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+            log.info("smtp_local.stopped", host=self.host, port=self.port)
+
+    def fail_next(self, n: int, code: int = 451) -> None:
+        """The next n DATA commands answer `code` (4xx transient, 5xx permanent)."""
+        with self._lock:
+            self._failures.extend([code] * n)
+
+    def reject_recipient(self, address: str, code: int = 550) -> None:
+        """RCPT TO address answers `code` from now on."""
+        with self._lock:
+            self._rejected[address.lower()] = code
+
+    def clear(self) -> None:
+        """Forget received mail and injected failures."""
+        with self._lock:
+            self._messages.clear()
+            self._failures.clear()
+            self._rejected.clear()
+
+    def _take_failure(self) -> int | None:
+        with self._lock:
+            return self._failures.popleft() if self._failures else None
+
+    def _record(self, mail: ReceivedMail) -> None:
+        with self._lock:
+            self._messages.append(mail)
+        if self._on_message is not None:
+            self._on_message(mail)
+
+    async def wait_for(
+        self,
+        predicate: Callable[[ReceivedMail], bool],
+        timeout: float = 5.0,  # noqa: ASYNC109 - a plain timeout argument reads best in tests
+        count: int = 1,
+    ) -> list[ReceivedMail]:
+        """Poll until at least count match predicate; raise TimeoutError otherwise."""
+        return await wait_for_matches(lambda: self.messages, predicate, timeout, count, "mails")
+
+
+def _print_json(mail: ReceivedMail) -> None:
+    """One JSON line per mail on stdout, for an out-of-process reader."""
+    record: dict[str, Any] = asdict(mail)
+    print(json.dumps(record), flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point: python -m infra.smtp_local --port P."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    # stdout carries only the JSON lines; logs go to stderr.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    server = LocalSmtp(args.host, args.port, on_message=_print_json)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    # A JSON line too, so a reader can parse stdout uniformly.
+    print(json.dumps({"event": "ready", "host": server.host, "port": server.port}), flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
