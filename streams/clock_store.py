@@ -1,0 +1,685 @@
+"""The golden-hour clock's Postgres side: open, advance, claim and resolve alerts.
+
+Every change to one alert happens in one transaction with the alert row locked: the claim, the
+steps' new state and the message rows commit together, so a late or restarted worker neither
+skips nor repeats a step (the shape of GoAlert's engine). Due alerts are found through the
+partial index on `alerts.next_due_at` and claimed with `FOR UPDATE SKIP LOCKED`, so any number of
+workers share the work.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import structlog
+
+from contracts.config import GoldenHourConfig
+from contracts.derived import (
+    AlertRaised,
+    AlertResolved,
+    DerivedEvent,
+    NotificationRequested,
+    StepFired,
+)
+from contracts.events import AbsenceReported, ChildLocated, IntakeRecord
+from contracts.policy import Policy
+from infra.db import audit as _audit
+from streams import messages
+from streams.escalation import (
+    ClockState,
+    Delivery,
+    Recipient,
+    deliveries,
+    plan,
+    renotify_key,
+    step_key,
+)
+from streams.kinds import MISSING, policy_for_alert
+from streams.recipients import resolver
+from streams.requests import requested
+from streams.sharing import Sharing
+
+log = structlog.get_logger(__name__)
+
+RETRY_AFTER_ERROR = timedelta(seconds=5)
+STAND_DOWN = "stand_down"
+
+
+@dataclass
+class Outcome:
+    """What one transaction did: derived events to announce on Kafka once it committed."""
+
+    events: list[DerivedEvent] = field(default_factory=list)
+
+    def extend(self, other: Outcome) -> None:
+        self.events += other.events
+
+    @property
+    def notifications(self) -> list[NotificationRequested]:
+        return [e for e in self.events if isinstance(e, NotificationRequested)]
+
+
+async def claim_each(
+    conn: asyncpg.Connection,
+    query: str,
+    now: datetime,
+    limit: int,
+    act: Callable[[asyncpg.Record], Awaitable[Outcome]],
+    defer: Callable[[asyncpg.Record, Exception], Awaitable[None]],
+) -> Outcome:
+    """Claim up to `limit` rows due at `now` (`query` takes them `FOR UPDATE SKIP LOCKED`, so
+    workers share them) and act on each in one transaction; a row whose act fails is handed to
+    `defer` instead, and the others go on."""
+    outcome = Outcome()
+    async with conn.transaction():
+        for row in await conn.fetch(query, now, limit):
+            try:
+                async with conn.transaction():  # a savepoint
+                    outcome.extend(await act(row))
+            except Exception as exc:  # noqa: BLE001 - deferred, logged and audited by `defer`
+                await defer(row, exc)
+    return outcome
+
+
+_INSERT_NOTIFICATIONS = """
+INSERT INTO notifications (notification_id, alert_id, child_id, step_key, contact_id, org_code,
+                           channel, address, subject, body, status, next_attempt_at, created_at)
+SELECT n.id, $1, $2, n.step_key, n.contact_id, n.org_code, n.channel, n.address, n.subject,
+       n.body, 'pending', $3, $3
+FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+            $11::text[])
+     AS n(id, step_key, contact_id, org_code, channel, address, subject, body)
+ON CONFLICT (alert_id, step_key, contact_id, channel) DO NOTHING
+RETURNING notification_id, step_key, contact_id, channel
+"""
+
+
+class ClockStore:
+    """Applies the pure escalation clock to the alerts in Postgres."""
+
+    def __init__(self, config: GoldenHourConfig) -> None:
+        self.config = config
+        self.tz = ZoneInfo(config.timezone)
+        self.sharing = Sharing(config, self.tz)
+        self._policies: dict[tuple[str, str], Policy] = {}
+
+    def _policy(self, kind: str, risk_level: str) -> Policy:
+        key = (kind, risk_level)
+        if key not in self._policies:
+            self._policies[key] = policy_for_alert(self.config, kind, risk_level)
+        return self._policies[key]
+
+    # --- intake -------------------------------------------------------------------------
+
+    async def on_absence(
+        self, conn: asyncpg.Connection, record: IntakeRecord, now: datetime
+    ) -> Outcome:
+        """Open the child's missing alert (or update the open one) and fire what is due."""
+        event = record.event
+        data = event.data
+        assert isinstance(data, AbsenceReported)
+        alert = await self.live_alert(conn, event.child_id, MISSING)
+        if alert is not None:
+            alert = await self._update(conn, alert, record)
+            # A new sighting reaches the neighbouring authorities the alert was shared with.
+            outcome = Outcome(await self._share(conn, alert, "Update", now))
+            outcome.extend(await self.advance(conn, alert, now))
+            return outcome
+        return await self.open_alert(
+            conn,
+            event.child_id,
+            MISSING,
+            data.last_seen_at,
+            now,
+            last_seen_location=data.last_seen_location,
+            circumstances=data.circumstances,
+            clothing=data.clothing,
+            placement_id=data.placement_id,
+            cause={"event_id": str(event.event_id)},
+        )
+
+    async def live_alert(
+        self, conn: asyncpg.Connection, child_id: str, kind: str
+    ) -> asyncpg.Record | None:
+        """The child's live alert of `kind`, locked."""
+        return await conn.fetchrow(
+            "SELECT * FROM alerts WHERE child_id = $1 AND kind = $2 AND status <> 'resolved'"
+            " FOR UPDATE",
+            child_id,
+            kind,
+        )
+
+    async def open_alert(
+        self,
+        conn: asyncpg.Connection,
+        child_id: str,
+        kind: str,
+        anchor_at: datetime,
+        now: datetime,
+        *,
+        facts: dict | None = None,
+        last_seen_location: str | None = None,
+        circumstances: str | None = None,
+        clothing: str | None = None,
+        placement_id: str | None = None,
+        cause: dict | None = None,
+    ) -> Outcome:
+        """Open an alert of `kind` for the child, anchored at `anchor_at`, and fire what is due.
+        Nothing happens when one of that kind is live already (one per child and kind)."""
+        live = await self.live_alert(conn, child_id, kind)
+        if live is not None:
+            log.info(
+                "alert.already_live",
+                alert_id=str(live["alert_id"]),
+                child_id=child_id,
+                kind=kind,
+                **(cause or {}),
+            )
+            return Outcome()
+        child = await conn.fetchrow("SELECT * FROM children WHERE child_id = $1", child_id)
+        if child is None:
+            log.warning("clock.unknown_child", child_id=child_id, kind=kind)
+            return Outcome()
+        placement = await conn.fetchrow(
+            "SELECT placement_id, care_home FROM placements"
+            " WHERE child_id = $1 AND ended_at IS NULL",
+            child_id,
+        )
+        alert_id = uuid.uuid4()
+        for digits in (4, 4, 4, 6, 6, 8):
+            code = f"{secrets.randbelow(10**digits):0{digits}d}"
+            try:
+                async with conn.transaction():  # a savepoint: a taken code only retries
+                    alert = await conn.fetchrow(
+                        """
+                        INSERT INTO alerts (alert_id, child_id, kind, status, risk_level, policy,
+                            anchor_at, last_seen_location, circumstances, clothing, placement_id,
+                            care_home, local_authority, ack_code, opened_at, next_due_at, facts)
+                        VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                                $14, $6, $15)
+                        RETURNING *
+                        """,
+                        alert_id,
+                        child_id,
+                        kind,
+                        child["risk_level"],
+                        kind if kind != MISSING else child["risk_level"],
+                        anchor_at,
+                        last_seen_location,
+                        circumstances,
+                        clothing,
+                        placement["placement_id"] if placement else placement_id,
+                        placement["care_home"] if placement else None,
+                        child["local_authority"],
+                        code,
+                        now,
+                        facts or {},
+                    )
+                break
+            except asyncpg.UniqueViolationError:
+                continue
+        else:
+            raise RuntimeError("no free acknowledgement code")
+        await _audit(
+            conn,
+            "alert.raised",
+            child_id,
+            alert_id,
+            {
+                **(cause or {}),
+                "kind": kind,
+                "risk_level": child["risk_level"],
+                "anchor_at": anchor_at.isoformat(),
+            },
+        )
+        log.info(
+            "alert.raised", alert_id=str(alert_id), child_id=child_id, kind=kind, **(cause or {})
+        )
+        outcome = Outcome(
+            [
+                AlertRaised(
+                    occurred_at=now,
+                    child_id=child_id,
+                    alert_id=alert_id,
+                    kind=kind,
+                    risk_level=alert["risk_level"],
+                    anchor_at=anchor_at,
+                    policy=alert["policy"],
+                )
+            ]
+        )
+        outcome.extend(await self.advance(conn, alert, now))
+        return outcome
+
+    async def _update(
+        self, conn: asyncpg.Connection, alert: asyncpg.Record, record: IntakeRecord
+    ) -> asyncpg.Record:
+        """A second report while open: an earlier last-seen time moves the clock earlier."""
+        data = record.event.data
+        assert isinstance(data, AbsenceReported)
+        row = await conn.fetchrow(
+            """
+            UPDATE alerts SET
+                anchor_at = LEAST(anchor_at, $2),
+                next_due_at = CASE WHEN $2 < anchor_at THEN $2 ELSE next_due_at END,
+                last_seen_location = COALESCE($3, last_seen_location),
+                circumstances = COALESCE($4, circumstances),
+                clothing = COALESCE($5, clothing),
+                updated_at = now()
+            WHERE alert_id = $1
+            RETURNING *
+            """,
+            alert["alert_id"],
+            data.last_seen_at,
+            data.last_seen_location,
+            data.circumstances,
+            data.clothing,
+        )
+        await _audit(
+            conn,
+            "alert.updated",
+            alert["child_id"],
+            alert["alert_id"],
+            {"event_id": str(record.event.event_id)},
+        )
+        return row
+
+    async def on_located(
+        self, conn: asyncpg.Connection, record: IntakeRecord, now: datetime
+    ) -> Outcome:
+        """Resolve the missing alert and any welfare concern, standing everyone told down."""
+        data = record.event.data
+        assert isinstance(data, ChildLocated)
+        status = data.status.value if data.status else "located"
+        return await self.resolve(
+            conn,
+            record.event.child_id,
+            (MISSING, "missed_checkin", "curfew"),
+            data.located_at,
+            status,
+            now,
+            cause={"event_id": str(record.event.event_id)},
+        )
+
+    async def resolve(
+        self,
+        conn: asyncpg.Connection,
+        child_id: str,
+        kinds: tuple[str, ...],
+        at: datetime,
+        reason: str,
+        now: datetime,
+        cause: dict | None = None,
+    ) -> Outcome:
+        """Resolve the child's live alerts of `kinds`: cancel what is pending and send a
+        stand-down to everyone who was told."""
+        outcome = Outcome()
+        alerts = await conn.fetch(
+            "SELECT * FROM alerts WHERE child_id = $1 AND kind = ANY($2) AND status <> 'resolved'"
+            " FOR UPDATE",
+            child_id,
+            list(kinds),
+        )
+        for alert in alerts:
+            await conn.execute(
+                "UPDATE alerts SET status = 'resolved', resolved_at = $2, resolution = $3,"
+                " next_due_at = NULL, updated_at = now() WHERE alert_id = $1",
+                alert["alert_id"],
+                at,
+                reason,
+            )
+            await conn.execute(
+                "UPDATE notifications SET status = 'cancelled', updated_at = now()"
+                " WHERE alert_id = $1 AND status = 'pending'",
+                alert["alert_id"],
+            )
+            # After the pending messages are cancelled, or it would cancel itself.
+            outcome.events += await self._share(conn, alert, "Cancel", now)
+            facts = self._facts(alert)
+            sms = messages.sms_closed(facts, at, reason, self.tz)
+            email = messages.email_closed(facts, at, reason, self.tz)
+            told = [
+                Delivery(r, ch, STAND_DOWN) for r, ch in await self._told(conn, alert["alert_id"])
+            ]
+            outcome.events += await self._insert(
+                conn, alert, told, now, {"sms": ("", sms), "email": email}
+            )
+            await conn.execute(
+                "INSERT INTO alert_steps (alert_id, step_key, due_at, status, decided_at, detail)"
+                " VALUES ($1, $2, $3, 'fired', $3, $4) ON CONFLICT DO NOTHING",
+                alert["alert_id"],
+                STAND_DOWN,
+                now,
+                f"resolved: {reason}",
+            )
+            await _audit(
+                conn,
+                "alert.resolved",
+                child_id,
+                alert["alert_id"],
+                {**(cause or {}), "reason": reason},
+            )
+            outcome.events.append(
+                AlertResolved(
+                    occurred_at=now,
+                    child_id=child_id,
+                    alert_id=alert["alert_id"],
+                    at=at,
+                    reason=reason,
+                )
+            )
+            log.info(
+                "alert.resolved",
+                alert_id=str(alert["alert_id"]),
+                child_id=child_id,
+                kind=alert["kind"],
+                **(cause or {}),
+            )
+        return outcome
+
+    async def _share(
+        self,
+        conn: asyncpg.Connection,
+        alert: asyncpg.Record,
+        follow_up: str | None,
+        now: datetime,
+    ) -> list:
+        """Share (or update, or cancel) the alert with the neighbours, in a savepoint: a failure
+        there is audited and never holds back the alert itself."""
+        try:
+            async with conn.transaction():
+                if follow_up is None:
+                    return await self.sharing.share(conn, alert, now)
+                return await self.sharing.follow_up(conn, alert, follow_up, now)
+        except Exception as exc:  # noqa: BLE001 - the child's own agencies come first
+            log.error(
+                "shared_alert.failed",
+                alert_id=str(alert["alert_id"]),
+                child_id=alert["child_id"],
+                error=repr(exc),
+            )
+            await _audit(
+                conn,
+                "shared_alert.error",
+                alert["child_id"],
+                alert["alert_id"],
+                {"error": repr(exc)[:500]},
+            )
+            return []
+
+    async def set_risk(
+        self, conn: asyncpg.Connection, child_id: str, level: str, reason: str, now: datetime
+    ) -> None:
+        """The child's new risk; a live missing alert's later steps follow the new policy."""
+        child = await conn.fetchval(
+            "UPDATE children SET risk_level = $2, updated_at = now()"
+            " WHERE child_id = $1 AND risk_level <> $2 RETURNING true",
+            child_id,
+            level,
+        )
+        # Waking the alert now lets the clock re-plan under the new policy at once.
+        alerts = await conn.execute(
+            "UPDATE alerts SET risk_level = $2, policy = $2, next_due_at = $3, updated_at = now()"
+            " WHERE child_id = $1 AND kind = $4 AND status <> 'resolved' AND risk_level <> $2",
+            child_id,
+            level,
+            now,
+            MISSING,
+        )
+        if not child and alerts == "UPDATE 0":
+            return
+        await _audit(
+            conn, "child.risk_changed", child_id, None, {"risk_level": level, "reason": reason}
+        )
+        log.info("child.risk_changed", child_id=child_id, risk_level=level, reason=reason)
+
+    # --- the clock ----------------------------------------------------------------------
+
+    async def claim_due(self, conn: asyncpg.Connection, now: datetime, limit: int) -> Outcome:
+        """Claim up to `limit` due alerts by index, skipping those another worker holds."""
+        return await claim_each(
+            conn,
+            "SELECT * FROM alerts WHERE next_due_at <= $1 ORDER BY next_due_at LIMIT $2"
+            " FOR UPDATE SKIP LOCKED",
+            now,
+            limit,
+            lambda alert: self.advance(conn, alert, now),
+            lambda alert, exc: self._defer_after_error(conn, alert, now, exc),
+        )
+
+    async def _defer_after_error(
+        self, conn: asyncpg.Connection, alert: asyncpg.Record, now: datetime, exc: Exception
+    ) -> None:
+        """Keep a failing alert from blocking the queue; try it again shortly, loudly."""
+        log.error(
+            "clock.advance_failed",
+            alert_id=str(alert["alert_id"]),
+            child_id=alert["child_id"],
+            error=repr(exc),
+        )
+        await conn.execute(
+            "UPDATE alerts SET next_due_at = $2 WHERE alert_id = $1",
+            alert["alert_id"],
+            now + RETRY_AFTER_ERROR,
+        )
+        await _audit(
+            conn,
+            "alert.clock_error",
+            alert["child_id"],
+            alert["alert_id"],
+            {"error": repr(exc)[:500]},
+        )
+
+    async def advance(
+        self, conn: asyncpg.Connection, alert: asyncpg.Record, now: datetime
+    ) -> Outcome:
+        """Fire, skip and re-notify what is due for one locked alert; schedule the next wake."""
+        policy = self._policy(alert["kind"], alert["risk_level"])
+        decided = frozenset(
+            r["step_key"]
+            for r in await conn.fetch(
+                "SELECT step_key FROM alert_steps WHERE alert_id = $1", alert["alert_id"]
+            )
+        )
+        state = ClockState(
+            anchor_at=alert["anchor_at"],
+            acknowledged=alert["status"] == "acknowledged",
+            resolved=alert["status"] == "resolved",
+            decided=decided,
+            first_fired_at=alert["first_fired_at"],
+            renotify_done=alert["renotify_done"],
+        )
+        decision = plan(policy, state, now)
+        outcome = Outcome()
+        if not decision.empty:
+            told = await self._told(conn, alert["alert_id"]) if decision.renotify_round else []
+            resolve = resolver(self.config, alert["local_authority"], alert["care_home"])
+            planned = deliveries(policy, decision, resolve, told)
+            outcome.events += await self._insert(
+                conn, alert, planned, now, None, renotify_max=policy.renotify_max
+            )
+            outcome.events += await self._record_steps(conn, alert, policy, decision, planned, now)
+            if any(policy.steps[i].share for i in decision.fire):
+                outcome.events += await self._share(conn, alert, None, now)
+        fired_notify = any(policy.steps[i].notify for i in decision.fire)
+        await conn.execute(
+            """
+            UPDATE alerts SET next_due_at = $2,
+                first_fired_at = CASE WHEN $3 THEN COALESCE(first_fired_at, $4)
+                                      ELSE first_fired_at END,
+                renotify_done = GREATEST(renotify_done, $5), updated_at = now()
+            WHERE alert_id = $1
+            """,
+            alert["alert_id"],
+            decision.next_due_at,
+            fired_notify,
+            now,
+            decision.renotify_round or 0,
+        )
+        return outcome
+
+    async def _record_steps(self, conn, alert, policy, decision, planned, now) -> list[StepFired]:
+        by_step: dict[str, list[str]] = {}
+        for d in planned:
+            by_step.setdefault(d.step_key, []).append(f"{d.recipient.contact_id}/{d.channel}")
+        rows = []
+        for index in decision.fire:
+            key = step_key(index)
+            step = policy.steps[index]
+            detail = (
+                "shared alert to neighbouring authorities' subscribers"
+                if step.share
+                else "told: " + ", ".join(by_step.get(key, []))
+                if by_step.get(key)
+                else "told: nobody new"
+            )
+            rows.append(
+                (alert["alert_id"], key, alert["anchor_at"] + step.after, "fired", now, detail)
+            )
+        for index in decision.skip:
+            rows.append(
+                (
+                    alert["alert_id"],
+                    step_key(index),
+                    alert["anchor_at"] + policy.steps[index].after,
+                    "skipped",
+                    now,
+                    "acknowledged before it fell due",
+                )
+            )
+        if decision.renotify_round is not None:
+            key = renotify_key(decision.renotify_round)
+            rows.append(
+                (
+                    alert["alert_id"],
+                    key,
+                    now,
+                    "fired",
+                    now,
+                    "re-notified: " + ", ".join(by_step.get(key, [])),
+                )
+            )
+        await conn.executemany(
+            "INSERT INTO alert_steps (alert_id, step_key, due_at, status, decided_at, detail)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            rows,
+        )
+        fired = []
+        for row in rows:
+            if row[3] == "fired":
+                fired.append(
+                    StepFired(
+                        occurred_at=now,
+                        child_id=alert["child_id"],
+                        alert_id=alert["alert_id"],
+                        step_key=row[1],
+                        contact_ids=sorted(
+                            {d.recipient.contact_id for d in planned if d.step_key == row[1]}
+                        ),
+                    )
+                )
+            await _audit(
+                conn,
+                f"alert.step_{row[3]}",
+                alert["child_id"],
+                alert["alert_id"],
+                {"step_key": row[1], "detail": row[5]},
+            )
+            log.info(
+                f"alert.step_{row[3]}",
+                alert_id=str(alert["alert_id"]),
+                child_id=alert["child_id"],
+                step_key=row[1],
+            )
+        return fired
+
+    async def _told(
+        self, conn: asyncpg.Connection, alert_id: uuid.UUID
+    ) -> list[tuple[Recipient, str]]:
+        """Every (contact, channel) an alert has reached or is reaching, in first-told order."""
+        rows = await conn.fetch(
+            "SELECT contact_id, channel, min(created_at) AS first FROM notifications"
+            " WHERE alert_id = $1 AND step_key <> $2 AND status <> 'cancelled'"
+            # A neighbour's subscriber hears only the minimised shared alert, never ours.
+            " AND subscription_id IS NULL"
+            " GROUP BY contact_id, channel ORDER BY first",
+            alert_id,
+            STAND_DOWN,
+        )
+        told = []
+        for r in rows:
+            found = self.config.contact(r["contact_id"])
+            if found is None:
+                continue  # the contact has left the directory since
+            org, contact = found
+            told.append(
+                (Recipient(contact.id, org.code, contact.phone, str(contact.email)), r["channel"])
+            )
+        return told
+
+    def _facts(self, alert: asyncpg.Record) -> messages.AlertFacts:
+        la = self.config.org(alert["local_authority"])
+        home = self.config.org(alert["care_home"]) if alert["care_home"] else None
+        return messages.AlertFacts(
+            alert_id=str(alert["alert_id"]),
+            child_id=alert["child_id"],
+            kind=alert["kind"],
+            risk_level=alert["risk_level"],
+            anchor_at=alert["anchor_at"],
+            last_seen_location=alert["last_seen_location"],
+            ack_code=alert["ack_code"],
+            circumstances=alert["circumstances"],
+            clothing=alert["clothing"],
+            local_authority_name=(la.name or la.code) if la else "",
+            care_home_name=(home.name or home.code) if home else "",
+            facts=alert["facts"] or {},
+        )
+
+    async def _insert(
+        self,
+        conn: asyncpg.Connection,
+        alert: asyncpg.Record,
+        planned: list[Delivery],
+        now: datetime,
+        fixed: dict[str, tuple[str, str]] | None,
+        renotify_max: int = 0,
+    ) -> list[NotificationRequested]:
+        """Write the message rows; their unique key makes a repeat a no-op."""
+        if not planned:
+            return []
+        facts = self._facts(alert)
+        cols: list[list] = [[] for _ in range(8)]
+        for d in planned:
+            if fixed is not None:
+                subject, body = fixed[d.channel]
+            elif d.channel == "sms":
+                subject = ""
+                body = messages.sms_alert(facts, d.step_key, now, self.tz, renotify_max)
+            else:
+                subject, body = messages.email_alert(facts, d.step_key, now, self.tz, renotify_max)
+            address = d.recipient.phone if d.channel == "sms" else d.recipient.email
+            for col, value in zip(
+                cols,
+                (
+                    uuid.uuid4(),
+                    d.step_key,
+                    d.recipient.contact_id,
+                    d.recipient.org_code,
+                    d.channel,
+                    address,
+                    subject,
+                    body,
+                ),
+                strict=True,
+            ):
+                col.append(value)
+        rows = await conn.fetch(
+            _INSERT_NOTIFICATIONS, alert["alert_id"], alert["child_id"], now, *cols
+        )
+        return requested(alert, rows, now)
