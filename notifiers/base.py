@@ -1,0 +1,102 @@
+"""The one small interface every notification channel (SMS, email) implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "retry_after_seconds",
+    "Channel",
+    "ChannelError",
+    "OutboundMessage",
+    "PermanentSendError",
+    "RetryableSendError",
+    "SendResult",
+]
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One notification to one contact on one channel, as the dispatcher hands it over."""
+
+    notification_id: str  # our id (uuid text)
+    idempotency_key: str  # "<alert_id>:<step_key>:<contact_id>:<channel>"
+    to: str  # E.164 phone or email address
+    subject: str  # email only ("" for sms)
+    body: str
+    status_callback_url: str | None = None  # sms only
+    sent_since: datetime | None = None  # when a previous attempt started; for reconcile
+    signing_secret: str | None = None  # webhook only: the subscription's HMAC secret
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the provider said when it accepted a message."""
+
+    provider_id: str  # Twilio SID or email Message-ID
+    status: str  # "sent" | "delivered" (email: delivered once the server accepted it)
+
+
+class ChannelError(Exception):
+    """Root of every error a channel raises."""
+
+
+class RetryableSendError(ChannelError):
+    """Transient failure (429, 5xx, connection error, timeout): try again later."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        # The provider's Retry-After in seconds, so the dispatcher's backoff can honour it.
+        self.retry_after = retry_after
+
+
+class PermanentSendError(ChannelError):
+    """Failure that retrying cannot fix (invalid number, rejected recipient, bad credentials)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        # Provider error code (Twilio code or SMTP reply code), kept for the audit trail.
+        self.code = code
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """A way to reach a person; one attempt per send, the caller owns retries and idempotency."""
+
+    name: str  # "sms" | "email"
+    # Whether the provider later reports delivery (callbacks, poll); a message it accepted is
+    # "sent" until then.
+    reports_delivery: bool
+
+    async def send(self, msg: OutboundMessage) -> SendResult:
+        """Hand msg to the provider once; raise RetryableSendError or PermanentSendError."""
+        ...
+
+    async def poll(self, provider_id: str) -> str | None:
+        """Provider's current status ("queued", "sent", "delivered", ...) or None if unknown."""
+        ...
+
+    async def find_sent(self, msg: OutboundMessage) -> str | None:
+        """provider_id of an already-sent copy of msg (crash recovery), else None."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and sessions."""
+        ...
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds from a Retry-After header value (delta-seconds or HTTP date), if any."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,360 @@
+"""The dispatcher: sends each message row once, over its channel, and keeps its state visible.
+
+A message's life: pending → sending → sent → delivered / failed (or cancelled on stand-down).
+Postgres is the record. A `notification.requested` event on Kafka is the fast path that wakes the
+dispatcher; a sweep of the pending index is the safety net that finds anything Kafka did not
+bring (a lost event, a retry falling due, a lease left behind by a killed dispatcher).
+
+Exactly once: a row is claimed by a conditional UPDATE (only one claimer wins), and its lease is
+recorded before the provider is called. A lease that expired (the dispatcher died mid-send) is
+reconciled against the provider's own log before any resend, so a restart never sends twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from prometheus_client import Counter
+
+from contracts.derived import NotificationRequested
+from infra.db import audit, mark_ready
+from infra.settings import Settings
+from notifiers.base import (
+    Channel,
+    ChannelError,
+    OutboundMessage,
+    PermanentSendError,
+    RetryableSendError,
+)
+from notifiers.status import apply_status, provider_status
+from notifiers.subscription_health import WebhookSubscriptions
+
+log = structlog.get_logger(__name__)
+
+SENT = Counter("goldenhour_notifications_sent_total", "Messages handed to a provider", ["channel"])
+RETRIED = Counter("goldenhour_notifications_retried_total", "Send attempts to retry", ["channel"])
+FAILED = Counter("goldenhour_notifications_failed_total", "Messages given up", ["channel"])
+
+MAX_ATTEMPTS = 10
+BACKOFF_CAP_S = 60.0
+
+_CLAIM_ONE = """
+UPDATE notifications SET status = 'sending', attempts = attempts + 1, lease_until = $2,
+       updated_at = now()
+WHERE notification_id = $1 AND status = 'pending' AND next_attempt_at <= $3
+RETURNING *
+"""
+
+_CLAIM_DUE = """
+UPDATE notifications SET status = 'sending', attempts = attempts + 1, lease_until = $1,
+       updated_at = now()
+WHERE notification_id IN (
+    SELECT notification_id FROM notifications
+    WHERE status = 'pending' AND next_attempt_at <= $2
+    ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+RETURNING *
+"""
+
+_CLAIM_EXPIRED = """
+UPDATE notifications SET lease_until = $1, updated_at = now()
+WHERE notification_id IN (
+    SELECT notification_id FROM notifications
+    WHERE status = 'sending' AND lease_until < $2
+    ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED)
+RETURNING *
+"""
+
+
+class _ReadyWhenAssigned(ConsumerRebalanceListener):
+    """Announces readiness once the consumer holds its partitions."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: object) -> None:
+        await mark_ready(self.pool, "dispatcher")
+
+
+def backoff(attempts: int, retry_after: float | None, rng: random.Random) -> float:
+    """Seconds before the next attempt: exponential with full jitter, at least Retry-After."""
+    ceiling = min(BACKOFF_CAP_S, 0.5 * 2 ** max(0, attempts - 1))
+    return max(retry_after or 0.0, rng.uniform(ceiling / 2, ceiling))
+
+
+def _retried(row: asyncpg.Record) -> bool:
+    """A retry: the last attempt may have reached the provider before its answer was lost."""
+    return row["attempts"] > 1  # the claim already counted this attempt
+
+
+class Dispatcher:
+    """Claims message rows and hands them to their channel."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        channels: dict[str, Channel],
+        public_url: str,
+        repoll_after: timedelta,
+        lease: timedelta = timedelta(seconds=60),
+        webhooks: WebhookSubscriptions | None = None,
+        concurrency: int = 32,
+        sweep_every_s: float = 0.5,
+    ) -> None:
+        self.lease = lease
+        self.webhooks = webhooks
+        self.pool = pool
+        self.channels = channels
+        self.public_url = public_url.rstrip("/")
+        self.repoll_after = repoll_after
+        self.sweep_every_s = sweep_every_s
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task] = set()
+        self._rng = random.Random()
+
+    # --- entry points ---------------------------------------------------------------
+
+    async def consume(
+        self,
+        bootstrap: str,
+        topic: str,
+        group_id: str,
+        session_timeout_s: float = 6.0,
+        fetch_max_wait_ms: int = 50,
+    ) -> None:
+        """Send each requested message as soon as its event arrives."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            auto_offset_reset="earliest",
+            enable_auto_commit=True,
+            session_timeout_ms=int(session_timeout_s * 1000),
+            heartbeat_interval_ms=int(min(1.0, session_timeout_s / 3) * 1000),
+            fetch_max_wait_ms=fetch_max_wait_ms,
+        )
+        consumer.subscribe([topic], listener=_ReadyWhenAssigned(self.pool))
+        await consumer.start()
+        try:
+            async for msg in consumer:
+                try:
+                    request = NotificationRequested.model_validate_json(msg.value)
+                except ValueError:
+                    continue  # other notification events share the topic
+                self._spawn(self.send_requested(request.notification_id))
+        finally:
+            await consumer.stop()
+
+    async def sweep_forever(self) -> None:
+        """The safety net: due retries, requests Kafka did not bring, expired leases, re-polls."""
+        while True:
+            try:
+                await self.sweep(datetime.now(UTC))
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("dispatcher.sweep_failed", error=str(exc))
+            await asyncio.sleep(self.sweep_every_s)
+
+    async def drain(self) -> None:
+        """Wait for the sends in flight."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # --- one cycle ------------------------------------------------------------------
+
+    async def send_requested(self, notification_id: uuid.UUID) -> None:
+        now = datetime.now(UTC)
+        row = await self.pool.fetchrow(_CLAIM_ONE, notification_id, now + self.lease, now)
+        if row is not None:
+            await self._deliver(row, reconcile=_retried(row))
+
+    async def sweep(self, now: datetime) -> None:
+        for row in await self.pool.fetch(_CLAIM_DUE, now + self.lease, now, 200):
+            self._spawn(self._deliver(row, reconcile=_retried(row)))
+        for row in await self.pool.fetch(_CLAIM_EXPIRED, now + self.lease, now, 200):
+            self._spawn(self._deliver(row, reconcile=True))
+        stale = await self.pool.fetch(
+            "UPDATE notifications SET updated_at = now() WHERE notification_id IN ("
+            " SELECT notification_id FROM notifications WHERE status = 'sent'"
+            " AND updated_at < $1 AND channel = ANY($2)"
+            " ORDER BY updated_at LIMIT 200 FOR UPDATE SKIP LOCKED)"
+            " RETURNING notification_id, channel, provider_id",
+            now - self.repoll_after,
+            [name for name, ch in self.channels.items() if ch.reports_delivery],
+        )
+        for row in stale:
+            self._spawn(self._repoll(row))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(self._bounded(coro))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _bounded(self, coro) -> None:
+        async with self._slots:
+            try:
+                await coro
+            except (OSError, asyncpg.PostgresError, ChannelError) as exc:
+                # The row stays leased; the sweep takes it up again when the lease expires.
+                log.warning("dispatcher.task_failed", error=str(exc))
+
+    async def _webhook_failed(self, row: asyncpg.Record, error: str) -> None:
+        if row["channel"] == "webhook" and self.webhooks:
+            for notification_id in await self.webhooks.failed(row, error):
+                self._spawn(self.send_requested(notification_id))
+
+    def _message(self, row: asyncpg.Record, secret: str | None = None) -> OutboundMessage:
+        key = f"{row['alert_id']}:{row['step_key']}:{row['contact_id']}:{row['channel']}"
+        callback = None
+        if row["channel"] == "sms":
+            callback = f"{self.public_url}/api/v1/webhooks/twilio/status?n={row['notification_id']}"
+        return OutboundMessage(
+            notification_id=str(row["notification_id"]),
+            idempotency_key=key,
+            to=row["address"],
+            subject=row["subject"],
+            body=row["body"],
+            status_callback_url=callback,
+            sent_since=row["created_at"],
+            signing_secret=secret,
+        )
+
+    async def _deliver(self, row: asyncpg.Record, reconcile: bool) -> None:
+        channel = self.channels[row["channel"]]
+        secret = None
+        if row["channel"] == "webhook":
+            secret = await self.webhooks.secret(row) if self.webhooks else None
+            if secret is None:
+                await self._fail(row, "the subscription is no longer active", log)
+                return
+        msg = self._message(row, secret)
+        bound = log.bind(
+            alert_id=str(row["alert_id"]),
+            child_id=row["child_id"],
+            notification_id=msg.notification_id,
+            channel=row["channel"],
+        )
+        if reconcile:
+            # The previous holder died mid-send: ask the provider before sending again.
+            provider_id = await channel.find_sent(msg)
+            if provider_id is not None:
+                bound.info("notification.reconciled", provider_id=provider_id)
+                await self._mark_sent(row, provider_id, "sent")
+                return
+        try:
+            result = await channel.send(msg)
+        except RetryableSendError as exc:
+            await self._webhook_failed(row, str(exc))
+            await self._retry_or_fail(row, str(exc), exc.retry_after, bound)
+            return
+        except PermanentSendError as exc:
+            await self._webhook_failed(row, str(exc))
+            await self._fail(row, str(exc), bound)
+            return
+        if row["channel"] == "webhook" and self.webhooks:
+            await self.webhooks.succeeded(row)
+        SENT.labels(row["channel"]).inc()
+        await self._mark_sent(row, result.provider_id, result.status)
+        bound.info("notification.sent", provider_id=result.provider_id, step_key=row["step_key"])
+
+    async def _mark_sent(self, row: asyncpg.Record, provider_id: str, status: str) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            # A delivery callback may have overtaken us: never move a status backwards.
+            await conn.execute(
+                """
+                UPDATE notifications SET provider_id = $2, lease_until = NULL,
+                    status = CASE WHEN status = 'sending' THEN $3 ELSE status END,
+                    sent_at = COALESCE(sent_at, now()),
+                    delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END,
+                    updated_at = now()
+                WHERE notification_id = $1
+                """,
+                row["notification_id"],
+                provider_id,
+                status,
+            )
+            await audit(
+                conn,
+                "notification.sent",
+                row["child_id"],
+                row["alert_id"],
+                {
+                    "notification_id": str(row["notification_id"]),
+                    "contact_id": row["contact_id"],
+                    "channel": row["channel"],
+                    "provider_id": provider_id,
+                },
+                actor="system:dispatcher",
+            )
+
+    async def _retry_or_fail(self, row, error: str, retry_after: float | None, bound) -> None:
+        if row["attempts"] >= MAX_ATTEMPTS:
+            await self._fail(row, f"gave up after {row['attempts']} attempts: {error}", bound)
+            return
+        RETRIED.labels(row["channel"]).inc()
+        delay = backoff(row["attempts"], retry_after, self._rng)
+        await self.pool.execute(
+            "UPDATE notifications SET status = 'pending', lease_until = NULL, last_error = $2,"
+            " next_attempt_at = now() + make_interval(secs => $3), updated_at = now()"
+            " WHERE notification_id = $1 AND status = 'sending'",
+            row["notification_id"],
+            error,
+            delay,
+        )
+        bound.warning(
+            "notification.retry", attempts=row["attempts"], delay_s=round(delay, 2), error=error
+        )
+
+    async def _fail(self, row, error: str, bound) -> None:
+        FAILED.labels(row["channel"]).inc()
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE notifications SET status = 'failed', lease_until = NULL, last_error = $2,"
+                " updated_at = now() WHERE notification_id = $1",
+                row["notification_id"],
+                error,
+            )
+            await audit(
+                conn,
+                "notification.failed",
+                row["child_id"],
+                row["alert_id"],
+                {"notification_id": str(row["notification_id"]), "error": error},
+                actor="system:dispatcher",
+            )
+        bound.error("notification.failed", error=error)
+
+    async def _repoll(self, row: asyncpg.Record) -> None:
+        """A message left in `sent` without a callback: ask the provider where it is."""
+        status = await self.channels[row["channel"]].poll(row["provider_id"])
+        ours = provider_status(status) if status else None
+        if ours is not None and ours != "sent":
+            await apply_status(self.pool, ours, None, notification_id=row["notification_id"])
+
+
+async def run_dispatcher(
+    dispatcher: Dispatcher, bootstrap: str, topic: str, group: str, settings: Settings
+) -> None:
+    """Consume and sweep until cancelled, then let the sends in flight finish."""
+    consume = dispatcher.consume(
+        bootstrap, topic, group, settings.kafka_session_timeout_s, settings.fetch_max_wait_ms
+    )
+    tasks = [
+        asyncio.create_task(consume, name="consume"),
+        asyncio.create_task(dispatcher.sweep_forever(), name="sweep"),
+    ]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for t in tasks:
+            t.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await dispatcher.drain()

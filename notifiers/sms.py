@@ -1,0 +1,191 @@
+"""SMS channel: one Twilio Messages API call per attempt, through the real twilio library."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextvars
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import aiohttp
+import structlog
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from notifiers.base import (
+    Channel,
+    OutboundMessage,
+    PermanentSendError,
+    RetryableSendError,
+    SendResult,
+    retry_after_seconds,
+)
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+# Headers of the last Twilio response seen by *this task*: TwilioRestException drops them,
+# and Retry-After lives there. A ContextVar keeps concurrent sends from seeing each other's.
+_last_headers: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "twilio_last_headers", default=None
+)
+
+
+class _TimedHttpClient(AsyncTwilioHttpClient):
+    """Twilio's aiohttp client with a real default timeout and response headers kept."""
+
+    async def request(  # type: ignore[override]
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the library's signature
+        allow_redirects: bool = False,
+    ) -> Response:
+        if auth is not None:
+            # aiohttp 3.14 deprecates its auth= parameter; an explicit header says the same.
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
+            headers = {**(headers or {}), "Authorization": f"Basic {token}"}
+        # The library passes timeout=None, which aiohttp reads as "wait forever".
+        response = await super().request(
+            method,
+            url,
+            params=params,
+            data=data,
+            headers=headers,
+            auth=None,
+            timeout=timeout if timeout is not None else self.timeout,
+            allow_redirects=allow_redirects,
+        )
+        _last_headers.set(dict(response.headers or {}))
+        return response
+
+
+def _retry_after(headers: dict[str, str]) -> float | None:
+    """Seconds from the Retry-After header, if any."""
+    return retry_after_seconds(
+        next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    )
+
+
+class TwilioSms(Channel):
+    """Channel that sends SMS with Twilio; point api_base_url at a local server for tests."""
+
+    name = "sms"
+    reports_delivery = True
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        from_number: str,
+        api_base_url: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.account_sid = account_sid
+        self.from_number = from_number
+        self.api_base_url = api_base_url
+        self.timeout = timeout
+        self._auth_token = auth_token
+        self._client: Client | None = None
+        self._http: _TimedHttpClient | None = None
+
+    def _twilio(self) -> Client:
+        """Build the client lazily: aiohttp sessions need a running event loop."""
+        if self._client is None:
+            self._http = _TimedHttpClient(timeout=self.timeout)
+            # environment={} so stray TWILIO_* variables (region, edge) cannot reroute us.
+            client = Client(
+                self.account_sid, self._auth_token, http_client=self._http, environment={}
+            )
+            if self.api_base_url:
+                client.api.base_url = self.api_base_url.rstrip("/")
+            self._client = client
+        return self._client
+
+    async def _call(self, op: str, call: Awaitable[T], **ctx: Any) -> T:
+        """Await one Twilio call and translate failures into the channel's two error kinds."""
+        _last_headers.set(None)
+        try:
+            # Belt and braces: aiohttp's timeout covers the request, this the rest. Not
+            # wait_for: a new task would hide the _last_headers it sets from this one.
+            async with asyncio.timeout(self.timeout + 1):
+                return await call
+        except (TwilioRestException, TwilioServiceException) as exc:
+            status, code = exc.status, exc.code
+            text = f"twilio {op} HTTP {status} code {code}: {getattr(exc, 'msg', '') or exc}"
+            log.warning("sms.provider_error", op=op, status=status, code=code, **ctx)
+            if status == 429 or status >= 500:
+                raise RetryableSendError(text, _retry_after(_last_headers.get() or {})) from exc
+            raise PermanentSendError(text, code) from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("sms.transport_error", op=op, error=repr(exc), **ctx)
+            raise RetryableSendError(f"twilio {op}: {exc!r}") from exc
+        except TwilioException as exc:
+            # e.g. a list page that came back non-200: the provider is unwell, not us.
+            log.warning("sms.provider_error", op=op, error=repr(exc), **ctx)
+            raise RetryableSendError(f"twilio {op}: {exc!r}") from exc
+
+    async def send(self, msg: OutboundMessage) -> SendResult:
+        """Create one Twilio message; 429/5xx/network → Retryable, other 4xx → Permanent."""
+        kwargs: dict[str, Any] = {"to": msg.to, "from_": self.from_number, "body": msg.body}
+        if msg.status_callback_url:
+            kwargs["status_callback"] = msg.status_callback_url
+        created = await self._call(
+            "create",
+            self._twilio().messages.create_async(**kwargs),
+            notification_id=msg.notification_id,
+        )
+        # queued/accepted/sending all mean "Twilio has it": the caller's word for that is "sent".
+        status = "delivered" if created.status == "delivered" else "sent"
+        log.info("sms.sent", sid=created.sid, notification_id=msg.notification_id)
+        return SendResult(provider_id=str(created.sid), status=status)
+
+    async def poll(self, provider_id: str) -> str | None:
+        """Twilio's current status for the SID, None if Twilio does not know it."""
+        try:
+            fetched = await self._call(
+                "fetch", self._twilio().messages(provider_id).fetch_async(), sid=provider_id
+            )
+        except PermanentSendError as exc:
+            if exc.code == 20404:
+                return None
+            raise
+        return str(fetched.status) if fetched.status else None
+
+    async def find_sent(self, msg: OutboundMessage) -> str | None:
+        """SID of a message with the same recipient and body created since msg.sent_since."""
+        kwargs: dict[str, Any] = {"to": msg.to, "from_": self.from_number, "limit": 200}
+        since = msg.sent_since
+        if since is not None:
+            since = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
+            # Twilio filters at day granularity ("DateSent>=YYYY-MM-DD"); refine below.
+            kwargs["date_sent_after"] = since.strftime("%Y-%m-%d")
+            since = since.replace(microsecond=0)  # date_created has whole seconds only
+        found = await self._call("list", self._twilio().messages.list_async(**kwargs), to=msg.to)
+        matches = [
+            m
+            for m in found
+            if m.body == msg.body
+            and m.status != "failed"  # never left Twilio: sending again is right
+            and (since is None or (m.date_created is not None and m.date_created >= since))
+        ]
+        if not matches:
+            return None
+        earliest = min(matches, key=lambda m: m.date_created or datetime.min.replace(tzinfo=UTC))
+        log.info("sms.found_sent", sid=earliest.sid, notification_id=msg.notification_id)
+        return str(earliest.sid)
+
+    async def close(self) -> None:
+        """Close the aiohttp session under the twilio client."""
+        if self._http is not None:
+            await self._http.close()
+        self._http = None
+        self._client = None
