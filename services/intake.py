@@ -1,0 +1,215 @@
+"""POST /api/v1/events: validate, authorise, then write event, state and outbox row at once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter
+from pydantic import ValidationError
+
+from contracts.events import (
+    CheckinRecorded,
+    ChildIdentified,
+    Event,
+    IntakeRecord,
+    PlacementEnded,
+    PlacementStarted,
+    Submitter,
+    parse_event,
+)
+from infra.db import audit
+from services import access
+from services.auth import Caller, authenticate
+
+log = structlog.get_logger(__name__)
+router = APIRouter()
+
+MAX_BODY = 64 * 1024
+OUTBOX_CHANNEL = "goldenhour_outbox"
+
+ACCEPTED = Counter("goldenhour_events_accepted_total", "Events accepted", ["type"])
+REFUSED = Counter("goldenhour_events_refused_total", "Events refused", ["reason"])
+
+
+def _errors(exc: ValidationError) -> list[dict]:
+    return [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+@router.post("/events", status_code=status.HTTP_202_ACCEPTED)
+async def submit_event(request: Request, caller: Caller = Depends(authenticate)) -> JSONResponse:
+    """Accept one intake event; a known event_id answers 200 duplicate and changes nothing."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        REFUSED.labels("too_large").inc()
+        raise HTTPException(
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail=f"body larger than {MAX_BODY} bytes"
+        )
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        REFUSED.labels("too_large").inc()
+        raise HTTPException(
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail=f"body larger than {MAX_BODY} bytes"
+        )
+    now = datetime.now(UTC)
+    try:
+        event = parse_event(raw, now)
+    except ValidationError as exc:
+        REFUSED.labels("invalid").inc()
+        return JSONResponse({"detail": _errors(exc)}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    record = IntakeRecord(
+        event=event,
+        submitted_by=Submitter(org_code=caller.org.code, user_id=caller.user.id),
+        received_at=now,
+    )
+    pool: asyncpg.Pool = request.app.state.pool
+    async with pool.acquire() as conn, conn.transaction():
+        try:
+            await _authorise(request, conn, caller, event)
+        except access.Refusal as exc:
+            REFUSED.labels("forbidden").inc()
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None
+        inserted = await conn.fetchval(
+            "INSERT INTO events (event_id, type, child_id, occurred_at, received_at, org_code,"
+            " user_id, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            " ON CONFLICT (event_id) DO NOTHING RETURNING true",
+            event.event_id,
+            event.type.value,
+            event.child_id,
+            event.occurred_at,
+            now,
+            caller.org.code,
+            caller.user.id,
+            event.data.model_dump(mode="json"),
+        )
+        if not inserted:
+            return JSONResponse(
+                {"event_id": str(event.event_id), "status": "duplicate"}, status.HTTP_200_OK
+            )
+        await _project(conn, event, now)
+        await conn.execute(
+            "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)",
+            request.app.state.topics.intake,
+            event.child_id,
+            record.model_dump_json().encode(),
+        )
+        await audit(
+            conn,
+            f"event.{event.type.value}",
+            event.child_id,
+            None,
+            {"event_id": str(event.event_id)},
+            actor=caller.actor,
+        )
+        # Delivered on commit: wakes the outbox relay without a poll.
+        await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+    ACCEPTED.labels(event.type.value).inc()
+    log.info(
+        "event.accepted",
+        event_id=str(event.event_id),
+        child_id=event.child_id,
+        type=event.type.value,
+        org=caller.org.code,
+    )
+    return JSONResponse(
+        {"event_id": str(event.event_id), "status": "accepted"}, status.HTTP_202_ACCEPTED
+    )
+
+
+async def _authorise(
+    request: Request, conn: asyncpg.Connection, caller: Caller, event: Event
+) -> None:
+    config = request.app.state.config
+    child = await conn.fetchrow(
+        "SELECT c.local_authority, p.care_home, p.placement_id FROM children c"
+        " LEFT JOIN placements p ON p.child_id = c.child_id AND p.ended_at IS NULL"
+        " WHERE c.child_id = $1 FOR UPDATE OF c",
+        event.child_id,
+    )
+    agencies = (
+        access.agencies(config, child["local_authority"], child["care_home"], child["placement_id"])
+        if child
+        else None
+    )
+    data = event.data
+    placement_id = (
+        getattr(data, "placement_id", None) if caller.org.kind.value == "care_home" else None
+    )
+    access.check_submit(caller.org, event.type.value, agencies, placement_id)
+    if isinstance(data, ChildIdentified):
+        la = config.org(data.local_authority)
+        if la is None or la.kind.value != "local_authority":
+            raise access.Refusal(f"unknown local authority {data.local_authority}")
+    if isinstance(data, PlacementStarted):
+        home = config.org(data.care_home)
+        if home is None or home.kind.value != "care_home":
+            raise access.Refusal(f"unknown care home {data.care_home}")
+    if isinstance(data, CheckinRecorded | PlacementEnded) and (
+        agencies is None or agencies.placement_id != data.placement_id
+    ):
+        raise access.Refusal(f"placement {data.placement_id} is not this child's current placement")
+
+
+async def _project(conn: asyncpg.Connection, event: Event, now: datetime) -> None:
+    """Keep the child's record and placement current, in the same transaction as the event."""
+    data = event.data
+    if isinstance(data, ChildIdentified):
+        await conn.execute(
+            """
+            INSERT INTO children (child_id, local_authority, risk_level, exploitation_types,
+                                  description, identified_at)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (child_id) DO UPDATE SET local_authority = EXCLUDED.local_authority,
+                risk_level = EXCLUDED.risk_level, exploitation_types = EXCLUDED.exploitation_types,
+                description = EXCLUDED.description, updated_at = now()
+            """,
+            event.child_id,
+            data.local_authority,
+            data.risk_level.value,
+            [t.value for t in data.exploitation_types],
+            data.description.model_dump(mode="json") if data.description else {},
+            event.occurred_at,
+        )
+    elif isinstance(data, PlacementStarted):
+        await conn.execute(
+            "UPDATE placements SET ended_at = $2, end_reason = 'superseded'"
+            " WHERE child_id = $1 AND ended_at IS NULL",
+            event.child_id,
+            event.occurred_at,
+        )
+        await conn.execute(
+            """
+            INSERT INTO placements (placement_id, child_id, care_home, risk,
+                                    checkin_interval_minutes, curfew, started_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT (placement_id) DO UPDATE SET care_home = EXCLUDED.care_home,
+                risk = EXCLUDED.risk, checkin_interval_minutes = EXCLUDED.checkin_interval_minutes,
+                curfew = EXCLUDED.curfew, ended_at = NULL
+            """,
+            data.placement_id,
+            event.child_id,
+            data.care_home,
+            data.risk.model_dump(mode="json") if data.risk else {},
+            data.checkin_interval_minutes,
+            data.curfew,
+            event.occurred_at,
+        )
+        if data.risk and data.risk.level:
+            await conn.execute(
+                "UPDATE children SET risk_level = $2, updated_at = now() WHERE child_id = $1",
+                event.child_id,
+                data.risk.level.value,
+            )
+    elif isinstance(data, PlacementEnded):
+        await conn.execute(
+            "UPDATE placements SET ended_at = $2, end_reason = $3 WHERE placement_id = $1",
+            data.placement_id,
+            event.occurred_at,
+            data.reason,
+        )
