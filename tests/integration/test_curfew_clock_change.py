@@ -1,0 +1,142 @@
+"""A curfew across the autumn clock change, on the real database, with the clock passed in.
+
+Curfew 22:00 Europe/London: 21:00 UTC on the night of 24 October 2026 (summer time) and 22:00 UTC
+from 25 October (winter time). The stores run exactly as in the streams worker; only `now` is
+chosen, so three nights pass in a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from contracts.config import GoldenHourConfig
+from contracts.events import IntakeRecord, Submitter, parse_event
+from infra.db import create_pool
+from infra.devsystem import directory, event
+from streams.clock_store import ClockStore
+from streams.watch_store import WatchStore
+
+CHILD = "LBH-2026-0077"
+GRACE = timedelta(minutes=15)
+
+
+def at(day: int, hhmm: str) -> datetime:
+    hour, minute = (int(p) for p in hhmm.split(":"))
+    return datetime(2026, 10, day, hour, minute, tzinfo=UTC)
+
+
+@pytest.fixture
+async def pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await create_pool(migrated_db)
+    await p.execute(
+        "INSERT INTO children (child_id, local_authority, risk_level, identified_at)"
+        " VALUES ($1, 'LBH', 'high', $2)",
+        CHILD,
+        at(24, "09:00"),
+    )
+    await p.execute(
+        "INSERT INTO placements (placement_id, child_id, care_home, curfew, started_at)"
+        " VALUES ('P-7', $1, 'OAK', '22:00', $2)",
+        CHILD,
+        at(24, "12:00"),
+    )
+    yield p
+    await p.close()
+
+
+def watch() -> WatchStore:
+    config = GoldenHourConfig.model_validate(directory()[0])
+    return WatchStore(config, ClockStore(config))
+
+
+async def intake(pool, store: WatchStore, kind: str, data: dict, when: datetime) -> None:
+    record = IntakeRecord(
+        event=parse_event(event(kind, CHILD, data, at=when), when),
+        submitted_by=Submitter(org_code="OAK", user_id="oak-staff1"),
+        received_at=when,
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        await store.on_intake(conn, record, when)
+
+
+async def tick(pool, store: WatchStore, now: datetime) -> None:
+    async with pool.acquire() as conn:
+        await store.claim_due(conn, now, 50)
+
+
+async def concerns(pool) -> list[datetime]:
+    rows = await pool.fetch(
+        "SELECT anchor_at FROM alerts WHERE child_id = $1 AND kind = 'curfew' ORDER BY anchor_at",
+        CHILD,
+    )
+    return [r["anchor_at"] for r in rows]
+
+
+async def test_curfew_holds_at_22_00_local_across_the_autumn_clock_change(pool):
+    store = watch()
+    await intake(
+        pool,
+        store,
+        "placement.started",
+        {"placement_id": "P-7", "care_home": "OAK", "curfew": "22:00"},
+        at(24, "12:00"),
+    )
+    pending = await pool.fetchrow(
+        "SELECT due_at FROM watch_timers WHERE kind = 'curfew' AND status = 'pending'"
+    )
+    assert pending["due_at"] == at(24, "21:00") + GRACE  # 22:00 BST
+
+    # Night 1 (summer time): no check-in after 22:00 BST -> a concern at 21:15 UTC (grace run).
+    await tick(pool, store, at(24, "21:14"))
+    assert await concerns(pool) == []  # not before the grace has run
+    await tick(pool, store, at(24, "21:16"))
+    assert await concerns(pool) == [at(24, "21:15")]
+    told = await pool.fetch("SELECT DISTINCT contact_id FROM notifications")
+    assert {r["contact_id"] for r in told} == {"oak-mgr", "lbh-sw"}
+
+    # The next morning a check-in closes the concern.
+    await intake(
+        pool,
+        store,
+        "checkin.recorded",
+        {"placement_id": "P-7", "seen_at": at(25, "08:00").isoformat()},
+        at(25, "08:00"),
+    )
+    status = await pool.fetchval("SELECT status FROM alerts WHERE kind = 'curfew'")
+    assert status == "resolved"
+
+    # Night 2 (the clocks went back that morning): curfew is 22:00 GMT = 22:00 UTC. A check-in
+    # at 22:05 satisfies it; one at 21:30 UTC (before curfew) would not have.
+    pending = await pool.fetchrow(
+        "SELECT due_at FROM watch_timers WHERE kind = 'curfew' AND status = 'pending'"
+    )
+    assert pending["due_at"] == at(25, "22:00") + GRACE
+    await intake(
+        pool,
+        store,
+        "checkin.recorded",
+        {"placement_id": "P-7", "seen_at": at(25, "22:05").isoformat()},
+        at(25, "22:05"),
+    )
+    await tick(pool, store, at(25, "22:16"))
+    assert await concerns(pool) == [at(24, "21:15")]
+
+    # Night 3: a check-in before curfew only; the concern is raised at 22:15 UTC, once.
+    await intake(
+        pool,
+        store,
+        "checkin.recorded",
+        {"placement_id": "P-7", "seen_at": at(26, "21:30").isoformat()},
+        at(26, "21:30"),
+    )
+    await tick(pool, store, at(26, "22:16"))
+    await tick(pool, store, at(26, "22:17"))
+    assert await concerns(pool) == [at(24, "21:15"), at(26, "22:15")]
+    fired = await pool.fetchval(
+        "SELECT count(*) FROM watch_timers WHERE kind = 'curfew' AND status = 'fired'"
+    )
+    assert fired == 3

@@ -1,0 +1,346 @@
+"""Dispatcher against real Postgres, the real twilio library on LocalTwilio, and real SMTP."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import asyncpg
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from infra.db import create_pool
+from infra.smtp_local import LocalSmtp
+from infra.twilio_local import LocalTwilio
+from notifiers.base import Channel, OutboundMessage
+from notifiers.dispatcher import BACKOFF_CAP_S, Dispatcher, backoff
+from notifiers.email import SmtpEmail, message_id_for
+from notifiers.sms import TwilioSms
+
+ACCOUNT = "AC" + "2e" * 16
+TOKEN = "dispatcher-test-token"
+FROM = "+447700900000"
+PHONE = "+447700900001"
+EMAIL = "duty.manager@lbh.example"
+# Nothing listens here: status callbacks fail fast, so a row stays `sent` until re-polled.
+PUBLIC_URL = "http://127.0.0.1:9/gh"
+
+
+# --- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def twilio() -> AsyncIterator[LocalTwilio]:
+    server = LocalTwilio(ACCOUNT, TOKEN)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[LocalSmtp]:
+    server = LocalSmtp()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await create_pool(migrated_db)
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+async def channels(twilio: LocalTwilio, smtp: LocalSmtp) -> AsyncIterator[dict[str, Channel]]:
+    chans: dict[str, Channel] = {
+        "sms": TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url),
+        "email": SmtpEmail(smtp.host, smtp.port, "alerts@goldenhour.test"),
+    }
+    yield chans
+    for chan in chans.values():
+        await chan.close()
+
+
+def make_dispatcher(pool: asyncpg.Pool, channels: dict[str, Channel], **kw) -> Dispatcher:
+    kw.setdefault("repoll_after", timedelta(minutes=5))
+    return Dispatcher(pool, channels, PUBLIC_URL, **kw)
+
+
+@pytest.fixture
+async def dispatcher(pool, channels) -> AsyncIterator[Dispatcher]:
+    d = make_dispatcher(pool, channels)
+    yield d
+    await d.drain()
+
+
+@pytest.fixture
+async def alert_id(pool: asyncpg.Pool) -> uuid.UUID:
+    aid = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO alerts (alert_id, child_id, kind, status, risk_level, policy, anchor_at,"
+        " local_authority, ack_code, opened_at)"
+        " VALUES ($1, 'LBH-2026-0042', 'missing', 'open', 'high', 'high', now(), 'LBH', '1234',"
+        " now())",
+        aid,
+    )
+    return aid
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+async def add_row(
+    pool: asyncpg.Pool,
+    alert_id: uuid.UUID,
+    *,
+    channel: str = "sms",
+    address: str = PHONE,
+    contact: str = "c1",
+    status: str = "pending",
+    lease_s: float | None = None,
+) -> uuid.UUID:
+    """Insert one notification row; lease_s sets lease_until relative to now (negative: expired)."""
+    nid = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO notifications (notification_id, alert_id, child_id, step_key, contact_id,"
+        " org_code, channel, address, subject, body, status, attempts, next_attempt_at,"
+        " lease_until, created_at)"
+        " VALUES ($1, $2, 'LBH-2026-0042', 's0', $3, 'MPS', $4, $5, $6, $7, $8,"
+        " CASE WHEN $8 = 'pending' THEN 0 ELSE 1 END, now(),"
+        " now() + make_interval(secs => $9::float8), now())",
+        nid,
+        alert_id,
+        contact,
+        channel,
+        address,
+        "Missing child LBH-2026-0042" if channel == "email" else "",
+        f"ALERT LBH-2026-0042 missing. Ack 1234 ({contact})",
+        status,
+        lease_s,
+    )
+    return nid
+
+
+async def row(pool: asyncpg.Pool, nid: uuid.UUID) -> asyncpg.Record:
+    return await pool.fetchrow("SELECT * FROM notifications WHERE notification_id = $1", nid)
+
+
+async def sweep(d: Dispatcher, ahead_s: float = 0.0) -> None:
+    """One sweep as if the clock read now + ahead_s, then wait for what it started."""
+    await d.sweep(datetime.now(UTC) + timedelta(seconds=ahead_s))
+    await d.drain()
+
+
+def outbound_for(r: asyncpg.Record) -> OutboundMessage:
+    """The message a dispatcher that died mid-send would have handed to the provider."""
+    return OutboundMessage(str(r["notification_id"]), "k", r["address"], "", r["body"])
+
+
+# --- 1, 2: the fast path ------------------------------------------------------------------
+
+
+async def test_send_requested_sends_sms_once(dispatcher, pool, twilio, alert_id) -> None:
+    nid = await add_row(pool, alert_id)
+    await asyncio.gather(dispatcher.send_requested(nid), dispatcher.send_requested(nid))
+    await dispatcher.send_requested(nid)
+    await dispatcher.drain()
+
+    [sms] = twilio.messages_to(PHONE)
+    r = await row(pool, nid)
+    assert (r["status"], r["provider_id"], r["attempts"]) == ("sent", sms.sid, 1)
+    assert r["lease_until"] is None and r["sent_at"] is not None
+    assert sms.status_callback is not None and sms.status_callback.startswith(PUBLIC_URL + "/")
+    assert parse_qs(urlsplit(sms.status_callback).query) == {"n": [str(nid)]}
+    audited = await pool.fetchval(
+        "SELECT count(*) FROM audit_log WHERE action = 'notification.sent'"
+    )
+    assert audited == 1
+
+
+async def test_email_sent_with_idempotent_message_id(dispatcher, pool, smtp, alert_id) -> None:
+    nid = await add_row(pool, alert_id, channel="email", address=EMAIL, contact="dm")
+    await dispatcher.send_requested(nid)
+
+    [mail] = smtp.messages
+    expected = message_id_for(f"{alert_id}:s0:dm:email")
+    r = await row(pool, nid)
+    assert (r["status"], r["provider_id"]) == ("sent", expected)
+    assert r["sent_at"] is not None and r["delivered_at"] is None  # SMTP never says delivered
+    assert mail.message_id == expected and mail.rcpt_tos == [EMAIL]
+
+
+# --- 3, 4: retryable and permanent failures -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("inject", "min_wait"),
+    [
+        pytest.param(lambda t: t.fail_next(1, 429, retry_after=30), 29.0, id="429-retry-after"),
+        pytest.param(lambda t: t.fail_next(1, 503), 0.0, id="503"),
+        pytest.param(lambda t: t.drop_connection_next(1, accept=False), 0.0, id="drop-unsent"),
+        # The nasty one: Twilio took the SMS, the answer was lost; the retry must not resend.
+        pytest.param(lambda t: t.drop_connection_next(1, accept=True), 0.0, id="drop-accepted"),
+    ],
+)
+async def test_retryable_error_then_success(
+    dispatcher, pool, twilio, alert_id, inject, min_wait
+) -> None:
+    inject(twilio)
+    nid = await add_row(pool, alert_id)
+    await dispatcher.send_requested(nid)
+
+    r = await row(pool, nid)
+    assert (r["status"], r["attempts"], r["lease_until"]) == ("pending", 1, None)
+    assert r["last_error"]
+    wait = (r["next_attempt_at"] - await pool.fetchval("SELECT now()")).total_seconds()
+    assert min_wait < wait <= max(min_wait + 2, 1)  # Retry-After honoured, else short backoff
+
+    await sweep(dispatcher)  # not due yet: nothing new at the provider
+    assert (await row(pool, nid))["status"] == "pending"
+    await sweep(dispatcher, ahead_s=wait + 1)
+
+    [sms] = twilio.messages_to(PHONE)
+    r = await row(pool, nid)
+    assert (r["status"], r["provider_id"]) == ("sent", sms.sid)
+    assert r["attempts"] == 2
+
+
+async def test_permanent_error_fails_without_retry(dispatcher, pool, twilio, alert_id) -> None:
+    nid = await add_row(pool, alert_id, address="+4412")
+    await dispatcher.send_requested(nid)
+    await sweep(dispatcher, ahead_s=3600)
+
+    r = await row(pool, nid)
+    assert (r["status"], r["attempts"]) == ("failed", 1)
+    assert "21211" in r["last_error"]
+    assert twilio.messages == []
+    assert await pool.fetchval(
+        "SELECT count(*) FROM audit_log WHERE action = 'notification.failed'"
+    )
+
+
+# --- 5: crash recovery --------------------------------------------------------------------
+
+
+async def test_expired_lease_reconciles_with_provider(
+    dispatcher, pool, twilio, channels, alert_id
+) -> None:
+    nid = await add_row(pool, alert_id)
+    # The dead dispatcher claimed the row and Twilio accepted its message; then it died.
+    sid = (await channels["sms"].send(outbound_for(await row(pool, nid)))).provider_id
+    await pool.execute(
+        "UPDATE notifications SET status = 'sending', attempts = 1,"
+        " lease_until = now() - interval '1 second' WHERE notification_id = $1",
+        nid,
+    )
+    await sweep(dispatcher)
+    await sweep(dispatcher)
+
+    assert [m.sid for m in twilio.messages_to(PHONE)] == [sid]
+    r = await row(pool, nid)
+    assert (r["status"], r["provider_id"], r["lease_until"]) == ("sent", sid, None)
+
+
+async def test_expired_lease_with_nothing_sent_sends_once(
+    dispatcher, pool, twilio, alert_id
+) -> None:
+    nid = await add_row(pool, alert_id, status="sending", lease_s=-1)
+    live = await add_row(pool, alert_id, contact="c2", status="sending", lease_s=60)
+    await sweep(dispatcher)
+    await sweep(dispatcher)
+
+    [sms] = twilio.messages
+    r = await row(pool, nid)
+    assert (r["status"], r["provider_id"], sms.body) == ("sent", sms.sid, r["body"])
+    assert (await row(pool, live))["status"] == "sending"  # a live lease is left alone
+
+
+# --- 6: re-poll of a message stuck in `sent` ----------------------------------------------
+
+
+async def test_sent_without_callback_is_repolled(pool, channels, twilio, alert_id) -> None:
+    twilio.set_callbacks(False)
+    d = make_dispatcher(pool, channels, repoll_after=timedelta(seconds=0.2))
+    nid = await add_row(pool, alert_id)
+    await d.send_requested(nid)
+    await twilio.wait_for(lambda m: m.status == "delivered")
+
+    await sweep(d)  # too soon to re-poll
+    assert (await row(pool, nid))["status"] == "sent"
+    await asyncio.sleep(0.3)
+    await sweep(d)
+
+    r = await row(pool, nid)
+    assert r["status"] == "delivered" and r["delivered_at"] is not None
+    assert len(twilio.messages) == 1
+
+
+# --- 7: two dispatchers racing ------------------------------------------------------------
+
+
+async def test_two_dispatchers_send_each_row_once(migrated_db, channels, twilio, alert_id) -> None:
+    pools = [await create_pool(migrated_db) for _ in range(2)]
+    try:
+        seed = pools[0]
+        ids = [await add_row(seed, alert_id, contact=f"c{i:02d}") for i in range(50)]
+        a, b = (make_dispatcher(p, channels, concurrency=8) for p in pools)
+        # A third transaction holds one row: sweeps must skip it, not queue up behind it and
+        # then claim rows the other sweep already took.
+        blocker = await asyncpg.connect(migrated_db)
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute(
+            "SELECT 1 FROM notifications WHERE notification_id = $1 FOR UPDATE", ids[1]
+        )
+        now = datetime.now(UTC)
+        race = asyncio.gather(
+            *(d.sweep(now) for _ in range(4) for d in (a, b)),
+            *(d.send_requested(n) for n in ids[::5] for d in (a, b)),
+        )
+        await asyncio.sleep(0.3)
+        held = "SELECT status FROM notifications WHERE notification_id = $1"
+        assert await blocker.fetchval(held, ids[1]) == "pending"
+        await tx.rollback()
+        await blocker.close()
+        await race
+        await asyncio.gather(a.drain(), b.drain())
+        await asyncio.gather(sweep(a), sweep(b))
+
+        bodies = Counter(m.body for m in twilio.messages)
+        assert len(bodies) == 50 and set(bodies.values()) == {1}
+        states = await seed.fetch("SELECT status, attempts FROM notifications")
+        assert {(s["status"], s["attempts"]) for s in states} == {("sent", 1)}
+    finally:
+        for p in pools:
+            await p.close()
+
+
+# --- 8: backoff ---------------------------------------------------------------------------
+
+
+@given(st.integers(1, 40), st.one_of(st.none(), st.floats(0, 600)), st.integers(0, 2**32))
+def test_backoff_bounds(attempts: int, retry_after: float | None, seed: int) -> None:
+    delay = backoff(attempts, retry_after, random.Random(seed))
+    ceiling = min(BACKOFF_CAP_S, 0.5 * 2 ** (attempts - 1))
+    assert delay >= (retry_after or 0.0)
+    assert delay >= ceiling / 2 > 0
+    assert delay <= max(ceiling, retry_after or 0.0) <= max(BACKOFF_CAP_S, retry_after or 0.0)
+
+
+def test_backoff_grows_then_caps() -> None:
+    def typical(n: int) -> float:
+        rng = random.Random(7)
+        return sum(backoff(n, None, rng) for _ in range(200)) / 200
+
+    means = [typical(n) for n in range(1, 12)]
+    assert all(later > earlier for earlier, later in zip(means[:6], means[1:7], strict=True))
+    assert max(means) <= BACKOFF_CAP_S and means[-1] == pytest.approx(means[-2], rel=0.2)
+    assert backoff(1, 45.0, random.Random(0)) == 45.0

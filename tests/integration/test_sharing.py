@@ -1,0 +1,162 @@
+"""Shared alerts on the real database: who receives them, what they hold, and nothing else."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from contracts.config import GoldenHourConfig
+from contracts.shared import SHARED_FIELDS, SharedAlertPublished
+from infra.db import create_pool
+from infra.devsystem import IDENTIFIED, directory
+from streams.clock_store import ClockStore
+from streams.recipients import FirewallViolation
+from tests.integration.test_clock_store import record
+
+CHILD = "LBH-2026-0042"
+
+
+def config(extra_org: dict | None = None) -> GoldenHourConfig:
+    raw = directory(scale=0.2)[0]  # the share step falls due 6 s after last seen
+    if extra_org:
+        raw["organisations"].append(extra_org)
+    return GoldenHourConfig.model_validate(raw)
+
+
+@pytest.fixture
+async def pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await create_pool(migrated_db)
+    await p.execute(
+        "INSERT INTO children (child_id, local_authority, risk_level, exploitation_types,"
+        " description, identified_at) VALUES ($1, 'LBH', 'high', $2, $3, now())",
+        CHILD,
+        ["criminal"],
+        IDENTIFIED["description"],
+    )
+    await p.execute(
+        "INSERT INTO placements (placement_id, child_id, care_home, started_at)"
+        " VALUES ('P-1', $1, 'OAK', now())",
+        CHILD,
+    )
+    yield p
+    await p.close()
+
+
+async def subscribe(pool, org: str, **kw) -> uuid.UUID:
+    sid = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO subscriptions (subscription_id, org_code, created_by, source_authorities,"
+        " min_risk, exploitation_types, contacts, channels, webhook_url, webhook_secret,"
+        " created_at) VALUES ($1, $2, 'test', $3, $4, $5, $6, $7, $8, 's3cret', now())",
+        sid,
+        org,
+        kw.get("sources", ["LBH"]),
+        kw.get("min_risk", "low"),
+        kw.get("types", []),
+        kw.get("contacts", []),
+        kw.get("channels", []),
+        kw.get("url"),
+    )
+    return sid
+
+
+async def run(pool, store: ClockStore, when: datetime):
+    async with pool.acquire() as conn:
+        return await store.claim_due(conn, when, 50)
+
+
+async def open_missing(pool, store: ClockStore, seen: datetime) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await store.on_absence(
+            conn,
+            record(
+                "absence.reported",
+                {"last_seen_at": seen.isoformat(), "last_seen_location": "Mare Street bus stop"},
+            ),
+            max(seen, datetime.now(UTC)),
+        )
+
+
+async def test_share_step_reaches_each_matching_subscriber_once_with_the_allow_list(pool):
+    store = ClockStore(config())
+    lbi = await subscribe(
+        pool, "LBI", contacts=["lbi-duty"], channels=["sms", "email"], url="http://127.0.0.1:9/hook"
+    )
+    too_high = await subscribe(
+        pool, "LBI", min_risk="high", types=["sexual"], contacts=["lbi-duty"], channels=["sms"]
+    )
+    other_source = await subscribe(
+        pool, "LBI", sources=["ELSEWHERE"], contacts=["lbi-duty"], channels=["sms"]
+    )
+    seen = datetime.now(UTC)
+    await open_missing(pool, store, seen)
+    out = await run(pool, store, seen + timedelta(seconds=7))
+    published = [e for e in out.events if isinstance(e, SharedAlertPublished)]
+    assert [p.shared.msg_type for p in published] == ["Alert"]
+    rows = await pool.fetch("SELECT * FROM notifications WHERE subscription_id IS NOT NULL")
+    assert {(r["subscription_id"], r["channel"]) for r in rows} == {
+        (lbi, "sms"),
+        (lbi, "email"),
+        (lbi, "webhook"),
+    }
+    assert too_high not in {r["subscription_id"] for r in rows}
+    assert other_source not in {r["subscription_id"] for r in rows}
+    # The webhook body is the shared alert itself: its fields are the allow-list, no more.
+    webhook = next(r for r in rows if r["channel"] == "webhook")
+    assert set(json.loads(webhook["body"])) <= SHARED_FIELDS
+    sms = next(r for r in rows if r["channel"] == "sms")["body"]
+    assert CHILD in sms and "Mare Street" in sms and len(sms) <= 320
+    # A second claim later shares nothing again.
+    await run(pool, store, seen + timedelta(seconds=30))
+    assert (
+        await pool.fetchval("SELECT count(*) FROM notifications WHERE subscription_id IS NOT NULL")
+        == 3
+    )
+
+
+async def test_update_and_stand_down_reach_the_same_subscribers(pool):
+    store = ClockStore(config())
+    lbi = await subscribe(pool, "LBI", contacts=["lbi-duty"], channels=["sms"])
+    seen = datetime.now(UTC) - timedelta(seconds=10)
+    await open_missing(pool, store, seen)  # already past the share step: shared at once
+    later = await subscribe(pool, "LBI", contacts=["lbi-duty"], channels=["email"])
+    await open_missing(pool, store, seen - timedelta(minutes=1))  # an earlier sighting
+    async with pool.acquire() as conn, conn.transaction():
+        await store.on_located(
+            conn,
+            record(
+                "child.located", {"located_at": datetime.now(UTC).isoformat(), "status": "returned"}
+            ),
+            datetime.now(UTC),
+        )
+    rows = await pool.fetch(
+        "SELECT step_key, subscription_id FROM notifications WHERE subscription_id IS NOT NULL"
+        " ORDER BY created_at"
+    )
+    assert [(r["step_key"], r["subscription_id"]) for r in rows] == [
+        ("share_v1", lbi),
+        ("share_v2", lbi),
+        ("share_cancel", lbi),
+    ]
+    assert later not in {r["subscription_id"] for r in rows}
+    shared = await pool.fetchrow("SELECT msg_type, version FROM shared_alerts")
+    assert tuple(shared) == ("Cancel", 3)
+
+
+async def test_a_subscription_of_immigration_enforcement_never_receives(pool):
+    """The API refuses it; should a row exist anyway, delivery refuses it where it is built."""
+    store = ClockStore(config({"code": "HOIE", "kind": "immigration_enforcement"}))
+    await subscribe(pool, "HOIE")
+    seen = datetime.now(UTC) - timedelta(seconds=10)
+    await open_missing(pool, store, seen)
+    assert not await pool.fetchval("SELECT count(*) FROM notifications WHERE org_code = 'HOIE'")
+    # The child's own agencies were still told: sharing failed alone, loudly.
+    assert await pool.fetchval("SELECT count(*) FROM notifications WHERE step_key = 's0'") == 6
+    errors = await pool.fetch("SELECT detail FROM audit_log WHERE action = 'shared_alert.error'")
+    assert errors and "FirewallViolation" in errors[0]["detail"]["error"]
+    assert FirewallViolation.__name__ in errors[0]["detail"]["error"]

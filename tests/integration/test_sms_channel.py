@@ -1,0 +1,328 @@
+"""TwilioSms through the real twilio library against the local Twilio-compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from infra.twilio_local import LocalTwilio
+from notifiers.base import (
+    Channel,
+    OutboundMessage,
+    PermanentSendError,
+    RetryableSendError,
+)
+from notifiers.sms import TwilioSms
+
+ACCOUNT = "AC" + "1f" * 16
+TOKEN = "local-auth-token"
+FROM = "+447700900001"
+TO = "+447700900123"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Receiver:
+    """A tiny aiohttp app standing in for our webhook endpoints; records every POST."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], str]] = []  # (url, form, signature)
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+        self._arrived = asyncio.Event()
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        sig = request.headers.get("X-Twilio-Signature", "")
+        self.requests.append((str(request.url), form, sig))
+        self._arrived.set()
+        return web.Response(text="<Response/>", content_type="application/xml")
+
+    async def wait(self, count: int) -> None:
+        async with asyncio.timeout(3):
+            while len(self.requests) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+
+
+def outbound(body: str = "Missing child alert", to: str = TO, **kw: object) -> OutboundMessage:
+    alert = uuid.uuid4()
+    return OutboundMessage(
+        notification_id=str(uuid.uuid4()),
+        idempotency_key=f"{alert}:t0:contact-1:sms",
+        to=to,
+        subject="",
+        body=body,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def twilio() -> AsyncIterator[LocalTwilio]:
+    server = LocalTwilio(ACCOUNT, TOKEN)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def sms(twilio: LocalTwilio) -> AsyncIterator[TwilioSms]:
+    channel = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url)
+    yield channel
+    await channel.close()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    recv = Receiver()
+    await recv.start()
+    yield recv
+    await recv.stop()
+
+
+async def test_send_records_message_and_returns_sid(twilio: LocalTwilio, sms: TwilioSms) -> None:
+    assert isinstance(sms, Channel) and sms.name == "sms"
+    result = await sms.send(outbound("Child A missing from Oak House"))
+    assert result.provider_id.startswith("SM") and len(result.provider_id) == 34
+    assert result.status == "sent"
+    [sent] = twilio.messages_to(TO)
+    assert (sent.sid, sent.from_, sent.body) == (
+        result.provider_id,
+        FROM,
+        "Child A missing from Oak House",
+    )
+    assert abs(sent.received_at - datetime.now(UTC).timestamp()) < 5
+
+
+async def test_status_callbacks_are_signed(
+    twilio: LocalTwilio, sms: TwilioSms, receiver: Receiver
+) -> None:
+    url = f"{receiver.base_url}/webhooks/twilio/status?n=1"
+    result = await sms.send(outbound(status_callback_url=url))
+    await receiver.wait(2)
+    validator = RequestValidator(TOKEN)
+    assert [form["MessageStatus"] for _, form, _ in receiver.requests] == ["sent", "delivered"]
+    for got_url, form, sig in receiver.requests:
+        assert got_url == url
+        assert form["MessageSid"] == result.provider_id and form["AccountSid"] == ACCOUNT
+        assert validator.validate(got_url, form, sig)
+        assert not RequestValidator("other-token").validate(got_url, form, sig)
+
+
+async def test_undelivered_final_status(
+    twilio: LocalTwilio, sms: TwilioSms, receiver: Receiver
+) -> None:
+    twilio.set_final_status(TO, "undelivered")
+    result = await sms.send(outbound(status_callback_url=f"{receiver.base_url}/status"))
+    await receiver.wait(2)
+    assert receiver.requests[-1][1]["MessageStatus"] == "undelivered"
+    assert receiver.requests[-1][1]["ErrorCode"] == "30003"
+    assert await sms.poll(result.provider_id) == "undelivered"
+
+
+async def test_rate_limit_is_retryable_with_retry_after(
+    twilio: LocalTwilio, sms: TwilioSms
+) -> None:
+    twilio.fail_next(1, 429, retry_after=2)
+    with pytest.raises(RetryableSendError) as err:
+        await sms.send(outbound())
+    assert err.value.retry_after == 2.0
+    assert twilio.messages == []
+    assert (await sms.send(outbound())).provider_id  # the next attempt goes through
+
+
+async def test_retry_after_stays_with_its_own_send(twilio: LocalTwilio, sms: TwilioSms) -> None:
+    twilio.fail_next(1, 429, retry_after=3)
+    results = await asyncio.gather(
+        *(sms.send(outbound()) for _ in range(5)), return_exceptions=True
+    )
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert len(errors) == 1 and isinstance(errors[0], RetryableSendError)
+    assert errors[0].retry_after == 3.0
+    assert len(twilio.messages) == 4
+
+
+async def test_server_error_is_retryable(twilio: LocalTwilio, sms: TwilioSms) -> None:
+    twilio.fail_next(1, 503)
+    with pytest.raises(RetryableSendError) as err:
+        await sms.send(outbound())
+    assert err.value.retry_after is None
+
+
+async def test_invalid_number_is_permanent(twilio: LocalTwilio, sms: TwilioSms) -> None:
+    with pytest.raises(PermanentSendError) as err:
+        await sms.send(outbound(to="07700 900123"))
+    assert err.value.code == 21211
+    assert twilio.messages == []
+
+
+async def test_wrong_auth_token_is_permanent(twilio: LocalTwilio) -> None:
+    channel = TwilioSms(ACCOUNT, "wrong-token", FROM, api_base_url=twilio.base_url)
+    try:
+        with pytest.raises(PermanentSendError) as err:
+            await channel.send(outbound())
+        assert err.value.code == 20003
+    finally:
+        await channel.close()
+
+
+async def test_server_down_is_retryable() -> None:
+    channel = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=f"http://127.0.0.1:{closed_port()}")
+    try:
+        with pytest.raises(RetryableSendError):
+            await channel.send(outbound())
+    finally:
+        await channel.close()
+
+
+async def test_silent_server_times_out_as_retryable() -> None:
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)  # read the request, never answer
+        await asyncio.sleep(5)
+        writer.close()
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    channel = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=f"http://127.0.0.1:{port}", timeout=0.3)
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(RetryableSendError):
+            await channel.send(outbound())
+        assert asyncio.get_running_loop().time() - started < 2
+    finally:
+        await channel.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_poll_reaches_delivered_without_callbacks(
+    twilio: LocalTwilio, sms: TwilioSms
+) -> None:
+    twilio.set_callbacks(False)
+    result = await sms.send(outbound(status_callback_url="http://127.0.0.1:9/never"))
+    assert await sms.poll(result.provider_id) in ("queued", "sent", "delivered")
+    await twilio.wait_for(lambda m: m.status == "delivered", timeout=2)
+    assert await sms.poll(result.provider_id) == "delivered"
+    assert await sms.poll("SM" + "0" * 32) is None
+
+
+async def test_find_sent_finds_the_copy(twilio: LocalTwilio, sms: TwilioSms) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    msg = outbound("Golden hour: Child B", sent_since=before)
+    result = await sms.send(msg)
+    await sms.send(outbound("another alert"))
+    assert await sms.find_sent(msg) == result.provider_id
+    assert await sms.find_sent(outbound("never sent", sent_since=before)) is None
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    assert await sms.find_sent(outbound("Golden hour: Child B", sent_since=later)) is None
+
+
+async def test_lost_response_then_find_sent_recovers(twilio: LocalTwilio, sms: TwilioSms) -> None:
+    twilio.drop_connection_next(1, accept=True)
+    msg = outbound("Alert whose reply got lost", sent_since=datetime.now(UTC))
+    with pytest.raises(RetryableSendError):
+        await sms.send(msg)
+    [accepted] = twilio.messages
+    assert await sms.find_sent(msg) == accepted.sid
+
+
+async def test_dropped_before_accept_leaves_nothing(twilio: LocalTwilio, sms: TwilioSms) -> None:
+    twilio.drop_connection_next(1, accept=False)
+    msg = outbound("Alert that never arrived", sent_since=datetime.now(UTC))
+    with pytest.raises(RetryableSendError):
+        await sms.send(msg)
+    assert twilio.messages == []
+    assert await sms.find_sent(msg) is None
+
+
+# The stock AsyncTwilioHttpClient still uses aiohttp's deprecated auth= (TwilioSms does not).
+@pytest.mark.filterwarnings("ignore:.*(BasicAuth|'auth' parameter).*:DeprecationWarning")
+async def test_library_paging_against_local_server(twilio: LocalTwilio, sms: TwilioSms) -> None:
+    for i in range(5):
+        await sms.send(outbound(f"page test {i}"))
+    http = AsyncTwilioHttpClient()
+    client = Client(ACCOUNT, TOKEN, http_client=http, environment={})
+    client.api.base_url = twilio.base_url
+    try:
+        today = datetime.now(UTC).strftime("%Y-%m-%d")
+        listed = await client.messages.list_async(
+            to=TO, from_=FROM, date_sent_after=today, page_size=2
+        )
+        assert [m.body for m in listed] == [f"page test {i}" for i in reversed(range(5))]
+    finally:
+        await http.close()
+
+
+async def test_send_inbound_is_signed(twilio: LocalTwilio, receiver: Receiver) -> None:
+    url = f"{receiver.base_url}/webhooks/twilio/inbound"
+    status, text = await twilio.send_inbound(url, from_=TO, to=FROM, body="ACK 1234")
+    assert status == 200 and "Response" in text
+    [(got_url, form, sig)] = receiver.requests
+    assert (form["From"], form["To"], form["Body"], form["NumMedia"]) == (TO, FROM, "ACK 1234", "0")
+    assert RequestValidator(TOKEN).validate(got_url, form, sig)
+
+
+async def test_control_endpoints(twilio: LocalTwilio, sms: TwilioSms) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{twilio.base_url}/_local/fail_next", json={"n": 1, "status": 500}):
+            pass
+        with pytest.raises(RetryableSendError):
+            await sms.send(outbound())
+        await sms.send(outbound("recorded"))
+        async with http.get(f"{twilio.base_url}/_local/messages") as resp:
+            records = (await resp.json())["messages"]
+    assert [r["body"] for r in records] == ["recorded"]
+    assert isinstance(records[0]["received_at"], float)
+
+
+async def test_runs_as_a_process() -> None:
+    port = closed_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "infra.twilio_local", "--port", str(port),
+        "--account-sid", ACCOUNT, "--auth-token", TOKEN,
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 15)
+        assert line.decode().strip() == f"READY http://127.0.0.1:{port}"
+        channel = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=f"http://127.0.0.1:{port}")
+        try:
+            await channel.send(outbound("out of process"))
+        finally:
+            await channel.close()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/_local/messages") as resp:
+                assert [m["body"] for m in (await resp.json())["messages"]] == ["out of process"]
+    finally:
+        proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), 10) == 0

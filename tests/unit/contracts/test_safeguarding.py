@@ -1,0 +1,90 @@
+"""The firewall and data-minimisation rules, checked over the event models themselves.
+
+Config models are out of scope: an organisation or a user may well have a `name`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Iterable, Iterator
+
+import pytest
+from pydantic import BaseModel
+
+from contracts import derived, events
+
+FORBIDDEN = ("immigration", "nationality", "visa", "asylum", "name")
+
+
+def _models_in(annotation: object) -> Iterator[type[BaseModel]]:
+    """Every pydantic model an annotation mentions, through unions, lists and Annotated."""
+    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
+        yield annotation
+    args = typing.get_args(annotation)
+    if isinstance(annotation, types.UnionType):
+        args = annotation.__args__
+    for arg in args:
+        yield from _models_in(arg)
+
+
+def walk(roots: Iterable[type[BaseModel]]) -> dict[str, type[BaseModel]]:
+    """The roots and every model nested in their fields, by qualified name."""
+    found: dict[str, type[BaseModel]] = {}
+    todo = list(roots)
+    while todo:
+        model = todo.pop()
+        if model is BaseModel or model.__qualname__ in found:
+            continue
+        found[model.__qualname__] = model
+        for field in model.model_fields.values():
+            todo.extend(_models_in(field.annotation))
+    return found
+
+
+def offending_fields(model: type[BaseModel]) -> list[str]:
+    """Fields (or aliases) whose name could carry identity or immigration data."""
+    return [
+        f"{model.__qualname__}.{name}"
+        for name, field in model.model_fields.items()
+        for word in FORBIDDEN
+        if word in name.lower() or word in (field.alias or "").lower()
+    ]
+
+
+EVENT_MODELS = walk(
+    [
+        obj
+        for module in (events, derived)
+        for obj in vars(module).values()
+        if inspect.isclass(obj) and issubclass(obj, BaseModel)
+    ]
+    + list(events.EVENT_DATA.values())
+    + list(derived.DERIVED_TYPES.values())
+)
+
+
+def test_the_walk_reaches_nested_models() -> None:
+    nested = {"ChildDescription", "NrmReferral", "PlacementRisk", "Submitter"}
+    assert nested | {"Event", "IntakeRecord", "AlertAcknowledged"} <= set(EVENT_MODELS)
+
+
+@pytest.mark.parametrize("name", sorted(EVENT_MODELS))
+def test_no_event_model_carries_a_name_nationality_or_immigration_field(name: str) -> None:
+    assert offending_fields(EVENT_MODELS[name]) == []
+
+
+def test_the_check_would_catch_a_nested_one() -> None:
+    class Sneaky(BaseModel):
+        child_first_name: str
+        visa_status: str | None = None
+
+    class Wrapper(BaseModel):
+        items: list[Sneaky | None]
+
+    found = walk([Wrapper])
+    assert [f for model in found.values() for f in offending_fields(model)] == [
+        f"{Sneaky.__qualname__}.child_first_name",
+        f"{Sneaky.__qualname__}.visa_status",
+    ]

@@ -1,0 +1,175 @@
+"""The golden-hour clock on a fake clock: catch-up, acknowledgement, re-notification, resolve."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.escalation import ClockState, Plan, Recipient, deliveries, plan
+
+T0 = datetime(2026, 11, 22, 21, 40, tzinfo=UTC)
+M = timedelta(minutes=1)
+
+
+@dataclass
+class Step:
+    after: timedelta
+    notify: list[str] = field(default_factory=list)
+    channels: list[str] = field(default_factory=lambda: ["sms", "email"])
+    unless_acknowledged: bool = False
+    share: str | None = None
+
+
+@dataclass
+class Policy:
+    steps: list[Step]
+    renotify_every: timedelta | None = 10 * M
+    renotify_max: int = 3
+
+
+HIGH = Policy(
+    steps=[
+        Step(0 * M, ["police.control_room", "local_authority.duty_manager", "care_home.manager"]),
+        Step(
+            15 * M,
+            ["police.missing_persons_unit", "local_authority.head_of_service"],
+            unless_acknowledged=True,
+        ),
+        Step(30 * M, [], [], share="neighbours"),
+        Step(60 * M, ["national.missing_persons_unit"]),
+    ]
+)
+
+
+def state(**kw) -> ClockState:
+    base = dict(
+        anchor_at=T0,
+        acknowledged=False,
+        resolved=False,
+        decided=frozenset(),
+        first_fired_at=None,
+        renotify_done=0,
+    )
+    base.update(kw)
+    return ClockState(**base)
+
+
+def test_report_on_time_fires_first_step_and_wakes_at_the_next():
+    decision = plan(HIGH, state(), T0 + 30 * 1e-3 * M)
+    assert decision.fire == (0,)
+    assert decision.renotify_round is None
+    # The next wake is the earlier of the 15-minute step and the first re-notification.
+    assert decision.next_due_at == T0 + 10 * M + 30 * 1e-3 * M
+
+
+def test_late_report_fires_every_due_step_in_order_once():
+    now = T0 + 40 * M
+    decision = plan(HIGH, state(), now)
+    assert decision.fire == (0, 1, 2)
+    assert decision.renotify_round is None  # nobody was told before: nothing to remind
+    assert decision.next_due_at == now + 10 * M
+
+
+def test_catch_up_sends_one_message_per_contact_and_channel():
+    twice = Policy(
+        steps=[
+            Step(0 * M, ["police.control_room"]),
+            Step(15 * M, ["police.control_room", "local_authority.duty_manager"]),
+        ]
+    )
+    people = {
+        "police.control_room": [Recipient("mps-cr", "MPS", "+447700900010", "cr@mps.example")],
+        "local_authority.duty_manager": [
+            Recipient("lbh-duty", "LBH", "+447700900001", "duty@lbh.example")
+        ],
+    }
+    decision = plan(twice, state(), T0 + 40 * M)
+    out = deliveries(twice, decision, lambda t: people.get(t, []))
+    pairs = [(d.recipient.contact_id, d.channel, d.step_key) for d in out]
+    assert pairs == [
+        ("mps-cr", "sms", "s0"),
+        ("mps-cr", "email", "s0"),
+        ("lbh-duty", "sms", "s1"),
+        ("lbh-duty", "email", "s1"),
+    ]
+
+
+def test_acknowledged_alert_skips_unless_acknowledged_steps_but_still_shares():
+    s = state(acknowledged=True, decided=frozenset({"s0"}), first_fired_at=T0)
+    decision = plan(HIGH, s, T0 + 31 * M)
+    assert decision.skip == (1,)
+    assert decision.fire == (2,)
+    assert decision.renotify_round is None
+    assert decision.next_due_at == T0 + 60 * M
+
+
+def test_renotify_every_interval_up_to_max():
+    s = state(decided=frozenset({"s0"}), first_fired_at=T0)
+    assert plan(HIGH, s, T0 + 9 * M).renotify_round is None
+    first = plan(HIGH, s, T0 + 10 * M)
+    assert first.renotify_round == 1
+    after_first = state(decided=frozenset({"s0"}), first_fired_at=T0, renotify_done=1)
+    assert plan(HIGH, after_first, T0 + 11 * M).next_due_at == T0 + 15 * M
+    done = state(decided=frozenset({"s0", "s1", "s2"}), first_fired_at=T0, renotify_done=3)
+    assert plan(HIGH, done, T0 + 45 * M).renotify_round is None
+    assert plan(HIGH, done, T0 + 45 * M).next_due_at == T0 + 60 * M
+
+
+def test_missed_renotify_rounds_collapse_into_one():
+    s = state(decided=frozenset({"s0", "s1", "s2"}), first_fired_at=T0, renotify_done=0)
+    decision = plan(HIGH, s, T0 + 35 * M)
+    assert decision.renotify_round == 3  # rounds 1-3 all due: one reminder, counted as the last
+    told = [(Recipient("mps-cr", "MPS", "+447700900010", "cr@mps.example"), "sms")]
+    out = deliveries(HIGH, decision, lambda t: [], told)
+    assert [(d.recipient.contact_id, d.step_key) for d in out] == [("mps-cr", "r3")]
+
+
+def test_acknowledgement_stops_renotification():
+    s = state(acknowledged=True, decided=frozenset({"s0"}), first_fired_at=T0)
+    decision = plan(HIGH, s, T0 + 12 * M)
+    assert decision.renotify_round is None
+    assert decision.next_due_at == T0 + 15 * M  # only to record the skip of the 15-minute step
+
+
+def test_resolved_alert_plans_nothing():
+    assert plan(HIGH, state(resolved=True), T0 + 90 * M) == Plan()
+
+
+def test_everything_decided_leaves_no_wake():
+    s = state(decided=frozenset({"s0", "s1", "s2", "s3"}), first_fired_at=T0, renotify_done=3)
+    assert plan(HIGH, s, T0 + 61 * M).next_due_at is None
+
+
+@pytest.mark.parametrize(
+    "minutes, fired", [(0, (0,)), (14, (0,)), (15, (0, 1)), (30, (0, 1, 2)), (60, (0, 1, 2, 3))]
+)
+def test_catch_up_boundaries(minutes, fired):
+    assert plan(HIGH, state(), T0 + minutes * M).fire == fired
+
+
+@given(st.lists(st.integers(min_value=0, max_value=180), min_size=1, max_size=12))
+def test_any_sequence_of_wakes_fires_each_step_exactly_once(offsets):
+    """However often or late the worker wakes, each step is decided once and never twice."""
+    decided: set[str] = set()
+    fired: list[int] = []
+    first_fired_at = None
+    done = 0
+    for minute in sorted(offsets) + [200]:
+        now = T0 + minute * M
+        s = state(decided=frozenset(decided), first_fired_at=first_fired_at, renotify_done=done)
+        decision = plan(HIGH, s, now)
+        fired += decision.fire
+        decided |= {f"s{i}" for i in decision.fire + decision.skip}
+        if decision.fire and first_fired_at is None:
+            first_fired_at = now
+        if decision.renotify_round is not None:
+            assert decision.renotify_round > done
+            done = decision.renotify_round
+        if decision.next_due_at is not None:
+            assert decision.next_due_at > now
+    assert fired == [0, 1, 2, 3]
+    assert done <= HIGH.renotify_max
