@@ -139,6 +139,7 @@ class GoldenHourConfig(ConfigEntry):
     _orgs: dict[str, Organisation] = PrivateAttr(default_factory=dict)
     _keys: dict[str, tuple[Organisation, User]] = PrivateAttr(default_factory=dict)
     _contacts: dict[str, tuple[Organisation, Contact]] = PrivateAttr(default_factory=dict)
+    _users: dict[str, tuple[Organisation, User]] = PrivateAttr(default_factory=dict)
     _phones: dict[str, list[tuple[Organisation, Contact]]] = PrivateAttr(default_factory=dict)
 
     @field_validator("timezone")
@@ -176,6 +177,7 @@ class GoldenHourConfig(ConfigEntry):
         for org in self.organisations:
             self._orgs[org.code] = org
             for user in org.users:
+                self._users[user.id] = (org, user)
                 if user.api_key_sha256:
                     self._keys[user.api_key_sha256] = (org, user)
             for contact in org.contacts:
@@ -201,6 +203,10 @@ class GoldenHourConfig(ConfigEntry):
         if not hmac.compare_digest(found[1].api_key_sha256, key_sha256):
             return None
         return found
+
+    def user(self, user_id: str) -> tuple[Organisation, User] | None:
+        """A user and its organisation, by user id."""
+        return self._users.get(user_id)
 
     def contact(self, contact_id: str) -> tuple[Organisation, Contact] | None:
         """A contact and its organisation, by contact id."""

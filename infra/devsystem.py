@@ -271,6 +271,7 @@ class DevSystem:
             "GOLDENHOUR_DATABASE_URL": self.database_url,
             "GOLDENHOUR_API_PORT": str(port),
             "GOLDENHOUR_PUBLIC_URL": self.api_url,
+            "GOLDENHOUR_SECRET_KEY": secrets.token_urlsafe(32),
             "GOLDENHOUR_TOPIC_PREFIX": f"gh-{uuid.uuid4().hex[:8]}",
             "TWILIO_ACCOUNT_SID": TWILIO_SID,
             "TWILIO_AUTH_TOKEN": self.twilio.auth_token,

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.ack_link import AckLinks
 from contracts.config import GoldenHourConfig, load_config
 
 
@@ -39,6 +40,14 @@ class Settings(BaseSettings):
     # Failed webhook attempts in a row after which a subscription is disabled (its owner told).
     webhook_max_failures: int = Field(default=5, alias="GOLDENHOUR_WEBHOOK_MAX_FAILURES", ge=1)
 
+    # Signs the acknowledgement links in emails; the API and the streams worker must share it.
+    # Unset, emails carry no link (the SMS reply and the console still acknowledge).
+    secret_key: str | None = Field(default=None, alias="GOLDENHOUR_SECRET_KEY", min_length=32)
+    ack_link_ttl_s: int = Field(default=24 * 3600, alias="GOLDENHOUR_ACK_LINK_TTL_S", ge=60)
+    # Console sign-in: how long a session lasts, and failed sign-ins allowed per 15 minutes.
+    session_ttl_s: int = Field(default=12 * 3600, alias="GOLDENHOUR_SESSION_TTL_S", ge=60)
+    login_max_failures: int = Field(default=5, alias="GOLDENHOUR_LOGIN_MAX_FAILURES", ge=1)
+
     twilio_account_sid: str = Field(default="", alias="TWILIO_ACCOUNT_SID")
     twilio_auth_token: str = Field(default="", alias="TWILIO_AUTH_TOKEN")
     twilio_from_number: str = Field(default="", alias="TWILIO_FROM_NUMBER")
@@ -51,6 +60,13 @@ class Settings(BaseSettings):
     def config(self) -> GoldenHourConfig:
         """The validated directory and policies (refused at start when invalid)."""
         return load_config(self.config_path)
+
+    @cached_property
+    def ack_links(self) -> AckLinks | None:
+        """The email acknowledgement links, when a secret key is set."""
+        if not self.secret_key:
+            return None
+        return AckLinks(self.secret_key, self.public_url, self.ack_link_ttl_s)
 
     def require_servers(self) -> tuple[str, str]:
         """Kafka and Postgres addresses, for the parts that never start the embedded stack."""

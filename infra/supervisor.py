@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -83,6 +84,10 @@ def run_all(settings: Settings) -> int:
         print(
             f"embedded Kafka {stack.kafka_bootstrap}, PostgreSQL {stack.database_url}", flush=True
         )
+    if not settings.secret_key:
+        # The parts must share one key for email links to work; this one lasts until they stop.
+        env["GOLDENHOUR_SECRET_KEY"] = secrets.token_urlsafe(32)
+        log.warning("secret_key.generated", detail="set GOLDENHOUR_SECRET_KEY to keep links valid")
     parts = [PartProcess(p, env) for p in PARTS]
     stopping = False
 

@@ -70,3 +70,10 @@ def may_see(org: Organisation, child: ChildAgencies, care_home: str | None = Non
     if org.kind == OrgKind.national:
         return True
     return org.code in {child.local_authority, child.police, child.care_home, care_home} - {None}
+
+
+def policed_by(config: GoldenHourConfig, org: Organisation) -> list[str]:
+    """The local authorities whose police force is `org` (none unless it is a force)."""
+    if org.kind != OrgKind.police:
+        return []
+    return [o.code for o in config.organisations if o.police == org.code]

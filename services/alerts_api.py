@@ -10,7 +10,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
 from contracts.api import AckAnswer, AckView, AlertDetail, AlertSummary, NotificationView, StepView
-from contracts.config import OrgKind
+from contracts.config import GoldenHourConfig, OrgKind
 from services import access
 from services.acks import acknowledge
 from services.auth import Caller, authenticate
@@ -26,6 +26,21 @@ _STATUS = {
 }
 
 
+def visible_sql(n: int) -> str:
+    """The alerts a caller may see, as SQL over `alerts a` with parameters $n…$n+2 from
+    `visibility_args`: the rule of `access.may_see`, applied in the query, not row by row."""
+    return (
+        f"(${n} OR a.local_authority = ${n + 1} OR a.care_home = ${n + 1}"
+        f" OR a.local_authority = ANY(${n + 2}))"
+    )
+
+
+def visibility_args(config: GoldenHourConfig, caller: Caller) -> tuple[bool, str, list[str]]:
+    """The parameters of `visible_sql`."""
+    national = caller.org.kind == OrgKind.national
+    return national, caller.org.code, access.policed_by(config, caller.org)
+
+
 @router.get("/alerts", response_model=list[AlertSummary])
 async def list_alerts(
     request: Request,
@@ -37,28 +52,14 @@ async def list_alerts(
 ) -> list[AlertSummary]:
     """Alerts the caller may see, newest first."""
     limit = max(1, min(limit, 1000))
-    policed = _policed(request, caller)
     rows = await request.app.state.pool.fetch(
-        """
-        SELECT * FROM alerts a
-        WHERE a.status = ANY($1)
-          AND ($2 OR a.local_authority = $3 OR a.care_home = $3 OR a.local_authority = ANY($4))
-        ORDER BY a.opened_at DESC LIMIT $5
-        """,
+        f"SELECT * FROM alerts a WHERE a.status = ANY($1) AND {visible_sql(2)}"
+        " ORDER BY a.opened_at DESC LIMIT $5",
         list(_STATUS[status_]),
-        caller.org.kind == OrgKind.national,
-        caller.org.code,
-        policed,
+        *visibility_args(request.app.state.config, caller),
         limit,
     )
     return [AlertSummary.model_validate(dict(r)) for r in rows]
-
-
-def _policed(request: Request, caller: Caller) -> list[str]:
-    """The local authorities whose police force is the caller's organisation."""
-    if caller.org.kind != OrgKind.police:
-        return []
-    return [o.code for o in request.app.state.config.organisations if o.police == caller.org.code]
 
 
 async def _visible_alert(
@@ -86,18 +87,24 @@ async def get_alert(
     """One alert with its timeline: steps, every notification and its status, acknowledgements."""
     async with request.app.state.pool.acquire() as conn:
         alert = await _visible_alert(request, caller, alert_id, conn)
-        steps = await conn.fetch(
-            "SELECT * FROM alert_steps WHERE alert_id = $1 ORDER BY decided_at, due_at, step_key",
-            alert_id,
-        )
-        notes = await conn.fetch(
-            "SELECT * FROM notifications WHERE alert_id = $1 ORDER BY created_at, step_key,"
-            " contact_id, channel",
-            alert_id,
-        )
-        acks = await conn.fetch(
-            "SELECT * FROM acknowledgements WHERE alert_id = $1 ORDER BY acknowledged_at", alert_id
-        )
+        return await load_detail(conn, alert)
+
+
+async def load_detail(conn: asyncpg.Connection, alert: asyncpg.Record) -> AlertDetail:
+    """An alert with its steps, notifications and acknowledgements, in order."""
+    alert_id = alert["alert_id"]
+    steps = await conn.fetch(
+        "SELECT * FROM alert_steps WHERE alert_id = $1 ORDER BY decided_at, due_at, step_key",
+        alert_id,
+    )
+    notes = await conn.fetch(
+        "SELECT * FROM notifications WHERE alert_id = $1 ORDER BY created_at, step_key,"
+        " contact_id, channel",
+        alert_id,
+    )
+    acks = await conn.fetch(
+        "SELECT * FROM acknowledgements WHERE alert_id = $1 ORDER BY acknowledged_at", alert_id
+    )
     return AlertDetail.model_validate(
         {
             **dict(alert),

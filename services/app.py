@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from infra.db import create_pool, migrate
 from infra.settings import Settings
 from infra.topics import Topics, ensure_topics
 from services import alerts_api, children_api, intake, twilio_webhooks
+from services.console import ack_link_pages, care, web
+from services.console import pages as console_pages
+from services.console.board import BoardFeed
 from services.outbox import OutboxRelay, kafka_producer
 from services.shared_alerts_api import router as shared_alerts_router
 from services.subscriptions_api import router as subscriptions_router
@@ -39,6 +44,8 @@ def create_app(settings: Settings) -> FastAPI:
         relay = OutboxRelay(dsn, producer)
         app.state.relay = relay
         app.state.topics = topics
+        app.state.board_feed = BoardFeed(dsn)
+        await app.state.board_feed.start()
         task = asyncio.create_task(relay.run(), name="outbox-relay")
         log.info("api.started", port=settings.api_port)
         try:
@@ -47,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await app.state.board_feed.stop()
             await producer.stop()
             await app.state.pool.close()
 
@@ -59,6 +67,22 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(twilio_webhooks.router, prefix="/api/v1")
     app.include_router(subscriptions_router, prefix="/api/v1")
     app.include_router(shared_alerts_router, prefix="/api/v1")
+    app.include_router(console_pages.router)
+    app.include_router(care.router)
+    app.include_router(ack_link_pages.router)
+    app.mount("/console/static", StaticFiles(directory=web.HERE / "static"), name="static")
+
+    @app.exception_handler(web.NotSignedIn)
+    async def sign_in_first(_: Request, exc: web.NotSignedIn) -> Response:
+        return web.see_other(f"/console/login?next={quote(exc.path)}")
+
+    @app.exception_handler(web.PageError)
+    async def error_page(request: Request, exc: web.PageError) -> Response:
+        return web.error_page(request, exc)
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> Response:
+        return web.see_other("/console")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -146,6 +146,18 @@ def cmd_demo(_: argparse.Namespace) -> int:
     return demo_main()
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    from services.passwords import set_password_main
+
+    return set_password_main(_settings(), args.user_id, from_stdin=args.stdin)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench.main import main as bench_main
+
+    return bench_main(args.bench_args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="goldenhour", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -157,6 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     stack = sub.add_parser("stack", help="the embedded Kafka and PostgreSQL")
     stack.add_argument("action", choices=["up"])
     sub.add_parser("demo", help="acceptance scenario 1 on the embedded stack, with a timeline")
+    users = sub.add_parser("users", help="manage console sign-in")
+    users.add_argument("action", choices=["set-password"])
+    users.add_argument("user_id", help="a user id of the directory")
+    users.add_argument(
+        "--stdin", action="store_true", help="read the password from standard input, not a prompt"
+    )
+    bench = sub.add_parser("bench", help="measure latency, timers, ingest and recovery")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="see `goldenhour bench -h`")
     args = parser.parse_args(argv)
     configure(os.environ.get("GOLDENHOUR_LOG_LEVEL", "info"))
     handler = {
@@ -167,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         "migrate": cmd_migrate,
         "stack": cmd_stack,
         "demo": cmd_demo,
+        "users": cmd_users,
+        "bench": cmd_bench,
     }[args.command]
     return handler(args)
 

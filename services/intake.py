@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 
 import asyncpg
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from pydantic import ValidationError
 
+from contracts.config import GoldenHourConfig
 from contracts.events import (
     CheckinRecorded,
     ChildIdentified,
@@ -63,18 +64,34 @@ async def submit_event(request: Request, caller: Caller = Depends(authenticate))
     except ValidationError as exc:
         REFUSED.labels("invalid").inc()
         return JSONResponse({"detail": _errors(exc)}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    try:
+        new = await accept_event(request.app, caller, event, now)
+    except access.Refusal as exc:
+        REFUSED.labels("forbidden").inc()
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None
+    if not new:
+        return JSONResponse(
+            {"event_id": str(event.event_id), "status": "duplicate"}, status.HTTP_200_OK
+        )
+    return JSONResponse(
+        {"event_id": str(event.event_id), "status": "accepted"}, status.HTTP_202_ACCEPTED
+    )
+
+
+async def accept_event(app: FastAPI, caller: Caller, event: Event, now: datetime) -> bool:
+    """Write event, the child's record and the outbox row in one transaction; False: a repeat.
+
+    The one way in for every intake event, from the API and the console's forms alike. Raises
+    `access.Refusal` (nothing written) when the caller may not submit it.
+    """
     record = IntakeRecord(
         event=event,
         submitted_by=Submitter(org_code=caller.org.code, user_id=caller.user.id),
         received_at=now,
     )
-    pool: asyncpg.Pool = request.app.state.pool
+    pool: asyncpg.Pool = app.state.pool
     async with pool.acquire() as conn, conn.transaction():
-        try:
-            await _authorise(request, conn, caller, event)
-        except access.Refusal as exc:
-            REFUSED.labels("forbidden").inc()
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None
+        await _authorise(app.state.config, conn, caller, event)
         inserted = await conn.fetchval(
             "INSERT INTO events (event_id, type, child_id, occurred_at, received_at, org_code,"
             " user_id, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
@@ -89,13 +106,11 @@ async def submit_event(request: Request, caller: Caller = Depends(authenticate))
             event.data.model_dump(mode="json"),
         )
         if not inserted:
-            return JSONResponse(
-                {"event_id": str(event.event_id), "status": "duplicate"}, status.HTTP_200_OK
-            )
+            return False
         await _project(conn, event, now)
         await conn.execute(
             "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)",
-            request.app.state.topics.intake,
+            app.state.topics.intake,
             event.child_id,
             record.model_dump_json().encode(),
         )
@@ -117,15 +132,12 @@ async def submit_event(request: Request, caller: Caller = Depends(authenticate))
         type=event.type.value,
         org=caller.org.code,
     )
-    return JSONResponse(
-        {"event_id": str(event.event_id), "status": "accepted"}, status.HTTP_202_ACCEPTED
-    )
+    return True
 
 
 async def _authorise(
-    request: Request, conn: asyncpg.Connection, caller: Caller, event: Event
+    config: GoldenHourConfig, conn: asyncpg.Connection, caller: Caller, event: Event
 ) -> None:
-    config = request.app.state.config
     child = await conn.fetchrow(
         "SELECT c.local_authority, p.care_home, p.placement_id FROM children c"
         " LEFT JOIN placements p ON p.child_id = c.child_id AND p.ended_at IS NULL"

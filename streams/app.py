@@ -90,7 +90,7 @@ def build_app(settings: Settings) -> faust.App:
         raw_topic(t)
         for t in (topics.intake, topics.alerts, topics.notifications, topics.shared_alerts)
     )
-    store = ClockStore(config)
+    store = ClockStore(config, settings.ack_links)
     watch = WatchStore(config, store)
     state: dict[str, asyncpg.Pool] = {}
     starting = asyncio.Lock()

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import structlog
 
+from contracts.ack_link import AckLinks
 from contracts.config import GoldenHourConfig
 from contracts.derived import (
     AlertRaised,
@@ -103,8 +104,9 @@ RETURNING notification_id, step_key, contact_id, channel
 class ClockStore:
     """Applies the pure escalation clock to the alerts in Postgres."""
 
-    def __init__(self, config: GoldenHourConfig) -> None:
+    def __init__(self, config: GoldenHourConfig, ack_links: AckLinks | None = None) -> None:
         self.config = config
+        self.ack_links = ack_links
         self.tz = ZoneInfo(config.timezone)
         self.sharing = Sharing(config, self.tz)
         self._policies: dict[tuple[str, str], Policy] = {}
@@ -494,6 +496,7 @@ class ClockStore:
             decided=decided,
             first_fired_at=alert["first_fired_at"],
             renotify_done=alert["renotify_done"],
+            escalate=alert["escalate_requested_at"] is not None,
         )
         decision = plan(policy, state, now)
         outcome = Outcome()
@@ -513,7 +516,8 @@ class ClockStore:
             UPDATE alerts SET next_due_at = $2,
                 first_fired_at = CASE WHEN $3 THEN COALESCE(first_fired_at, $4)
                                       ELSE first_fired_at END,
-                renotify_done = GREATEST(renotify_done, $5), updated_at = now()
+                renotify_done = GREATEST(renotify_done, $5),
+                escalate_requested_at = NULL, escalate_requested_by = NULL, updated_at = now()
             WHERE alert_id = $1
             """,
             alert["alert_id"],
@@ -533,6 +537,10 @@ class ClockStore:
             key = step_key(index)
             step = policy.steps[index]
             detail = (
+                f"escalated now by {alert['escalate_requested_by']}; "
+                if index == decision.escalated
+                else ""
+            ) + (
                 "shared alert to neighbouring authorities' subscribers"
                 if step.share
                 else "told: " + ", ".join(by_step.get(key, []))
@@ -656,18 +664,22 @@ class ClockStore:
         facts = self._facts(alert)
         cols: list[list] = [[] for _ in range(8)]
         for d in planned:
+            notification_id = uuid.uuid4()
             if fixed is not None:
                 subject, body = fixed[d.channel]
             elif d.channel == "sms":
                 subject = ""
                 body = messages.sms_alert(facts, d.step_key, now, self.tz, renotify_max)
             else:
-                subject, body = messages.email_alert(facts, d.step_key, now, self.tz, renotify_max)
+                link = self.ack_links.url(notification_id) if self.ack_links else None
+                subject, body = messages.email_alert(
+                    facts, d.step_key, now, self.tz, renotify_max, link
+                )
             address = d.recipient.phone if d.channel == "sms" else d.recipient.email
             for col, value in zip(
                 cols,
                 (
-                    uuid.uuid4(),
+                    notification_id,
                     d.step_key,
                     d.recipient.contact_id,
                     d.recipient.org_code,

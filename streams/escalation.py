@@ -11,6 +11,8 @@ The rules, as DESIGN.md states them:
 - Unacknowledged recipients are re-notified every `renotify_every`, up to `renotify_max` times,
   counted from the alert's first notification. An acknowledgement stops re-notification.
 - Steps without `unless_acknowledged` (sharing, the golden-hour-expired step) fire regardless.
+- "Escalate now" (a duty manager's button) fires the next step not yet due at once, even after an
+  acknowledgement: a person asked for it.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class ClockState:
     decided: frozenset[str]  # step keys already fired or skipped
     first_fired_at: datetime | None
     renotify_done: int
+    escalate: bool = False  # someone asked to fire the next step now
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Plan:
     skip: tuple[int, ...] = ()  # unless_acknowledged steps due after an acknowledgement
     renotify_round: int | None = None  # the re-notification round to send now, if any
     next_due_at: datetime | None = None  # when to look again; None: nothing left
+    escalated: int | None = None  # the step fired early on request, also listed in `fire`
 
     @property
     def empty(self) -> bool:
@@ -81,17 +85,23 @@ def plan(policy: PolicySpec, state: ClockState, now: datetime) -> Plan:
         return Plan()
     fire: list[int] = []
     skip: list[int] = []
-    pending_due: list[datetime] = []
+    pending: list[tuple[datetime, int]] = []
     for index, step in enumerate(policy.steps):
         if step_key(index) in state.decided:
             continue
         due_at = state.anchor_at + step.after
         if due_at > now:
-            pending_due.append(due_at)
+            pending.append((due_at, index))
         elif step.unless_acknowledged and state.acknowledged:
             skip.append(index)
         else:
             fire.append(index)
+    escalated = None
+    if state.escalate and pending:
+        pending.sort()
+        escalated = pending.pop(0)[1]
+        fire.append(escalated)
+    pending_due = [due_at for due_at, _ in pending]
 
     first_fired_at = state.first_fired_at
     if first_fired_at is None and any(policy.steps[i].notify for i in fire):
@@ -104,6 +114,7 @@ def plan(policy: PolicySpec, state: ClockState, now: datetime) -> Plan:
         skip=tuple(skip),
         renotify_round=renotify_round,
         next_due_at=min(pending_due, default=None),
+        escalated=escalated,
     )
 
 

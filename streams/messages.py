@@ -146,7 +146,12 @@ def sms_closed(facts: AlertFacts, at: datetime, reason: str, tz: ZoneInfo) -> st
 
 
 def email_alert(
-    facts: AlertFacts, step_key: str, now: datetime, tz: ZoneInfo, renotify_max: int
+    facts: AlertFacts,
+    step_key: str,
+    now: datetime,
+    tz: ZoneInfo,
+    renotify_max: int,
+    ack_url: str | None = None,
 ) -> tuple[str, str]:
     """Subject and plain-text body of the email for one step; for the child's own agencies."""
     head = _headline(facts, step_key, renotify_max)
@@ -186,11 +191,13 @@ def email_alert(
             "The first hour after a trafficked child goes missing matters most: traffickers may",
             "be trying to take the child back. Please act now and acknowledge so that others know.",
         ]
-    lines += [
-        "",
-        f"To acknowledge, reply to the SMS with: ACK {facts.ack_code}",
-        f"Alert: {facts.alert_id}",
-    ]
+    lines.append("")
+    if ack_url:
+        lines += ["To acknowledge that you are acting on it, open:", ack_url, "or reply"]
+    else:
+        lines.append("To acknowledge, reply")
+    lines[-1] += f" to the SMS with: ACK {facts.ack_code}"
+    lines.append(f"Alert: {facts.alert_id}")
     return subject, "\n".join(lines) + "\n"
 
 

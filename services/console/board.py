@@ -1,0 +1,224 @@
+"""The duty manager's board: every live alert a user may see, and the feed that keeps it live."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+import asyncpg
+import structlog
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from contracts.config import GoldenHourConfig
+from services.alerts_api import visibility_args, visible_sql
+from services.auth import Caller
+from streams.kinds import policy_for_alert
+from streams.messages import LABELS
+
+log = structlog.get_logger(__name__)
+
+CHANNEL = "goldenhour_board"
+BOARD_LIMIT = 300
+
+
+class BoardFilters(BaseModel):
+    """The board's filters, from its query string; empty means all."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    authority: str | None = None
+    risk: Literal["high", "medium", "low"] | None = None
+    acknowledged: Literal["yes", "no"] | None = None
+
+    @field_validator("authority", "risk", "acknowledged", mode="before")
+    @classmethod
+    def _blank_is_all(cls, value: object) -> object:
+        return value or None
+
+
+@dataclass(frozen=True)
+class Told:
+    """One contact told about an alert, with the state of each channel's message."""
+
+    contact: str
+    channels: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    alert_id: uuid.UUID
+    child_id: str
+    kind: str
+    kind_label: str
+    status: str
+    risk_level: str
+    anchor_at: datetime
+    last_seen_location: str | None
+    local_authority: str
+    care_home: str | None
+    step: str
+    next_due_at: datetime | None
+    told: list[Told] = field(default_factory=list)
+    acknowledged_by: list[str] = field(default_factory=list)
+
+
+def contact_label(config: GoldenHourConfig, contact_id: str) -> str:
+    """A contact as a duty manager knows it: organisation and role."""
+    found = config.contact(contact_id)
+    if found is None:
+        return contact_id
+    org, contact = found
+    return f"{org.name or org.code} {contact.role.replace('_', ' ')}"
+
+
+def ack_label(config: GoldenHourConfig, user_id: str | None, contact_id: str | None) -> str:
+    if user_id:
+        found = config.user(user_id)
+        if found:
+            return f"{found[1].name or user_id} ({found[0].name or found[0].code})"
+        return user_id
+    return contact_label(config, contact_id or "?")
+
+
+def step_label(config: GoldenHourConfig, kind: str, risk: str, fired: list[str]) -> str:
+    """ "Step 2 of 4" for the latest policy step fired; re-notifications are counted apart."""
+    total = len(policy_for_alert(config, kind, risk).steps)
+    steps = sorted(int(k[1:]) for k in fired if k.startswith("s"))
+    rounds = sum(1 for k in fired if k.startswith("r"))
+    if not steps:
+        return f"waiting for step 1 of {total}"
+    label = f"step {steps[-1] + 1} of {total}"
+    return label + (f", reminder {rounds}" if rounds else "")
+
+
+async def board_rows(
+    pool: asyncpg.Pool, config: GoldenHourConfig, caller: Caller, filters: BoardFilters
+) -> list[BoardRow]:
+    """The live alerts `caller` may see, newest first, with who was told and who acknowledged."""
+    acked = {"yes": True, "no": False}.get(filters.acknowledged or "")
+    async with pool.acquire() as conn:
+        alerts = await conn.fetch(
+            f"""
+            SELECT a.* FROM alerts a
+            WHERE a.status <> 'resolved' AND {visible_sql(1)}
+              AND ($4::text IS NULL OR a.local_authority = $4)
+              AND ($5::text IS NULL OR a.risk_level = $5)
+              AND ($6::boolean IS NULL OR (a.status = 'acknowledged') = $6)
+            ORDER BY a.opened_at DESC LIMIT {BOARD_LIMIT}
+            """,
+            *visibility_args(config, caller),
+            filters.authority,
+            filters.risk,
+            acked,
+        )
+        ids = [a["alert_id"] for a in alerts]
+        notes = await conn.fetch(
+            "SELECT alert_id, contact_id, channel, status FROM notifications"
+            " WHERE alert_id = ANY($1) AND subscription_id IS NULL ORDER BY created_at",
+            ids,
+        )
+        steps = await conn.fetch(
+            "SELECT alert_id, step_key FROM alert_steps WHERE alert_id = ANY($1)"
+            " AND status = 'fired'",
+            ids,
+        )
+        acks = await conn.fetch(
+            "SELECT alert_id, user_id, contact_id FROM acknowledgements WHERE alert_id = ANY($1)"
+            " ORDER BY acknowledged_at",
+            ids,
+        )
+    told: dict[uuid.UUID, dict[str, dict[str, str]]] = {}
+    for n in notes:  # the latest message per contact and channel wins
+        told.setdefault(n["alert_id"], {}).setdefault(n["contact_id"], {})[n["channel"]] = n[
+            "status"
+        ]
+    fired: dict[uuid.UUID, list[str]] = {}
+    for s in steps:
+        fired.setdefault(s["alert_id"], []).append(s["step_key"])
+    acknowledged: dict[uuid.UUID, list[str]] = {}
+    for a in acks:
+        acknowledged.setdefault(a["alert_id"], []).append(
+            ack_label(config, a["user_id"], a["contact_id"])
+        )
+    return [
+        BoardRow(
+            alert_id=a["alert_id"],
+            child_id=a["child_id"],
+            kind=a["kind"],
+            kind_label=LABELS.get(a["kind"], a["kind"]),
+            status=a["status"],
+            risk_level=a["risk_level"],
+            anchor_at=a["anchor_at"],
+            last_seen_location=a["last_seen_location"],
+            local_authority=a["local_authority"],
+            care_home=a["care_home"],
+            step=step_label(config, a["kind"], a["risk_level"], fired.get(a["alert_id"], [])),
+            next_due_at=a["next_due_at"],
+            told=[
+                Told(contact_label(config, c), sorted(ch.items()))
+                for c, ch in told.get(a["alert_id"], {}).items()
+            ],
+            acknowledged_by=acknowledged.get(a["alert_id"], []),
+        )
+        for a in alerts
+    ]
+
+
+class BoardFeed:
+    """One LISTEN connection per API process, fanned out to every open board.
+
+    Postgres announces the id of each alert that changed (a trigger on alerts, notifications
+    and acknowledgements); each subscriber gets its own queue and decides what it may see.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.subscribers: set[asyncio.Queue[str]] = set()
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="board-feed")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _publish(self, *args: object) -> None:
+        payload = str(args[-1])
+        for queue in list(self.subscribers):
+            if queue.qsize() < 1000:  # a stalled browser must not hold memory
+                queue.put_nowait(payload)
+
+    async def _listen(self) -> None:
+        """Listen until cancelled; a lost connection is made again, and boards told to reload."""
+        while True:
+            try:
+                conn = await asyncpg.connect(self.dsn)
+                try:
+                    await conn.add_listener(CHANNEL, self._publish)
+                    self._publish("*")  # anything may have changed while we were away
+                    while not conn.is_closed():
+                        await asyncio.sleep(1.0)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the feed retries; boards keep their clocks
+                log.warning("board_feed.lost", error=repr(exc))
+            await asyncio.sleep(1.0)
+
+    @contextlib.contextmanager
+    def subscribe(self):  # noqa: ANN201 - a context manager yielding the queue
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        self.subscribers.add(queue)
+        try:
+            yield queue
+        finally:
+            self.subscribers.discard(queue)
