@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import textwrap
 import time
 from collections import Counter
@@ -34,6 +36,7 @@ import httpx
 from infra.devsystem import IDENTIFIED, TWILIO_FROM, DevSystem, directory, event, placement
 from infra.logs import configure
 from infra.stack import EmbeddedStack, StackError
+from services.passwords import set_password_at
 
 SCALE = 0.2  # seconds per policy minute: the golden hour lasts 12 s
 CHILD = "LBH-2026-0042"
@@ -747,6 +750,10 @@ async def run_demo(stack: EmbeddedStack, run: Run) -> int:
             f"Local Twilio at {system.twilio.base_url}, local SMTP on port {system.smtp.port}; "
             f"one policy minute = {SCALE} s, so the golden hour lasts {60 * SCALE:.0f} s"
         )
+        password = secrets.token_urlsafe(12)
+        await set_password_at(system.database_url, "lbh-dm1", password)
+        console = system.api_url.replace("127.0.0.1", "localhost") + "/console"
+        say(f"Console: {console} - sign in as lbh-dm1, password {password}")
         say()
         watch = Watcher(system, people)
         watcher = asyncio.create_task(watch.run())
@@ -785,6 +792,9 @@ async def run_demo(stack: EmbeddedStack, run: Run) -> int:
             print()
             print("CHECKS (act 2)", flush=True)
             print_checks(run.checks[scenario_checks:])
+        if os.environ.get("GOLDENHOUR_DEMO_STAY"):
+            say(f"Still running for the console at {console} (lbh-dm1 / {password}); Ctrl-C stops.")
+            await asyncio.Event().wait()
     finally:
         print(flush=True)
         say("Stopping the API, the clock, the dispatcher and the local Twilio and SMTP servers...")

@@ -59,10 +59,21 @@ async def stored_hash(pool: asyncpg.Pool, user_id: str) -> str | None:
     return await pool.fetchval("SELECT hash FROM user_passwords WHERE user_id = $1", user_id)
 
 
-def set_password_main(settings: Settings, user_id: str, from_stdin: bool) -> int:
-    """The admin command: check the user exists, read the password twice, store its hash."""
+async def set_password_at(dsn: str, user_id: str, password: str) -> None:
+    """Migrate if needed, then store the password: for the admin command and the demo."""
     from infra.db import migrate
 
+    await migrate(dsn)
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await set_password(conn, user_id, password)
+    finally:
+        await conn.close()
+
+
+def set_password_main(settings: Settings, user_id: str, from_stdin: bool) -> int:
+    """The admin command: check the user exists, read the password twice, store its hash."""
     if settings.config.user(user_id) is None:
         raise SystemExit(f"goldenhour: no user {user_id!r} in the directory")
     _, dsn = settings.require_servers()
@@ -77,15 +88,6 @@ def set_password_main(settings: Settings, user_id: str, from_stdin: bool) -> int
     except PasswordRefused as exc:
         raise SystemExit(f"goldenhour: {exc}; nothing changed") from None
 
-    async def store() -> None:
-        await migrate(dsn)
-        conn = await asyncpg.connect(dsn)
-        try:
-            async with conn.transaction():
-                await set_password(conn, user_id, password)
-        finally:
-            await conn.close()
-
-    asyncio.run(store())
+    asyncio.run(set_password_at(dsn, user_id, password))
     print(f"password set for {user_id}; their other console sessions are signed out")
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -314,3 +316,22 @@ async def test_expired_or_forged_links_acknowledge_nothing(system: DevSystem) ->
     r = await anyone.post(forged.removeprefix(system.api_url), csrf=False)
     assert r.status_code == 410 and "not valid" in r.text
     assert await fetch(system, "SELECT 1 FROM acknowledgements WHERE alert_id = $1", alert_id) == []
+
+
+async def test_set_password_refuses_unknown_users_and_weak_passwords(system: DevSystem) -> None:
+    def run(user: str, password: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "services.cli", "users", "set-password", user, "--stdin"],
+            input=password + "\n",
+            env={**system.env, "GOLDENHOUR_LOG_LEVEL": "warning"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    unknown = run("nobody-here", PASSWORD)
+    assert unknown.returncode != 0 and "no user 'nobody-here'" in unknown.stderr
+    weak = run("mps-cr1", "short")
+    assert weak.returncode != 0 and "at least 12 characters" in weak.stderr
+    # The weak attempt changed nothing: the old password still signs in.
+    assert (await Console(system).sign_in("mps-cr1")).status_code == 303

@@ -173,3 +173,37 @@ def test_any_sequence_of_wakes_fires_each_step_exactly_once(offsets):
             assert decision.next_due_at > now
     assert fired == [0, 1, 2, 3]
     assert done <= HIGH.renotify_max
+
+
+# --- "Escalate now" -----------------------------------------------------------------------
+
+
+def test_escalate_now_fires_the_next_pending_step_at_once():
+    now = T0 + 5 * M
+    decision = plan(HIGH, state(decided=frozenset({"s0"}), first_fired_at=T0, escalate=True), now)
+    assert decision.fire == (1,) and decision.escalated == 1
+    # The 30-minute step is still waited for; the re-notification clock runs on as before.
+    assert decision.next_due_at == T0 + 10 * M
+
+
+def test_escalate_now_fires_even_after_an_acknowledgement():
+    acked = state(decided=frozenset({"s0"}), first_fired_at=T0, acknowledged=True, escalate=True)
+    decision = plan(HIGH, acked, T0 + 5 * M)
+    assert decision.fire == (1,) and decision.skip == ()
+
+
+def test_escalate_now_fires_one_step_only_and_due_steps_still_fire():
+    decision = plan(HIGH, state(escalate=True), T0 + 20 * M)
+    # s0 and s1 were due; the request adds the next one not yet due, the sharing step.
+    assert decision.fire == (0, 1, 2) and decision.escalated == 2
+    assert decision.next_due_at is not None and decision.next_due_at >= T0 + 20 * M
+
+
+def test_escalate_with_nothing_left_changes_nothing():
+    every = frozenset({"s0", "s1", "s2", "s3"})
+    decision = plan(HIGH, state(decided=every, first_fired_at=T0, escalate=True), T0 + 61 * M)
+    assert decision.escalated is None and decision.fire == ()
+
+
+def test_escalate_on_a_resolved_alert_fires_nothing():
+    assert plan(HIGH, state(resolved=True, escalate=True), T0 + M).empty

@@ -77,3 +77,11 @@ def test_email_to_own_agencies_carries_more_but_no_name():
     assert "unknown adult" in body and "red hoodie" in body and "ACK 4821" in body
     # The facts hold no name field at all: the case reference is the only identifier.
     assert not [f for f in AlertFacts.__dataclass_fields__ if "name" in f and "_name" not in f]
+
+
+def test_email_offers_its_acknowledgement_link_and_the_sms_reply():
+    link = "https://goldenhour.example/ack/abc.def"
+    _, body = email_alert(facts(), "s0", SEEN, LONDON, 3, ack_url=link)
+    assert f"open:\n{link}\nor reply to the SMS with: ACK 4821" in body
+    _, without = email_alert(facts(), "s0", SEEN, LONDON, 3)
+    assert "/ack/" not in without and "To acknowledge, reply to the SMS with: ACK 4821" in without
