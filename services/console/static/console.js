@@ -19,7 +19,14 @@ async function refresh(url, target) {
   const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
   if (response.redirected || response.status === 401) { window.location.reload(); return; }
   if (!response.ok) return;
+  // A keyboard user keeps their place: focus returns to the same link of the same alert.
+  const focused = target.contains(document.activeElement) ? document.activeElement : null;
+  const row = focused && focused.closest("[data-alert-id]");
   target.innerHTML = await response.text();
+  if (row) {
+    const again = target.querySelector(`[data-alert-id="${row.dataset.alertId}"] a`);
+    if (again) again.focus();
+  }
   tickClocks();
   const stamp = document.getElementById("board-updated");
   if (stamp) stamp.textContent = new Date().toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
