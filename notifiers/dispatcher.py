@@ -118,6 +118,9 @@ class Dispatcher:
         self.repoll_after = repoll_after
         self.sweep_every_s = sweep_every_s
         self._slots = asyncio.Semaphore(concurrency)
+        # The golden hour is measured by the SMS: email and webhooks cost several times an SMS
+        # to send, so under load they take a few slots each and never crowd the SMS out.
+        self._gates = {"email": asyncio.Semaphore(4), "webhook": asyncio.Semaphore(8)}
         self._tasks: set[asyncio.Task] = set()
         self._rng = random.Random()
 
@@ -149,7 +152,7 @@ class Dispatcher:
                     request = NotificationRequested.model_validate_json(msg.value)
                 except ValueError:
                     continue  # other notification events share the topic
-                self._spawn(self.send_requested(request.notification_id))
+                self._spawn(self.send_requested(request.notification_id), request.channel)
         finally:
             await consumer.stop()
 
@@ -177,9 +180,9 @@ class Dispatcher:
 
     async def sweep(self, now: datetime) -> None:
         for row in await self.pool.fetch(_CLAIM_DUE, now + self.lease, now, 200):
-            self._spawn(self._deliver(row, reconcile=_retried(row)))
+            self._spawn(self._deliver(row, reconcile=_retried(row)), row["channel"])
         for row in await self.pool.fetch(_CLAIM_EXPIRED, now + self.lease, now, 200):
-            self._spawn(self._deliver(row, reconcile=True))
+            self._spawn(self._deliver(row, reconcile=True), row["channel"])
         stale = await self.pool.fetch(
             "UPDATE notifications SET updated_at = now() WHERE notification_id IN ("
             " SELECT notification_id FROM notifications WHERE status = 'sent'"
@@ -190,15 +193,16 @@ class Dispatcher:
             [name for name, ch in self.channels.items() if ch.reports_delivery],
         )
         for row in stale:
-            self._spawn(self._repoll(row))
+            self._spawn(self._repoll(row), row["channel"])
 
-    def _spawn(self, coro) -> None:
-        task = asyncio.create_task(self._bounded(coro))
+    def _spawn(self, coro, channel: str | None = None) -> None:
+        task = asyncio.create_task(self._bounded(coro, channel))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _bounded(self, coro) -> None:
-        async with self._slots:
+    async def _bounded(self, coro, channel: str | None) -> None:
+        gate = self._gates.get(channel or "")
+        async with gate or contextlib.nullcontext(), self._slots:
             try:
                 await coro
             except (OSError, asyncpg.PostgresError, ChannelError) as exc:
@@ -208,7 +212,7 @@ class Dispatcher:
     async def _webhook_failed(self, row: asyncpg.Record, error: str) -> None:
         if row["channel"] == "webhook" and self.webhooks:
             for notification_id in await self.webhooks.failed(row, error):
-                self._spawn(self.send_requested(notification_id))
+                self._spawn(self.send_requested(notification_id), "email")
 
     def _message(self, row: asyncpg.Record, secret: str | None = None) -> OutboundMessage:
         key = f"{row['alert_id']}:{row['step_key']}:{row['contact_id']}:{row['channel']}"
