@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 import httpx
@@ -252,15 +252,18 @@ class DevSystem:
     smtp: LocalSmtp = field(init=False)
     parts: dict[str, PartProcess] = field(default_factory=dict)
     api_url: str = ""
+    # The local providers, in this process; the benchmark swaps in processes of their own.
+    twilio_server: ClassVar[type] = LocalTwilio
+    smtp_server: ClassVar[type] = LocalSmtp
 
     async def start(self) -> DevSystem:
         """Start the providers and every part; return once the API is ready."""
         self._dir = tempfile.TemporaryDirectory(prefix="goldenhour-")
         config_path = Path(self._dir.name) / "goldenhour.yaml"
         config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
-        self.twilio = LocalTwilio(TWILIO_SID, secrets.token_hex(16))
+        self.twilio = self.twilio_server(TWILIO_SID, secrets.token_hex(16))
         await self.twilio.start()
-        self.smtp = LocalSmtp()
+        self.smtp = self.smtp_server()
         self.smtp.start()
         port = _free_port()
         self.api_url = f"http://127.0.0.1:{port}"

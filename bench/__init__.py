@@ -1,0 +1,1 @@
+"""`goldenhour bench`: latency, timer precision, ingest and recovery against the raw floor."""
