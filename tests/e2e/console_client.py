@@ -16,9 +16,9 @@ PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def set_password(system: DevSystem, user_id: str, password: str = PASSWORD) -> None:
-    """Through the admin command, as an operator would."""
-    done = subprocess.run(
+def run_set_password(system: DevSystem, user_id: str, password: str) -> subprocess.CompletedProcess:
+    """`goldenhour users set-password`, as an operator would run it."""
+    return subprocess.run(
         [sys.executable, "-m", "services.cli", "users", "set-password", user_id, "--stdin"],
         input=password + "\n",
         env={**system.env, "GOLDENHOUR_LOG_LEVEL": "warning"},
@@ -27,6 +27,10 @@ def set_password(system: DevSystem, user_id: str, password: str = PASSWORD) -> N
         timeout=60,
         cwd=os.getcwd(),
     )
+
+
+def set_password(system: DevSystem, user_id: str, password: str = PASSWORD) -> None:
+    done = run_set_password(system, user_id, password)
     assert done.returncode == 0, done.stderr
 
 

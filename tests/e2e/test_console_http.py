@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +17,7 @@ import pytest_asyncio
 from contracts.ack_link import AckLinks
 from infra.devsystem import DevSystem, directory
 from tests.e2e.conftest import place_high_risk_child, report_absence, until
-from tests.e2e.console_client import PASSWORD, Console, set_password
+from tests.e2e.console_client import PASSWORD, Console, run_set_password, set_password
 
 LINK = re.compile(r"(http://\S+/ack/\S+)")
 
@@ -319,19 +317,9 @@ async def test_expired_or_forged_links_acknowledge_nothing(system: DevSystem) ->
 
 
 async def test_set_password_refuses_unknown_users_and_weak_passwords(system: DevSystem) -> None:
-    def run(user: str, password: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "services.cli", "users", "set-password", user, "--stdin"],
-            input=password + "\n",
-            env={**system.env, "GOLDENHOUR_LOG_LEVEL": "warning"},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    unknown = run("nobody-here", PASSWORD)
+    unknown = run_set_password(system, "nobody-here", PASSWORD)
     assert unknown.returncode != 0 and "no user 'nobody-here'" in unknown.stderr
-    weak = run("mps-cr1", "short")
+    weak = run_set_password(system, "mps-cr1", "short")
     assert weak.returncode != 0 and "at least 12 characters" in weak.stderr
     # The weak attempt changed nothing: the old password still signs in.
     assert (await Console(system).sign_in("mps-cr1")).status_code == 303
