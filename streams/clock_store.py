@@ -66,27 +66,66 @@ class Outcome:
         return [e for e in self.events if isinstance(e, NotificationRequested)]
 
 
+@dataclass(frozen=True)
+class Deferral:
+    """How a claimer puts back a row whose work failed: later, loudly, and on the record."""
+
+    push_back: str  # UPDATE … SET <due> = $2 WHERE <key> = $1
+    key: str
+    log_event: str
+    audit_action: str
+
+
+async def _defer(
+    conn: asyncpg.Connection, how: Deferral, row: asyncpg.Record, now: datetime, exc: Exception
+) -> None:
+    """Keep a failing row from blocking the queue; try it again shortly."""
+    alert_id = row.get("alert_id")
+    log.error(
+        how.log_event,
+        child_id=row["child_id"],
+        alert_id=str(alert_id) if alert_id else None,
+        kind=row["kind"],
+        error=repr(exc),
+    )
+    await conn.execute(how.push_back, row[how.key], now + RETRY_AFTER_ERROR)
+    await _audit(
+        conn,
+        how.audit_action,
+        row["child_id"],
+        alert_id,
+        {"kind": row["kind"], "error": repr(exc)[:500]},
+    )
+
+
 async def claim_each(
     conn: asyncpg.Connection,
     query: str,
     now: datetime,
     limit: int,
     act: Callable[[asyncpg.Record], Awaitable[Outcome]],
-    defer: Callable[[asyncpg.Record, Exception], Awaitable[None]],
+    defer: Deferral,
 ) -> Outcome:
     """Claim up to `limit` rows due at `now` (`query` takes them `FOR UPDATE SKIP LOCKED`, so
-    workers share them) and act on each in one transaction; a row whose act fails is handed to
-    `defer` instead, and the others go on."""
+    workers share them) and act on each in one transaction; a row whose act fails is put back
+    as `defer` says, and the others go on."""
     outcome = Outcome()
     async with conn.transaction():
         for row in await conn.fetch(query, now, limit):
             try:
                 async with conn.transaction():  # a savepoint
                     outcome.extend(await act(row))
-            except Exception as exc:  # noqa: BLE001 - deferred, logged and audited by `defer`
-                await defer(row, exc)
+            except Exception as exc:  # noqa: BLE001 - deferred, logged and audited
+                await _defer(conn, defer, row, now, exc)
     return outcome
 
+
+_ALERT_DEFERRAL = Deferral(
+    "UPDATE alerts SET next_due_at = $2 WHERE alert_id = $1",
+    "alert_id",
+    "clock.advance_failed",
+    "alert.clock_error",
+)
 
 _INSERT_NOTIFICATIONS = """
 INSERT INTO notifications (notification_id, alert_id, child_id, step_key, contact_id, org_code,
@@ -452,30 +491,7 @@ class ClockStore:
             now,
             limit,
             lambda alert: self.advance(conn, alert, now),
-            lambda alert, exc: self._defer_after_error(conn, alert, now, exc),
-        )
-
-    async def _defer_after_error(
-        self, conn: asyncpg.Connection, alert: asyncpg.Record, now: datetime, exc: Exception
-    ) -> None:
-        """Keep a failing alert from blocking the queue; try it again shortly, loudly."""
-        log.error(
-            "clock.advance_failed",
-            alert_id=str(alert["alert_id"]),
-            child_id=alert["child_id"],
-            error=repr(exc),
-        )
-        await conn.execute(
-            "UPDATE alerts SET next_due_at = $2 WHERE alert_id = $1",
-            alert["alert_id"],
-            now + RETRY_AFTER_ERROR,
-        )
-        await _audit(
-            conn,
-            "alert.clock_error",
-            alert["child_id"],
-            alert["alert_id"],
-            {"error": repr(exc)[:500]},
+            _ALERT_DEFERRAL,
         )
 
     async def advance(

@@ -6,7 +6,7 @@ so the two never wait on each other in a circle.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import asyncpg
 import structlog
@@ -15,13 +15,15 @@ from contracts.config import GoldenHourConfig
 from contracts.events import IntakeRecord
 from infra.db import audit
 from streams import watchers
-from streams.clock_store import ClockStore, Outcome, claim_each
+from streams.clock_store import ClockStore, Deferral, Outcome, claim_each
 from streams.kinds import MISSING
 from streams.watchers import Arm, Cancel, ChildState, PlacementState, Raise, Resolve, SetRisk
 
 log = structlog.get_logger(__name__)
 
-RETRY_AFTER_ERROR = timedelta(seconds=5)
+_TIMER_DEFERRAL = Deferral(
+    "UPDATE watch_timers SET due_at = $2 WHERE id = $1", "id", "watch.fire_failed", "watch.error"
+)
 
 
 class WatchStore:
@@ -213,27 +215,7 @@ class WatchStore:
             now,
             limit,
             lambda timer: self._fire(conn, timer, now),
-            lambda timer, exc: self._defer_after_error(conn, timer, now, exc),
-        )
-
-    async def _defer_after_error(
-        self, conn: asyncpg.Connection, timer: asyncpg.Record, now: datetime, exc: Exception
-    ) -> None:
-        """Keep a failing clock from blocking the others; try it again shortly, loudly."""
-        log.error(
-            "watch.fire_failed", child_id=timer["child_id"], kind=timer["kind"], error=repr(exc)
-        )
-        await conn.execute(
-            "UPDATE watch_timers SET due_at = $2 WHERE id = $1",
-            timer["id"],
-            now + RETRY_AFTER_ERROR,
-        )
-        await audit(
-            conn,
-            "watch.error",
-            timer["child_id"],
-            None,
-            {"kind": timer["kind"], "error": repr(exc)[:500]},
+            _TIMER_DEFERRAL,
         )
 
     async def _fire(
