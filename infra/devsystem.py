@@ -287,6 +287,8 @@ class DevSystem:
             "GOLDENHOUR_KAFKA_SESSION_TIMEOUT_S": "2",
             # Test and demo webhook receivers listen on 127.0.0.1.
             "GOLDENHOUR_WEBHOOK_ALLOW_PRIVATE": "1",
+            # Scratch files of the parts (even of one killed mid-test) go with this directory.
+            "TMPDIR": self._dir.name,
             **self.env_extra,
         }
         try:

@@ -41,7 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.pool = await create_pool(dsn, min_size=2, max_size=20)
         producer = kafka_producer(bootstrap)
         await producer.start()
-        relay = OutboxRelay(dsn, producer)
+        relay = OutboxRelay(dsn, producer, app.state.pool)
         app.state.relay = relay
         app.state.topics = topics
         app.state.board_feed = BoardFeed(dsn)

@@ -7,7 +7,9 @@ import asyncio
 import os
 import signal
 import sys
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 
 import structlog
 from pydantic import ValidationError
@@ -66,11 +68,13 @@ def cmd_streams(_: argparse.Namespace) -> int:
     settings = _settings()
     bootstrap, _ = settings.require_servers()
     asyncio.run(ensure_topics(bootstrap, Topics(settings.topic_prefix)))
-    app = build_app(settings)
-    worker = faust.Worker(app, loglevel="WARNING", quiet=True, override_logging=False)
-    worker.spinner = None  # it would write terminal escape codes to a log
-    quiet_faust()
-    worker.execute_from_commandline()
+    # faust keeps a data directory even with in-memory tables; keep it out of the working one.
+    with tempfile.TemporaryDirectory(prefix="goldenhour-streams-") as datadir:
+        app = build_app(settings, Path(datadir))
+        worker = faust.Worker(app, loglevel="WARNING", quiet=True, override_logging=False)
+        worker.spinner = None  # it would write terminal escape codes to a log
+        quiet_faust()
+        worker.execute_from_commandline()
     return 0
 
 

@@ -22,7 +22,6 @@ from contracts.events import (
     Submitter,
     parse_event,
 )
-from infra.db import audit
 from services import access
 from services.auth import Caller, authenticate
 
@@ -34,6 +33,21 @@ OUTBOX_CHANNEL = "goldenhour_outbox"
 
 ACCEPTED = Counter("goldenhour_events_accepted_total", "Events accepted", ["type"])
 REFUSED = Counter("goldenhour_events_refused_total", "Events refused", ["reason"])
+
+
+# The event, its outbox row and its audit line in one round trip; nothing when the id is known.
+_RECORD_SQL = """
+WITH e AS (
+    INSERT INTO events (event_id, type, child_id, occurred_at, received_at, org_code, user_id, data)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    ON CONFLICT (event_id) DO NOTHING RETURNING event_id
+), o AS (
+    INSERT INTO outbox (topic, key, payload) SELECT $9, $3, $10 FROM e
+), a AS (
+    INSERT INTO audit_log (actor, action, child_id, detail) SELECT $11, $12, $3, $13 FROM e
+)
+SELECT count(*) = 1 FROM e
+"""
 
 
 def _errors(exc: ValidationError) -> list[dict]:
@@ -93,9 +107,7 @@ async def accept_event(app: FastAPI, caller: Caller, event: Event, now: datetime
     async with pool.acquire() as conn, conn.transaction():
         await _authorise(app.state.config, conn, caller, event)
         inserted = await conn.fetchval(
-            "INSERT INTO events (event_id, type, child_id, occurred_at, received_at, org_code,"
-            " user_id, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-            " ON CONFLICT (event_id) DO NOTHING RETURNING true",
+            _RECORD_SQL,
             event.event_id,
             event.type.value,
             event.child_id,
@@ -104,26 +116,16 @@ async def accept_event(app: FastAPI, caller: Caller, event: Event, now: datetime
             caller.org.code,
             caller.user.id,
             event.data.model_dump(mode="json"),
+            app.state.topics.intake,
+            record.model_dump_json().encode(),
+            caller.actor,
+            f"event.{event.type.value}",
+            {"event_id": str(event.event_id)},
         )
         if not inserted:
             return False
         await _project(conn, event, now)
-        await conn.execute(
-            "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)",
-            app.state.topics.intake,
-            event.child_id,
-            record.model_dump_json().encode(),
-        )
-        await audit(
-            conn,
-            f"event.{event.type.value}",
-            event.child_id,
-            None,
-            {"event_id": str(event.event_id)},
-            actor=caller.actor,
-        )
-        # Delivered on commit: wakes the outbox relay without a poll.
-        await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+    app.state.relay.nudge()
     ACCEPTED.labels(event.type.value).inc()
     log.info(
         "event.accepted",

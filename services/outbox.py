@@ -44,12 +44,43 @@ def kafka_producer(bootstrap: str) -> AIOKafkaProducer:
 class OutboxRelay:
     """Relays the outbox table to Kafka until stopped."""
 
-    def __init__(self, dsn: str, producer: AIOKafkaProducer, idle_poll_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        producer: AIOKafkaProducer,
+        pool: asyncpg.Pool,
+        idle_poll_s: float = 1.0,
+    ) -> None:
         self.dsn = dsn
         self.producer = producer
+        self.pool = pool
         self.idle_poll_s = idle_poll_s
         self._wake = asyncio.Event()
+        self._notify_wanted = False
+        self._notifier: asyncio.Task | None = None
         self.active = False
+
+    def nudge(self) -> None:
+        """Outbox rows were committed: wake the relay, in this process or by NOTIFY in another.
+
+        Not a NOTIFY inside each writer's transaction: Postgres serialises the commits of all
+        notifying transactions. A nudge lost in a crash costs at most one idle poll."""
+        if self.active:
+            self._wake.set()
+            return
+        self._notify_wanted = True
+        if self._notifier is None or self._notifier.done():
+            self._notifier = asyncio.create_task(self._notify())
+
+    async def _notify(self) -> None:
+        # One NOTIFY at a time, covering every commit nudged before it went out.
+        while self._notify_wanted:
+            self._notify_wanted = False
+            try:
+                await self.pool.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("outbox.notify_failed", error=str(exc))
+                return
 
     async def run(self) -> None:
         """Wait for leadership, then relay; reconnect after any database failure."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import faust
@@ -61,7 +62,7 @@ def _shorten_fetch_wait(max_wait_ms: int) -> None:
     faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = create_with_wait
 
 
-def build_app(settings: Settings) -> faust.App:
+def build_app(settings: Settings, datadir: Path) -> faust.App:
     """The faust app for one worker process."""
     bootstrap, dsn = settings.require_servers()
     config = settings.config
@@ -72,6 +73,7 @@ def build_app(settings: Settings) -> faust.App:
         f"{settings.topic_prefix}-streams",
         broker=";".join(f"kafka://{host}" for host in bootstrap.split(",")),
         store="memory://",
+        datadir=datadir,
         processing_guarantee="at_least_once",
         web_enabled=False,
         topic_partitions=4,

@@ -6,6 +6,7 @@ so the two never wait on each other in a circle.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import asyncpg
@@ -16,7 +17,6 @@ from contracts.events import IntakeRecord
 from infra.db import audit
 from streams import watchers
 from streams.clock_store import ClockStore, Deferral, Outcome, claim_each
-from streams.kinds import MISSING
 from streams.watchers import Arm, Cancel, ChildState, PlacementState, Raise, Resolve, SetRisk
 
 log = structlog.get_logger(__name__)
@@ -24,6 +24,24 @@ log = structlog.get_logger(__name__)
 _TIMER_DEFERRAL = Deferral(
     "UPDATE watch_timers SET due_at = $2 WHERE id = $1", "id", "watch.fire_failed", "watch.error"
 )
+
+
+# One round trip: the child, the current placement and what the alerts say of past episodes.
+_STATE_SQL = """
+WITH recent AS (
+    SELECT kind, status, anchor_at, opened_at FROM alerts
+    WHERE child_id = $1 AND kind IN ('missing', 'strategy_meeting')
+      AND (status <> 'resolved' OR anchor_at > $2)
+)
+SELECT c.risk_level, c.last_checkin_at, c.identified_at,
+       p.placement_id, p.care_home, p.started_at, p.checkin_interval_minutes, p.curfew,
+       EXISTS (SELECT 1 FROM recent WHERE kind = 'missing' AND status <> 'resolved') AS missing,
+       ARRAY(SELECT anchor_at FROM recent WHERE kind = 'missing' ORDER BY anchor_at) AS episodes,
+       (SELECT max(opened_at) FROM recent WHERE kind = 'strategy_meeting') AS strategy_prompted_at
+FROM children c
+LEFT JOIN placements p ON p.child_id = c.child_id AND p.ended_at IS NULL
+WHERE c.child_id = $1
+"""
 
 
 class WatchStore:
@@ -39,40 +57,29 @@ class WatchStore:
         self, conn: asyncpg.Connection, child_id: str, now: datetime, lock: bool
     ) -> ChildState | None:
         """What the watchers know of the child now; `lock` holds the child for this transaction."""
-        child = await conn.fetchrow(
-            "SELECT * FROM children WHERE child_id = $1" + (" FOR UPDATE" if lock else ""),
+        row = await conn.fetchrow(
+            _STATE_SQL + (" FOR UPDATE OF c" if lock else ""),
             child_id,
-        )
-        if child is None:
-            return None
-        placement = await conn.fetchrow(
-            "SELECT * FROM placements WHERE child_id = $1 AND ended_at IS NULL", child_id
-        )
-        alerts = await conn.fetch(
-            "SELECT kind, status, anchor_at, opened_at FROM alerts WHERE child_id = $1"
-            " AND kind = ANY($2) AND (status <> 'resolved' OR anchor_at > $3)",
-            child_id,
-            [MISSING, "strategy_meeting"],
             now - 2 * self.w.episodes_window,
         )
+        if row is None:
+            return None
         return ChildState(
-            risk_level=child["risk_level"],
+            risk_level=row["risk_level"],
             placement=PlacementState(
-                placement["placement_id"],
-                placement["care_home"],
-                placement["started_at"],
-                placement["checkin_interval_minutes"],
-                placement["curfew"],
+                row["placement_id"],
+                row["care_home"],
+                row["started_at"],
+                row["checkin_interval_minutes"],
+                row["curfew"],
             )
-            if placement
+            if row["placement_id"]
             else None,
-            last_checkin_at=child["last_checkin_at"],
-            identified_at=child["identified_at"],
-            missing=any(a["kind"] == MISSING and a["status"] != "resolved" for a in alerts),
-            episodes=tuple(a["anchor_at"] for a in alerts if a["kind"] == MISSING),
-            strategy_prompted_at=max(
-                (a["opened_at"] for a in alerts if a["kind"] == "strategy_meeting"), default=None
-            ),
+            last_checkin_at=row["last_checkin_at"],
+            identified_at=row["identified_at"],
+            missing=row["missing"],
+            episodes=tuple(row["episodes"]),
+            strategy_prompted_at=row["strategy_prompted_at"],
         )
 
     # --- intake -------------------------------------------------------------------------
@@ -100,10 +107,14 @@ class WatchStore:
                 child_id,
                 seen,
             )
+            # What that UPDATE did, without reading the child again.
+            last = before.last_checkin_at
+            state = replace(before, last_checkin_at=seen if last is None else max(last, seen))
+        else:
+            state = before
         episode: list[watchers.Action] = []
         if kind == "absence.reported" and not before.missing:
             episode = watchers.on_new_episode(data.last_seen_at, before, self.w)
-        state = await self.state(conn, child_id, now, lock=False) or before
         actions = watchers.on_event(kind, data, event.occurred_at, state, self.w, self.tz)
         if kind == "risk.signal":
             await self._record_signal(conn, record, before, actions)
