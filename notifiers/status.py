@@ -7,8 +7,6 @@ import uuid
 import asyncpg
 import structlog
 
-from infra.db import audit
-
 log = structlog.get_logger(__name__)
 
 # Provider status words mapped onto ours; a status only ever moves forward.
@@ -40,9 +38,11 @@ async def apply_status(
 ) -> bool:
     """Move one message forward to `ours`; False when it is unknown or already further on."""
     earlier = [s for s, rank in _RANK.items() if rank < _RANK[ours]]
-    async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            """
+    # One statement, so one round trip and its own transaction: providers call back several
+    # times for every message.
+    row = await pool.fetchrow(
+        """
+        WITH moved AS (
             UPDATE notifications SET status = $3, updated_at = now(),
                 provider_id = COALESCE(provider_id, $2),
                 sent_at = COALESCE(sent_at, now()),
@@ -51,23 +51,22 @@ async def apply_status(
             WHERE (notification_id = $1 OR ($1 IS NULL AND provider_id = $2))
               AND status = ANY($5)
             RETURNING notification_id, alert_id, child_id
-            """,
-            notification_id,
-            provider_id,
-            ours,
-            error,
-            earlier,
+        ), audited AS (
+            INSERT INTO audit_log (actor, action, child_id, alert_id, detail)
+            SELECT 'system:provider', 'notification.' || $3, child_id, alert_id,
+                   jsonb_build_object('notification_id', notification_id, 'error', $4::text)
+            FROM moved
         )
-        if row is None:
-            return False
-        await audit(
-            conn,
-            f"notification.{ours}",
-            row["child_id"],
-            row["alert_id"],
-            {"notification_id": str(row["notification_id"]), "error": error},
-            actor="system:provider",
-        )
+        SELECT * FROM moved
+        """,
+        notification_id,
+        provider_id,
+        ours,
+        error,
+        earlier,
+    )
+    if row is None:
+        return False
     log.info(
         f"notification.{ours}",
         alert_id=str(row["alert_id"]),

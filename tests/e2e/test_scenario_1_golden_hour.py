@@ -5,7 +5,9 @@ Policy minutes are scaled to 0.2 s, so the golden hour passes in 12 seconds.
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -86,6 +88,21 @@ async def test_golden_hour_from_report_to_stand_down(start_system):
     alert = await the_alert(system)
     sms_states = {n["status"] for n in alert["notifications"] if n["channel"] == "sms"}
     assert sms_states <= {"delivered", "sent"} and "delivered" in sms_states
+    delivered = {
+        str(n["notification_id"]) for n in alert["notifications"] if n["status"] == "delivered"
+    }
+    db = await asyncpg.connect(system.database_url)
+    try:
+        audited = await db.fetch(
+            "SELECT detail, child_id, actor FROM audit_log"
+            " WHERE action = 'notification.delivered' AND alert_id = $1",
+            uuid.UUID(alert["alert_id"]),
+        )
+    finally:
+        await db.close()
+    # Each delivery is on the audit log once, as the provider's word, against its message.
+    assert sorted(json.loads(a["detail"])["notification_id"] for a in audited) == sorted(delivered)
+    assert {(a["child_id"], a["actor"]) for a in audited} == {(CHILD, "system:provider")}
 
     # child.located stands everyone told down and schedules the return interview.
     told = {n["contact_id"] for n in alert["notifications"]}
