@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import signal
 import socket
@@ -93,6 +94,25 @@ class _Handler:
         return "250 Message accepted for delivery"
 
 
+class _TrackedSmtp(SMTP):
+    """aiosmtpd's session, telling LocalSmtp when a client connection opens and closes."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.event_handler.owner._connection_opened(self)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        super().connection_lost(error)
+        self.event_handler.owner._connection_closed(self)
+
+
+class _Controller(Controller):
+    """aiosmtpd's Controller, serving _TrackedSmtp sessions."""
+
+    def factory(self) -> SMTP:
+        return _TrackedSmtp(self.handler, **self.SMTP_kwargs)
+
+
 class LocalSmtp:
     """Threaded aiosmtpd server; .messages is safe to read from any thread."""
 
@@ -109,6 +129,8 @@ class LocalSmtp:
         self._messages: list[ReceivedMail] = []
         self._failures: deque[int] = deque()
         self._rejected: dict[str, int] = {}
+        self._open: set[SMTP] = set()
+        self._connections = 0
         self._controller: Controller | None = None
 
     @property
@@ -117,13 +139,29 @@ class LocalSmtp:
         with self._lock:
             return list(self._messages)
 
+    @property
+    def connections(self) -> int:
+        """Client connections accepted since start()."""
+        with self._lock:
+            return self._connections
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections open right now."""
+        with self._lock:
+            return len(self._open)
+
     def start(self) -> None:
         """Start the server thread; port 0 means pick a free port now."""
         if self.port == 0:
             self.port = _free_port(self.host)
         # A fresh Controller each time: a stopped one has closed its event loop.
-        self._controller = Controller(_Handler(self), hostname=self.host, port=self.port)
+        self._controller = _Controller(_Handler(self), hostname=self.host, port=self.port)
         self._controller.start()
+        with self._lock:
+            # Not the Controller's own start-up probe (it has connected by now).
+            self._connections = 0
+            self._open.clear()
         log.info("smtp_local.started", host=self.host, port=self.port)
 
     def stop(self) -> None:
@@ -149,6 +187,16 @@ class LocalSmtp:
             self._messages.clear()
             self._failures.clear()
             self._rejected.clear()
+
+    def _connection_opened(self, session: SMTP) -> None:
+        with self._lock:
+            if session not in self._open:  # STARTTLS reports the same connection again
+                self._connections += 1
+                self._open.add(session)
+
+    def _connection_closed(self, session: SMTP) -> None:
+        with self._lock:
+            self._open.discard(session)
 
     def _take_failure(self) -> int | None:
         with self._lock:

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from prometheus_client import Counter
 
 from contracts.derived import NotificationRequested
-from infra.db import audit, mark_ready
+from infra.db import mark_ready
 from infra.settings import Settings
 from notifiers.base import (
     Channel,
@@ -52,24 +52,54 @@ WHERE notification_id = $1 AND status = 'pending' AND next_attempt_at <= $3
 RETURNING *
 """
 
-_CLAIM_DUE = """
-UPDATE notifications SET status = 'sending', attempts = attempts + 1, lease_until = $1,
-       updated_at = now()
-WHERE notification_id IN (
-    SELECT notification_id FROM notifications
-    WHERE status = 'pending' AND next_attempt_at <= $2
-    ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+# A lease that ran out (its dispatcher died mid-send) is taken over by one claimer only.
+_CLAIM_EXPIRED = """
+UPDATE notifications SET lease_until = $2, updated_at = now()
+WHERE notification_id = $1 AND status = 'sending' AND lease_until < $3
 RETURNING *
 """
 
-_CLAIM_EXPIRED = """
-UPDATE notifications SET lease_until = $1, updated_at = now()
-WHERE notification_id IN (
-    SELECT notification_id FROM notifications
-    WHERE status = 'sending' AND lease_until < $2
-    ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED)
-RETURNING *
+# Candidates only: each is claimed when a slot is free to send it, so no lease runs out while
+# its message waits its turn behind a backlog.
+_DUE = """
+SELECT notification_id, channel FROM notifications
+WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2
 """
+_EXPIRED = """
+SELECT notification_id, channel FROM notifications
+WHERE status = 'sending' AND lease_until < $1 ORDER BY lease_until LIMIT $2
+"""
+
+
+def _audited(update: str, action: str, detail: str) -> str:
+    """`update` of one message and its audit line, in one statement and so one round trip."""
+    return f"""
+    WITH changed AS ({update} RETURNING notification_id, alert_id, child_id)
+    INSERT INTO audit_log (actor, action, child_id, alert_id, detail)
+    SELECT 'system:dispatcher', '{action}', child_id, alert_id,
+           {detail}::jsonb || jsonb_build_object('notification_id', notification_id)
+    FROM changed
+    """
+
+
+# A delivery callback may have overtaken the send: never move a status backwards.
+_MARK_SENT = _audited(
+    """UPDATE notifications SET provider_id = $2, lease_until = NULL,
+        status = CASE WHEN status = 'sending' THEN $3 ELSE status END,
+        sent_at = COALESCE(sent_at, now()),
+        delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END,
+        updated_at = now()
+    WHERE notification_id = $1""",
+    "notification.sent",
+    "$4",
+)
+_MARK_FAILED = _audited(
+    """UPDATE notifications SET status = 'failed', lease_until = NULL, last_error = $2,
+        updated_at = now()
+    WHERE notification_id = $1""",
+    "notification.failed",
+    "$3",
+)
 
 
 class _ReadyWhenAssigned(ConsumerRebalanceListener):
@@ -122,6 +152,7 @@ class Dispatcher:
         # to send, so under load they take a few slots each and never crowd the SMS out.
         self._gates = {"email": asyncio.Semaphore(4), "webhook": asyncio.Semaphore(8)}
         self._tasks: set[asyncio.Task] = set()
+        self._queued: set[uuid.UUID] = set()  # waiting for a slot or being sent here
         self._rng = random.Random()
 
     # --- entry points ---------------------------------------------------------------
@@ -152,7 +183,7 @@ class Dispatcher:
                     request = NotificationRequested.model_validate_json(msg.value)
                 except ValueError:
                     continue  # other notification events share the topic
-                self._spawn(self.send_requested(request.notification_id), request.channel)
+                self._queue(request.notification_id, request.channel, self.send_requested)
         finally:
             await consumer.stop()
 
@@ -172,17 +203,29 @@ class Dispatcher:
 
     # --- one cycle ------------------------------------------------------------------
 
-    async def send_requested(self, notification_id: uuid.UUID) -> None:
+    async def send_requested(
+        self, notification_id: uuid.UUID, due_by: datetime | None = None
+    ) -> None:
+        """Claim the message if it is pending and due (by `due_by`, else now), and send it."""
         now = datetime.now(UTC)
-        row = await self.pool.fetchrow(_CLAIM_ONE, notification_id, now + self.lease, now)
+        row = await self.pool.fetchrow(_CLAIM_ONE, notification_id, now + self.lease, due_by or now)
         if row is not None:
             await self._deliver(row, reconcile=_retried(row))
 
+    async def take_over(self, notification_id: uuid.UUID, expired_by: datetime) -> None:
+        """Claim a message whose lease ran out (by `expired_by`) and reconcile before sending."""
+        now = datetime.now(UTC)
+        row = await self.pool.fetchrow(
+            _CLAIM_EXPIRED, notification_id, now + self.lease, expired_by
+        )
+        if row is not None:
+            await self._deliver(row, reconcile=True)
+
     async def sweep(self, now: datetime) -> None:
-        for row in await self.pool.fetch(_CLAIM_DUE, now + self.lease, now, 200):
-            self._spawn(self._deliver(row, reconcile=_retried(row)), row["channel"])
-        for row in await self.pool.fetch(_CLAIM_EXPIRED, now + self.lease, now, 200):
-            self._spawn(self._deliver(row, reconcile=True), row["channel"])
+        for row in await self.pool.fetch(_DUE, now, 200):
+            self._queue(row["notification_id"], row["channel"], self.send_requested, now)
+        for row in await self.pool.fetch(_EXPIRED, now, 200):
+            self._queue(row["notification_id"], row["channel"], self.take_over, now)
         stale = await self.pool.fetch(
             "UPDATE notifications SET updated_at = now() WHERE notification_id IN ("
             " SELECT notification_id FROM notifications WHERE status = 'sent'"
@@ -195,10 +238,19 @@ class Dispatcher:
         for row in stale:
             self._spawn(self._repoll(row), row["channel"])
 
-    def _spawn(self, coro, channel: str | None = None) -> None:
+    def _queue(self, notification_id: uuid.UUID, channel: str, send, *args) -> None:
+        """Send once a slot is free, unless this message already waits here for one."""
+        if notification_id in self._queued:
+            return
+        self._queued.add(notification_id)
+        task = self._spawn(send(notification_id, *args), channel)
+        task.add_done_callback(lambda _: self._queued.discard(notification_id))
+
+    def _spawn(self, coro, channel: str | None = None) -> asyncio.Task:
         task = asyncio.create_task(self._bounded(coro, channel))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _bounded(self, coro, channel: str | None) -> None:
         gate = self._gates.get(channel or "")
@@ -212,7 +264,7 @@ class Dispatcher:
     async def _webhook_failed(self, row: asyncpg.Record, error: str) -> None:
         if row["channel"] == "webhook" and self.webhooks:
             for notification_id in await self.webhooks.failed(row, error):
-                self._spawn(self.send_requested(notification_id), "email")
+                self._queue(notification_id, "email", self.send_requested)
 
     def _message(self, row: asyncpg.Record, secret: str | None = None) -> OutboundMessage:
         key = f"{row['alert_id']}:{row['step_key']}:{row['contact_id']}:{row['channel']}"
@@ -269,34 +321,17 @@ class Dispatcher:
         bound.info("notification.sent", provider_id=result.provider_id, step_key=row["step_key"])
 
     async def _mark_sent(self, row: asyncpg.Record, provider_id: str, status: str) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            # A delivery callback may have overtaken us: never move a status backwards.
-            await conn.execute(
-                """
-                UPDATE notifications SET provider_id = $2, lease_until = NULL,
-                    status = CASE WHEN status = 'sending' THEN $3 ELSE status END,
-                    sent_at = COALESCE(sent_at, now()),
-                    delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END,
-                    updated_at = now()
-                WHERE notification_id = $1
-                """,
-                row["notification_id"],
-                provider_id,
-                status,
-            )
-            await audit(
-                conn,
-                "notification.sent",
-                row["child_id"],
-                row["alert_id"],
-                {
-                    "notification_id": str(row["notification_id"]),
-                    "contact_id": row["contact_id"],
-                    "channel": row["channel"],
-                    "provider_id": provider_id,
-                },
-                actor="system:dispatcher",
-            )
+        await self.pool.execute(
+            _MARK_SENT,
+            row["notification_id"],
+            provider_id,
+            status,
+            {
+                "contact_id": row["contact_id"],
+                "channel": row["channel"],
+                "provider_id": provider_id,
+            },
+        )
 
     async def _retry_or_fail(self, row, error: str, retry_after: float | None, bound) -> None:
         if row["attempts"] >= MAX_ATTEMPTS:
@@ -318,21 +353,7 @@ class Dispatcher:
 
     async def _fail(self, row, error: str, bound) -> None:
         FAILED.labels(row["channel"]).inc()
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "UPDATE notifications SET status = 'failed', lease_until = NULL, last_error = $2,"
-                " updated_at = now() WHERE notification_id = $1",
-                row["notification_id"],
-                error,
-            )
-            await audit(
-                conn,
-                "notification.failed",
-                row["child_id"],
-                row["alert_id"],
-                {"notification_id": str(row["notification_id"]), "error": error},
-                actor="system:dispatcher",
-            )
+        await self.pool.execute(_MARK_FAILED, row["notification_id"], error, {"error": error})
         bound.error("notification.failed", error=error)
 
     async def _repoll(self, row: asyncpg.Record) -> None:

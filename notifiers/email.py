@@ -1,8 +1,11 @@
-"""Email channel: one SMTP submission per attempt with aiosmtplib, plain text."""
+"""Email channel: plain text over aiosmtplib, on a few SMTP connections kept open and reused."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
+from collections import deque
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -14,6 +17,7 @@ from aiosmtplib import (
     SMTPNotSupported,
     SMTPRecipientsRefused,
     SMTPResponseException,
+    SMTPServerDisconnected,
 )
 
 from notifiers.base import (
@@ -38,9 +42,33 @@ def _one_line(text: str) -> str:
     return " ".join(text.splitlines()).strip()
 
 
+def _connection_was_stale(exc: BaseException) -> bool:
+    """Whether a failure on a reused connection means the connection, not the mail, was bad."""
+    if isinstance(exc, SMTPResponseException):
+        # 421: the server is closing this channel (idle limit, messages-per-connection limit).
+        return exc.code == 421
+    # A timeout is more likely a slow server than a dead socket; a second wait would only
+    # delay the dispatcher's own retry.
+    return isinstance(exc, (SMTPServerDisconnected, OSError)) and not isinstance(exc, TimeoutError)
+
+
+async def _quit_quietly(client: aiosmtplib.SMTP) -> None:
+    """Say goodbye if the server still listens; close the socket either way."""
+    try:
+        await client.quit(timeout=1)
+    except (SMTPException, OSError):
+        pass
+    finally:
+        client.close()
+
+
 class SmtpEmail(Channel):
     """SMTP channel: "sent" once the server took the hand-off (250 after DATA); SMTP never says
-    whether the mail reached an inbox, so it is never marked delivered."""
+    whether the mail reached an inbox, so it is never marked delivered.
+
+    Up to max_connections connections are open at once; each carries one mail at a time and
+    is reused for the next, since a new connection (TCP, EHLO, STARTTLS, AUTH) costs far more
+    than the mail itself. A connection idle for longer than idle_s is not reused."""
 
     name = "email"
     reports_delivery = False
@@ -55,6 +83,8 @@ class SmtpEmail(Channel):
         use_tls: bool = False,
         start_tls: bool | None = None,
         timeout: float = 10,
+        max_connections: int = 4,
+        idle_s: float = 30.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -64,6 +94,12 @@ class SmtpEmail(Channel):
         self.use_tls = use_tls
         self.start_tls = start_tls  # None: upgrade if the server offers STARTTLS
         self.timeout = timeout
+        self.max_connections = max_connections
+        self.idle_s = idle_s
+        # Most recently used last, each with its time.monotonic() of last use.
+        self._idle: deque[tuple[aiosmtplib.SMTP, float]] = deque()
+        self._slots = asyncio.Semaphore(max_connections)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def build(self, msg: OutboundMessage) -> EmailMessage:
         """The plain-text message for msg, with de-duplication headers."""
@@ -81,25 +117,16 @@ class SmtpEmail(Channel):
         return mail
 
     async def send(self, msg: OutboundMessage) -> SendResult:
-        """Submit once; 5xx and refused recipients → Permanent, 4xx and network → Retryable."""
+        """Submit once (twice if a reused connection proves dead); 5xx and refused recipients →
+        Permanent, 4xx and network → Retryable."""
         try:
             mail = self.build(msg)
         except (ValueError, TypeError) as exc:
             raise PermanentSendError(f"cannot build email to {msg.to!r}: {exc}") from exc
         ctx = {"notification_id": msg.notification_id, "message_id": mail["Message-ID"]}
         try:
-            await aiosmtplib.send(
-                mail,
-                sender=self.from_addr,
-                recipients=[msg.to],
-                hostname=self.host,
-                port=self.port,
-                username=self.username,
-                password=self._password,
-                use_tls=self.use_tls,
-                start_tls=self.start_tls,
-                timeout=self.timeout,
-            )
+            async with self._pool_slot():
+                await self._submit(mail, msg.to, ctx)
         except SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             log.warning("email.recipient_refused", codes=codes, **ctx)
@@ -125,6 +152,66 @@ class SmtpEmail(Channel):
         log.info("email.accepted", **ctx)
         return SendResult(provider_id=str(mail["Message-ID"]), status="sent")
 
+    def _pool_slot(self) -> asyncio.Semaphore:
+        """The semaphore bounding open connections, for the running loop."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # Connections and a semaphore from another (finished) loop cannot be used here.
+            self._idle = deque()
+            self._slots = asyncio.Semaphore(self.max_connections)
+            self._loop = loop
+        return self._slots
+
+    async def _submit(self, mail: EmailMessage, to: str, ctx: dict[str, str]) -> None:
+        """Send on an idle connection if there is one, else (or if it was stale) a new one."""
+        client = self._take_idle()
+        if client is not None:
+            try:
+                await self._send_on(client, mail, to)
+                return
+            except Exception as exc:
+                if not _connection_was_stale(exc):
+                    raise
+                # Dropped by the server while idle: the alert must still go now; the
+                # deterministic Message-ID makes a rare duplicate harmless.
+                log.info("email.stale_connection", error=repr(exc), **ctx)
+        await self._send_on(await self._connect(), mail, to)
+
+    def _take_idle(self) -> aiosmtplib.SMTP | None:
+        """The most recently used connection still open and not idle too long, if any."""
+        oldest_allowed = time.monotonic() - self.idle_s
+        while self._idle and self._idle[0][1] < oldest_allowed:
+            self._idle.popleft()[0].close()
+        while self._idle:
+            client, _ = self._idle.pop()
+            if client.is_connected:
+                return client
+        return None
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        """A new connection, greeted and logged in (connect() closes it itself on failure)."""
+        client = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            username=self.username,
+            password=self._password,
+            use_tls=self.use_tls,
+            start_tls=self.start_tls,
+            timeout=self.timeout,
+        )
+        await client.connect()
+        return client
+
+    async def _send_on(self, client: aiosmtplib.SMTP, mail: EmailMessage, to: str) -> None:
+        """Send one mail; the connection goes back to the pool only if that fully worked."""
+        try:
+            await client.send_message(mail, sender=self.from_addr, recipients=[to])
+        except BaseException:
+            # Even after a refusal the session may be mid-transaction; a new one is cheap.
+            client.close()
+            raise
+        self._idle.append((client, time.monotonic()))
+
     async def poll(self, provider_id: str) -> str | None:
         """SMTP has no status to ask about."""
         return None
@@ -134,5 +221,8 @@ class SmtpEmail(Channel):
         return None
 
     async def close(self) -> None:
-        """Nothing held open: each send uses its own short SMTP connection."""
-        return None
+        """QUIT and close every idle connection (if this loop opened them); a later send just
+        opens a new one."""
+        idle, self._idle = self._idle, deque()
+        if self._loop is asyncio.get_running_loop():
+            await asyncio.gather(*(_quit_quietly(client) for client, _ in idle))

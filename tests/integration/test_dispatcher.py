@@ -227,6 +227,30 @@ async def test_permanent_error_fails_without_retry(dispatcher, pool, twilio, ale
     )
 
 
+async def test_a_backlog_waits_unleased_and_each_message_is_queued_once(
+    pool, channels, twilio, alert_id
+) -> None:
+    """Behind a backlog a message is not leased until a slot is free to send it, so no lease
+    runs out while it waits (which would hand it to a second sender), and repeated sweeps do
+    not queue it twice."""
+    d = make_dispatcher(pool, channels, concurrency=1)
+    nids = [await add_row(pool, alert_id, contact=f"c{i}") for i in range(3)]
+    async with d._slots:  # the one slot is busy
+        for _ in range(3):
+            await d.sweep(datetime.now(UTC))
+            await asyncio.sleep(0.05)
+        assert len(d._tasks) == 3
+        waiting = [await row(pool, n) for n in nids]
+        assert {(r["status"], r["attempts"], r["lease_until"]) for r in waiting} == {
+            ("pending", 0, None)
+        }
+    await d.drain()
+    assert sorted(m.body for m in twilio.messages_to(PHONE)) == sorted(
+        f"ALERT LBH-2026-0042 missing. Ack 1234 (c{i})" for i in range(3)
+    )
+    assert {(await row(pool, n))["status"] for n in nids} == {"sent"}
+
+
 # --- 5: crash recovery --------------------------------------------------------------------
 
 

@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from infra.smtp_local import LocalSmtp
+from infra.waiting import wait_for_matches
 from notifiers.base import Channel, OutboundMessage, PermanentSendError, RetryableSendError
 from notifiers.email import SmtpEmail, message_id_for
 
@@ -143,3 +145,67 @@ async def test_runs_as_a_process() -> None:
     finally:
         proc.terminate()
         assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+async def test_sequential_sends_share_one_connection(smtp: LocalSmtp, email: SmtpEmail) -> None:
+    for _ in range(20):
+        await email.send(outbound())
+    assert len(smtp.messages) == 20
+    assert smtp.connections == 1
+    await email.close()
+
+
+async def test_concurrent_sends_open_at_most_max_connections(smtp: LocalSmtp) -> None:
+    email = SmtpEmail("127.0.0.1", smtp.port, FROM, timeout=5, max_connections=3)
+    results = await asyncio.gather(*(email.send(outbound()) for _ in range(30)))
+    assert {r.status for r in results} == {"sent"}
+    assert len(smtp.messages) == 30
+    # Exactly three: fewer would mean the sends were not spread over the connections at all.
+    assert smtp.connections == 3
+    await email.close()
+
+
+@pytest.mark.parametrize("client_noticed", [True, False], ids=["noticed", "unnoticed"])
+async def test_connection_dropped_by_the_server_is_replaced(
+    smtp: LocalSmtp, email: SmtpEmail, client_noticed: bool
+) -> None:
+    await email.send(outbound())
+    if client_noticed:
+        await asyncio.to_thread(smtp.stop)
+        await asyncio.to_thread(smtp.start)
+    else:
+        # Blocking the loop keeps the client from seeing the server hang up, so the next
+        # send really meets the dead connection (the race a busy dispatcher can lose).
+        smtp.stop()
+        smtp.start()
+    with capture_logs() as logs:
+        result = await email.send(outbound())
+    assert result.status == "sent"
+    # The restarted server keeps its record of mail but counts connections afresh.
+    assert len(smtp.messages) == 2 and smtp.connections == 1
+    stale = [e for e in logs if e["event"] == "email.stale_connection"]
+    assert len(stale) == (0 if client_noticed else 1)
+    await email.close()
+
+
+async def test_connection_idle_too_long_is_not_reused(smtp: LocalSmtp) -> None:
+    email = SmtpEmail("127.0.0.1", smtp.port, FROM, timeout=5, idle_s=0.2)
+    await email.send(outbound())
+    await email.send(outbound())
+    assert smtp.connections == 1
+    await asyncio.sleep(0.3)
+    await email.send(outbound())
+    assert len(smtp.messages) == 3
+    assert smtp.connections == 2
+    await email.close()
+
+
+async def test_close_leaves_no_connection_open(smtp: LocalSmtp, email: SmtpEmail) -> None:
+    await asyncio.gather(*(email.send(outbound()) for _ in range(8)))
+    assert smtp.open_connections == 4  # the default max_connections, kept for reuse
+    await email.close()
+    await wait_for_matches(lambda: [smtp.open_connections], lambda n: n == 0, 2, 1, "closes")
+    # Closed, not broken: the channel connects again when needed.
+    await email.send(outbound())
+    assert len(smtp.messages) == 9 and smtp.connections == 5
+    await email.close()
