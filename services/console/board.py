@@ -173,11 +173,17 @@ class BoardFeed:
 
     Postgres announces the id of each alert that changed (a trigger on alerts, notifications
     and acknowledgements); each subscriber gets its own queue and decides what it may see.
+    The process listens only while a board is open (and a while after the last one closed, so
+    a reload does not reconnect): an announcement nobody listens for costs Postgres and this
+    process nothing more than its queue entry.
     """
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, linger_s: float = 60.0) -> None:
         self.dsn = dsn
+        self.linger_s = linger_s
         self.subscribers: set[asyncio.Queue[str]] = set()
+        self.listening = False
+        self._wanted = asyncio.Event()
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -196,28 +202,46 @@ class BoardFeed:
                 queue.put_nowait(payload)
 
     async def _listen(self) -> None:
-        """Listen until cancelled; a lost connection is made again, and boards told to reload."""
+        """While boards are open, listen; a lost connection is made again, and boards told to
+        reload (as is a board that opened before the listening began)."""
         while True:
+            await self._wanted.wait()
             try:
                 conn = await asyncpg.connect(self.dsn)
                 try:
                     await conn.add_listener(CHANNEL, self._publish)
-                    self._publish("*")  # anything may have changed while we were away
-                    while not conn.is_closed():
-                        await asyncio.sleep(1.0)
+                    self.listening = True
+                    self._publish("*")  # anything may have changed while nobody listened
+                    await self._until_unwatched(conn)
                 finally:
+                    self.listening = False
                     with contextlib.suppress(Exception):
                         await conn.close()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the feed retries; boards keep their clocks
                 log.warning("board_feed.lost", error=repr(exc))
-            await asyncio.sleep(1.0)
+                await asyncio.sleep(1.0)
+
+    async def _until_unwatched(self, conn: asyncpg.Connection) -> None:
+        """Return once no board has been open for linger_s, or the connection is lost."""
+        loop = asyncio.get_running_loop()
+        unwatched_since: float | None = None
+        while not conn.is_closed():
+            await asyncio.sleep(min(1.0, self.linger_s))
+            if self.subscribers:
+                unwatched_since = None
+            elif unwatched_since is None:
+                unwatched_since = loop.time()
+            elif loop.time() - unwatched_since >= self.linger_s:
+                self._wanted.clear()
+                return
 
     @contextlib.contextmanager
     def subscribe(self):  # noqa: ANN201 - a context manager yielding the queue
         queue: asyncio.Queue[str] = asyncio.Queue()
         self.subscribers.add(queue)
+        self._wanted.set()
         try:
             yield queue
         finally:
