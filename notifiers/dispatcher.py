@@ -33,7 +33,7 @@ from notifiers.base import (
     PermanentSendError,
     RetryableSendError,
 )
-from notifiers.status import apply_status, provider_status
+from notifiers.status import apply_status, audited_change, provider_status
 from notifiers.subscription_health import WebhookSubscriptions
 
 log = structlog.get_logger(__name__)
@@ -71,34 +71,25 @@ WHERE status = 'sending' AND lease_until < $1 ORDER BY lease_until LIMIT $2
 """
 
 
-def _audited(update: str, action: str, detail: str) -> str:
-    """`update` of one message and its audit line, in one statement and so one round trip."""
-    return f"""
-    WITH changed AS ({update} RETURNING notification_id, alert_id, child_id)
-    INSERT INTO audit_log (actor, action, child_id, alert_id, detail)
-    SELECT 'system:dispatcher', '{action}', child_id, alert_id,
-           {detail}::jsonb || jsonb_build_object('notification_id', notification_id)
-    FROM changed
-    """
-
-
 # A delivery callback may have overtaken the send: never move a status backwards.
-_MARK_SENT = _audited(
+_MARK_SENT = audited_change(
     """UPDATE notifications SET provider_id = $2, lease_until = NULL,
         status = CASE WHEN status = 'sending' THEN $3 ELSE status END,
         sent_at = COALESCE(sent_at, now()),
         delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END,
         updated_at = now()
     WHERE notification_id = $1""",
-    "notification.sent",
-    "$4",
+    "system:dispatcher",
+    "'notification.sent'",
+    "$4::jsonb",
 )
-_MARK_FAILED = _audited(
+_MARK_FAILED = audited_change(
     """UPDATE notifications SET status = 'failed', lease_until = NULL, last_error = $2,
         updated_at = now()
     WHERE notification_id = $1""",
-    "notification.failed",
-    "$3",
+    "system:dispatcher",
+    "'notification.failed'",
+    "$3::jsonb",
 )
 
 

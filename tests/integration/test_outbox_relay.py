@@ -17,6 +17,7 @@ from infra.stack import EmbeddedStack
 from infra.topics import Topics, ensure_topics
 from services.intake import OUTBOX_CHANNEL
 from services.outbox import OutboxRelay, kafka_producer
+from tests.e2e.conftest import until
 
 # Far longer than any test waits: a row that arrives was relayed because of a nudge.
 IDLE_POLL_S = 60.0
@@ -53,13 +54,6 @@ def relay_for(stack: EmbeddedStack, dsn: str, pool: asyncpg.Pool) -> OutboxRelay
     return OutboxRelay(dsn, kafka_producer(stack.kafka_bootstrap), pool, IDLE_POLL_S)
 
 
-async def until(predicate, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-
-
 async def write(pool: asyncpg.Pool, topic: str, key: str) -> None:
     """An outbox row committed the way the API writes it: no NOTIFY in the transaction."""
     await pool.execute(
@@ -89,7 +83,7 @@ async def test_a_nudge_in_the_active_process_relays_at_once(
 ) -> None:
     relay = relay_for(stack, migrated_db, pool)
     async with running(relay):
-        await until(lambda: relay.active)
+        await until(lambda: relay.active, 10, "the relay to take the lock")
         await asyncio.sleep(0.2)  # past its first look at the empty outbox
         await write(pool, topic, "child-1")
         relay.nudge()
@@ -108,7 +102,7 @@ async def test_a_nudge_in_another_process_wakes_the_active_relay_by_notify(
     active = relay_for(stack, migrated_db, pool)
     standby = relay_for(stack, migrated_db, pool)
     async with running(active), running(standby):
-        await until(lambda: active.active)
+        await until(lambda: active.active, 10, "the relay to take the lock")
         await asyncio.sleep(0.2)
         assert not standby.active  # one relay holds the lock; the other waits
         for i in range(3):
@@ -127,7 +121,7 @@ async def test_nudges_are_coalesced_into_few_notifies(
         standby = relay_for(stack, migrated_db, pool)  # never started: not the active relay
         for _ in range(200):
             standby.nudge()
-        await until(lambda: len(heard) >= 1)
+        await until(lambda: len(heard) >= 1, 10, "a NOTIFY")
         await asyncio.sleep(0.3)  # any NOTIFY still in flight
         assert 1 <= len(heard) <= 2  # one sent, at most one more for nudges during it
     finally:
