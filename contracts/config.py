@@ -35,6 +35,7 @@ __all__ = [
     "ConfigError",
     "Contact",
     "GoldenHourConfig",
+    "OperationsContact",
     "OrgKind",
     "Organisation",
     "Policy",
@@ -78,6 +79,16 @@ class Contact(ConfigEntry):
 
     id: RecordId
     role: Role
+    phone: Phone
+    email: EmailStr
+
+
+class OperationsContact(ConfigEntry):
+    """Someone of the platform team, told when the system itself needs a person: a record
+    dead-lettered, an alert whose processing keeps failing."""
+
+    id: RecordId
+    name: ShortText | None = None
     phone: Phone
     email: EmailStr
 
@@ -135,6 +146,7 @@ class GoldenHourConfig(ConfigEntry):
     organisations: list[Organisation]
     policies: dict[str, Policy]
     watchers: Watchers = Field(default_factory=Watchers)
+    operations: list[OperationsContact] = Field(default_factory=list)
 
     _orgs: dict[str, Organisation] = PrivateAttr(default_factory=dict)
     _keys: dict[str, tuple[Organisation, User]] = PrivateAttr(default_factory=dict)

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.ack_link import AckLinks
 from contracts.config import GoldenHourConfig, load_config
+from infra.db import DbLimits
 
 
 class Settings(BaseSettings):
@@ -48,6 +49,23 @@ class Settings(BaseSettings):
     session_ttl_s: int = Field(default=12 * 3600, alias="GOLDENHOUR_SESSION_TTL_S", ge=60)
     login_max_failures: int = Field(default=5, alias="GOLDENHOUR_LOGIN_MAX_FAILURES", ge=1)
 
+    # Bounds on every database connection (see infra.db.DbLimits): defaults free a hung
+    # worker's locks within seconds.
+    db_connect_timeout_s: float = Field(default=5.0, alias="GOLDENHOUR_DB_CONNECT_TIMEOUT_S", gt=0)
+    db_command_timeout_s: float = Field(default=15.0, alias="GOLDENHOUR_DB_COMMAND_TIMEOUT_S", gt=0)
+    db_statement_timeout_s: float = Field(
+        default=10.0, alias="GOLDENHOUR_DB_STATEMENT_TIMEOUT_S", gt=0
+    )
+    db_idle_in_transaction_s: float = Field(
+        default=5.0, alias="GOLDENHOUR_DB_IDLE_IN_TRANSACTION_S", gt=0
+    )
+    # Where `goldenhour run` keeps its embedded database (unset: the user's data directory).
+    data_dir: Path | None = Field(default=None, alias="GOLDENHOUR_DATA_DIR")
+    # Workers (streams, dispatcher) serve /healthz, /readyz and /metrics on this port when set.
+    health_port: int | None = Field(default=None, alias="GOLDENHOUR_HEALTH_PORT")
+    # Parts the API's /readyz also requires to hold their partitions (`run` sets both).
+    ready_requires: str = Field(default="", alias="GOLDENHOUR_READY_REQUIRES")
+
     twilio_account_sid: str = Field(default="", alias="TWILIO_ACCOUNT_SID")
     twilio_auth_token: str = Field(default="", alias="TWILIO_AUTH_TOKEN")
     twilio_from_number: str = Field(default="", alias="TWILIO_FROM_NUMBER")
@@ -67,6 +85,16 @@ class Settings(BaseSettings):
         if not self.secret_key:
             return None
         return AckLinks(self.secret_key, self.public_url, self.ack_link_ttl_s)
+
+    @property
+    def db_limits(self) -> DbLimits:
+        """The bounds every pool and dedicated connection of this process uses."""
+        return DbLimits(
+            connect_timeout_s=self.db_connect_timeout_s,
+            command_timeout_s=self.db_command_timeout_s,
+            statement_timeout_s=self.db_statement_timeout_s,
+            idle_in_transaction_s=self.db_idle_in_transaction_s,
+        )
 
     def require_servers(self) -> tuple[str, str]:
         """Kafka and Postgres addresses, for the parts that never start the embedded stack."""

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache, partial
@@ -248,15 +249,19 @@ class EmbeddedStack:
             time.sleep(0.02)
         raise StackError(f"{name} did not answer within {_START_TIMEOUT}s:\n{self._tail(log_name)}")
 
-    def _start_tansu(self) -> None:
-        """Start the Tansu broker with in-memory storage."""
+    def _start_tansu(self, port: int | None = None) -> None:
+        """Start the Tansu broker with in-memory storage, on `port` or a free one.
+
+        Each start is a new cluster id: its memory log begins empty, and the outbox's
+        reconciler tells a lost log from a lagging one by that id."""
         env = {k: v for k, v in os.environ.items() if k != "OTEL_EXPORTER_OTLP_ENDPOINT"}
-        for _ in range(_PORT_ATTEMPTS):
-            port = _free_port()
+        for _ in range(_PORT_ATTEMPTS if port is None else 1):
+            port = port or _free_port()
             url = f"tcp://127.0.0.1:{port}"
             argv = [
                 str(_tansu_bin()),
                 "broker",
+                f"--cluster-id=goldenhour-{uuid.uuid4().hex[:12]}",
                 f"--listener-url={url}",
                 f"--advertised-listener-url={url}",
                 "--storage-engine=memory://tansu/",
@@ -265,9 +270,10 @@ class EmbeddedStack:
             if self._wait_ready(self._tansu, "tansu", partial(_kafka_answers, port), "tansu.log"):
                 self.kafka_port = port
                 return
+            port = None
         raise StackError(f"tansu exited during startup:\n{self._tail('tansu.log')}")
 
-    def _start_postgres(self) -> None:
+    def _start_postgres(self, port: int | None = None) -> None:
         """Initialise the cluster if needed, start postgres and create the `goldenhour` database."""
         assert self.data_dir is not None
         pgdata = self.data_dir / "postgres"
@@ -290,8 +296,8 @@ class EmbeddedStack:
         settings = ["max_connections=200", "listen_addresses=127.0.0.1", "unix_socket_directories="]
         if not self.durable:
             settings += ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]
-        for _ in range(_PORT_ATTEMPTS):
-            port = _free_port()
+        for _ in range(_PORT_ATTEMPTS if port is None else 1):
+            port = port or _free_port()
             argv = [_pg_bin("postgres"), "-D", str(pgdata), "-p", str(port)]
             for setting in settings:
                 argv += ["-c", setting]
@@ -306,6 +312,7 @@ class EmbeddedStack:
                     f"(SELECT FROM pg_database WHERE datname = '{_DB_NAME}')\\gexec"
                 )
                 return
+            port = None
         raise StackError(f"postgres exited during startup:\n{self._tail('postgres.log')}")
 
     def _conn_args(self) -> list[str]:
@@ -336,6 +343,31 @@ class EmbeddedStack:
             raise StackError("postgres is not running")
         self._psql(f"CREATE DATABASE {name}")
         return self._url(name)
+
+    def signal(self, server: str, sig: signal.Signals) -> None:
+        """Send `sig` to `tansu` or `postgres` (SIGSTOP/SIGCONT to pause, SIGKILL to crash)."""
+        proc = {"tansu": self._tansu, "postgres": self._postgres}[server]
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(sig)
+
+    def restart_kafka(self) -> None:
+        """Stop the broker (if it still runs) and start a new one on the same port: its memory
+        log is gone, as after a real broker lost its disk."""
+        with self._lock:
+            if self._tansu is not None:
+                _terminate(self._tansu, [signal.SIGKILL], 5.0)
+            self._start_tansu(self.kafka_port)
+        log.info("stack.kafka_restarted", kafka_port=self.kafka_port, pid=self._tansu.pid)
+
+    def restart_postgres(self) -> None:
+        """Fast-shut PostgreSQL down (if it still runs) and start it again on the same port and
+        data: clients are disconnected, nothing committed is lost."""
+        with self._lock:
+            if self._postgres is not None:
+                self._postgres.send_signal(signal.SIGCONT)  # a paused server cannot shut down
+                _terminate(self._postgres, [signal.SIGINT, signal.SIGQUIT, signal.SIGKILL], 15.0)
+            self._start_postgres(self.postgres_port)
+        log.info("stack.postgres_restarted", postgres_port=self.postgres_port)
 
     def stop(self) -> None:
         """Stop both servers, wait for them and remove the temporary data folder; idempotent."""

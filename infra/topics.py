@@ -36,8 +36,13 @@ class Topics:
         """Shared alerts to neighbouring authorities (data-minimised), keyed by child_id."""
         return f"{self.prefix}.shared-alerts.v1"
 
+    @property
+    def dead_letters(self) -> str:
+        """Records a consumer could never apply, with the error, keyed as they came."""
+        return f"{self.prefix}.dead-letters.v1"
+
     def all(self) -> list[str]:
-        return [self.intake, self.alerts, self.notifications, self.shared_alerts]
+        return [self.intake, self.alerts, self.notifications, self.shared_alerts, self.dead_letters]
 
 
 async def ensure_topics(bootstrap: str, topics: Topics) -> None:

@@ -5,17 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
-import tempfile
-from datetime import timedelta
-from pathlib import Path
 
 import structlog
 from pydantic import ValidationError
 
 from contracts.config import ConfigError
-from infra.logs import configure, quiet_faust
+from infra.logs import configure
 from infra.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -60,73 +56,21 @@ def cmd_api(_: argparse.Namespace) -> int:
 
 
 def cmd_streams(_: argparse.Namespace) -> int:
-    import faust
+    from streams.worker import main as streams_main
 
-    from infra.topics import Topics, ensure_topics
-    from streams.app import build_app
-
-    settings = _settings()
-    bootstrap, _ = settings.require_servers()
-    asyncio.run(ensure_topics(bootstrap, Topics(settings.topic_prefix)))
-    # faust keeps a data directory even with in-memory tables; keep it out of the working one.
-    with tempfile.TemporaryDirectory(prefix="goldenhour-streams-") as datadir:
-        app = build_app(settings, Path(datadir))
-        worker = faust.Worker(app, loglevel="WARNING", quiet=True, override_logging=False)
-        worker.spinner = None  # it would write terminal escape codes to a log
-        quiet_faust()
-        worker.execute_from_commandline()
-    return 0
+    return streams_main(_settings())
 
 
 def cmd_dispatcher(_: argparse.Namespace) -> int:
-    from infra.db import create_pool, migrate
-    from infra.topics import Topics, ensure_topics
-    from notifiers.channels import channels_from
-    from notifiers.dispatcher import Dispatcher, run_dispatcher
-    from notifiers.subscription_health import WebhookSubscriptions
+    from notifiers.worker import main as dispatcher_main
 
-    settings = _settings()
-    bootstrap, dsn = settings.require_servers()
-    topics = Topics(settings.topic_prefix)
+    return dispatcher_main(_settings())
 
-    async def main() -> None:
-        await migrate(dsn)
-        await ensure_topics(bootstrap, topics)
-        pool = await create_pool(dsn, min_size=2, max_size=20)
-        channels = channels_from(settings)
-        dispatcher = Dispatcher(
-            pool,
-            channels,
-            settings.public_url,
-            repoll_after=timedelta(seconds=settings.repoll_after_s),
-            lease=timedelta(seconds=settings.send_lease_s),
-            webhooks=WebhookSubscriptions(pool, settings.config, settings.webhook_max_failures),
-        )
-        task = asyncio.create_task(
-            run_dispatcher(
-                dispatcher,
-                bootstrap,
-                topics.notifications,
-                f"{settings.topic_prefix}-dispatcher",
-                settings,
-            )
-        )
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        log.info("dispatcher.started")
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-        finally:
-            for channel in channels.values():
-                await channel.close()
-            await pool.close()
-            log.info("dispatcher.stopped")
 
-    asyncio.run(main())
-    return 0
+def cmd_dlq(args: argparse.Namespace) -> int:
+    from services.dlq import main as dlq_main
+
+    return dlq_main(_settings(), args)
 
 
 def cmd_run(_: argparse.Namespace) -> int:
@@ -162,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.main import main as bench_main
 
         return bench_main(argv[1:])
+    if argv[:1] == ["chaos"]:  # so does the fault-injection harness
+        from chaos.main import main as chaos_main
+
+        return chaos_main(argv[1:])
     parser = argparse.ArgumentParser(prog="goldenhour", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="API and every worker, on the embedded stack unless configured")
@@ -178,7 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     users.add_argument(
         "--stdin", action="store_true", help="read the password from standard input, not a prompt"
     )
+    dlq = sub.add_parser("dlq", help="dead letters: records a consumer could never apply")
+    dlq_sub = dlq.add_subparsers(dest="action", required=True)
+    dlq_sub.add_parser("list", help="the dead letters not yet replayed")
+    show = dlq_sub.add_parser("show", help="one dead letter, with its error and raw record")
+    show.add_argument("id", type=int)
+    replay = dlq_sub.add_parser("replay", help="apply again through the normal path, once mended")
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", type=int, nargs="?")
+    which.add_argument("--all", action="store_true", help="every dead letter not yet replayed")
     sub.add_parser("bench", help="measure latency, timers, ingest and recovery (see bench -h)")
+    sub.add_parser("chaos", help="inject faults into a whole system and check the promises")
     args = parser.parse_args(argv)
     configure(os.environ.get("GOLDENHOUR_LOG_LEVEL", "info"))
     handler = {
@@ -190,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         "stack": cmd_stack,
         "demo": cmd_demo,
         "users": cmd_users,
+        "dlq": cmd_dlq,
     }[args.command]
     return handler(args)
 

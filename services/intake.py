@@ -42,7 +42,7 @@ WITH e AS (
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
     ON CONFLICT (event_id) DO NOTHING RETURNING event_id
 ), o AS (
-    INSERT INTO outbox (topic, key, payload) SELECT $9, $3, $10 FROM e
+    INSERT INTO outbox (topic, key, payload, event_id) SELECT $9, $3, $10, $1 FROM e
 ), a AS (
     INSERT INTO audit_log (actor, action, child_id, detail) SELECT $11, $12, $3, $13 FROM e
 )

@@ -1,0 +1,29 @@
+"""`goldenhour streams`: one streams worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+from infra.logs import quiet_faust
+from infra.settings import Settings
+
+
+def main(settings: Settings) -> int:
+    """Run the faust worker until a signal stops it."""
+    import faust
+
+    from infra.topics import Topics, ensure_topics
+    from streams.app import build_app
+
+    bootstrap, _ = settings.require_servers()
+    asyncio.run(ensure_topics(bootstrap, Topics(settings.topic_prefix)))
+    # faust keeps a data directory even with in-memory tables; keep it out of the working one.
+    with tempfile.TemporaryDirectory(prefix="goldenhour-streams-") as datadir:
+        app = build_app(settings, Path(datadir))
+        worker = faust.Worker(app, loglevel="WARNING", quiet=True, override_logging=False)
+        worker.spinner = None  # it would write terminal escape codes to a log
+        quiet_faust()
+        worker.execute_from_commandline()
+    return 0
