@@ -362,12 +362,23 @@ class EmbeddedStack:
     def restart_postgres(self) -> None:
         """Fast-shut PostgreSQL down (if it still runs) and start it again on the same port and
         data: clients are disconnected, nothing committed is lost."""
+        self.stop_postgres()  # a paused server is resumed first: it cannot shut down paused
+        self.start_postgres()
+        log.info("stack.postgres_restarted", postgres_port=self.postgres_port)
+
+    def stop_postgres(self) -> None:
+        """Fast-shut PostgreSQL down, keeping its port and data for `start_postgres` (an outage)."""
         with self._lock:
             if self._postgres is not None:
-                self._postgres.send_signal(signal.SIGCONT)  # a paused server cannot shut down
+                self._postgres.send_signal(signal.SIGCONT)
                 _terminate(self._postgres, [signal.SIGINT, signal.SIGQUIT, signal.SIGKILL], 15.0)
-            self._start_postgres(self.postgres_port)
-        log.info("stack.postgres_restarted", postgres_port=self.postgres_port)
+                self._postgres = None
+
+    def start_postgres(self) -> None:
+        """Start PostgreSQL again on its port and data, after `stop_postgres`."""
+        with self._lock:
+            if self._postgres is None or self._postgres.poll() is not None:
+                self._start_postgres(self.postgres_port)
 
     def stop(self) -> None:
         """Stop both servers, wait for them and remove the temporary data folder; idempotent."""

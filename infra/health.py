@@ -1,0 +1,72 @@
+"""/healthz, /readyz and /metrics for a worker process (streams, dispatcher).
+
+Each readiness check is an async callable answering None when it holds, or the reason it does
+not; a check that takes longer than its bound fails with "timed out", so a hung database or
+broker makes the worker say 503 instead of hanging its probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+log = structlog.get_logger(__name__)
+
+Check = Callable[[], Awaitable[str | None]]
+CHECK_TIMEOUT_S = 2.0
+
+
+async def run_checks(checks: Mapping[str, Check]) -> dict[str, str]:
+    """The reasons of every failing check, by name (empty when all hold)."""
+
+    async def one(check: Check) -> str | None:
+        try:
+            return await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+        except TimeoutError:
+            return "timed out"
+        except Exception as exc:  # noqa: BLE001 - any failure is a reason to say not ready
+            return repr(exc)[:300]
+
+    results = await asyncio.gather(*(one(c) for c in checks.values()))
+    return {name: reason for name, reason in zip(checks, results, strict=True) if reason}
+
+
+class HealthServer:
+    """A small HTTP server beside the worker's own loops."""
+
+    def __init__(self, port: int, checks: Mapping[str, Check], host: str = "127.0.0.1") -> None:
+        self.port = port
+        self.host = host
+        self.checks = checks
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        log.info("health.serving", port=self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        failing = await run_checks(self.checks)
+        if failing:
+            return web.json_response({"status": "unavailable", **failing}, status=503)
+        return web.json_response({"status": "ready"})
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
