@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test lint run stack bench browser clean
+.PHONY: demo test lint run stack bench chaos browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/goldenhour bench
+
+chaos: $(STAMP)
+	$(BIN)/goldenhour chaos
 
 run: $(STAMP)
 	$(BIN)/goldenhour run

@@ -161,22 +161,28 @@ class TwilioSms(Channel):
         return str(fetched.status) if fetched.status else None
 
     async def find_sent(self, msg: OutboundMessage) -> str | None:
-        """SID of a message with the same recipient and body created since msg.sent_since."""
-        kwargs: dict[str, Any] = {"to": msg.to, "from_": self.from_number, "limit": 200}
+        """SID of a message with the same recipient and body created since msg.sent_since.
+
+        Twilio lists newest first; the scan pages back until it passes `sent_since`, so a busy
+        number (a control room told of every child) never hides the message behind a page."""
+        kwargs: dict[str, Any] = {"to": msg.to, "from_": self.from_number, "page_size": 200}
         since = msg.sent_since
         if since is not None:
             since = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
             # Twilio filters at day granularity ("DateSent>=YYYY-MM-DD"); refine below.
             kwargs["date_sent_after"] = since.strftime("%Y-%m-%d")
             since = since.replace(microsecond=0)  # date_created has whole seconds only
-        found = await self._call("list", self._twilio().messages.list_async(**kwargs), to=msg.to)
-        matches = [
-            m
-            for m in found
-            if m.body == msg.body
-            and m.status != "failed"  # never left Twilio: sending again is right
-            and (since is None or (m.date_created is not None and m.date_created >= since))
-        ]
+
+        async def scan() -> list[Any]:
+            matches = []
+            async for m in await self._twilio().messages.stream_async(**kwargs):
+                if since is not None and m.date_created is not None and m.date_created < since:
+                    break
+                if m.body == msg.body and m.status != "failed":  # failed never left Twilio
+                    matches.append(m)
+            return matches
+
+        matches = await self._call("list", scan(), to=msg.to)
         if not matches:
             return None
         earliest = min(matches, key=lambda m: m.date_created or datetime.min.replace(tzinfo=UTC))

@@ -246,6 +246,17 @@ async def test_find_sent_finds_the_copy(twilio: LocalTwilio, sms: TwilioSms) -> 
     assert await sms.find_sent(outbound("Golden hour: Child B", sent_since=later)) is None
 
 
+async def test_find_sent_pages_back_past_a_busy_number(twilio: LocalTwilio, sms: TwilioSms) -> None:
+    # A control room is told of every child: hundreds of later messages to the same number must
+    # not hide the one a dead dispatcher sent (a first page of 200 once did, and it went twice).
+    msg = outbound(
+        "Golden hour: the one to find", sent_since=datetime.now(UTC) - timedelta(seconds=1)
+    )
+    result = await sms.send(msg)
+    await asyncio.gather(*(sms.send(outbound(f"later alert {i}")) for i in range(450)))
+    assert await sms.find_sent(msg) == result.provider_id
+
+
 async def test_lost_response_then_find_sent_recovers(twilio: LocalTwilio, sms: TwilioSms) -> None:
     twilio.drop_connection_next(1, accept=True)
     msg = outbound("Alert whose reply got lost", sent_since=datetime.now(UTC))

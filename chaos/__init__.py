@@ -1,0 +1,1 @@
+"""`goldenhour chaos`: the whole system under seeded faults, and the invariants checked after."""

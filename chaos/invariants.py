@@ -1,0 +1,337 @@
+"""The promises checked after a chaos run: the evidence (SQL, read once) and pure checks over it.
+
+Where it can, a check trusts what the system could not have written itself: the API's answers
+(the harness's ledger) and what the providers received. The database says which messages were
+due (its notification rows and decided steps) and which events were applied.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from notifiers.email import message_id_for
+
+CONSUMER = "streams.golden_hour_clock"
+# A step attributed to a fault was due in it or up to this long after it ended.
+ATTRIBUTION_S = 10.0
+# A timer this far past due at the end of the run was never decided.
+OVERDUE_GRACE_S = 5.0
+# The messages every fired step of the chaos directory's policy owes, by (contact, channel);
+# the share step (s2) goes to subscribers, renotifications to whoever has not acknowledged.
+BOTH = ("sms", "email")
+OWED = {
+    "s0": {(c, ch) for c in ("mps-cr", "lbh-duty", "oak-mgr") for ch in BOTH},
+    "s1": {(c, ch) for c in ("mps-mpu", "lbh-head") for ch in BOTH},
+    "s3": {("ukmpu", ch) for ch in BOTH},
+}
+
+
+@dataclass(frozen=True)
+class Note:
+    """One notification row: a message the system decided was due."""
+
+    notification_id: str
+    alert_id: str | None
+    child_id: str | None
+    step_key: str
+    contact_id: str
+    channel: str
+    status: str
+
+    @property
+    def key(self) -> tuple[str | None, str, str, str]:
+        return (self.alert_id, self.step_key, self.contact_id, self.channel)
+
+    @property
+    def message_id(self) -> str:
+        """The Message-ID its mail carries (the dispatcher's deterministic one)."""
+        return message_id_for(":".join(str(k) for k in self.key))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One decided escalation step."""
+
+    alert_id: str
+    child_id: str
+    step_key: str
+    status: str
+    due_at: float  # epoch seconds, by the database's clock
+    decided_at: float
+
+
+@dataclass
+class Evidence:
+    """What the database holds at the end of a run."""
+
+    applied: dict[str, float] = field(default_factory=dict)  # event_id -> processed_at
+    dead_events: set[str] = field(default_factory=set)
+    poison_found: dict[str, float] = field(default_factory=dict)  # marker -> dead-lettered at
+    dead_letters: int = 0
+    notes: list[Note] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    overdue: list[tuple[str, str, float]] = field(default_factory=list)  # alert, child, late s
+    clock_failures: int = 0
+
+
+async def collect(conn: asyncpg.Connection, markers: Iterable[str]) -> Evidence:
+    """Read the evidence in one repeatable-read snapshot."""
+    ev = Evidence()
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        for r in await conn.fetch(
+            "SELECT event_id::text, extract(epoch FROM processed_at)::float8 AS at"
+            " FROM processed_events WHERE consumer = $1",
+            CONSUMER,
+        ):
+            ev.applied[r["event_id"]] = r["at"]
+        ev.dead_events = {
+            r[0]
+            for r in await conn.fetch(
+                "SELECT DISTINCT event_id::text FROM dead_letters WHERE event_id IS NOT NULL"
+            )
+        }
+        ev.dead_letters = await conn.fetchval("SELECT count(*) FROM dead_letters")
+        ev.poison_found = {
+            r[0]: r[1]
+            for r in await conn.fetch(
+                "SELECT m, min(extract(epoch FROM d.failed_at))::float8"
+                " FROM unnest($1::text[]) AS m JOIN dead_letters d"
+                " ON position(convert_to(m, 'UTF8') IN d.raw) > 0 GROUP BY m",
+                list(markers),
+            )
+        }
+        ev.notes = [
+            Note(**dict(r))
+            for r in await conn.fetch(
+                "SELECT notification_id::text, alert_id::text, child_id, step_key, contact_id,"
+                " channel, status FROM notifications"
+            )
+        ]
+        ev.steps = [
+            Step(**dict(r))
+            for r in await conn.fetch(
+                "SELECT s.alert_id::text, a.child_id, s.step_key, s.status,"
+                " extract(epoch FROM s.due_at)::float8 AS due_at,"
+                " extract(epoch FROM s.decided_at)::float8 AS decided_at"
+                " FROM alert_steps s JOIN alerts a USING (alert_id)"
+            )
+        ]
+        ev.overdue = [
+            (r["alert_id"], r["child_id"], r["late"])
+            for r in await conn.fetch(
+                "SELECT alert_id::text, child_id,"
+                " extract(epoch FROM now() - next_due_at)::float8 AS late FROM alerts"
+                " WHERE status <> 'resolved' AND next_due_at < now() - make_interval(secs => $1)",
+                OVERDUE_GRACE_S,
+            )
+        ]
+        ev.clock_failures = await conn.fetchval(
+            "SELECT coalesce(sum(clock_failures), 0) FROM alerts"
+        )
+    return ev
+
+
+def poison_missing(
+    injected: Mapping[str, float], found: Mapping[str, float], broker_restarts: list[float]
+) -> tuple[list[str], list[str]]:
+    """Poison records never dead-lettered: (missing, lost with the broker's log). A record
+    produced before a broker restart may have gone with the log unread; it never passed
+    through the outbox, so nothing could publish it again: that one is not the system's loss."""
+    missing, with_log = [], []
+    for marker, at in sorted(injected.items()):
+        if marker in found:
+            continue
+        (with_log if any(r > at for r in broker_restarts) else missing).append(marker)
+    return missing, with_log
+
+
+def lost_events(accepted: Iterable[str], applied: Mapping[str, float], dead: set[str]) -> list[str]:
+    """I1: accepted event ids neither applied nor dead-lettered."""
+    return sorted(e for e in accepted if e not in applied and e not in dead)
+
+
+@dataclass(frozen=True)
+class Unsent:
+    """A due message the provider never received, and why the check thinks so."""
+
+    key: tuple[str | None, str, str, str]
+    reason: str
+
+
+def never_sent(
+    notes: list[Note], steps: list[Step], sms_per_note: Counter, mail_per_id: Counter
+) -> list[Unsent]:
+    """Due messages the provider never received: a notification row (not cancelled by a
+    stand-down) with no SMS or mail at the provider, or a fired step missing a message it owes."""
+    unsent = []
+    for n in notes:
+        if n.status == "cancelled":
+            continue
+        if n.channel == "sms":
+            received = sms_per_note[n.notification_id] > 0
+        elif n.channel == "email":
+            received = mail_per_id[n.message_id] > 0
+        else:  # webhooks: no local receiver is counted; trust the row
+            received = n.status in ("sent", "delivered")
+        if not received:
+            unsent.append(Unsent(n.key, f"provider has none (row {n.status})"))
+    have = {(n.alert_id, n.step_key): set() for n in notes}
+    for n in notes:
+        have[n.alert_id, n.step_key].add((n.contact_id, n.channel))
+    for s in steps:
+        owed = OWED.get(s.step_key) if s.status == "fired" else None
+        for contact, channel in sorted((owed or set()) - have.get((s.alert_id, s.step_key), set())):
+            unsent.append(Unsent((s.alert_id, s.step_key, contact, channel), "fired, no message"))
+    return unsent
+
+
+def sent_twice(notes: list[Note], sms_per_note: Counter) -> list[tuple[tuple, int]]:
+    """I3: (alert, step, contact, channel) keys whose SMS the provider received more than once."""
+    return sorted(
+        (
+            (n.key, sms_per_note[n.notification_id])
+            for n in notes
+            if sms_per_note[n.notification_id] > 1
+        ),
+        key=lambda kv: str(kv[0]),
+    )
+
+
+def unmatched_sms(notes: list[Note], sms_per_note: Counter) -> int:
+    """SMS at the provider naming no notification row: sent for something nobody recorded."""
+    known = {n.notification_id for n in notes}
+    return sum(c for nid, c in sms_per_note.items() if nid not in known)
+
+
+def mail_duplicates(mail_per_id: Counter) -> int:
+    """Mails received more than once under one Message-ID (allowed after a crash mid-send)."""
+    return sum(c - 1 for c in mail_per_id.values() if c > 1)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A fault as it happened: label, and its start and end (epoch seconds)."""
+
+    label: str
+    kind: str
+    start: float
+    end: float
+
+
+def lateness(
+    steps: list[Step],
+    windows: list[Window],
+    absence_at: Mapping[str, float],
+    located_at: Mapping[str, float],
+) -> tuple[dict[str, float], float]:
+    """The worst lateness of a step after each fault (by label), and outside any fault.
+
+    A step is due at its due time, or when its report was accepted if later (a late report's
+    steps are due at once), or at the end of a fault it fell due in. It belongs to the last fault
+    that began before it was due and ended at most ATTRIBUTION_S before."""
+    per_fault: dict[str, float] = {w.label: 0.0 for w in windows}
+    steady = 0.0
+    for s in steps:
+        cause = located_at if s.step_key == "stand_down" else absence_at
+        due = max(s.due_at, cause.get(s.child_id, s.due_at))
+        window = None
+        for w in windows:
+            if w.start <= due <= w.end + ATTRIBUTION_S:
+                window = w
+        if window is not None:
+            due = max(due, window.end)
+        late = max(0.0, s.decided_at - due)
+        if window is None:
+            steady = max(steady, late)
+        else:
+            per_fault[window.label] = max(per_fault[window.label], late)
+    return per_fault, steady
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A report sent right after a fault ended, to time the recovery."""
+
+    label: str
+    kind: str
+    fault_end: float
+    event_id: str
+    child_id: str
+
+
+def recovery(
+    probes: list[Probe],
+    applied: Mapping[str, float],
+    first_sms: Mapping[str, float],
+) -> dict[str, dict[str, float | None]]:
+    """Per fault: seconds from its end until its probe was applied and until its first SMS."""
+    out: dict[str, dict[str, float | None]] = {}
+    for p in probes:
+        at = applied.get(p.event_id)
+        sms = first_sms.get(p.child_id)
+        out[p.label] = {
+            "applied_s": None if at is None else round(max(0.0, at - p.fault_end), 2),
+            "first_sms_s": None if sms is None else round(max(0.0, sms - p.fault_end), 2),
+        }
+    return out
+
+
+def first_sms_per_child(notes: list[Note], sms_at: Iterable[tuple[str | None, float]]) -> dict:
+    """The first time the provider received an SMS for each child's notification."""
+    child_of = {n.notification_id: n.child_id for n in notes}
+    first: dict[str, float] = {}
+    for nid, at in sms_at:
+        child = child_of.get(nid or "")
+        if child is not None and (child not in first or at < first[child]):
+            first[child] = at
+    return first
+
+
+def per_kind(recovered: Mapping[str, Mapping[str, float | None]], kinds: Mapping[str, str]) -> dict:
+    """The worst recovery of each kind of fault (None when some probe never recovered)."""
+    worst: dict[str, dict[str, float | None]] = {}
+    for label, figures in recovered.items():
+        kind = kinds[label]
+        agg = worst.setdefault(kind, {"applied_s": 0.0, "first_sms_s": 0.0})
+        for name, value in figures.items():
+            if value is None or agg[name] is None:
+                agg[name] = None
+            else:
+                agg[name] = max(agg[name] or 0.0, value)
+    return worst
+
+
+def applied_late(
+    accepted_at: Mapping[str, float],
+    applied: Mapping[str, float],
+    windows: list[Window],
+    bound_s: float = 10.0,
+) -> int:
+    """I1's bound: events applied more than `bound_s` after they were accepted, or after the
+    fault they were accepted in ended."""
+    late = 0
+    for event_id, at in accepted_at.items():
+        done = applied.get(event_id)
+        if done is None:
+            continue
+        start = at
+        for w in windows:
+            if w.start <= at <= w.end:
+                start = max(start, w.end)
+        if done - start > bound_s:
+            late += 1
+    return late
+
+
+def sms_counts(sms: Iterable[tuple[str | None, float]]) -> Counter:
+    """How many SMS the provider received per notification id."""
+    return Counter(nid for nid, _ in sms if nid is not None)
+
+
+def mail_counts(mails: Iterable[dict]) -> Counter:
+    """How many mails the SMTP server received per Message-ID."""
+    return Counter(m["message_id"] for m in mails)

@@ -1,0 +1,65 @@
+"""The chaos run's result as a table for people and as JSON for machines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def failed(result: dict) -> list[str]:
+    """The invariants that do not hold (any count above zero)."""
+    return [name for name, count in result["invariants"].items() if count]
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "never"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def table(result: dict) -> str:
+    """The invariants, the figures and one line per fault, as aligned text."""
+    lines = [
+        f"chaos run: seed {result['seed']}, {result['children']} children,"
+        f" {result['duration_s']:.0f} s of faults, settled: {result['settled']}"
+        + ("" if result["settled"] else f" (still in progress: {result.get('at_settle_end')})"),
+        "",
+        f"{'invariant':<46} {'count':>6}  verdict",
+    ]
+    for name, count in result["invariants"].items():
+        lines.append(f"{name:<46} {count:>6}  {'FAIL' if count else 'ok'}")
+    lines += ["", f"{'figure':<46} value"]
+    for name, value in result["figures"].items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in sorted(value.items()))
+        elif isinstance(value, list):
+            value = ", ".join(f"{v['part']} (rc {v['returncode']})" for v in value) or "none"
+        lines.append(f"{name:<46} {_fmt(value)}")
+    lines += [
+        "",
+        f"{'fault':<34} {'lasted':>7} {'worst late':>10} {'applied':>8} {'1st SMS':>8}  readyz",
+    ]
+    for f in result["faults"]:
+        lines.append(
+            f"{f['label'][:34]:<34} {_fmt(f['lasted_s']):>7} {_fmt(f['worst_step_lateness_s']):>10}"
+            f" {_fmt(f['applied_s']):>8} {_fmt(f['first_sms_s']):>8}  {f['readyz']}"
+        )
+    lines += ["", f"{'recovery by kind (worst, s)':<34} {'applied':>8} {'1st SMS':>8}"]
+    for kind, figures in sorted(result["recovery_by_kind"].items()):
+        lines.append(
+            f"{kind:<34} {_fmt(figures['applied_s']):>8} {_fmt(figures['first_sms_s']):>8}"
+        )
+    bad = failed(result)
+    lines += ["", f"FAILED: {', '.join(bad)}" if bad else "every invariant holds"]
+    return "\n".join(lines)
+
+
+def write_json(result: dict, path: Path | None) -> str:
+    """The result as JSON, also written to `path` when given."""
+    text = json.dumps(result, indent=2, sort_keys=False, default=str)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+    return text
