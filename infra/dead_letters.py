@@ -160,3 +160,88 @@ async def count_open(pool: asyncpg.Pool) -> int:
     n = await pool.fetchval("SELECT count(*) FROM dead_letters WHERE status = 'dead'")
     OPEN.set(n)
     return int(n)
+
+
+# --- operating them: `goldenhour dlq` ---------------------------------------------------------
+
+
+class ReplayRefused(Exception):
+    """A dead letter that cannot be replayed: unknown, or replayed already."""
+
+    def __init__(self, dead_id: int, why: str) -> None:
+        super().__init__(f"dead letter {dead_id}: {why}")
+        self.dead_id = dead_id
+
+
+async def list_open(conn: asyncpg.Connection, limit: int = 500) -> list[asyncpg.Record]:
+    """Dead letters not yet replayed, oldest first."""
+    return await conn.fetch(
+        "SELECT * FROM dead_letters WHERE status = 'dead' ORDER BY id LIMIT $1", limit
+    )
+
+
+async def get(conn: asyncpg.Connection, dead_id: int) -> asyncpg.Record | None:
+    """One dead letter, replayed or not."""
+    return await conn.fetchrow("SELECT * FROM dead_letters WHERE id = $1", dead_id)
+
+
+async def replay(
+    conn: asyncpg.Connection, dead_id: int, by: str, outbox_channel: str | None = None
+) -> int:
+    """Send the letter's record through the normal path again: an outbox row the relay
+    publishes to the letter's topic, where its consumer applies it (idempotent on event_id).
+    The row, the letter marked `replayed` and the audit line commit together, so a letter is
+    replayed at most once; should the record fail again it comes back as a new dead letter.
+    Returns the outbox row's id; raises ReplayRefused."""
+    async with conn.transaction():
+        letter = await conn.fetchrow(
+            "UPDATE dead_letters SET status = 'replayed', replayed_at = now(), replayed_by = $2"
+            " WHERE id = $1 AND status = 'dead' RETURNING *",
+            dead_id,
+            by,
+        )
+        if letter is None:
+            known = await get(conn, dead_id)
+            if known is None:
+                raise ReplayRefused(dead_id, "no such dead letter")
+            raise ReplayRefused(
+                dead_id,
+                f"already replayed at {known['replayed_at']:%Y-%m-%d %H:%M:%S} by"
+                f" {known['replayed_by']}",
+            )
+        key = (
+            letter["key"].decode("utf-8", "replace")
+            if letter["key"] is not None
+            else letter["child_id"] or ""
+        )
+        outbox_id = await conn.fetchval(
+            "INSERT INTO outbox (topic, key, payload, event_id) VALUES ($1, $2, $3, $4)"
+            " RETURNING id",
+            letter["topic"],
+            key,
+            letter["raw"],
+            letter["event_id"],
+        )
+        await audit(
+            conn,
+            "event.dead_letter_replayed",
+            letter["child_id"],
+            None,
+            {
+                "dead_letter_id": dead_id,
+                "consumer": letter["consumer"],
+                "event_id": str(letter["event_id"]) if letter["event_id"] else None,
+                "outbox_id": outbox_id,
+            },
+            actor=f"operator:{by}",
+        )
+        if outbox_channel:
+            await conn.execute(f"NOTIFY {outbox_channel}")  # delivered at commit
+    log.info(
+        "event.dead_letter_replayed",
+        dead_letter_id=dead_id,
+        event_id=str(letter["event_id"]) if letter["event_id"] else None,
+        child_id=letter["child_id"],
+        by=by,
+    )
+    return int(outbox_id)

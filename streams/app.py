@@ -4,12 +4,15 @@
   arrive in order), applies each to Postgres in one transaction and announces what it did.
 - The `clock_claimers` wake at the next due time and claim due alerts by index with
   `FOR UPDATE SKIP LOCKED`, so every loop of every replica shares the timers and none fires a
-  step twice.
+  step twice. They survive any failure (logged once per streak, backed off with jitter).
+- `health` beats in `worker_readiness` while the worker holds its partitions and, when
+  `GOLDENHOUR_HEALTH_PORT` is set, serves /healthz, /readyz and /metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,29 +20,43 @@ import asyncpg
 import faust
 import structlog
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from prometheus_client import Counter
 
 from contracts.derived import NotificationRequested
-from contracts.events import IntakeRecord
 from contracts.shared import SharedAlertPublished
-from infra.db import create_pool, mark_ready, migrate
+from infra.db import create_pool, migrate
+from infra.dead_letters import DeadLetter
+from infra.health import HealthServer
 from infra.settings import Settings
 from infra.topics import Topics
+from streams.backoff import delay
 from streams.clock_store import ClockStore, Outcome
-from streams.handlers import handle_intake
+from streams.intake import Incoming, IntakeApplier
+from streams.readiness import ClaimStreak, RetryBoard, WorkerReadiness
 from streams.watch_store import WatchStore
 
 log = structlog.get_logger(__name__)
 
+ANNOUNCE_FAILED = Counter(
+    "goldenhour_streams_announce_failed_total", "Committed outcomes whose Kafka announce failed"
+)
+CLAIM_ERRORS = Counter("goldenhour_clock_claim_errors_total", "Clock claimer rounds that failed")
+
 # The claimer looks at the index at least this often, so a clock started by another replica
 # fires within this bound even without a wake-up.
 MAX_SLEEP_S = 0.2
+MIN_SLEEP_S = 0.02
 # Small batches: each is one transaction holding its alerts' locks until it commits.
 CLAIM_BATCH = 50
 CLAIMERS = 4
-INTAKE_ATTEMPTS = 3
 INTAKE_BATCH = 500
 INTAKE_BATCH_WAIT_S = 0.002
 INTAKE_CHILDREN_AT_ONCE = 8
+ANNOUNCE_ATTEMPTS = 3
+SEND_TIMEOUT_S = 5.0
+MAX_ANNOUNCING = 100
+# How long a stopping worker keeps applying the batch it took.
+STOP_GRACE_S = 5.0
 NEXT_DUE = """
 SELECT least((SELECT min(next_due_at) FROM alerts WHERE next_due_at IS NOT NULL),
              (SELECT min(due_at) FROM watch_timers WHERE status = 'pending'))
@@ -93,23 +110,37 @@ def build_app(settings: Settings, datadir: Path) -> faust.App:
             name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         )
 
-    intake, alerts, notifications, shared = (
+    intake, alerts, notifications, shared, dead_topic = (
         raw_topic(t)
-        for t in (topics.intake, topics.alerts, topics.notifications, topics.shared_alerts)
+        for t in (
+            topics.intake,
+            topics.alerts,
+            topics.notifications,
+            topics.shared_alerts,
+            topics.dead_letters,
+        )
     )
     store = ClockStore(config, settings.ack_links)
     watch = WatchStore(config, store)
     state: dict[str, asyncpg.Pool] = {}
     starting = asyncio.Lock()
+    limits = settings.db_limits
 
     async def pool() -> asyncpg.Pool:
         async with starting:
             if "pool" not in state:
                 await migrate(dsn)
                 state["pool"] = await create_pool(
-                    dsn, min_size=2, max_size=CLAIMERS + INTAKE_CHILDREN_AT_ONCE + 4
+                    dsn,
+                    min_size=2,
+                    max_size=CLAIMERS + INTAKE_CHILDREN_AT_ONCE + 4,
+                    limits=limits,
                 )
         return state["pool"]
+
+    board = RetryBoard()
+    claims = ClaimStreak()
+    readiness = WorkerReadiness("streams", pool, bootstrap, board, claims)
 
     async def announce(outcome: Outcome) -> None:
         """Tell Kafka what was committed; the dispatcher's sweep covers a send lost here."""
@@ -123,67 +154,110 @@ def build_app(settings: Settings, datadir: Path) -> faust.App:
             )
             await topic.send(key=event.child_id.encode(), value=event.model_dump_json().encode())
 
+    async def announce_safely(outcome: Outcome) -> None:
+        """Announce, trying again briefly; give up loudly rather than hold the stream, since
+        Postgres has every row (the dispatcher finds its messages by its own sweep)."""
+        if not outcome.events:
+            return
+        for attempt in range(1, ANNOUNCE_ATTEMPTS + 1):
+            try:
+                # faust's send waits for the broker's metadata for up to its request timeout
+                # (many minutes) while the broker is away: bound it.
+                await asyncio.wait_for(announce(outcome), SEND_TIMEOUT_S)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - bounded retries, then logged
+                if attempt == ANNOUNCE_ATTEMPTS:
+                    ANNOUNCE_FAILED.inc()
+                    log.warning(
+                        "announce.failed", events=len(outcome.events), error=repr(exc)[:300]
+                    )
+                    return
+                await asyncio.sleep(delay(attempt, 0.2, 1.0))
+
+    announcing: set[asyncio.Future] = set()
+
+    def announce_later(outcome: Outcome) -> None:
+        """Announce without holding the clock: a broker fault must not delay the next claims."""
+        if not outcome.events:
+            return
+        if len(announcing) >= MAX_ANNOUNCING:
+            ANNOUNCE_FAILED.inc()  # the broker is away this long: the sweep finds the rows
+            return
+        task = asyncio.ensure_future(announce_safely(outcome))
+        announcing.add(task)
+        task.add_done_callback(announcing.discard)
+
+    async def publish_dead(letter: DeadLetter) -> None:
+        headers = {
+            "consumer": letter.consumer.encode(),
+            "reason": letter.reason.encode(),
+            "error": letter.error[:1000].encode(),
+        }
+        await dead_topic.send(key=letter.key, value=letter.raw, headers=headers)
+
+    applier = IntakeApplier(
+        pool, watch, config, board, publish_dead, children_at_once=INTAKE_CHILDREN_AT_ONCE
+    )
+
     @app.on_partitions_assigned.connect
     async def _assigned(sender: object, assigned: object, **_: object) -> None:
-        await mark_ready(await pool(), "streams")
+        readiness.on_assigned()
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(sender: object, revoked: object, **_: object) -> None:
+        readiness.on_revoked()
+
+    servers: list[HealthServer] = []
+
+    @app.on_before_shutdown.connect
+    async def _stopping(sender: object, **_: object) -> None:
+        await readiness.stop()
+        for server in servers:
+            await server.stop()
+
+    @app.task
+    async def health() -> None:
+        if settings.health_port is not None:
+            server = HealthServer(settings.health_port, readiness.checks())
+            try:
+                await server.start()
+                servers.append(server)
+            except Exception as exc:  # noqa: BLE001 - the heartbeat below matters more
+                log.error("health.not_serving", port=settings.health_port, error=repr(exc))
+        await readiness.heartbeat()
 
     @app.agent(intake)
     async def golden_hour_clock(stream: faust.StreamT) -> None:
         # Events are taken in small batches and different children's run side by side: the
         # worker mostly waits on Postgres round trips, and only each child's order matters.
-        # The batch's offsets are acknowledged after this body, so a crash replays it (each
-        # event is idempotent on its id).
-        async for values in stream.take(INTAKE_BATCH, within=INTAKE_BATCH_WAIT_S):
-            by_child: dict[str, list[IntakeRecord]] = {}
-            for value in values:
-                record = IntakeRecord.model_validate_json(value)
-                by_child.setdefault(record.event.child_id, []).append(record)
-            work = asyncio.ensure_future(
-                asyncio.gather(*(apply_in_order(records) for records in by_child.values()))
-            )
-            try:
-                outcomes = await asyncio.shield(work)
-            except asyncio.CancelledError:
-                await work  # finish what was taken before its offsets are acknowledged
-                raise
-            for outcome in outcomes:
-                await announce(outcome)
-
-    side_by_side = asyncio.Semaphore(INTAKE_CHILDREN_AT_ONCE)
-
-    async def apply_in_order(records: list[IntakeRecord]) -> Outcome:
-        """One child's events of a batch, in their order."""
-        outcome = Outcome()
-        async with side_by_side:
-            for record in records:
-                outcome.extend(await apply_with_retries(record))
-        return outcome
-
-    async def apply_with_retries(record: IntakeRecord) -> Outcome:
-        """A database hiccup is retried; an event that still fails is set aside loudly (it is
-        kept in the events table, to replay once mended) rather than stall every other child
-        on its partition."""
-        for attempt in range(1, INTAKE_ATTEMPTS + 1):
-            try:
-                return await handle_intake(await pool(), watch, record, datetime.now(UTC))
-            except Exception as exc:  # noqa: BLE001 - retried, then set aside and audited
-                log.error(
-                    "intake.failed",
-                    event_id=str(record.event.event_id),
-                    child_id=record.event.child_id,
-                    attempt=attempt,
-                    error=repr(exc),
+        # The batch's offsets are acknowledged after this body, whatever happens in it: so
+        # nothing may escape it, and each record is applied or dead-lettered before it ends.
+        async for events in stream.take_events(INTAKE_BATCH, within=INTAKE_BATCH_WAIT_S):
+            batch = [
+                Incoming(
+                    raw=e.message.value or b"",
+                    key=e.message.key,
+                    topic=e.message.topic,
+                    partition=e.message.partition,
+                    offset=e.message.offset,
                 )
-                last = exc
-                await asyncio.sleep(0.5 * attempt)
-        await (await pool()).execute(
-            "INSERT INTO audit_log (actor, action, child_id, detail) VALUES ($1, $2, $3, $4)",
-            "system:streams",
-            "intake.set_aside",
-            record.event.child_id,
-            {"event_id": str(record.event.event_id), "error": repr(last)[:500]},
-        )
-        return Outcome()
+                for e in events
+            ]
+            work = asyncio.ensure_future(applier.apply_batch(batch))
+            try:
+                outcome = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # Finish what was taken before its offsets are acknowledged, within a bound: an
+                # event left unapplied is in Postgres, where the reconciler finds it.
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(work, STOP_GRACE_S)
+                raise
+            except Exception as exc:  # noqa: BLE001 - apply_batch sorts every failure itself
+                log.exception("intake.batch_failed", error=repr(exc))
+                continue
+            await announce_safely(outcome)
 
     @app.task
     async def clock_claimers() -> None:
@@ -192,22 +266,34 @@ def build_app(settings: Settings, datadir: Path) -> faust.App:
         await asyncio.gather(*(clock_claimer() for _ in range(CLAIMERS)))
 
     async def clock_claimer() -> None:
-        db = await pool()
         while True:
-            now = datetime.now(UTC)
             try:
-                async with db.acquire() as conn:
-                    outcome = await watch.claim_due(conn, now, CLAIM_BATCH)
-                    outcome.extend(await store.claim_due(conn, now, CLAIM_BATCH))
-                    next_due = await conn.fetchval(NEXT_DUE)
+                sleep = await claim_once()
+            except asyncio.CancelledError:
+                raise
             except Exception as exc:  # noqa: BLE001 - the clock must never stop
-                log.error("clock.claim_failed", error=repr(exc))
-                await asyncio.sleep(1.0)
-                continue
-            await announce(outcome)
-            sleep = MAX_SLEEP_S
-            if next_due is not None:
-                sleep = min(MAX_SLEEP_S, max(0.0, (next_due - datetime.now(UTC)).total_seconds()))
+                if claims.failed(exc):
+                    log.error("clock.claim_failed", error=repr(exc)[:500])
+                CLAIM_ERRORS.inc()
+                sleep = delay(claims.failures, 0.2, 5.0)
             await asyncio.sleep(sleep)
+
+    async def claim_once() -> float:
+        """One round of claims; how long to sleep before the next."""
+        db = await pool()
+        now = datetime.now(UTC)
+        async with db.acquire() as conn:
+            outcome = await watch.claim_due(conn, now, CLAIM_BATCH)
+            outcome.extend(await store.claim_due(conn, now, CLAIM_BATCH))
+            next_due = await conn.fetchval(NEXT_DUE)
+        if claims.succeeded():
+            log.info("clock.claim_recovered")
+        announce_later(outcome)
+        if next_due is None:
+            return MAX_SLEEP_S
+        # A row due but held by another worker (or a hung one, until its bound frees it) is
+        # skipped: without a floor the loop would spin on it.
+        floor = 0.0 if outcome.events else MIN_SLEEP_S
+        return min(MAX_SLEEP_S, max(floor, (next_due - datetime.now(UTC)).total_seconds()))
 
     return app

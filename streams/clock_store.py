@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import structlog
+from prometheus_client import Counter
 
 from contracts.ack_link import AckLinks
 from contracts.config import GoldenHourConfig
@@ -31,7 +32,10 @@ from contracts.derived import (
 from contracts.events import AbsenceReported, ChildLocated, IntakeRecord
 from contracts.policy import Policy
 from infra.db import audit as _audit
+from infra.dead_letters import tell_operations
+from infra.faults import is_transient
 from streams import messages
+from streams.backoff import delay
 from streams.escalation import (
     ClockState,
     Delivery,
@@ -48,8 +52,21 @@ from streams.sharing import Sharing
 
 log = structlog.get_logger(__name__)
 
-RETRY_AFTER_ERROR = timedelta(seconds=5)
+# A failing row is tried again after this, doubling with each failure in a row up to the cap.
+RETRY_AFTER_ERROR = timedelta(seconds=1)
+RETRY_CAP = timedelta(seconds=60)
+# Failures in a row after which the operations contacts hear of a failing alert (once).
+TELL_OPERATIONS_AFTER = 3
+FALLBACK = "fallback"
 STAND_DOWN = "stand_down"
+
+CLOCK_FAILURES = Counter(
+    "goldenhour_clock_failures_total", "Due rows whose processing failed and was put back", ["what"]
+)
+FALLBACKS = Counter(
+    "goldenhour_clock_fallback_messages_total",
+    "Plain first-step messages written for alerts that could not fire their first step",
+)
 
 
 @dataclass
@@ -68,34 +85,52 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Deferral:
-    """How a claimer puts back a row whose work failed: later, loudly, and on the record."""
+    """How a claimer puts back a row whose work failed: later, counted, loudly, on the record."""
 
-    push_back: str  # UPDATE … SET <due> = $2 WHERE <key> = $1
+    # UPDATE … SET <due> = $2, clock_failures = clock_failures + 1, last_clock_error = $3
+    # WHERE <key> = $1 RETURNING clock_failures
+    push_back: str
     key: str
     log_event: str
     audit_action: str
+    what: str  # the metric's label
+    # UPDATE … SET clock_failures = 0, last_clock_error = NULL WHERE <key> = $1, after a success
+    reset: str
+
+
+# What else to do for a row that failed (its failures in a row, the error); in a savepoint.
+OnFailure = Callable[[asyncpg.Record, int, Exception], Awaitable[Outcome]]
 
 
 async def _defer(
     conn: asyncpg.Connection, how: Deferral, row: asyncpg.Record, now: datetime, exc: Exception
-) -> None:
-    """Keep a failing row from blocking the queue; try it again shortly."""
+) -> int:
+    """Keep a failing row from blocking the queue; try it again after a backoff that grows with
+    its failures in a row. Returns that count."""
     alert_id = row.get("alert_id")
+    failures = (row.get("clock_failures") or 0) + 1
+    wait = timedelta(
+        seconds=delay(failures, RETRY_AFTER_ERROR.total_seconds(), RETRY_CAP.total_seconds())
+    )
     log.error(
         how.log_event,
         child_id=row["child_id"],
         alert_id=str(alert_id) if alert_id else None,
         kind=row["kind"],
-        error=repr(exc),
+        failures=failures,
+        retry_in_s=round(wait.total_seconds(), 1),
+        error=repr(exc)[:500],
     )
-    await conn.execute(how.push_back, row[how.key], now + RETRY_AFTER_ERROR)
+    counted = await conn.fetchval(how.push_back, row[how.key], now + wait, repr(exc)[:500])
     await _audit(
         conn,
         how.audit_action,
         row["child_id"],
         alert_id,
-        {"kind": row["kind"], "error": repr(exc)[:500]},
+        {"kind": row["kind"], "failures": counted, "error": repr(exc)[:500]},
     )
+    CLOCK_FAILURES.labels(how.what).inc()
+    return int(counted or failures)
 
 
 async def claim_each(
@@ -105,26 +140,41 @@ async def claim_each(
     limit: int,
     act: Callable[[asyncpg.Record], Awaitable[Outcome]],
     defer: Deferral,
+    on_failure: OnFailure | None = None,
 ) -> Outcome:
     """Claim up to `limit` rows due at `now` (`query` takes them `FOR UPDATE SKIP LOCKED`, so
     workers share them) and act on each in one transaction; a row whose act fails is put back
-    as `defer` says, and the others go on."""
+    as `defer` says (then `on_failure` runs in a savepoint of its own), and the others go on."""
     outcome = Outcome()
     async with conn.transaction():
         for row in await conn.fetch(query, now, limit):
             try:
                 async with conn.transaction():  # a savepoint
                     outcome.extend(await act(row))
-            except Exception as exc:  # noqa: BLE001 - deferred, logged and audited
-                await _defer(conn, defer, row, now, exc)
+                    if row.get("clock_failures"):
+                        await conn.execute(defer.reset, row[defer.key])
+            except Exception as exc:  # noqa: BLE001 - deferred, counted, logged and audited
+                failures = await _defer(conn, defer, row, now, exc)
+                if on_failure is None:
+                    continue
+                try:
+                    async with conn.transaction():
+                        outcome.extend(await on_failure(row, failures, exc))
+                except Exception as also:  # noqa: BLE001 - the deferral above stands
+                    if is_transient(also):
+                        raise
+                    log.error("clock.on_failure_failed", child_id=row["child_id"], error=repr(also))
     return outcome
 
 
 _ALERT_DEFERRAL = Deferral(
-    "UPDATE alerts SET next_due_at = $2 WHERE alert_id = $1",
+    "UPDATE alerts SET next_due_at = $2, clock_failures = clock_failures + 1,"
+    " last_clock_error = $3 WHERE alert_id = $1 RETURNING clock_failures",
     "alert_id",
     "clock.advance_failed",
     "alert.clock_error",
+    "alert",
+    "UPDATE alerts SET clock_failures = 0, last_clock_error = NULL WHERE alert_id = $1",
 )
 
 _INSERT_NOTIFICATIONS = """
@@ -170,7 +220,7 @@ class ClockStore:
             alert = await self._update(conn, alert, record)
             # A new sighting reaches the neighbouring authorities the alert was shared with.
             outcome = Outcome(await self._share(conn, alert, "Update", now))
-            outcome.extend(await self.advance(conn, alert, now))
+            outcome.extend(await self._advance_or_leave(conn, alert, now))
             return outcome
         return await self.open_alert(
             conn,
@@ -295,7 +345,7 @@ class ClockStore:
                 )
             ]
         )
-        outcome.extend(await self.advance(conn, alert, now))
+        outcome.extend(await self._advance_or_leave(conn, alert, now))
         return outcome
 
     async def _update(
@@ -492,7 +542,164 @@ class ClockStore:
             limit,
             lambda alert: self.advance(conn, alert, now),
             _ALERT_DEFERRAL,
+            lambda alert, failures, exc: self._failing(conn, alert, failures, exc, now),
         )
+
+    async def _failing(
+        self,
+        conn: asyncpg.Connection,
+        alert: asyncpg.Record,
+        failures: int,
+        exc: Exception,
+        now: datetime,
+    ) -> Outcome:
+        """An alert whose processing failed: its first-step recipients still hear of it by the
+        plainest message there is, and after a few failures the operations contacts are told."""
+        outcome = Outcome()
+        if alert["first_fired_at"] is None:
+            try:
+                async with conn.transaction():
+                    outcome.events += await self._fallback(conn, alert, now)
+            except Exception as also:  # noqa: BLE001 - the operations contacts still hear
+                if is_transient(also):
+                    raise
+                log.error(
+                    "clock.fallback_failed",
+                    alert_id=str(alert["alert_id"]),
+                    child_id=alert["child_id"],
+                    error=repr(also),
+                )
+        if failures >= TELL_OPERATIONS_AFTER:
+            try:
+                async with conn.transaction():
+                    await self._tell_operations(conn, alert, failures, exc, now)
+            except Exception as also:  # noqa: BLE001 - the fallback above stands
+                if is_transient(also):
+                    raise
+                log.error(
+                    "clock.operations_not_told",
+                    alert_id=str(alert["alert_id"]),
+                    child_id=alert["child_id"],
+                    error=repr(also),
+                )
+        return outcome
+
+    async def _tell_operations(
+        self,
+        conn: asyncpg.Connection,
+        alert: asyncpg.Record,
+        failures: int,
+        exc: Exception,
+        now: datetime,
+    ) -> None:
+        """Once per alert: the operations contacts hear that its clock keeps failing."""
+        fallback = (
+            "Its first-step recipients were sent a plain fallback message.\n"
+            if alert["first_fired_at"] is None
+            else ""
+        )
+        told = await tell_operations(
+            conn,
+            self.config,
+            f"clock_failing:{alert['alert_id']}",
+            f"Golden Hour: alert for case {alert['child_id']} keeps failing",
+            f"The escalation clock could not process the {alert['kind']} alert"
+            f" {alert['alert_id']} for case {alert['child_id']} {failures} times in a row; it"
+            f" keeps retrying with backoff.\n\nLast error: {repr(exc)[:500]}\n{fallback}",
+            now,
+        )
+        if told:
+            await _audit(
+                conn,
+                "alert.clock_failing",
+                alert["child_id"],
+                alert["alert_id"],
+                {"failures": failures, "operations_told": len(told)},
+            )
+            log.error(
+                "alert.clock_failing",
+                alert_id=str(alert["alert_id"]),
+                child_id=alert["child_id"],
+                failures=failures,
+            )
+
+    async def _fallback(
+        self, conn: asyncpg.Connection, alert: asyncpg.Record, now: datetime
+    ) -> list[NotificationRequested]:
+        """The first notify step's recipients, by SMS and email, with no more than the case
+        reference, the kind, the last-seen time and the acknowledgement code; once per contact
+        and channel (the message rows' unique key)."""
+        policy = self._policy(alert["kind"], alert["risk_level"])
+        step = next((s for s in policy.steps if s.notify), None)
+        if step is None:
+            return []
+        resolve = resolver(self.config, alert["local_authority"], alert["care_home"])
+        recipients = {r.contact_id: r for target in step.notify for r in resolve(target)}
+        seen = alert["anchor_at"].astimezone(self.tz).strftime("%H:%M %d/%m")
+        what = f"case {alert['child_id']} {alert['kind'].replace('_', ' ')}, last seen {seen}"
+        bodies = {
+            "sms": ("", f"GOLDEN HOUR ALERT {what}. Reply ACK {alert['ack_code']}"),
+            "email": (
+                f"Golden Hour alert: case {alert['child_id']}",
+                f"Golden Hour alert: {what}.\n\nAcknowledge by replying to the SMS with"
+                f" ACK {alert['ack_code']}, or in the console.\n",
+            ),
+        }
+        cols: list[list] = [[] for _ in range(8)]
+        for r in recipients.values():
+            for channel in ("sms", "email"):
+                subject, body = bodies[channel]
+                values = (
+                    uuid.uuid4(),
+                    FALLBACK,
+                    r.contact_id,
+                    r.org_code,
+                    channel,
+                    r.phone if channel == "sms" else r.email,
+                    subject,
+                    body,
+                )
+                for col, value in zip(cols, values, strict=True):
+                    col.append(value)
+        rows = await conn.fetch(
+            _INSERT_NOTIFICATIONS, alert["alert_id"], alert["child_id"], now, *cols
+        )
+        if rows:
+            FALLBACKS.inc(len(rows))
+            await _audit(
+                conn,
+                "alert.fallback_sent",
+                alert["child_id"],
+                alert["alert_id"],
+                {"told": sorted({f"{r['contact_id']}/{r['channel']}" for r in rows})},
+            )
+            log.warning(
+                "alert.fallback_sent",
+                alert_id=str(alert["alert_id"]),
+                child_id=alert["child_id"],
+                messages=len(rows),
+            )
+        return requested(alert, rows, now)
+
+    async def _advance_or_leave(
+        self, conn: asyncpg.Connection, alert: asyncpg.Record, now: datetime
+    ) -> Outcome:
+        """Advance an alert just opened or updated by an event. Should that fail for this alert,
+        the event still stands and the alert stays due, so the claimers retry it (and send the
+        fallback) rather than the event failing with nobody told."""
+        try:
+            async with conn.transaction():
+                return await self.advance(conn, alert, now)
+        except Exception as exc:  # noqa: BLE001 - transient ones go back to the event's retry
+            if is_transient(exc):
+                raise
+            log.error(
+                "clock.advance_failed",
+                alert_id=str(alert["alert_id"]),
+                child_id=alert["child_id"],
+                error=repr(exc)[:500],
+            )
+            return Outcome()
 
     async def advance(
         self, conn: asyncpg.Connection, alert: asyncpg.Record, now: datetime

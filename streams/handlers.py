@@ -1,19 +1,68 @@
-"""What the golden-hour clock does with each intake event, idempotent on event_id."""
+"""What the golden-hour clock does with each intake event, idempotent on event_id, and how a
+raw intake record is read (or sorted as poison, with the reason)."""
 
 from __future__ import annotations
 
+import json
+import re
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 import structlog
+from pydantic import ValidationError
 
-from contracts.events import IntakeRecord
+from contracts.events import CHILD_ID_PATTERN, IntakeRecord
 from streams.clock_store import Outcome
 from streams.watch_store import WatchStore
 
 log = structlog.get_logger(__name__)
 
 CONSUMER = "streams.golden_hour_clock"
+SCHEMA_VERSIONS = (1,)
+_CHILD_ID = re.compile(CHILD_ID_PATTERN)
+
+
+@dataclass(frozen=True)
+class Poison:
+    """A record that can never be applied as it is: why, and what could be read of it."""
+
+    reason: str  # parse, schema or validation (see infra.dead_letters.REASONS)
+    error: str
+    event_id: uuid.UUID | None = None
+    child_id: str | None = None
+
+
+def read_record(raw: bytes | None) -> IntakeRecord | Poison:
+    """The intake record in `raw`, or why it is poison; never raises."""
+    try:
+        doc = json.loads(raw or b"")
+    except (ValueError, UnicodeDecodeError) as exc:
+        return Poison("parse", f"not JSON: {exc}")
+    envelope = doc.get("event") if isinstance(doc, dict) else None
+    envelope = envelope if isinstance(envelope, dict) else {}
+    event_id = _uuid(envelope.get("event_id"))
+    child_id = envelope.get("child_id")
+    # Kept only when it is a well-formed case reference: anything else may be a name, or bytes
+    # the database would refuse.
+    child_id = child_id if isinstance(child_id, str) and _CHILD_ID.match(child_id) else None
+    version = envelope.get("schema_version", 1)
+    if version not in SCHEMA_VERSIONS:
+        return Poison("schema", f"unknown schema_version {version!r}", event_id, child_id)
+    try:
+        return IntakeRecord.model_validate_json(raw or b"")
+    except ValidationError as exc:
+        return Poison("validation", str(exc)[:2000], event_id, child_id)
+    except Exception as exc:  # noqa: BLE001 - a validator that raises is the record's fault
+        return Poison("validation", repr(exc)[:2000], event_id, child_id)
+
+
+def _uuid(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 async def handle_intake(

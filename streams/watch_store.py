@@ -22,7 +22,13 @@ from streams.watchers import Arm, Cancel, ChildState, PlacementState, Raise, Res
 log = structlog.get_logger(__name__)
 
 _TIMER_DEFERRAL = Deferral(
-    "UPDATE watch_timers SET due_at = $2 WHERE id = $1", "id", "watch.fire_failed", "watch.error"
+    "UPDATE watch_timers SET due_at = $2, clock_failures = clock_failures + 1,"
+    " last_clock_error = $3 WHERE id = $1 RETURNING clock_failures",
+    "id",
+    "watch.fire_failed",
+    "watch.error",
+    "timer",
+    "UPDATE watch_timers SET clock_failures = 0, last_clock_error = NULL WHERE id = $1",
 )
 
 
