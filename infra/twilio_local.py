@@ -116,6 +116,7 @@ class LocalTwilio:
         self._drops: deque[bool] = deque()
         self._callbacks_enabled = True
         self._final_status: dict[str, str] = {}
+        self._create_delay = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -167,6 +168,11 @@ class LocalTwilio:
     def set_callbacks(self, enabled: bool) -> None:
         """Turn status callbacks on or off; fetched status still progresses."""
         self._callbacks_enabled = enabled
+
+    def set_create_delay(self, seconds: float) -> None:
+        """Each accepted create answers only after `seconds`: the message is already recorded
+        (and on its way) while the sender still waits, as a slow provider's would be."""
+        self._create_delay = max(0.0, seconds)
 
     def set_final_status(self, phone: str, status: str) -> None:
         """Messages to phone end "undelivered" or "failed" instead of "delivered"."""
@@ -259,6 +265,8 @@ class LocalTwilio:
         task = asyncio.get_running_loop().create_task(self._progress(sms))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if self._create_delay:
+            await asyncio.sleep(self._create_delay)
         if drop:
             return self._drop(request)
         return web.json_response(sms.resource(), status=201)

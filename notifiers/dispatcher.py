@@ -2,8 +2,9 @@
 
 A message's life: pending → sending → sent → delivered / failed (or cancelled on stand-down).
 Postgres is the record. A `notification.requested` event on Kafka is the fast path that wakes the
-dispatcher; a sweep of the pending index is the safety net that finds anything Kafka did not
-bring (a lost event, a retry falling due, a lease left behind by a killed dispatcher).
+dispatcher (notifiers/consumer.py); a sweep of the pending index is the safety net that finds
+anything Kafka did not bring (a lost event, a retry falling due, a lease left behind by a killed
+dispatcher). Neither loop stops on any error, and no send's failure stops another send.
 
 Exactly once: a row is claimed by a conditional UPDATE (only one claimer wins), and its lease is
 recorded before the provider is called. A lease that expired (the dispatcher died mid-send) is
@@ -15,24 +16,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
+from contracts.config import GoldenHourConfig
 from contracts.derived import NotificationRequested
-from infra.db import mark_ready
 from infra.settings import Settings
+from infra.topics import Topics
 from notifiers.base import (
     Channel,
-    ChannelError,
     OutboundMessage,
     PermanentSendError,
     RetryableSendError,
 )
+from notifiers.consumer import RequestConsumer, retry_delay
 from notifiers.status import apply_status, audited_change, provider_status
 from notifiers.subscription_health import WebhookSubscriptions
 
@@ -41,9 +44,18 @@ log = structlog.get_logger(__name__)
 SENT = Counter("goldenhour_notifications_sent_total", "Messages handed to a provider", ["channel"])
 RETRIED = Counter("goldenhour_notifications_retried_total", "Send attempts to retry", ["channel"])
 FAILED = Counter("goldenhour_notifications_failed_total", "Messages given up", ["channel"])
+SWEEP_FAILURES = Counter("goldenhour_dispatcher_sweep_failures_total", "Sweeps that raised")
+LAST_SWEEP = Gauge(
+    "goldenhour_dispatcher_last_sweep_timestamp_seconds", "When the last sweep completed"
+)
+TASK_FAILURES = Counter(
+    "goldenhour_dispatcher_task_failures_total", "Send or re-poll tasks that raised", ["channel"]
+)
 
 MAX_ATTEMPTS = 10
 BACKOFF_CAP_S = 60.0
+# One sweep's bound: a database that stopped answering must not hold the safety net.
+SWEEP_BOUND_S = 30.0
 
 _CLAIM_ONE = """
 UPDATE notifications SET status = 'sending', attempts = attempts + 1, lease_until = $2,
@@ -93,19 +105,6 @@ _MARK_FAILED = audited_change(
 )
 
 
-class _ReadyWhenAssigned(ConsumerRebalanceListener):
-    """Announces readiness once the consumer holds its partitions."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
-
-    async def on_partitions_revoked(self, revoked: object) -> None:
-        return None
-
-    async def on_partitions_assigned(self, assigned: object) -> None:
-        await mark_ready(self.pool, "dispatcher")
-
-
 def backoff(attempts: int, retry_after: float | None, rng: random.Random) -> float:
     """Seconds before the next attempt: exponential with full jitter, at least Retry-After."""
     ceiling = min(BACKOFF_CAP_S, 0.5 * 2 ** max(0, attempts - 1))
@@ -145,6 +144,11 @@ class Dispatcher:
         self._tasks: set[asyncio.Task] = set()
         self._queued: set[uuid.UUID] = set()  # waiting for a slot or being sent here
         self._rng = random.Random()
+        # A send past this is abandoned: its row stays leased and is reconciled on take-over.
+        self._task_bound_s = lease.total_seconds() + 30.0
+        self.last_sweep_at: float | None = None  # time.monotonic() of the last completed sweep
+        self.last_sweep_error: str | None = None
+        self.requests: RequestConsumer | None = None
 
     # --- entry points ---------------------------------------------------------------
 
@@ -155,37 +159,64 @@ class Dispatcher:
         group_id: str,
         session_timeout_s: float = 6.0,
         fetch_max_wait_ms: int = 50,
+        *,
+        config: GoldenHourConfig,
+        topics: Topics | None = None,
     ) -> None:
-        """Send each requested message as soon as its event arrives."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=group_id,
-            auto_offset_reset="earliest",
-            enable_auto_commit=True,
-            session_timeout_ms=int(session_timeout_s * 1000),
-            heartbeat_interval_ms=int(min(1.0, session_timeout_s / 3) * 1000),
+        """Send each requested message as soon as its event arrives; never returns.
+
+        `config` names the operations contacts told of a dead-lettered record; `topics`, when
+        given, are created again if the broker lost them."""
+        self.requests = RequestConsumer(
+            self.pool,
+            config,
+            self._wake,
+            bootstrap,
+            topic,
+            group_id,
+            session_timeout_s=session_timeout_s,
             fetch_max_wait_ms=fetch_max_wait_ms,
+            topics=topics,
         )
-        consumer.subscribe([topic], listener=_ReadyWhenAssigned(self.pool))
-        await consumer.start()
-        try:
-            async for msg in consumer:
-                try:
-                    request = NotificationRequested.model_validate_json(msg.value)
-                except ValueError:
-                    continue  # other notification events share the topic
-                self._queue(request.notification_id, request.channel, self.send_requested)
-        finally:
-            await consumer.stop()
+        await self.requests.run()
+
+    def _wake(self, request: NotificationRequested) -> None:
+        self._queue(request.notification_id, request.channel, self.send_requested)
 
     async def sweep_forever(self) -> None:
-        """The safety net: due retries, requests Kafka did not bring, expired leases, re-polls."""
+        """The safety net: due retries, requests Kafka did not bring, expired leases, re-polls.
+        Survives any failure of a sweep, and backs off while they repeat."""
+        failures = 0
         while True:
             try:
-                await self.sweep(datetime.now(UTC))
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("dispatcher.sweep_failed", error=str(exc))
+                async with asyncio.timeout(SWEEP_BOUND_S):
+                    await self.sweep(datetime.now(UTC))
+            except Exception as exc:  # noqa: BLE001 - the safety net must never stop
+                failures += 1
+                SWEEP_FAILURES.inc()
+                self.last_sweep_error = repr(exc)[:300]
+                if failures == 1:
+                    log.warning("dispatcher.sweep_failed", error=self.last_sweep_error)
+                await asyncio.sleep(
+                    max(self.sweep_every_s, retry_delay(failures, self._rng, cap=5.0))
+                )
+                continue
+            if failures:
+                log.info("dispatcher.sweep_recovered", failures=failures)
+            failures, self.last_sweep_error = 0, None
+            self.last_sweep_at = time.monotonic()
+            LAST_SWEEP.set_to_current_time()
             await asyncio.sleep(self.sweep_every_s)
+
+    def sweep_problem(self, stale_after_s: float | None = None) -> str | None:
+        """Why the sweep cannot be counted on now (it has not completed lately), or None."""
+        stale_after_s = stale_after_s or max(5.0, 10 * self.sweep_every_s)
+        if self.last_sweep_at is None:
+            return f"no sweep completed yet ({self.last_sweep_error or 'starting'})"
+        age = time.monotonic() - self.last_sweep_at
+        if age > stale_after_s:
+            return f"last sweep completed {age:.0f}s ago ({self.last_sweep_error or 'stuck'})"
+        return None
 
     async def drain(self) -> None:
         """Wait for the sends in flight."""
@@ -227,30 +258,38 @@ class Dispatcher:
             [name for name, ch in self.channels.items() if ch.reports_delivery],
         )
         for row in stale:
-            self._spawn(self._repoll(row), row["channel"])
+            self._spawn(self._repoll(row), row["channel"], row["notification_id"])
 
     def _queue(self, notification_id: uuid.UUID, channel: str, send, *args) -> None:
         """Send once a slot is free, unless this message already waits here for one."""
         if notification_id in self._queued:
             return
         self._queued.add(notification_id)
-        task = self._spawn(send(notification_id, *args), channel)
+        task = self._spawn(send(notification_id, *args), channel, notification_id)
         task.add_done_callback(lambda _: self._queued.discard(notification_id))
 
-    def _spawn(self, coro, channel: str | None = None) -> asyncio.Task:
-        task = asyncio.create_task(self._bounded(coro, channel))
+    def _spawn(self, coro, channel: str | None, notification_id: uuid.UUID) -> asyncio.Task:
+        task = asyncio.create_task(self._bounded(coro, channel, notification_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _bounded(self, coro, channel: str | None) -> None:
+    async def _bounded(self, coro, channel: str | None, notification_id: uuid.UUID) -> None:
         gate = self._gates.get(channel or "")
         async with gate or contextlib.nullcontext(), self._slots:
             try:
-                await coro
-            except (OSError, asyncpg.PostgresError, ChannelError) as exc:
-                # The row stays leased; the sweep takes it up again when the lease expires.
-                log.warning("dispatcher.task_failed", error=str(exc))
+                async with asyncio.timeout(self._task_bound_s):
+                    await coro
+            except Exception as exc:  # noqa: BLE001 - one message's failure stops nothing else
+                # The row stays leased; the sweep takes it up again when the lease expires,
+                # and reconciles with the provider before any resend.
+                TASK_FAILURES.labels(channel or "").inc()
+                log.warning(
+                    "dispatcher.task_failed",
+                    notification_id=str(notification_id),
+                    channel=channel,
+                    error=repr(exc)[:500],
+                )
 
     async def _webhook_failed(self, row: asyncpg.Record, error: str) -> None:
         if row["channel"] == "webhook" and self.webhooks:
@@ -355,16 +394,35 @@ class Dispatcher:
             await apply_status(self.pool, ours, None, notification_id=row["notification_id"])
 
 
+async def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> None:
+    """Run a loop that must never stop; should it ever raise, start it again."""
+    while True:
+        try:
+            await loop()
+        except Exception as exc:  # noqa: BLE001 - the loops catch their own; this is the last net
+            log.error("dispatcher.loop_restarted", loop=name, error=repr(exc)[:500])
+        await asyncio.sleep(1.0)
+
+
 async def run_dispatcher(
-    dispatcher: Dispatcher, bootstrap: str, topic: str, group: str, settings: Settings
+    dispatcher: Dispatcher, bootstrap: str, topics: Topics, group: str, settings: Settings
 ) -> None:
     """Consume and sweep until cancelled, then let the sends in flight finish."""
-    consume = dispatcher.consume(
-        bootstrap, topic, group, settings.kafka_session_timeout_s, settings.fetch_max_wait_ms
-    )
+
+    def consume() -> Awaitable[None]:
+        return dispatcher.consume(
+            bootstrap,
+            topics.notifications,
+            group,
+            settings.kafka_session_timeout_s,
+            settings.fetch_max_wait_ms,
+            config=settings.config,
+            topics=topics,
+        )
+
     tasks = [
-        asyncio.create_task(consume, name="consume"),
-        asyncio.create_task(dispatcher.sweep_forever(), name="sweep"),
+        asyncio.create_task(_supervised("consume", consume), name="consume"),
+        asyncio.create_task(_supervised("sweep", dispatcher.sweep_forever), name="sweep"),
     ]
     try:
         await asyncio.gather(*tasks)

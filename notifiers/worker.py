@@ -1,21 +1,52 @@
-"""`goldenhour dispatcher`: one dispatcher process."""
+"""`goldenhour dispatcher`: one dispatcher process, and the health it reports."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 
 from infra.settings import Settings
 
+if TYPE_CHECKING:
+    import asyncpg
+
+    from infra.health import Check
+    from notifiers.dispatcher import Dispatcher
+
 log = structlog.get_logger(__name__)
+
+
+def health_checks(pool: asyncpg.Pool, dispatcher: Dispatcher) -> dict[str, Check]:
+    """What /readyz asks: each check answers None when it holds, else why it does not."""
+
+    async def database() -> str | None:
+        await pool.fetchval("SELECT 1")
+        return None
+
+    async def broker() -> str | None:
+        if dispatcher.requests is None:
+            return "the consumer has not started"
+        return dispatcher.requests.broker_problem()
+
+    async def partitions() -> str | None:
+        if dispatcher.requests is None:
+            return "the consumer has not started"
+        return dispatcher.requests.assignment_problem()
+
+    async def sweep() -> str | None:
+        return dispatcher.sweep_problem()
+
+    return {"database": database, "broker": broker, "partitions": partitions, "sweep": sweep}
 
 
 def main(settings: Settings) -> int:
     """Consume, sweep and send until a signal stops it."""
     from infra.db import create_pool, migrate
+    from infra.health import HealthServer
     from infra.topics import Topics, ensure_topics
     from notifiers.channels import channels_from
     from notifiers.dispatcher import Dispatcher, run_dispatcher
@@ -37,27 +68,32 @@ def main(settings: Settings) -> int:
             lease=timedelta(seconds=settings.send_lease_s),
             webhooks=WebhookSubscriptions(pool, settings.config, settings.webhook_max_failures),
         )
+        health = None
+        if settings.health_port is not None:
+            health = HealthServer(settings.health_port, health_checks(pool, dispatcher))
+            await health.start()
         task = asyncio.create_task(
             run_dispatcher(
-                dispatcher,
-                bootstrap,
-                topics.notifications,
-                f"{settings.topic_prefix}-dispatcher",
-                settings,
+                dispatcher, bootstrap, topics, f"{settings.topic_prefix}-dispatcher", settings
             )
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
-        log.info("dispatcher.started")
+        log.info("dispatcher.started", health_port=settings.health_port)
         try:
             await task
         except asyncio.CancelledError:
             pass
         finally:
+            if health is not None:
+                await health.stop()
             for channel in channels.values():
                 await channel.close()
-            await pool.close()
+            try:
+                await asyncio.wait_for(pool.close(), 10.0)
+            except TimeoutError:
+                pool.terminate()  # a database that stopped answering cannot hold the exit
             log.info("dispatcher.stopped")
 
     asyncio.run(run())
