@@ -59,4 +59,6 @@ def test_demo_runs_scenario_1_and_prints_the_timeline() -> None:
     assert re.search(r"missed_checkin\s+resolved\s+check-in recorded", act2), act2
     assert "FAIL" not in out
     assert "RESULT: PASS" in out
-    assert len(max(out.splitlines(), key=len)) <= 100
+    # The narration fits a terminal; log lines (JSON, on stderr) are the operators', not the demo's.
+    narration = [line for line in out.splitlines() if not line.startswith("{")]
+    assert len(max(narration, key=len)) <= 100
