@@ -1,10 +1,10 @@
-"""The FastAPI application: routes, shared state, and the outbox relay beside it."""
+"""The FastAPI application: routes, shared state, and the outbox relay and reconciler beside it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import quote
 
 import structlog
@@ -14,18 +14,71 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from infra.db import create_pool, migrate
+from infra import dead_letters
+from infra.db import BEAT_STALE_S, create_pool, migrate
+from infra.health import CHECK_TIMEOUT_S
 from infra.settings import Settings
 from infra.topics import Topics, ensure_topics
 from services import alerts_api, children_api, intake, twilio_webhooks
 from services.console import ack_link_pages, care, web
 from services.console import pages as console_pages
 from services.console.board import BoardFeed
-from services.outbox import OutboxRelay, kafka_producer
+from services.outbox import RELAY_ROLE, OutboxRelay
+from services.reconciler import Reconciler
 from services.shared_alerts_api import router as shared_alerts_router
 from services.subscriptions_api import router as subscriptions_router
 
 log = structlog.get_logger(__name__)
+
+# No relay has beaten for this long anywhere: accepted events are not reaching the clock.
+RELAY_STALE_S = 5.0
+# A process just started may itself be the relay about to take the lock.
+START_GRACE_S = 10.0
+
+_READINESS_SQL = """
+SELECT extract(epoch FROM now() - (SELECT beat_at FROM leader_heartbeats WHERE role = $1))::float8
+           AS relay_age_s,
+       ARRAY(SELECT DISTINCT part FROM worker_readiness
+             WHERE beat_at > now() - make_interval(secs => $2)) AS parts
+"""
+
+
+async def database_reasons(app: FastAPI) -> dict[str, str]:
+    """Why this process cannot make progress, as the database tells: no relay beating anywhere,
+    or a required part with no worker holding its partitions."""
+    row = await app.state.pool.fetchrow(_READINESS_SQL, RELAY_ROLE, BEAT_STALE_S)
+    reasons: dict[str, str] = {}
+    age = row["relay_age_s"]
+    started = asyncio.get_running_loop().time() - app.state.started_at
+    if (age is None or age > RELAY_STALE_S) and started > START_GRACE_S:
+        reasons["outbox_relay"] = (
+            "no relay has ever been active" if age is None else f"no active relay for {age:.0f}s"
+        )
+    for part in app.state.ready_requires:
+        if part not in row["parts"]:
+            reasons[part] = f"no {part} worker holds its partitions"
+    return reasons
+
+
+async def readiness(app: FastAPI) -> dict[str, str]:
+    """Every reason this process cannot make progress, each check bounded (empty: ready)."""
+
+    async def bounded(name: str, check: Callable[[], Awaitable[dict[str, str]]]) -> dict:
+        try:
+            return await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+        except TimeoutError:
+            return {name: "unreachable: timed out"}
+        except Exception as exc:  # noqa: BLE001 - any failure is a reason to say not ready
+            return {name: f"unreachable: {exc!r}"[:300]}
+
+    async def broker() -> dict[str, str]:
+        await app.state.relay.broker_cluster_id()
+        return {}
+
+    results = await asyncio.gather(
+        bounded("database", lambda: database_reasons(app)), bounded("broker", broker)
+    )
+    return {name: reason for result in results for name, reason in result.items()}
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -38,29 +91,43 @@ def create_app(settings: Settings) -> FastAPI:
         await migrate(dsn)
         topics = Topics(settings.topic_prefix)
         await ensure_topics(bootstrap, topics)
-        app.state.pool = await create_pool(dsn, min_size=2, max_size=20)
-        producer = kafka_producer(bootstrap)
-        await producer.start()
-        relay = OutboxRelay(dsn, producer, app.state.pool)
+        app.state.pool = await create_pool(dsn, min_size=2, max_size=20, limits=settings.db_limits)
+        relay = OutboxRelay(
+            dsn,
+            bootstrap,
+            app.state.pool,
+            settings.db_limits,
+            on_new_cluster=lambda: ensure_topics(bootstrap, topics),
+        )
+        reconciler = Reconciler(
+            dsn, bootstrap, app.state.pool, topics, settings.db_limits, nudge=relay.nudge
+        )
         app.state.relay = relay
+        app.state.reconciler = reconciler
         app.state.topics = topics
-        app.state.board_feed = BoardFeed(dsn)
+        app.state.started_at = asyncio.get_running_loop().time()
+        app.state.board_feed = BoardFeed(dsn, limits=settings.db_limits)
         await app.state.board_feed.start()
-        task = asyncio.create_task(relay.run(), name="outbox-relay")
+        tasks = [
+            asyncio.create_task(relay.run(), name="outbox-relay"),
+            asyncio.create_task(reconciler.run(), name="reconciler"),
+        ]
         log.info("api.started", port=settings.api_port)
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await app.state.board_feed.stop()
-            await producer.stop()
             await app.state.pool.close()
 
     app = FastAPI(title="Golden Hour", version="1", lifespan=lifespan)
     app.state.settings = settings
     app.state.config = config
+    app.state.ready_requires = [p.strip() for p in settings.ready_requires.split(",") if p.strip()]
     app.include_router(intake.router, prefix="/api/v1")
     app.include_router(alerts_api.router, prefix="/api/v1")
     app.include_router(children_api.router, prefix="/api/v1")
@@ -96,18 +163,21 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:
-        """Readiness: Postgres answers and the relay's producer is connected."""
-        try:
-            await asyncio.wait_for(request.app.state.pool.fetchval("SELECT 1"), 2)
-        except Exception as exc:  # any failure means not ready; say which
-            return JSONResponse({"status": "unavailable", "database": str(exc)}, 503)
-        return JSONResponse(
-            {"status": "ready", "outbox_relay_active": request.app.state.relay.active}
-        )
+        """Readiness: 503 with the reasons while this process cannot make progress (database
+        or broker unreachable, no active relay anywhere, a required part not holding its
+        partitions). Dead letters are a metric, never a reason."""
+        active = request.app.state.relay.active
+        reasons = await readiness(request.app)
+        if reasons:
+            body = {"status": "unavailable", **reasons, "outbox_relay_active": active}
+            return JSONResponse(body, 503)
+        return JSONResponse({"status": "ready", "outbox_relay_active": active})
 
     @app.get("/metrics")
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
         """Prometheus metrics of this process."""
+        with contextlib.suppress(Exception):  # the gauge keeps its last count
+            await asyncio.wait_for(dead_letters.count_open(request.app.state.pool), 2)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -1,31 +1,68 @@
 """The outbox relay: publishes committed outbox rows to Kafka, in order, and marks them published.
 
-One relay is active at a time (a Postgres advisory lock held on its listening connection), so a
+One relay is active at a time (a Postgres advisory lock held on a dedicated connection), so a
 child's events reach Kafka in the order they were accepted even with many API replicas; the
-others wait and take over within a second if the active one dies. Rows are marked published only
-after the broker acknowledged them: a crash in between re-publishes, and consumers are idempotent
-on event_id.
+others wait and take over within seconds if the active one dies or hangs. Rows are marked
+published only after the broker acknowledged them, with where the broker put them (cluster,
+partition, offset), so the reconciler can tell a row still waiting in the log from one the broker
+lost. A crash in between re-publishes, and consumers are idempotent on event_id.
+
+The relay never gives up: any failure is logged once per streak, backed off with jitter and
+retried, in the active relay and in every standby alike.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import random
+import socket
+import time
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import structlog
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaClient, AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.protocol.metadata import MetadataRequest
+from aiokafka.structs import RecordMetadata
 from prometheus_client import Counter, Gauge
 
+from infra.db import DbLimits, connect
 from services.intake import OUTBOX_CHANNEL
 
 log = structlog.get_logger(__name__)
 
 RELAYED = Counter("goldenhour_outbox_relayed_total", "Outbox rows published to Kafka")
 LEADER = Gauge("goldenhour_outbox_relay_active", "1 when this process is the active relay")
+LAST_PUBLISH = Gauge(
+    "goldenhour_outbox_last_publish_timestamp_seconds",
+    "Unix time of this process's last batch acknowledged by the broker",
+)
+WAITING = Gauge(
+    "goldenhour_outbox_rows_waiting", "Unpublished outbox rows, as the active relay last counted"
+)
+FAILURES = Counter(
+    "goldenhour_outbox_relay_failures_total", "Failures of the relay (each retried)", ["stage"]
+)
 
 _RELAY_LOCK = 0x601DE5
+RELAY_ROLE = "outbox_relay"
 BATCH = 500
+
+# The server ends a leader's lock session idle this long: a leader that hangs loses its lock and
+# a standby takes over. The live leader touches the session every BEAT_S, so only a hang does.
+LOCK_IDLE_S = 3.0
+BEAT_S = 1.0
+LOCK_POLL_S = 1.0
+# Every wait on the broker is bounded; past it the producer is made again.
+SEND_TIMEOUT_S = 10.0
+PRODUCER_START_S = 10.0
+# A batch still running after this has outlived every bound inside it: the leader stops beating
+# and so gives the lock to a standby instead of holding it for ever.
+STUCK_S = 60.0
+BACKOFF_CAP_S = 3.0
 
 
 def kafka_producer(bootstrap: str) -> AIOKafkaProducer:
@@ -37,28 +74,164 @@ def kafka_producer(bootstrap: str) -> AIOKafkaProducer:
         enable_idempotence=False,
         linger_ms=0,
         max_batch_size=1024 * 1024,
-        request_timeout_ms=10_000,
+        request_timeout_ms=int(SEND_TIMEOUT_S * 1000),
     )
 
 
+async def cluster_id(client: AIOKafkaClient) -> str:
+    """The id of the cluster this client talks to; a broker that lost its log answers a new one."""
+    node = client.get_random_node()
+    if node is None:
+        raise KafkaConnectionError("no broker known")
+    response = await client.send(node, MetadataRequest([], allow_auto_topic_creation=False))
+    found = getattr(response, "cluster_id", None)
+    if not found:
+        raise KafkaError("the broker does not say its cluster id (Metadata v2+ needed)")
+    return str(found)
+
+
+def holder_name() -> str:
+    """Who holds a leadership, as operators read it on leader_heartbeats."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Streak:
+    """A run of failures of one loop: logged once when it starts and once when it ends, and the
+    delay before the next try, growing with jitter up to a few seconds."""
+
+    def __init__(self, event: str, cap_s: float = BACKOFF_CAP_S) -> None:
+        self.event = event
+        self.cap_s = cap_s
+        self.failures = 0
+
+    def failed(self, exc: BaseException, **fields: object) -> float:
+        """Count a failure; the seconds to wait before trying again."""
+        self.failures += 1
+        if self.failures == 1:
+            log.warning(self.event, error=repr(exc)[:500], **fields)
+        ceiling = min(self.cap_s, 0.2 * 2 ** min(self.failures, 10))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def succeeded(self) -> None:
+        if self.failures:
+            log.info(f"{self.event}.recovered", failures=self.failures)
+        self.failures = 0
+
+
+def first_error(exc: BaseException) -> BaseException:
+    """The error inside a task group's exception group."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+class LeadershipLost(Exception):
+    """The leader's lock session ended, or its work stopped making progress."""
+
+
+_BEAT_SQL = """
+INSERT INTO leader_heartbeats (role, holder, beat_at) VALUES ($1, $2, now())
+ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, beat_at = excluded.beat_at
+"""
+
+
+class Leader:
+    """One active holder of an advisory lock among all replicas, on a bounded connection.
+
+    The lock's session is ended by the server after LOCK_IDLE_S without a statement, so a holder
+    that hangs (paused, partitioned) frees it within seconds; the live holder beats every BEAT_S
+    (leader_heartbeats, by the database clock), and a standby asks for the lock every LOCK_POLL_S.
+    """
+
+    def __init__(self, dsn: str, limits: DbLimits, lock_id: int, role: str) -> None:
+        self.dsn = dsn
+        self.limits = limits
+        self.lock_id = lock_id
+        self.role = role
+        self.holder = holder_name()
+
+    async def acquire(self, waiting: Callable[[], None] | None = None) -> asyncpg.Connection:
+        """Wait until this process holds the lock; its connection, to hold it by."""
+        conn = await connect(self.dsn, self.limits, idle_session_s=LOCK_IDLE_S)
+        try:
+            while not await conn.fetchval(
+                "SELECT pg_try_advisory_lock($1)", self.lock_id, timeout=LOCK_IDLE_S
+            ):
+                if waiting is not None:
+                    waiting()
+                await asyncio.sleep(LOCK_POLL_S)
+            await conn.execute(_BEAT_SQL, self.role, self.holder, timeout=LOCK_IDLE_S)
+        except BaseException:
+            await close_quietly(conn)
+            raise
+        return conn
+
+    async def hold(
+        self,
+        conn: asyncpg.Connection,
+        busy_since: Callable[[], float | None],
+        on_beat: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+    ) -> None:
+        """Beat until the session is lost or the work is stuck; then raise LeadershipLost."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(BEAT_S)
+            started = busy_since()
+            if started is not None and loop.time() - started > STUCK_S:
+                raise LeadershipLost(f"{self.role}: work stuck for {loop.time() - started:.0f}s")
+            if conn.is_closed():
+                raise LeadershipLost(f"{self.role}: lock connection closed")
+            await conn.execute(_BEAT_SQL, self.role, self.holder, timeout=LOCK_IDLE_S)
+            if on_beat is not None:
+                await on_beat(conn)
+
+
+async def close_quietly(conn: asyncpg.Connection) -> None:
+    """Close a connection that may already be broken, without waiting long."""
+    with contextlib.suppress(Exception):
+        await conn.close(timeout=2)
+    if not conn.is_closed():
+        conn.terminate()
+
+
+_MARK_SQL = """
+UPDATE outbox o SET published_at = now(), kafka_cluster = $1, kafka_partition = a.partition,
+                    kafka_offset = a.kafka_offset, publish_count = o.publish_count + 1
+FROM unnest($2::bigint[], $3::integer[], $4::bigint[]) AS a(id, partition, kafka_offset)
+WHERE o.id = a.id
+"""
+
+
+class PublishFailed(Exception):
+    """The broker did not acknowledge a batch in time; its producer is made again."""
+
+
 class OutboxRelay:
-    """Relays the outbox table to Kafka until stopped."""
+    """Relays the outbox table to Kafka until cancelled."""
 
     def __init__(
         self,
         dsn: str,
-        producer: AIOKafkaProducer,
+        bootstrap: str,
         pool: asyncpg.Pool,
+        limits: DbLimits | None = None,
         idle_poll_s: float = 1.0,
+        on_new_cluster: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.dsn = dsn
-        self.producer = producer
+        self.bootstrap = bootstrap
         self.pool = pool
         self.idle_poll_s = idle_poll_s
+        self.on_new_cluster = on_new_cluster
+        self.leader = Leader(dsn, limits or DbLimits(), _RELAY_LOCK, RELAY_ROLE)
+        self.producer: AIOKafkaProducer | None = None
+        self.active = False
+        self.streak = Streak("outbox.relay_failed")
         self._wake = asyncio.Event()
         self._notify_wanted = False
         self._notifier: asyncio.Task | None = None
-        self.active = False
+        self._busy_since: float | None = None
+        self._last_cluster: str | None = None
 
     def nudge(self) -> None:
         """Outbox rows were committed: wake the relay, in this process or by NOTIFY in another.
@@ -77,59 +250,176 @@ class OutboxRelay:
         while self._notify_wanted:
             self._notify_wanted = False
             try:
-                await self.pool.execute(f"NOTIFY {OUTBOX_CHANNEL}")
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("outbox.notify_failed", error=str(exc))
+                await self.pool.execute(f"NOTIFY {OUTBOX_CHANNEL}", timeout=5)
+            except Exception as exc:  # noqa: BLE001 - a lost nudge costs one idle poll
+                log.warning("outbox.notify_failed", error=repr(exc))
                 return
 
-    async def run(self) -> None:
-        """Wait for leadership, then relay; reconnect after any database failure."""
-        while True:
-            try:
-                await self._run_once()
-            except asyncio.CancelledError:
-                raise
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("outbox.reconnect", error=str(exc))
-                self.active = False
-                LEADER.set(0)
-                await asyncio.sleep(1.0)
+    async def broker_cluster_id(self) -> str:
+        """The cluster id as this relay's producer sees it (raises while it has none)."""
+        if self.producer is None:
+            raise KafkaConnectionError("no producer connected (starting, or after a failure)")
+        return await cluster_id(self.producer.client)
 
-    async def _run_once(self) -> None:
-        conn = await asyncpg.connect(self.dsn)
+    async def run(self) -> None:
+        """Wait for leadership, then relay; after any failure, back off and begin again."""
         try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
-                await asyncio.sleep(self.idle_poll_s)
+            while True:
+                try:
+                    await self._ensure_producer()
+                    await self._lead()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the relay must never stop
+                    error = first_error(exc)
+                    stage = "publish" if isinstance(error, PublishFailed) else "database"
+                    FAILURES.labels(stage).inc()
+                    self._step_down()
+                    if stage == "publish":
+                        await self._drop_producer()
+                    await asyncio.sleep(self.streak.failed(error, stage=stage))
+        finally:
+            self._step_down()
+            await self._drop_producer()
+
+    async def _ensure_producer(self) -> None:
+        if self.producer is not None:
+            return
+        producer = kafka_producer(self.bootstrap)
+        try:
+            await asyncio.wait_for(producer.start(), PRODUCER_START_S)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 5)
+            if isinstance(exc, Exception):
+                raise PublishFailed(f"producer did not start: {exc!r}") from exc
+            raise
+        self.producer = producer
+
+    async def _drop_producer(self) -> None:
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 5)
+
+    def _step_down(self) -> None:
+        if self.active:
+            log.info("outbox.relay_inactive")
+        self.active = False
+        self._busy_since = None
+        LEADER.set(0)
+
+    async def _lead(self) -> None:
+        conn = await self.leader.acquire(waiting=self.streak.succeeded)
+        try:
             self.active = True
             LEADER.set(1)
-            log.info("outbox.relay_active")
+            log.info("outbox.relay_active", holder=self.leader.holder)
             await conn.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
-            while True:
-                self._wake.clear()
-                if await self._relay_batch(conn) < BATCH:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.idle_poll_s)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.leader.hold(conn, lambda: self._busy_since, self._count))
+                group.create_task(self._relay_loop())
         finally:
-            self.active = False
-            LEADER.set(0)
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=2)
+            self._step_down()
+            await close_quietly(conn)
 
-    async def _relay_batch(self, conn: asyncpg.Connection) -> int:
-        rows = await conn.fetch(
+    async def _count(self, conn: asyncpg.Connection) -> None:
+        WAITING.set(
+            await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE published_at IS NULL", timeout=LOCK_IDLE_S
+            )
+        )
+
+    async def _relay_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()
+            self._busy_since = loop.time()
+            relayed = await self._relay_batch()
+            self._busy_since = None
+            self.streak.succeeded()
+            if relayed < BATCH:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.idle_poll_s)
+
+    async def _relay_batch(self) -> int:
+        rows = await self.pool.fetch(
             "SELECT id, topic, key, payload FROM outbox WHERE published_at IS NULL"
             " ORDER BY id LIMIT $1",
             BATCH,
         )
         if not rows:
+            WAITING.set(0)
             return 0
-        futures = [
-            await self.producer.send(r["topic"], value=r["payload"], key=r["key"].encode())
-            for r in rows
-        ]
-        await asyncio.gather(*futures)
-        await conn.execute(
-            "UPDATE outbox SET published_at = now() WHERE id = ANY($1)", [r["id"] for r in rows]
-        )
-        RELAYED.inc(len(rows))
+        cluster = await self._current_cluster()
+        acked, failure = await self._publish(rows)
+        if acked:
+            await self.pool.execute(
+                _MARK_SQL,
+                cluster,
+                [r["id"] for r in rows[: len(acked)]],
+                [m.partition for m in acked],
+                [m.offset for m in acked],
+            )
+            RELAYED.inc(len(acked))
+            LAST_PUBLISH.set(time.time())
+        if failure is not None:
+            raise PublishFailed(f"{len(rows) - len(acked)} rows not acknowledged") from failure
         return len(rows)
+
+    async def _publish(
+        self, rows: list[asyncpg.Record]
+    ) -> tuple[list[RecordMetadata], BaseException | None]:
+        """Send the rows; the acknowledgements of the longest leading run that the broker
+        acknowledged (only those are marked, so a key's order survives a partial failure), and
+        the error that ended it, if any."""
+        producer = self.producer
+        assert producer is not None
+        futures: list[asyncio.Future] = []
+        outer: BaseException | None = None
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                for r in rows:
+                    futures.append(
+                        await producer.send(r["topic"], value=r["payload"], key=r["key"].encode())
+                    )
+                await asyncio.wait(futures)
+        except Exception as exc:  # noqa: BLE001 - sorted below: what was acknowledged is kept
+            outer = exc
+        acked: list[RecordMetadata] = []
+        failure: BaseException | None = None
+        for future in futures:
+            error: BaseException | None
+            if not future.done():
+                future.cancel()
+                error = TimeoutError("send not acknowledged in time")
+            elif future.cancelled():
+                error = TimeoutError("send cancelled")
+            else:
+                error = future.exception()  # read for every future, so none is left unread
+            if failure is None and error is None:
+                acked.append(future.result())
+            elif failure is None:
+                failure = error
+        if failure is None and len(acked) < len(rows):
+            failure = outer or TimeoutError("send not queued in time")
+        return acked, failure
+
+    async def _current_cluster(self) -> str:
+        """The broker's cluster id, asked before each batch, so a row is never recorded under a
+        newer cluster than the one it went to (an older one only costs a second publish). A new
+        one (the broker lost its log) has its topics made again first."""
+        try:
+            found = await asyncio.wait_for(self.broker_cluster_id(), SEND_TIMEOUT_S)
+        except Exception as exc:
+            raise PublishFailed(f"cluster id: {exc!r}") from exc
+        if found != self._last_cluster:
+            if self._last_cluster is not None:
+                log.warning("outbox.new_cluster", previous=self._last_cluster, cluster=found)
+            if self.on_new_cluster is not None:
+                try:
+                    await asyncio.wait_for(self.on_new_cluster(), SEND_TIMEOUT_S)
+                except Exception as exc:
+                    raise PublishFailed(f"topics on the new cluster: {exc!r}") from exc
+        self._last_cluster = found
+        return found

@@ -14,6 +14,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from contracts.config import GoldenHourConfig
+from infra.db import DbLimits, connect
 from services.alerts_api import visibility_args, visible_sql
 from services.auth import Caller
 from streams.kinds import policy_for_alert
@@ -178,8 +179,9 @@ class BoardFeed:
     process nothing more than its queue entry.
     """
 
-    def __init__(self, dsn: str, linger_s: float = 60.0) -> None:
+    def __init__(self, dsn: str, linger_s: float = 60.0, limits: DbLimits | None = None) -> None:
         self.dsn = dsn
+        self.limits = limits
         self.linger_s = linger_s
         self.subscribers: set[asyncio.Queue[str]] = set()
         self.listening = False
@@ -207,7 +209,7 @@ class BoardFeed:
         while True:
             await self._wanted.wait()
             try:
-                conn = await asyncpg.connect(self.dsn)
+                conn = await connect(self.dsn, self.limits)
                 try:
                     await conn.add_listener(CHANNEL, self._publish)
                     self.listening = True

@@ -1,26 +1,36 @@
 """The outbox relay against real Postgres and the embedded broker: one relay active, woken by a
-nudge from its own process or by NOTIFY from another, never by a NOTIFY in the writer's commit."""
+nudge from its own process or by NOTIFY from another, never by a NOTIFY in the writer's commit;
+and it never gives up: across a database restart, a broker pause or restart, with a standby
+taking over from an active relay that stops or hangs."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 
-from infra.db import create_pool
-from infra.stack import EmbeddedStack
+from infra.db import create_pool, migrate
+from infra.stack import EmbeddedStack, die_with_parent
 from infra.topics import Topics, ensure_topics
 from services.intake import OUTBOX_CHANNEL
-from services.outbox import OutboxRelay, kafka_producer
+from services.outbox import OutboxRelay
 from tests.e2e.conftest import until
 
 # Far longer than any test waits: a row that arrives was relayed because of a nudge.
 IDLE_POLL_S = 60.0
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -37,45 +47,152 @@ async def topic(stack: EmbeddedStack) -> str:
     return topics.intake
 
 
+@pytest.fixture
+def own_stack() -> Iterator[EmbeddedStack]:
+    """A broker and database of this test's own, for the tests that hurt them."""
+    with EmbeddedStack(durable=False) as s:
+        yield s
+
+
+@pytest.fixture
+async def own_db(own_stack: EmbeddedStack) -> str:
+    dsn = own_stack.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    await migrate(dsn)
+    return dsn
+
+
+@pytest.fixture
+async def own_pool(own_db: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await create_pool(own_db)
+    yield p
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(p.close(), 10)
+
+
+@pytest.fixture
+async def own_topic(own_stack: EmbeddedStack) -> str:
+    topics = Topics(f"relay-{uuid.uuid4().hex[:8]}")
+    await ensure_topics(own_stack.kafka_bootstrap, topics)
+    return topics.intake
+
+
 @contextlib.asynccontextmanager
-async def running(relay: OutboxRelay) -> AsyncIterator[None]:
-    await relay.producer.start()
-    task = asyncio.create_task(relay.run())
+async def running(*relays: OutboxRelay) -> AsyncIterator[list[asyncio.Task]]:
+    tasks = [asyncio.create_task(r.run()) for r in relays]
     try:
-        yield
+        yield tasks
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await relay.producer.stop()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
-def relay_for(stack: EmbeddedStack, dsn: str, pool: asyncpg.Pool) -> OutboxRelay:
-    return OutboxRelay(dsn, kafka_producer(stack.kafka_bootstrap), pool, IDLE_POLL_S)
+def relay_for(
+    stack: EmbeddedStack, dsn: str, pool: asyncpg.Pool, idle_poll_s: float = IDLE_POLL_S
+) -> OutboxRelay:
+    return OutboxRelay(dsn, stack.kafka_bootstrap, pool, idle_poll_s=idle_poll_s)
 
 
-async def write(pool: asyncpg.Pool, topic: str, key: str) -> None:
+async def write(pool: asyncpg.Pool, topic: str, key: str, payload: str | None = None) -> None:
     """An outbox row committed the way the API writes it: no NOTIFY in the transaction."""
     await pool.execute(
-        "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)", topic, key, key.encode()
+        "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)",
+        topic,
+        key,
+        (payload or key).encode(),
     )
 
 
+async def write_when_up(pool: asyncpg.Pool, topic: str, key: str, timeout: float = 30) -> None:
+    """Write once the database answers again (after a restart its old connections fail first)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            await write(pool, topic, key)
+            return
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
 async def consume(stack: EmbeddedStack, topic: str, n: int) -> list[str]:
+    """The payloads of the first `n` records of the topic, in the order they arrive."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=stack.kafka_bootstrap, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
-        keys: list[str] = []
+        payloads: list[str] = []
         async with asyncio.timeout(15):
             async for record in consumer:
-                keys.append(record.key.decode())
-                if len(keys) == n:
-                    return keys
+                payloads.append(record.value.decode())
+                if len(payloads) == n:
+                    return payloads
     finally:
         await consumer.stop()
-    return keys
+    return payloads
+
+
+async def consume_until(
+    stack: EmbeddedStack, topic: str, wanted: set[str], timeout: float = 30
+) -> list[tuple[str, int, int]]:
+    """Every record (payload, partition, offset) read until each wanted payload has arrived."""
+    seen: list[tuple[str, int, int]] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=stack.kafka_bootstrap, auto_offset_reset="earliest"
+        )
+        try:
+            await consumer.start()
+            seen = []
+            while asyncio.get_running_loop().time() < deadline:
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    seen += [(r.value.decode(), r.partition, r.offset) for r in records]
+                if wanted <= {p for p, _, _ in seen}:
+                    return seen
+        except Exception:  # noqa: BLE001 - the broker may still be coming back: read again
+            await asyncio.sleep(0.5)
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+        if asyncio.get_running_loop().time() >= deadline:
+            missing = wanted - {p for p, _, _ in seen}
+            raise AssertionError(f"timed out after {timeout}s waiting for {sorted(missing)}")
+
+
+async def unpublished(pool: asyncpg.Pool) -> int:
+    return await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+
+
+async def until_async(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
+    """Like `until`, for a predicate that asks a server (and may fail while it is away)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            if await predicate():
+                return
+        except Exception:  # noqa: BLE001 - not yet: the server is still coming back
+            pass
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def broker_cluster(bootstrap: str) -> str:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return (await admin.describe_cluster())["cluster_id"]
+    finally:
+        await admin.close()
+
+
+# --- waking ------------------------------------------------------------------------------------
 
 
 async def test_a_nudge_in_the_active_process_relays_at_once(
@@ -88,12 +205,12 @@ async def test_a_nudge_in_the_active_process_relays_at_once(
         await write(pool, topic, "child-1")
         relay.nudge()
         assert await consume(stack, topic, 1) == ["child-1"]
-        unpublished = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-        for _ in range(100):  # marked once the broker acknowledged, just after it delivered
-            if await pool.fetchval(unpublished) == 0:
-                break
-            await asyncio.sleep(0.05)
-        assert await pool.fetchval(unpublished) == 0
+        # Marked once the broker acknowledged, just after it delivered.
+        await until_async(lambda: _zero(unpublished(pool)), 5, "the row to be marked")
+
+
+async def _zero(count) -> bool:  # noqa: ANN001
+    return await count == 0
 
 
 async def test_a_nudge_in_another_process_wakes_the_active_relay_by_notify(
@@ -101,14 +218,17 @@ async def test_a_nudge_in_another_process_wakes_the_active_relay_by_notify(
 ) -> None:
     active = relay_for(stack, migrated_db, pool)
     standby = relay_for(stack, migrated_db, pool)
-    async with running(active), running(standby):
+    async with running(active):
         await until(lambda: active.active, 10, "the relay to take the lock")
-        await asyncio.sleep(0.2)
-        assert not standby.active  # one relay holds the lock; the other waits
-        for i in range(3):
-            await write(pool, topic, f"child-{i}")
-        standby.nudge()
-        assert await consume(stack, topic, 3) == ["child-0", "child-1", "child-2"]
+        async with running(standby):
+            await asyncio.sleep(0.2)
+            assert not standby.active  # one relay holds the lock; the other waits
+            # One child's events, so one partition: the order the relay keeps is the order
+            # they are read in (across partitions a reader interleaves them as it likes).
+            for i in range(3):
+                await write(pool, topic, "child-1", f"event-{i}")
+            standby.nudge()
+            assert await consume(stack, topic, 3) == ["event-0", "event-1", "event-2"]
 
 
 async def test_nudges_are_coalesced_into_few_notifies(
@@ -126,3 +246,200 @@ async def test_nudges_are_coalesced_into_few_notifies(
         assert 1 <= len(heard) <= 2  # one sent, at most one more for nudges during it
     finally:
         await listener.close()
+
+
+# --- what it records ---------------------------------------------------------------------------
+
+
+async def test_each_row_records_where_the_broker_put_it(
+    stack: EmbeddedStack, migrated_db: str, pool: asyncpg.Pool, topic: str
+) -> None:
+    relay = relay_for(stack, migrated_db, pool, idle_poll_s=0.2)
+    for i in range(6):
+        await write(pool, topic, f"child-{i}")
+    async with running(relay):
+        records = await consume_until(stack, topic, {f"child-{i}" for i in range(6)})
+        await until_async(lambda: _zero(unpublished(pool)), 10, "every row to be marked")
+    where = {p: (partition, offset) for p, partition, offset in records}
+    cluster = await broker_cluster(stack.kafka_bootstrap)
+    rows = await pool.fetch(
+        "SELECT convert_from(payload, 'UTF8') AS p, kafka_cluster, kafka_partition, kafka_offset,"
+        " publish_count FROM outbox"
+    )
+    assert len(rows) == 6
+    for r in rows:
+        assert r["kafka_cluster"] == cluster
+        assert (r["kafka_partition"], r["kafka_offset"]) == where[r["p"]]
+        assert r["publish_count"] == 1
+
+
+async def test_the_active_relay_beats_by_the_database_clock(
+    stack: EmbeddedStack, migrated_db: str, pool: asyncpg.Pool
+) -> None:
+    relay = relay_for(stack, migrated_db, pool)
+    beat = "SELECT holder, beat_at FROM leader_heartbeats WHERE role = 'outbox_relay'"
+    async with running(relay):
+        await until_async(lambda: pool.fetchrow(beat), 10, "a first beat")
+        first = await pool.fetchrow(beat)
+        assert first["holder"] == f"{socket.gethostname()}:{os.getpid()}"
+
+        async def later() -> bool:
+            return (await pool.fetchrow(beat))["beat_at"] > first["beat_at"]
+
+        await until_async(later, 10, "a later beat")
+
+
+# --- a standby takes over ----------------------------------------------------------------------
+
+
+async def test_a_standby_takes_over_when_the_active_relay_stops(
+    stack: EmbeddedStack, migrated_db: str, pool: asyncpg.Pool, topic: str
+) -> None:
+    first = relay_for(stack, migrated_db, pool, idle_poll_s=0.5)
+    second = relay_for(stack, migrated_db, pool, idle_poll_s=0.5)
+    async with running(first) as (first_task,):
+        await until(lambda: first.active, 10, "the first relay to take the lock")
+        async with running(second):
+            await write(pool, topic, "before")
+            await consume_until(stack, topic, {"before"})
+            assert not second.active
+            first_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await first_task
+            await until(lambda: second.active, 10, "the standby to take over")
+            await write(pool, topic, "after")
+            await consume_until(stack, topic, {"before", "after"})
+            await until_async(lambda: _zero(unpublished(pool)), 10, "the row to be marked")
+
+
+_RELAY_PROCESS = """
+import asyncio, sys
+from infra.db import create_pool
+from services.outbox import OutboxRelay
+
+async def main(dsn, bootstrap):
+    pool = await create_pool(dsn)
+    await OutboxRelay(dsn, bootstrap, pool, idle_poll_s=0.5).run()
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+@contextlib.contextmanager
+def relay_process(dsn: str, bootstrap: str) -> Iterator[subprocess.Popen]:
+    """The relay in a process of its own, which the test can pause; always ended by PID."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _RELAY_PROCESS, dsn, bootstrap],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=die_with_parent(signal.SIGKILL),
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+async def test_a_standby_takes_over_from_a_hung_relay_within_seconds(
+    stack: EmbeddedStack, migrated_db: str, pool: asyncpg.Pool, topic: str
+) -> None:
+    holder = "SELECT holder FROM leader_heartbeats WHERE role = 'outbox_relay'"
+    with relay_process(migrated_db, stack.kafka_bootstrap) as proc:
+        theirs = f"{socket.gethostname()}:{proc.pid}"
+
+        async def they_lead() -> bool:
+            return await pool.fetchval(holder) == theirs
+
+        await until_async(they_lead, 30, "the relay process to take the lock")
+        standby = relay_for(stack, migrated_db, pool, idle_poll_s=0.5)
+        async with running(standby):
+            await write(pool, topic, "before")
+            await consume_until(stack, topic, {"before"})
+            assert not standby.active
+            proc.send_signal(signal.SIGSTOP)  # hung: alive, its connections open, silent
+            await write(pool, topic, "while-hung")
+            # Its lock session ends on the server after a few idle seconds.
+            await until(lambda: standby.active, 15, "the standby to take over from the hung one")
+            await consume_until(stack, topic, {"before", "while-hung"})
+            assert await pool.fetchval(holder) == f"{socket.gethostname()}:{os.getpid()}"
+
+
+# --- faults ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("outage_s", [0, 5], ids=["restart", "5s-outage"])
+async def test_relay_and_standby_survive_a_postgres_restart(
+    own_stack: EmbeddedStack, own_db: str, own_pool: asyncpg.Pool, own_topic: str, outage_s: int
+) -> None:
+    first = relay_for(own_stack, own_db, own_pool, idle_poll_s=0.5)
+    second = relay_for(own_stack, own_db, own_pool, idle_poll_s=0.5)
+    async with running(first, second) as tasks:
+        await until(lambda: first.active or second.active, 10, "a relay to take the lock")
+        await write(own_pool, own_topic, "before")
+        await consume_until(own_stack, own_topic, {"before"})
+        await asyncio.to_thread(own_stack.stop_postgres)
+        await asyncio.sleep(outage_s)  # the outage itself, not a wait for anything
+        await asyncio.to_thread(own_stack.start_postgres)
+        for i in range(3):
+            await write_when_up(own_pool, own_topic, f"after-{i}")
+        await consume_until(own_stack, own_topic, {"before", "after-0", "after-1", "after-2"})
+        await until_async(lambda: _zero(unpublished(own_pool)), 15, "the rows to be marked")
+        await until(lambda: first.active != second.active, 10, "exactly one relay active")
+        assert not any(t.done() for t in tasks)  # the standby lives on too
+
+
+async def test_rows_stay_unmarked_while_the_broker_is_paused_and_relay_after(
+    own_stack: EmbeddedStack, own_db: str, own_pool: asyncpg.Pool, own_topic: str
+) -> None:
+    first = relay_for(own_stack, own_db, own_pool, idle_poll_s=0.5)
+    second = relay_for(own_stack, own_db, own_pool, idle_poll_s=0.5)
+    async with running(first, second) as tasks:
+        await until(lambda: first.active or second.active, 10, "a relay to take the lock")
+        await write(own_pool, own_topic, "before")
+        await consume_until(own_stack, own_topic, {"before"})
+        await until_async(lambda: _zero(unpublished(own_pool)), 10, "the row to be marked")
+        own_stack.signal("tansu", signal.SIGSTOP)
+        try:
+            await write(own_pool, own_topic, "while-paused")
+            first.nudge()
+            second.nudge()
+            # Nothing can acknowledge it while the broker is paused, so nothing may mark it.
+            loop = asyncio.get_running_loop()
+            resume_at = loop.time() + 15
+            while loop.time() < resume_at:
+                assert await unpublished(own_pool) == 1
+                await asyncio.sleep(0.5)
+        finally:
+            own_stack.signal("tansu", signal.SIGCONT)
+        await write(own_pool, own_topic, "after")
+        await consume_until(own_stack, own_topic, {"before", "while-paused", "after"}, 45)
+        await until_async(lambda: _zero(unpublished(own_pool)), 30, "the rows to be marked")
+        assert not any(t.done() for t in tasks)
+
+
+async def test_relay_publishes_to_a_broker_restarted_with_its_log_lost(
+    own_stack: EmbeddedStack, own_db: str, own_pool: asyncpg.Pool, own_topic: str
+) -> None:
+    relay = relay_for(own_stack, own_db, own_pool, idle_poll_s=0.5)
+    async with running(relay):
+        await write(own_pool, own_topic, "before")
+        await consume_until(own_stack, own_topic, {"before"})
+        await until_async(lambda: _zero(unpublished(own_pool)), 10, "the row to be marked")
+        old = await broker_cluster(own_stack.kafka_bootstrap)
+        await asyncio.to_thread(own_stack.restart_kafka)
+        new = await broker_cluster(own_stack.kafka_bootstrap)
+        assert new != old
+        await write(own_pool, own_topic, "after")
+        await consume_until(own_stack, own_topic, {"after"}, 45)
+        await until_async(lambda: _zero(unpublished(own_pool)), 15, "the row to be marked")
+    clusters = dict(
+        await own_pool.fetch(
+            "SELECT convert_from(payload, 'UTF8'), kafka_cluster FROM outbox ORDER BY id"
+        )
+    )
+    assert clusters == {"before": old, "after": new}

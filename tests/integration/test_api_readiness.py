@@ -1,0 +1,206 @@
+"""The API's /readyz tells the truth: 503, with the reason, while the process cannot make
+progress (database or broker unreachable, no active relay anywhere, a required part without a
+worker holding its partitions), and ready again once it can. Each test runs the API as its own
+process over a broker and database of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+import yaml
+
+from infra.db import migrate
+from infra.devsystem import directory
+from infra.stack import EmbeddedStack
+from infra.supervisor import PartProcess
+from services.outbox import _RELAY_LOCK
+
+Body = dict
+
+
+@pytest.fixture
+def own_stack() -> Iterator[EmbeddedStack]:
+    with EmbeddedStack(durable=False) as s:
+        yield s
+
+
+@pytest.fixture
+async def dsn(own_stack: EmbeddedStack) -> str:
+    url = own_stack.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    await migrate(url)
+    return url
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def api(
+    stack: EmbeddedStack, dsn: str, tmp_path: Path, ready_requires: str = ""
+) -> AsyncIterator[str]:
+    """The API as its own process; its base URL. Always stopped, by its PID."""
+    config, _ = directory()
+    config_path = tmp_path / "goldenhour.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    port = _free_port()
+    env = {
+        **os.environ,
+        "GOLDENHOUR_CONFIG": str(config_path),
+        "GOLDENHOUR_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+        "GOLDENHOUR_DATABASE_URL": dsn,
+        "GOLDENHOUR_API_PORT": str(port),
+        "GOLDENHOUR_TOPIC_PREFIX": f"gh-{uuid.uuid4().hex[:8]}",
+        "GOLDENHOUR_READY_REQUIRES": ready_requires,
+        "TMPDIR": str(tmp_path),
+    }
+    part = PartProcess("api", env).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await asyncio.to_thread(part.stop)
+
+
+async def readyz_until(
+    url: str, want: Callable[[int, Body], bool], timeout: float, what: str
+) -> tuple[int, Body]:
+    """Poll /readyz until its answer is the one wanted; that answer."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: object = None
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                r = await client.get(f"{url}/readyz")
+                last = (r.status_code, r.json())
+                if want(r.status_code, r.json()):
+                    return r.status_code, r.json()
+            except httpx.HTTPError as exc:
+                last = exc
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last answer {last!r}")
+
+
+def ready(status: int, body: Body) -> bool:
+    return status == 200 and body["status"] == "ready" and body["outbox_relay_active"]
+
+
+def unavailable_for(*reasons: str, only: bool = False) -> Callable[[int, Body], bool]:
+    """A 503 naming these reasons (`only`: and no other)."""
+
+    def want(status: int, body: Body) -> bool:
+        named = set(body) - {"status", "outbox_relay_active"}
+        return (
+            status == 503
+            and body["status"] == "unavailable"
+            and (named == set(reasons) if only else set(reasons) <= named)
+        )
+
+    return want
+
+
+async def test_503_while_postgres_is_stopped_and_ready_once_it_is_back(
+    own_stack: EmbeddedStack, dsn: str, tmp_path: Path
+) -> None:
+    async with api(own_stack, dsn, tmp_path) as url:
+        await readyz_until(url, ready, 60, "ready")
+        await asyncio.to_thread(own_stack.stop_postgres)
+        try:
+            _, body = await readyz_until(url, unavailable_for("database"), 20, "503 database")
+            assert "unreachable" in body["database"]
+        finally:
+            await asyncio.to_thread(own_stack.start_postgres)
+        await readyz_until(url, ready, 30, "ready after the outage")
+
+
+async def test_503_while_the_broker_is_paused_and_ready_once_it_resumes(
+    own_stack: EmbeddedStack, dsn: str, tmp_path: Path
+) -> None:
+    async with api(own_stack, dsn, tmp_path) as url:
+        await readyz_until(url, ready, 60, "ready")
+        own_stack.signal("tansu", signal.SIGSTOP)
+        try:
+            _, body = await readyz_until(
+                url, unavailable_for("broker", only=True), 20, "503 for the broker alone"
+            )
+            assert "unreachable" in body["broker"]
+        finally:
+            own_stack.signal("tansu", signal.SIGCONT)
+        await readyz_until(url, ready, 45, "ready after the pause")
+
+
+async def test_503_while_no_relay_is_active_anywhere(
+    own_stack: EmbeddedStack, dsn: str, tmp_path: Path
+) -> None:
+    # Another holder of the relay's lock that never relays (nor beats): a relay hung elsewhere.
+    squatter = await asyncpg.connect(dsn)
+    try:
+        await squatter.execute("SELECT pg_advisory_lock($1)", _RELAY_LOCK)
+        async with api(own_stack, dsn, tmp_path) as url:
+            _, body = await readyz_until(
+                url, unavailable_for("outbox_relay"), 60, "503 for the missing relay"
+            )
+            assert body["outbox_relay_active"] is False
+            await squatter.close()
+            await readyz_until(url, ready, 30, "ready once its relay takes the lock")
+    finally:
+        if not squatter.is_closed():
+            await squatter.close()
+
+
+async def test_ready_only_while_every_required_part_holds_its_partitions(
+    own_stack: EmbeddedStack, dsn: str, tmp_path: Path
+) -> None:
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    beating = {"streams": True, "dispatcher": True}
+
+    async def beat() -> None:
+        # Workers as the streams and dispatcher parts announce themselves, by the database clock.
+        while True:
+            for part, alive in beating.items():
+                if alive:
+                    await pool.execute(
+                        "INSERT INTO worker_readiness (part, pid, host) VALUES ($1, 1, 'w')"
+                        " ON CONFLICT (part, host, pid) DO UPDATE SET beat_at = now()",
+                        part,
+                    )
+            await asyncio.sleep(1.0)
+
+    try:
+        async with api(own_stack, dsn, tmp_path, ready_requires="streams,dispatcher") as url:
+            await readyz_until(
+                url, unavailable_for("streams", "dispatcher", only=True), 60, "503 naming both"
+            )
+            beater = asyncio.create_task(beat())
+            try:
+                await readyz_until(url, ready, 30, "ready with both parts beating")
+                # Dead letters are a metric for operators, never a reason to refuse traffic.
+                await pool.execute(
+                    "INSERT INTO dead_letters (consumer, topic, raw, reason, error)"
+                    " VALUES ('streams.golden_hour_clock', 'intake', 'x', 'parse', 'bad json')"
+                )
+                async with httpx.AsyncClient(timeout=5.0) as client:
+                    metrics = (await client.get(f"{url}/metrics")).text
+                    assert "goldenhour_dead_letters_open 1.0" in metrics
+                    assert (await client.get(f"{url}/readyz")).status_code == 200
+                beating["streams"] = False  # its worker stopped: its beat goes stale
+                await readyz_until(
+                    url, unavailable_for("streams", only=True), 30, "503 naming streams alone"
+                )
+            finally:
+                beater.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beater
+    finally:
+        await pool.close()
