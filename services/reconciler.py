@@ -29,7 +29,7 @@ from prometheus_client import Counter, Gauge
 
 from infra.db import DbLimits, audit
 from infra.topics import Topics
-from services.outbox import Leader, Streak, close_quietly, first_error
+from services.leadership import Leader, Streak, close_quietly, first_error
 from streams.handlers import CONSUMER
 
 log = structlog.get_logger(__name__)
