@@ -5,9 +5,16 @@ repeated, is set aside where an operator sees it."""
 from __future__ import annotations
 
 import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import asyncpg
+import structlog
 from aiokafka import errors as kafka_errors
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 # SQLSTATE classes that say the server, not the statement, is at fault: connection exceptions,
 # transaction rollback (serialization, deadlock), insufficient resources, operator
@@ -50,3 +57,25 @@ def is_transient(exc: BaseException) -> bool:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return False
+
+
+async def patiently(what: str, step: Callable[[], Awaitable[T]], cap_s: float = 5.0) -> T:
+    """`step()`, retried without limit while it fails transiently (logged once per streak,
+    backed off with jitter): a part starting while the database or broker is down waits for it
+    instead of exiting, which a supervisor would count as a crash."""
+    failures = 0
+    while True:
+        try:
+            result = await step()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            failures += 1
+            if failures == 1:
+                log.warning("start.waiting", what=what, error=repr(exc)[:300])
+            ceiling = min(cap_s, 0.25 * 2 ** min(failures, 8))
+            await asyncio.sleep(random.uniform(ceiling / 2, ceiling))
+            continue
+        if failures:
+            log.info("start.ready", what=what, failures=failures)
+        return result

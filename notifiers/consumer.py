@@ -81,7 +81,7 @@ def read_request(raw: bytes | None) -> NotificationRequested | Poison | None:
         return Poison("parse", "empty record")
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         return Poison("parse", f"not JSON: {exc}")
     if not isinstance(data, dict):
         return Poison("parse", f"not a JSON object but {type(data).__name__}")

@@ -46,6 +46,7 @@ def health_checks(pool: asyncpg.Pool, dispatcher: Dispatcher) -> dict[str, Check
 def main(settings: Settings) -> int:
     """Consume, sweep and send until a signal stops it."""
     from infra.db import create_pool, migrate
+    from infra.faults import patiently
     from infra.health import HealthServer
     from infra.topics import Topics, ensure_topics
     from notifiers.channels import channels_from
@@ -56,9 +57,13 @@ def main(settings: Settings) -> int:
     topics = Topics(settings.topic_prefix)
 
     async def run() -> None:
-        await migrate(dsn)
-        await ensure_topics(bootstrap, topics)
-        pool = await create_pool(dsn, min_size=2, max_size=20, limits=settings.db_limits)
+        # Started while the database or broker is down, the dispatcher waits for them.
+        await patiently("database", lambda: migrate(dsn))
+        await patiently("broker", lambda: ensure_topics(bootstrap, topics))
+        pool = await patiently(
+            "database",
+            lambda: create_pool(dsn, min_size=2, max_size=20, limits=settings.db_limits),
+        )
         channels = channels_from(settings)
         dispatcher = Dispatcher(
             pool,

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import quote
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from infra import dead_letters
 from infra.db import BEAT_STALE_S, create_pool, migrate
+from infra.faults import is_transient, patiently
 from infra.health import CHECK_TIMEOUT_S
 from infra.settings import Settings
 from infra.topics import Topics, ensure_topics
@@ -88,10 +90,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await migrate(dsn)
+        # Started while the database or broker is down, the API waits for them.
+        await patiently("database", lambda: migrate(dsn))
         topics = Topics(settings.topic_prefix)
-        await ensure_topics(bootstrap, topics)
-        app.state.pool = await create_pool(dsn, min_size=2, max_size=20, limits=settings.db_limits)
+        await patiently("broker", lambda: ensure_topics(bootstrap, topics))
+        app.state.pool = await patiently(
+            "database",
+            lambda: create_pool(dsn, min_size=2, max_size=20, limits=settings.db_limits),
+        )
         relay = OutboxRelay(
             dsn,
             bootstrap,
@@ -150,6 +156,21 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def home() -> Response:
         return web.see_other("/console")
+
+    async def unavailable(_: Request, exc: Exception) -> Response:
+        """The database went away mid-request: 503, nothing half-written (each write is one
+        transaction), and the client retries with the same event id."""
+        if not is_transient(exc):
+            raise exc
+        log.warning("api.database_unavailable", error=repr(exc)[:300])
+        return JSONResponse(
+            {"detail": "the database is unavailable; retry shortly with the same event_id"},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
+
+    for transient in (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+        app.add_exception_handler(transient, unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

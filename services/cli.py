@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import os
 import sys
+import threading
+import time
 
 import structlog
 from pydantic import ValidationError
@@ -30,6 +32,26 @@ def _settings() -> Settings:
     return settings
 
 
+def exit_when_orphaned(grace_s: float = 10.0) -> None:
+    """End this part if its supervisor dies and its own graceful stop hangs.
+
+    A supervisor's death sends the part SIGTERM (PDEATHSIG), but a graceful stop can wait on a
+    broker or database that went down with the supervisor; past `grace_s` the part exits
+    anyway, so no orphan is left behind. A part with no supervisor (PID 1 in a container) is
+    left to its own signals."""
+    parent = os.getppid()
+    if parent <= 1:
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        time.sleep(grace_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+
+
 def cmd_migrate(_: argparse.Namespace) -> int:
     from infra.db import migrate
 
@@ -40,6 +62,7 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 
 
 def cmd_api(_: argparse.Namespace) -> int:
+    exit_when_orphaned()
     import uvicorn
 
     from services.app import create_app
@@ -56,12 +79,14 @@ def cmd_api(_: argparse.Namespace) -> int:
 
 
 def cmd_streams(_: argparse.Namespace) -> int:
+    exit_when_orphaned()
     from streams.worker import main as streams_main
 
     return streams_main(_settings())
 
 
 def cmd_dispatcher(_: argparse.Namespace) -> int:
+    exit_when_orphaned()
     from notifiers.worker import main as dispatcher_main
 
     return dispatcher_main(_settings())

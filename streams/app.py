@@ -26,6 +26,7 @@ from contracts.derived import NotificationRequested
 from contracts.shared import SharedAlertPublished
 from infra.db import create_pool, migrate
 from infra.dead_letters import DeadLetter
+from infra.faults import patiently
 from infra.health import HealthServer
 from infra.settings import Settings
 from infra.topics import Topics
@@ -129,12 +130,16 @@ def build_app(settings: Settings, datadir: Path) -> faust.App:
     async def pool() -> asyncpg.Pool:
         async with starting:
             if "pool" not in state:
-                await migrate(dsn)
-                state["pool"] = await create_pool(
-                    dsn,
-                    min_size=2,
-                    max_size=CLAIMERS + INTAKE_CHILDREN_AT_ONCE + 4,
-                    limits=limits,
+                # Started while the database is down, the worker waits for it.
+                await patiently("database", lambda: migrate(dsn))
+                state["pool"] = await patiently(
+                    "database",
+                    lambda: create_pool(
+                        dsn,
+                        min_size=2,
+                        max_size=CLAIMERS + INTAKE_CHILDREN_AT_ONCE + 4,
+                        limits=limits,
+                    ),
                 )
         return state["pool"]
 

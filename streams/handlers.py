@@ -38,7 +38,7 @@ def read_record(raw: bytes | None) -> IntakeRecord | Poison:
     """The intake record in `raw`, or why it is poison; never raises."""
     try:
         doc = json.loads(raw or b"")
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         return Poison("parse", f"not JSON: {exc}")
     envelope = doc.get("event") if isinstance(doc, dict) else None
     envelope = envelope if isinstance(envelope, dict) else {}

@@ -14,11 +14,15 @@ def main(settings: Settings) -> int:
     """Run the faust worker until a signal stops it."""
     import faust
 
+    from infra.faults import patiently
     from infra.topics import Topics, ensure_topics
     from streams.app import build_app
 
     bootstrap, _ = settings.require_servers()
-    asyncio.run(ensure_topics(bootstrap, Topics(settings.topic_prefix)))
+    # Started while the broker is down, the worker waits for it.
+    asyncio.run(
+        patiently("broker", lambda: ensure_topics(bootstrap, Topics(settings.topic_prefix)))
+    )
     # faust keeps a data directory even with in-memory tables; keep it out of the working one.
     with tempfile.TemporaryDirectory(prefix="goldenhour-streams-") as datadir:
         app = build_app(settings, Path(datadir))

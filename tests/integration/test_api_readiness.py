@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from infra.db import migrate
-from infra.devsystem import directory
+from infra.devsystem import IDENTIFIED, directory, event
 from infra.stack import EmbeddedStack
 from infra.supervisor import PartProcess
 from services.outbox import _RELAY_LOCK
@@ -49,10 +49,17 @@ def _free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def api(
-    stack: EmbeddedStack, dsn: str, tmp_path: Path, ready_requires: str = ""
+    stack: EmbeddedStack,
+    dsn: str,
+    tmp_path: Path,
+    ready_requires: str = "",
+    keys: dict[str, str] | None = None,
 ) -> AsyncIterator[str]:
-    """The API as its own process; its base URL. Always stopped, by its PID."""
-    config, _ = directory()
+    """The API as its own process; its base URL (and the users' keys in `keys`). Always
+    stopped, by its PID."""
+    config, made = directory()
+    if keys is not None:
+        keys.update(made)
     config_path = tmp_path / "goldenhour.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     port = _free_port()
@@ -204,3 +211,32 @@ async def test_ready_only_while_every_required_part_holds_its_partitions(
                     await beater
     finally:
         await pool.close()
+
+
+async def test_an_api_started_while_postgres_is_down_waits_and_refuses_with_503(
+    own_stack: EmbeddedStack, dsn: str, tmp_path: Path
+) -> None:
+    # Started with the database down, the API waits for it instead of exiting (a supervisor
+    # would count that as a crash and, after a few, give up on the whole system).
+    keys: dict[str, str] = {}
+    await asyncio.to_thread(own_stack.stop_postgres)
+    try:
+        async with api(own_stack, dsn, tmp_path, keys=keys) as url:
+            await asyncio.sleep(3)
+            await asyncio.to_thread(own_stack.start_postgres)
+            await readyz_until(url, ready, 60, "ready once the database started")
+            # A report while the database is gone: 503 with Retry-After, never a 500.
+            await asyncio.to_thread(own_stack.stop_postgres)
+            headers = {"Authorization": f"Bearer {keys['lbh-dm1']}"}
+            body = event("child.identified", "LBH-2026-0777", IDENTIFIED)
+            async with httpx.AsyncClient(timeout=30.0) as client:
+                r = await client.post(f"{url}/api/v1/events", json=body, headers=headers)
+            assert r.status_code == 503, r.text
+            assert r.headers["Retry-After"]
+            await asyncio.to_thread(own_stack.start_postgres)
+            await readyz_until(url, ready, 60, "ready again")
+            async with httpx.AsyncClient(timeout=30.0) as client:
+                r = await client.post(f"{url}/api/v1/events", json=body, headers=headers)
+            assert r.status_code == 202, r.text  # the same event id: nothing was half-written
+    finally:
+        await asyncio.to_thread(own_stack.start_postgres)

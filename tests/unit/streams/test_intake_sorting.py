@@ -33,7 +33,10 @@ def test_a_good_record_reads():
     assert str(read.event.event_id) == doc["event"]["event_id"]
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"", b"\xff\xfe", None])
+# The deeply nested one makes json.loads raise RecursionError, which is not a ValueError.
+@pytest.mark.parametrize(
+    "raw", [b"{not json", b"", b"\xff\xfe", None, b"[" * 100_000 + b"]" * 100_000]
+)
 def test_what_does_not_parse_is_poison_of_reason_parse(raw):
     read = read_record(raw)
     assert isinstance(read, Poison) and read.reason == "parse"
