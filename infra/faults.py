@@ -47,6 +47,20 @@ def _transient_one(exc: BaseException) -> bool:
     return False
 
 
+def timed_out(exc: BaseException) -> bool:
+    """True when `exc`, or anything it was raised from, is a statement the server cancelled
+    (`statement_timeout`): transient while the server struggles, this input's fault when it
+    keeps happening on a server that answers everything else."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, asyncpg.QueryCanceledError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def is_transient(exc: BaseException) -> bool:
     """True when `exc`, or anything it was raised from, says "try again later"."""
     seen: set[int] = set()

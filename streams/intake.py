@@ -26,7 +26,7 @@ from prometheus_client import Counter, Gauge
 from contracts.config import GoldenHourConfig
 from contracts.events import IntakeRecord
 from infra import dead_letters
-from infra.faults import is_transient
+from infra.faults import is_transient, timed_out
 from streams.backoff import delay
 from streams.clock_store import Outcome
 from streams.handlers import CONSUMER, Poison, handle_intake, read_record
@@ -45,6 +45,10 @@ RETRYING = Gauge(
 
 # Tries of an event whose handler fails while the database answers, before it is dead-lettered.
 HANDLER_ATTEMPTS = 3
+# A statement timeout is transient while the database struggles; an event whose statement keeps
+# timing out on a database that answers everything else would hold its batch (and so every child
+# of its partitions) for ever: after this many in a row it is the event's fault.
+SLOW_ATTEMPTS = 6
 RETRY_BASE_S = 0.2
 RETRY_CAP_S = 5.0
 PROBE_TIMEOUT_S = 2.0
@@ -119,7 +123,7 @@ class IntakeApplier:
         event = record.event
         bound = log.bind(event_id=str(event.event_id), child_id=event.child_id)
         key = str(event.event_id)
-        failures = attempts = 0
+        failures = attempts = slow = 0
         try:
             while True:
                 attempts += 1
@@ -132,6 +136,14 @@ class IntakeApplier:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - sorted below, never swallowed
+                    if timed_out(exc) and await self._database_answers():
+                        slow += 1
+                        if slow >= SLOW_ATTEMPTS:
+                            error = f"timed out {slow} times while the database answered: {exc!r}"
+                            bound.error("intake.too_slow", attempts=slow, error=error[:500])
+                            poison = Poison("handler", error, event.event_id, event.child_id)
+                            await self.dead_letter(item, poison)
+                            return Outcome()
                     if is_transient(exc) or not await self._database_answers():
                         if self.board.enter(key, exc):
                             bound.warning("intake.retrying", error=repr(exc)[:300])
