@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from infra import dead_letters
 from infra.db import BEAT_STALE_S, create_pool, migrate
 from infra.faults import is_transient, patiently
-from infra.health import CHECK_TIMEOUT_S
+from infra.health import CHECK_TIMEOUT_S, within
 from infra.settings import Settings
 from infra.topics import Topics, ensure_topics
 from services import alerts_api, children_api, intake, twilio_webhooks
@@ -67,7 +67,7 @@ async def readiness(app: FastAPI) -> dict[str, str]:
 
     async def bounded(name: str, check: Callable[[], Awaitable[dict[str, str]]]) -> dict:
         try:
-            return await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+            return await within(check(), CHECK_TIMEOUT_S)
         except TimeoutError:
             return {name: "unreachable: timed out"}
         except Exception as exc:  # noqa: BLE001 - any failure is a reason to say not ready
