@@ -5,13 +5,14 @@ repeated, is set aside where an operator sees it."""
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import asyncpg
 import structlog
 from aiokafka import errors as kafka_errors
+
+from infra.backoff import delay
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -87,8 +88,7 @@ async def patiently(what: str, step: Callable[[], Awaitable[T]], cap_s: float = 
             failures += 1
             if failures == 1:
                 log.warning("start.waiting", what=what, error=repr(exc)[:300])
-            ceiling = min(cap_s, 0.25 * 2 ** min(failures, 8))
-            await asyncio.sleep(random.uniform(ceiling / 2, ceiling))
+            await asyncio.sleep(delay(failures + 1, 0.25, cap_s))
             continue
         if failures:
             log.info("start.ready", what=what, failures=failures)

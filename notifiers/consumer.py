@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from contracts.config import GoldenHourConfig
 from contracts.derived import DERIVED_TYPES, NotificationRequested
 from infra import dead_letters
+from infra.backoff import delay
 from infra.db import beat, mark_ready, unmark_ready
 from infra.faults import is_transient
 from infra.topics import Topics, ensure_topics
@@ -110,12 +111,6 @@ def _ids(data: dict) -> tuple[uuid.UUID | None, str | None]:
     if not (isinstance(child_id, str) and _CHILD_ID.match(child_id)):
         child_id = None
     return event_id, child_id
-
-
-def retry_delay(failures: int, rng: random.Random, cap: float = BACKOFF_CAP_S) -> float:
-    """Seconds before try `failures + 1`: exponential from 0.2 s, capped, with full jitter."""
-    ceiling = min(cap, 0.2 * 2 ** max(0, failures - 1))
-    return rng.uniform(ceiling / 2, ceiling)
 
 
 # A record redelivered after a crash (its offset not yet committed) is not dead-lettered twice.
@@ -202,7 +197,7 @@ class RequestConsumer:
                     RESTARTS.inc()
                     if failures == 1:
                         log.warning("dispatcher.consumer_failed", error=repr(exc)[:500])
-                await asyncio.sleep(retry_delay(failures, self._rng))
+                await asyncio.sleep(delay(failures, 0.2, BACKOFF_CAP_S, self._rng))
         finally:
             for task in tasks:
                 task.cancel()
@@ -301,7 +296,7 @@ class RequestConsumer:
                     return
                 if failures == 1:
                     log.warning("dispatcher.dead_letter_waiting", error=repr(exc)[:300])
-            await asyncio.sleep(retry_delay(failures, self._rng))
+            await asyncio.sleep(delay(failures, 0.2, BACKOFF_CAP_S, self._rng))
 
     async def _watch_cluster(self) -> None:
         """Probe the broker every second: reachability for /readyz, and its cluster id, whose

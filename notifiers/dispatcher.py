@@ -27,6 +27,7 @@ from prometheus_client import Counter, Gauge
 
 from contracts.config import GoldenHourConfig
 from contracts.derived import NotificationRequested
+from infra.backoff import delay
 from infra.settings import Settings
 from infra.topics import Topics
 from notifiers.base import (
@@ -35,7 +36,7 @@ from notifiers.base import (
     PermanentSendError,
     RetryableSendError,
 )
-from notifiers.consumer import RequestConsumer, retry_delay
+from notifiers.consumer import RequestConsumer
 from notifiers.status import apply_status, audited_change, provider_status
 from notifiers.subscription_health import WebhookSubscriptions
 
@@ -107,8 +108,7 @@ _MARK_FAILED = audited_change(
 
 def backoff(attempts: int, retry_after: float | None, rng: random.Random) -> float:
     """Seconds before the next attempt: exponential with full jitter, at least Retry-After."""
-    ceiling = min(BACKOFF_CAP_S, 0.5 * 2 ** max(0, attempts - 1))
-    return max(retry_after or 0.0, rng.uniform(ceiling / 2, ceiling))
+    return max(retry_after or 0.0, delay(attempts, 0.5, BACKOFF_CAP_S, rng))
 
 
 def _retried(row: asyncpg.Record) -> bool:
@@ -197,9 +197,7 @@ class Dispatcher:
                 self.last_sweep_error = repr(exc)[:300]
                 if failures == 1:
                     log.warning("dispatcher.sweep_failed", error=self.last_sweep_error)
-                await asyncio.sleep(
-                    max(self.sweep_every_s, retry_delay(failures, self._rng, cap=5.0))
-                )
+                await asyncio.sleep(max(self.sweep_every_s, delay(failures, 0.2, 5.0, self._rng)))
                 continue
             if failures:
                 log.info("dispatcher.sweep_recovered", failures=failures)
@@ -368,17 +366,17 @@ class Dispatcher:
             await self._fail(row, f"gave up after {row['attempts']} attempts: {error}", bound)
             return
         RETRIED.labels(row["channel"]).inc()
-        delay = backoff(row["attempts"], retry_after, self._rng)
+        wait_s = backoff(row["attempts"], retry_after, self._rng)
         await self.pool.execute(
             "UPDATE notifications SET status = 'pending', lease_until = NULL, last_error = $2,"
             " next_attempt_at = now() + make_interval(secs => $3), updated_at = now()"
             " WHERE notification_id = $1 AND status = 'sending'",
             row["notification_id"],
             error,
-            delay,
+            wait_s,
         )
         bound.warning(
-            "notification.retry", attempts=row["attempts"], delay_s=round(delay, 2), error=error
+            "notification.retry", attempts=row["attempts"], delay_s=round(wait_s, 2), error=error
         )
 
     async def _fail(self, row, error: str, bound) -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import socket
 from collections.abc import Awaitable, Callable
 
 import asyncpg
 import structlog
 
+from infra.backoff import delay
 from infra.db import DbLimits, connect
 
 log = structlog.get_logger(__name__)
@@ -47,8 +47,7 @@ class Streak:
         self.failures += 1
         if self.failures == 1:
             log.warning(self.event, error=repr(exc)[:500], **fields)
-        ceiling = min(self.cap_s, 0.2 * 2 ** min(self.failures, 10))
-        return random.uniform(ceiling / 2, ceiling)
+        return delay(self.failures + 1, 0.2, self.cap_s)
 
     def succeeded(self) -> None:
         if self.failures:

@@ -24,13 +24,13 @@ from prometheus_client import Counter
 
 from contracts.derived import NotificationRequested
 from contracts.shared import SharedAlertPublished
+from infra.backoff import delay
 from infra.db import create_pool, migrate
 from infra.dead_letters import DeadLetter
 from infra.faults import patiently
 from infra.health import HealthServer
 from infra.settings import Settings
 from infra.topics import Topics
-from streams.backoff import delay
 from streams.clock_store import ClockStore, Outcome
 from streams.intake import Incoming, IntakeApplier
 from streams.readiness import ClaimStreak, RetryBoard, WorkerReadiness

@@ -31,11 +31,11 @@ from contracts.derived import (
 )
 from contracts.events import AbsenceReported, ChildLocated, IntakeRecord
 from contracts.policy import Policy
+from infra.backoff import delay
 from infra.db import audit as _audit
 from infra.dead_letters import tell_operations
 from infra.faults import is_transient
 from streams import messages
-from streams.backoff import delay
 from streams.escalation import (
     ClockState,
     Delivery,

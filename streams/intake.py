@@ -26,8 +26,8 @@ from prometheus_client import Counter, Gauge
 from contracts.config import GoldenHourConfig
 from contracts.events import IntakeRecord
 from infra import dead_letters
+from infra.backoff import delay
 from infra.faults import is_transient, timed_out
-from streams.backoff import delay
 from streams.clock_store import Outcome
 from streams.handlers import CONSUMER, Poison, handle_intake, read_record
 from streams.readiness import RetryBoard

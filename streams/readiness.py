@@ -17,10 +17,10 @@ import asyncpg
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient
 
+from infra.backoff import delay
 from infra.db import beat, mark_ready, unmark_ready
 from infra.dead_letters import count_open
 from infra.health import Check
-from streams.backoff import delay
 
 log = structlog.get_logger(__name__)
 

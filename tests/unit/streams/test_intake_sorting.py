@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from contracts.events import IntakeRecord
+from infra.backoff import delay
 from infra.devsystem import event
-from streams.backoff import delay
 from streams.handlers import Poison, read_record
 from streams.readiness import RETRY_UNREADY_AFTER_S, ClaimStreak, RetryBoard
 
