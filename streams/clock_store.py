@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -51,6 +52,7 @@ from streams.requests import requested
 from streams.sharing import Sharing
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 # A failing row is tried again after this, doubling with each failure in a row up to the cap.
 RETRY_AFTER_ERROR = timedelta(seconds=1)
@@ -188,6 +190,30 @@ FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text
 ON CONFLICT (alert_id, step_key, contact_id, channel) DO NOTHING
 RETURNING notification_id, step_key, contact_id, channel
 """
+
+
+async def _in_savepoint(
+    conn: asyncpg.Connection,
+    alert: asyncpg.Record,
+    failed_event: str,
+    step: Callable[[], Awaitable[T]],
+) -> T | None:
+    """`step()` in a savepoint, for one of the ways a failing alert is still told of: if it
+    fails for a reason of its own, it is logged and the others still run; a transient failure
+    is the caller's to retry."""
+    try:
+        async with conn.transaction():
+            return await step()
+    except Exception as also:  # noqa: BLE001 - the other ways of telling still run
+        if is_transient(also):
+            raise
+        log.error(
+            failed_event,
+            alert_id=str(alert["alert_id"]),
+            child_id=alert["child_id"],
+            error=repr(also),
+        )
+        return None
 
 
 class ClockStore:
@@ -557,31 +583,19 @@ class ClockStore:
         plainest message there is, and after a few failures the operations contacts are told."""
         outcome = Outcome()
         if alert["first_fired_at"] is None:
-            try:
-                async with conn.transaction():
-                    outcome.events += await self._fallback(conn, alert, now)
-            except Exception as also:  # noqa: BLE001 - the operations contacts still hear
-                if is_transient(also):
-                    raise
-                log.error(
-                    "clock.fallback_failed",
-                    alert_id=str(alert["alert_id"]),
-                    child_id=alert["child_id"],
-                    error=repr(also),
+            outcome.events += (
+                await _in_savepoint(
+                    conn, alert, "clock.fallback_failed", lambda: self._fallback(conn, alert, now)
                 )
+                or []
+            )
         if failures >= TELL_OPERATIONS_AFTER:
-            try:
-                async with conn.transaction():
-                    await self._tell_operations(conn, alert, failures, exc, now)
-            except Exception as also:  # noqa: BLE001 - the fallback above stands
-                if is_transient(also):
-                    raise
-                log.error(
-                    "clock.operations_not_told",
-                    alert_id=str(alert["alert_id"]),
-                    child_id=alert["child_id"],
-                    error=repr(also),
-                )
+            await _in_savepoint(
+                conn,
+                alert,
+                "clock.operations_not_told",
+                lambda: self._tell_operations(conn, alert, failures, exc, now),
+            )
         return outcome
 
     async def _tell_operations(
