@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test lint run stack bench chaos browser clean
+.PHONY: demo test lint run stack bench chaos debian clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,12 +16,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/goldenhour demo
 
-# The console's browser tests drive Debian's Chromium; install it when it is missing.
-browser:
-	@command -v chromium >/dev/null || { apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+# Debian's packages the tests drive, installed when missing: Chromium for the console's browser
+# tests, libfaketime to run a dispatcher whose clock is ahead of the others'.
+debian:
+	@{ command -v chromium >/dev/null && dpkg -s libfaketime >/dev/null 2>&1; } || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		chromium chromium-driver libfaketime >/dev/null; }
 
-test: $(STAMP) browser
+test: $(STAMP) debian
 	$(BIN)/ruff check .
 	$(BIN)/mypy contracts streams/escalation.py streams/watchers.py streams/messages.py services/access.py
 	$(BIN)/pytest -q
@@ -33,7 +35,7 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(BIN)/goldenhour bench
 
-chaos: $(STAMP)
+chaos: $(STAMP) debian
 	$(BIN)/goldenhour chaos
 
 run: $(STAMP)

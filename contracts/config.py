@@ -29,11 +29,12 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from contracts.events import RiskLevel
 from contracts.fields import OrgCode, Phone, RecordId, ShortText
-from contracts.policy import POLICY_KEYS, ConfigEntry, Policy, Step, Watchers
+from contracts.policy import POLICY_KEYS, ConfigEntry, Delivery, Policy, Step, Watchers
 
 __all__ = [
     "ConfigError",
     "Contact",
+    "Delivery",
     "GoldenHourConfig",
     "OperationsContact",
     "OrgKind",
@@ -146,6 +147,7 @@ class GoldenHourConfig(ConfigEntry):
     organisations: list[Organisation]
     policies: dict[str, Policy]
     watchers: Watchers = Field(default_factory=Watchers)
+    delivery: Delivery = Field(default_factory=Delivery)
     operations: list[OperationsContact] = Field(default_factory=list)
 
     _orgs: dict[str, Organisation] = PrivateAttr(default_factory=dict)

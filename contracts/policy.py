@@ -7,11 +7,20 @@ alert with neighbouring authorities.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from contracts.fields import Duration, format_duration
@@ -51,14 +60,39 @@ class ConfigEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
 
+StepId = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z0-9][a-z0-9_.-]{0,47}$")
+]
+"""A step's stable id as a config may give it: 1–48 of `[a-z0-9_.-]`, e.g. `missing-persons`."""
+
+CHANNELS = ("sms", "voice", "email")
+"""The channels a step may name, fastest first: a voice call reads the alert out."""
+
+
 class Step(ConfigEntry):
     """One escalation step, due `after` the alert's anchor (the child's last-seen time)."""
 
+    id: StepId | None = None
     after: Duration
     notify: list[Recipient] = Field(default_factory=list)
-    channels: list[Literal["sms", "email"]] = Field(default_factory=list)
+    channels: list[Literal["sms", "voice", "email"]] = Field(default_factory=list)
     unless_acknowledged: bool = False
     share: Literal["neighbours"] | None = None
+
+    @property
+    def key(self) -> str:
+        """The step's stable identity: its `id`, else derived from what it does and when.
+
+        Never its position, so a deploy that reorders or inserts steps neither repeats nor drops
+        one, and a risk change can tell which steps of the new policy already fired. Channels
+        are left out: adding email to a step that fired does not make it another step."""
+        if self.id:
+            return self.id
+        what = f"share.{self.share}" if self.share else "+".join(sorted(self.notify))
+        digest = hashlib.sha256(
+            f"{format_duration(self.after)}|{what}|{self.unless_acknowledged}".encode()
+        ).hexdigest()[:8]
+        return f"{format_duration(self.after)}-{digest}"
 
     @model_validator(mode="after")
     def _does_something(self) -> Step:
@@ -94,6 +128,16 @@ class Policy(ConfigEntry):
                         "after": format_duration(steps[index].after),
                     },
                 )
+        seen: dict[str, int] = {}
+        for index, step in enumerate(steps):
+            if step.key in seen:
+                raise PydanticCustomError(
+                    "step_id",
+                    "steps[{index}] is the same step as steps[{prev}] ({key}): "
+                    "give one of them an `id`",
+                    {"index": index, "prev": seen[step.key], "key": step.key},
+                )
+            seen[step.key] = index
         return steps
 
     @field_validator("renotify_every")
@@ -115,3 +159,14 @@ class Watchers(ConfigEntry):
     episodes_threshold: int = Field(default=3, ge=1)
     return_interview_reminder: Duration = timedelta(hours=48)
     return_interview_due: Duration = timedelta(hours=72)
+
+
+class Delivery(ConfigEntry):
+    """How hard the dispatcher tries to reach a contact before a person is told it could not."""
+
+    # An SMS Twilio has not accepted by then is followed by a call (and an email, when the
+    # contact has one): a 2-minute provider outage must not cost the golden hour.
+    sms_failover_after: Duration = timedelta(minutes=2)
+    # Every channel to a contact failing this long: the child's duty manager (and the
+    # operations contacts) are told who could not be reached.
+    unreachable_after: Duration = timedelta(minutes=5)
