@@ -18,6 +18,7 @@ from bench import providers, seed
 from bench.directory import Directory
 from bench.providers import BenchSystem
 from bench.stats import summary
+from contracts.config import GoldenHourConfig
 
 log = structlog.get_logger(__name__)
 
@@ -149,7 +150,8 @@ async def recovery(
     first_due = now + timedelta(seconds=2)
     spread = timedelta(seconds=max(0.5, down_s - 2.5))
     await seed.missing_alerts(conn, TIMER_PREFIX, pending, overdue, first_due, spread, now)
-    fired_before = await _recovery_steps(conn)
+    first = _first_step(system)
+    fired_before = await _recovery_steps(conn, first)
     system.parts["streams"].kill()
     killed_at = time.time()
     log.info("bench.streams_killed", pending=pending, fired_before_kill=len(fired_before))
@@ -171,7 +173,7 @@ async def recovery(
         restarted_pid,
     )
     await system.wait_ready()
-    steps = await _recovery_steps(conn)
+    steps = await _recovery_steps(conn, first)
     after = [s for s in steps if s > restarted]
     await asyncio.sleep(3)
     per_phone = providers.sms_per_recipient(
@@ -192,11 +194,17 @@ async def recovery(
     }
 
 
-async def _recovery_steps(conn: asyncpg.Connection) -> list[float]:
+def _first_step(system: BenchSystem) -> str:
+    """The stable key of the first step of the policy the seeded alerts follow."""
+    return GoldenHourConfig.model_validate(system.config).policy_for("high").steps[0].key
+
+
+async def _recovery_steps(conn: asyncpg.Connection, first: str) -> list[float]:
     """When each seeded alert's first step was decided (epoch seconds)."""
     rows = await conn.fetch(
         "SELECT extract(epoch FROM s.decided_at) AS at FROM alert_steps s"
         " JOIN alerts a USING (alert_id) WHERE a.ack_code LIKE '9%' AND length(a.ack_code) = 9"
-        " AND s.step_key = 's0'"
+        " AND s.step_key = $1",
+        first,
     )
     return [float(r["at"]) for r in rows]

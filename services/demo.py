@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from contracts.policy import Policy
 from infra.devsystem import IDENTIFIED, TWILIO_FROM, DevSystem, directory, event, placement
 from infra.logs import configure
 from infra.stack import EmbeddedStack, StackError
@@ -119,8 +120,15 @@ class Directory:
     by_phone: dict[str, str] = field(default_factory=dict)
     by_email: dict[str, str] = field(default_factory=dict)
     phone_of: dict[str, str] = field(default_factory=dict)
+    # The high-risk policy's steps by their stable keys: (position, the step as configured).
+    steps: dict[str, tuple[int, dict]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        high = self.config["policies"]["high"]
+        for index, (step, raw) in enumerate(
+            zip(Policy.model_validate(high).steps, high["steps"], strict=True)
+        ):
+            self.steps[step.key] = (index, raw)
         for org in self.config["organisations"]:
             self.org_names[org["code"]] = org.get("name") or org["code"]
             for contact in org.get("contacts", []):
@@ -140,6 +148,14 @@ class Directory:
         role = ROLE_WORDS.get(self.contact_role.get(contact_id, ""), "")
         return f"{contact_id} ({self.org_of(contact_id)}{', ' + role if role else ''})"
 
+    def short(self, key: str) -> str:
+        """A step's name in the timeline's narrow column: its place in the policy (`s0` the
+        first), shorter than its stable key."""
+        return f"s{self.steps[key][0]}" if key in self.steps else key
+
+    def first_key(self) -> str:
+        return next(iter(self.steps))
+
     def step_label(self, key: str, condition: bool = True) -> str:
         """What a step of the high-risk policy does, in words."""
         policy = self.config["policies"]["high"]
@@ -147,9 +163,9 @@ class Directory:
             return f"reminder {key[1:]} of {policy['renotify_max']} to all not yet acknowledged"
         if key == "stand_down":
             return "stand-down to everyone told"
-        if not (key.startswith("s") and key[1:].isdigit()) or int(key[1:]) >= len(policy["steps"]):
+        if key not in self.steps:
             return key
-        step = policy["steps"][int(key[1:])]
+        step = self.steps[key][1]
         minutes = _policy_minutes(step["after"])
         if step.get("share"):
             return f"+{minutes} min: shared alert"
@@ -463,14 +479,14 @@ def _twiml_text(xml: str) -> str:
 
 def final_checks(run: Run, alert: dict, system: DevSystem, people: Directory) -> None:
     steps = {s["step_key"]: s for s in alert["steps"]}
-    policy = people.config["policies"]["high"]["steps"]
     notes = alert["notifications"]
     run.check(
         "first SMS within a second",
         run.first_sms_ms <= FIRST_SMS_WITHIN * 1000,
         f"{run.first_sms_ms:.0f} ms after the report",
     )
-    s0 = Counter((n["contact_id"], n["channel"]) for n in notes if n["step_key"] == "s0")
+    first = people.first_key()
+    s0 = Counter((n["contact_id"], n["channel"]) for n in notes if n["step_key"] == first)
     want = {(c, ch) for c in FIRST_WAVE for ch in ("sms", "email")}
     run.check(
         "first wave: one SMS and one email each",
@@ -479,16 +495,16 @@ def final_checks(run: Run, alert: dict, system: DevSystem, people: Directory) ->
     )
     # Acknowledged just after the 15-minute step: every later unless-acknowledged step is skipped.
     expected = {
-        f"s{i}": "skipped"
+        key: "skipped"
         if step.get("unless_acknowledged") and _policy_minutes(step["after"]) > 15
         else "fired"
-        for i, step in enumerate(policy)
+        for key, (_, step) in people.steps.items()
     }
     got = {k: steps.get(k, {}).get("status", "missing") for k in expected}
     run.check(
         "steps fired and skipped as the policy says",
         got == expected,
-        ", ".join(f"{k} {v}" for k, v in got.items()),
+        ", ".join(f"{people.short(k)} {v}" for k, v in got.items()),
     )
     acks = [(a.get("contact_id") or a.get("user_id"), a["via"]) for a in alert["acknowledgements"]]
     run.check(
@@ -601,7 +617,7 @@ def print_timeline(alert: dict, people: Directory, run: Run) -> None:
             text = f"{word} {label}, {step['detail']}"
         else:
             text = f"{word} {label}"
-        rows.append((at, 2, _event_row(*rel(at), step["step_key"], text)))
+        rows.append((at, 2, _event_row(*rel(at), people.short(step["step_key"]), text)))
     for n in alert["notifications"]:
         at = _parse(n["sent_at"]) or _parse(n["created_at"])
         assert at is not None
@@ -612,7 +628,7 @@ def print_timeline(alert: dict, people: Directory, run: Run) -> None:
         elif status == "failed" and n.get("last_error"):
             status = f"failed: {n['last_error']}"
         org = people.org_names.get(n["org_code"], n["org_code"])
-        cells = [*rel(at), n["step_key"], n["contact_id"], org, n["channel"], status]
+        cells = [*rel(at), people.short(n["step_key"]), n["contact_id"], org, n["channel"], status]
         rows.append((at, 3, _row(cells)))
     for ack in alert["acknowledgements"]:
         at = _parse(ack["acknowledged_at"])

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -58,9 +57,11 @@ SEND_TIMEOUT_S = 5.0
 MAX_ANNOUNCING = 100
 # How long a stopping worker keeps applying the batch it took.
 STOP_GRACE_S = 5.0
+# Seconds from the database's now to the next due time, by the same clock the claims use.
 NEXT_DUE = """
-SELECT least((SELECT min(next_due_at) FROM alerts WHERE next_due_at IS NOT NULL),
-             (SELECT min(due_at) FROM watch_timers WHERE status = 'pending'))
+SELECT extract(epoch FROM
+    least((SELECT min(next_due_at) FROM alerts WHERE next_due_at IS NOT NULL),
+          (SELECT min(due_at) FROM watch_timers WHERE status = 'pending')) - clock_timestamp())
 """
 
 
@@ -286,8 +287,10 @@ def build_app(settings: Settings, datadir: Path) -> faust.App:
     async def claim_once() -> float:
         """One round of claims; how long to sleep before the next."""
         db = await pool()
-        now = datetime.now(UTC)
         async with db.acquire() as conn:
+            # Every due time is compared with the database's clock, read once per round: a
+            # worker host whose clock is off fires nothing early or late.
+            now = await conn.fetchval("SELECT clock_timestamp()")
             outcome = await watch.claim_due(conn, now, CLAIM_BATCH)
             outcome.extend(await store.claim_due(conn, now, CLAIM_BATCH))
             next_due = await conn.fetchval(NEXT_DUE)
@@ -299,6 +302,6 @@ def build_app(settings: Settings, datadir: Path) -> faust.App:
         # A row due but held by another worker (or a hung one, until its bound frees it) is
         # skipped: without a floor the loop would spin on it.
         floor = 0.0 if outcome.events else MIN_SLEEP_S
-        return min(MAX_SLEEP_S, max(floor, (next_due - datetime.now(UTC)).total_seconds()))
+        return min(MAX_SLEEP_S, max(floor, float(next_due)))
 
     return app

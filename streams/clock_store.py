@@ -38,13 +38,17 @@ from infra.dead_letters import tell_operations
 from infra.faults import is_transient
 from streams import messages
 from streams.escalation import (
+    Allotment,
     ClockState,
     Delivery,
+    Plan,
     Recipient,
-    deliveries,
+    allot,
+    anchor,
+    legacy_keys,
     plan,
     renotify_key,
-    step_key,
+    step_of,
 )
 from streams.kinds import MISSING, policy_for_alert
 from streams.recipients import resolver
@@ -61,6 +65,8 @@ RETRY_CAP = timedelta(seconds=60)
 TELL_OPERATIONS_AFTER = 3
 FALLBACK = "fallback"
 STAND_DOWN = "stand_down"
+# A timeline entry, not a step: the last-seen time given was after the report was accepted.
+LAST_SEEN_AHEAD = "last_seen_ahead"
 
 CLOCK_FAILURES = Counter(
     "goldenhour_clock_failures_total", "Due rows whose processing failed and was put back", ["what"]
@@ -241,24 +247,79 @@ class ClockStore:
         event = record.event
         data = event.data
         assert isinstance(data, AbsenceReported)
+        anchor_at, ahead = anchor(data.last_seen_at, record.received_at)
         alert = await self.live_alert(conn, event.child_id, MISSING)
         if alert is not None:
-            alert = await self._update(conn, alert, record)
+            alert = await self._update(conn, alert, record, anchor_at, ahead)
+            await self._flag_ahead(conn, alert, record, ahead, now)
             # A new sighting reaches the neighbouring authorities the alert was shared with.
             outcome = Outcome(await self._share(conn, alert, "Update", now))
             outcome.extend(await self._advance_or_leave(conn, alert, now))
             return outcome
-        return await self.open_alert(
+        outcome = await self.open_alert(
             conn,
             event.child_id,
             MISSING,
-            data.last_seen_at,
+            anchor_at,
             now,
             last_seen_location=data.last_seen_location,
             circumstances=data.circumstances,
             clothing=data.clothing,
             placement_id=data.placement_id,
             cause={"event_id": str(event.event_id)},
+            reported_last_seen_at=data.last_seen_at if ahead else None,
+        )
+        if ahead:
+            alert = await self.live_alert(conn, event.child_id, MISSING)
+            if alert is not None:
+                await self._flag_ahead(conn, alert, record, ahead, now)
+        return outcome
+
+    async def _flag_ahead(
+        self,
+        conn: asyncpg.Connection,
+        alert: asyncpg.Record,
+        record: IntakeRecord,
+        ahead: timedelta | None,
+        now: datetime,
+    ) -> None:
+        """On the timeline: the last-seen time given was after the report was accepted, so the
+        clock runs from the report's time instead (a fast clock on the reporter's device)."""
+        if ahead is None:
+            return
+        data = record.event.data
+        assert isinstance(data, AbsenceReported)
+        given = data.last_seen_at.astimezone(self.tz).strftime("%H:%M:%S")
+        detail = (
+            f"last seen given as {given}, {round(ahead.total_seconds())} s after the report"
+            " was accepted: the clock runs from the time of the report"
+        )
+        await conn.execute(
+            "INSERT INTO alert_steps (alert_id, step_key, due_at, status, decided_at, detail,"
+            " policy) VALUES ($1, $2, $3, 'fired', $3, $4, $5) ON CONFLICT DO NOTHING",
+            alert["alert_id"],
+            LAST_SEEN_AHEAD,
+            now,
+            detail,
+            alert["policy"],
+        )
+        await _audit(
+            conn,
+            "alert.last_seen_ahead",
+            alert["child_id"],
+            alert["alert_id"],
+            {
+                "event_id": str(record.event.event_id),
+                "reported_last_seen_at": data.last_seen_at.isoformat(),
+                "received_at": record.received_at.isoformat(),
+                "ahead_s": ahead.total_seconds(),
+            },
+        )
+        log.warning(
+            "alert.last_seen_ahead",
+            alert_id=str(alert["alert_id"]),
+            child_id=alert["child_id"],
+            ahead_s=ahead.total_seconds(),
         )
 
     async def live_alert(
@@ -286,6 +347,7 @@ class ClockStore:
         clothing: str | None = None,
         placement_id: str | None = None,
         cause: dict | None = None,
+        reported_last_seen_at: datetime | None = None,
     ) -> Outcome:
         """Open an alert of `kind` for the child, anchored at `anchor_at`, and fire what is due.
         Nothing happens when one of that kind is live already (one per child and kind)."""
@@ -317,9 +379,10 @@ class ClockStore:
                         """
                         INSERT INTO alerts (alert_id, child_id, kind, status, risk_level, policy,
                             anchor_at, last_seen_location, circumstances, clothing, placement_id,
-                            care_home, local_authority, ack_code, opened_at, next_due_at, facts)
+                            care_home, local_authority, ack_code, opened_at, next_due_at, facts,
+                            reported_last_seen_at)
                         VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-                                $14, $6, $15)
+                                $14, $6, $15, $16)
                         RETURNING *
                         """,
                         alert_id,
@@ -337,6 +400,7 @@ class ClockStore:
                         code,
                         now,
                         facts or {},
+                        reported_last_seen_at,
                     )
                 break
             except asyncpg.UniqueViolationError:
@@ -375,7 +439,12 @@ class ClockStore:
         return outcome
 
     async def _update(
-        self, conn: asyncpg.Connection, alert: asyncpg.Record, record: IntakeRecord
+        self,
+        conn: asyncpg.Connection,
+        alert: asyncpg.Record,
+        record: IntakeRecord,
+        anchor_at: datetime,
+        ahead: timedelta | None,
     ) -> asyncpg.Record:
         """A second report while open: an earlier last-seen time moves the clock earlier."""
         data = record.event.data
@@ -388,15 +457,17 @@ class ClockStore:
                 last_seen_location = COALESCE($3, last_seen_location),
                 circumstances = COALESCE($4, circumstances),
                 clothing = COALESCE($5, clothing),
+                reported_last_seen_at = COALESCE($6, reported_last_seen_at),
                 updated_at = now()
             WHERE alert_id = $1
             RETURNING *
             """,
             alert["alert_id"],
-            data.last_seen_at,
+            anchor_at,
             data.last_seen_location,
             data.circumstances,
             data.clothing,
+            data.last_seen_at if ahead else None,
         )
         await _audit(
             conn,
@@ -461,9 +532,16 @@ class ClockStore:
             facts = self._facts(alert)
             sms = messages.sms_closed(facts, at, reason, self.tz)
             email = messages.email_closed(facts, at, reason, self.tz)
-            told = [
-                Delivery(r, ch, STAND_DOWN) for r, ch in await self._told(conn, alert["alert_id"])
-            ]
+            # Whoever was called hears the stand-down by SMS: a call for it would be one more
+            # interruption for someone who may be out looking for the child.
+            told = list(
+                {
+                    (r.contact_id, "sms" if ch == "voice" else ch): Delivery(
+                        r, "sms" if ch == "voice" else ch, STAND_DOWN
+                    )
+                    for r, ch in await self._told(conn, alert["alert_id"])
+                }.values()
+            )
             outcome.events += await self._insert(
                 conn, alert, told, now, {"sms": ("", sms), "email": email}
             )
@@ -540,16 +618,34 @@ class ClockStore:
             child_id,
             level,
         )
-        # Waking the alert now lets the clock re-plan under the new policy at once.
-        alerts = await conn.execute(
-            "UPDATE alerts SET risk_level = $2, policy = $2, next_due_at = $3, updated_at = now()"
-            " WHERE child_id = $1 AND kind = $4 AND status <> 'resolved' AND risk_level <> $2",
+        alerts = await conn.fetch(
+            "SELECT * FROM alerts WHERE child_id = $1 AND kind = $2 AND status <> 'resolved'"
+            " AND risk_level <> $3 FOR UPDATE",
             child_id,
-            level,
-            now,
             MISSING,
+            level,
         )
-        if not child and alerts == "UPDATE 0":
+        for alert in alerts:
+            # Steps recorded by position are re-keyed while the policy that decided them is
+            # still the alert's: afterwards their positions would name the new policy's steps.
+            await self._decided(conn, alert, self._policy(alert["kind"], alert["risk_level"]))
+            # Waking the alert now lets the clock re-plan under the new policy at once; a step
+            # of it due before `policy_since` is a catch-up (see streams.escalation).
+            await conn.execute(
+                "UPDATE alerts SET risk_level = $2, policy = $2, policy_since = $3,"
+                " next_due_at = $3, updated_at = now() WHERE alert_id = $1",
+                alert["alert_id"],
+                level,
+                now,
+            )
+            await _audit(
+                conn,
+                "alert.policy_changed",
+                child_id,
+                alert["alert_id"],
+                {"policy_before": alert["policy"], "policy": level, "reason": reason},
+            )
+        if not child and not alerts:
             return
         await _audit(
             conn, "child.risk_changed", child_id, None, {"risk_level": level, "reason": reason}
@@ -720,12 +816,7 @@ class ClockStore:
     ) -> Outcome:
         """Fire, skip and re-notify what is due for one locked alert; schedule the next wake."""
         policy = self._policy(alert["kind"], alert["risk_level"])
-        decided = frozenset(
-            r["step_key"]
-            for r in await conn.fetch(
-                "SELECT step_key FROM alert_steps WHERE alert_id = $1", alert["alert_id"]
-            )
-        )
+        decided = await self._decided(conn, alert, policy)
         state = ClockState(
             anchor_at=alert["anchor_at"],
             acknowledged=alert["status"] == "acknowledged",
@@ -734,20 +825,22 @@ class ClockStore:
             first_fired_at=alert["first_fired_at"],
             renotify_done=alert["renotify_done"],
             escalate=alert["escalate_requested_at"] is not None,
+            policy_since=alert["policy_since"],
         )
         decision = plan(policy, state, now)
         outcome = Outcome()
         if not decision.empty:
-            told = await self._told(conn, alert["alert_id"]) if decision.renotify_round else []
+            wanted = decision.renotify_round is not None or decision.catch_up
+            told = await self._told(conn, alert["alert_id"]) if wanted else []
             resolve = resolver(self.config, alert["local_authority"], alert["care_home"])
-            planned = deliveries(policy, decision, resolve, told)
+            allotted = allot(policy, decision, resolve, told)
             outcome.events += await self._insert(
-                conn, alert, planned, now, None, renotify_max=policy.renotify_max
+                conn, alert, allotted.items, now, None, renotify_max=policy.renotify_max
             )
-            outcome.events += await self._record_steps(conn, alert, policy, decision, planned, now)
-            if any(policy.steps[i].share for i in decision.fire):
+            outcome.events += await self._record_steps(conn, alert, policy, decision, allotted, now)
+            if any(step_of(policy, k).share for k in decision.fire):
                 outcome.events += await self._share(conn, alert, None, now)
-        fired_notify = any(policy.steps[i].notify for i in decision.fire)
+        fired_notify = any(step_of(policy, k).notify for k in decision.fire)
         await conn.execute(
             """
             UPDATE alerts SET next_due_at = $2,
@@ -765,34 +858,81 @@ class ClockStore:
         )
         return outcome
 
-    async def _record_steps(self, conn, alert, policy, decision, planned, now) -> list[StepFired]:
+    async def _decided(
+        self, conn: asyncpg.Connection, alert: asyncpg.Record, policy: Policy
+    ) -> frozenset[str]:
+        """The keys of the steps the alert decided, under any policy. Rows recorded by position
+        (`s0`, `s1`…, by an alert opened before steps had stable keys) are first re-keyed as
+        the steps of `policy` at those positions, the policy that decided them."""
+        rows = await conn.fetch(
+            "SELECT step_key, policy FROM alert_steps WHERE alert_id = $1", alert["alert_id"]
+        )
+        legacy = legacy_keys(policy, [r["step_key"] for r in rows if r["policy"] is None])
+        keys = {r["step_key"] for r in rows if r["step_key"] not in legacy}
+        if legacy:
+            await conn.execute(
+                """
+                UPDATE alert_steps SET step_key = m.new, policy = $4,
+                    detail = concat_ws(' ', detail, '(recorded as ' || m.old || ')')
+                FROM unnest($2::text[], $3::text[]) AS m(old, new)
+                WHERE alert_id = $1 AND step_key = m.old AND policy IS NULL
+                """,
+                alert["alert_id"],
+                list(legacy),
+                list(legacy.values()),
+                alert["policy"],
+            )
+            log.info(
+                "alert.steps_rekeyed",
+                alert_id=str(alert["alert_id"]),
+                child_id=alert["child_id"],
+                keys=legacy,
+            )
+        return frozenset(keys | set(legacy.values()))
+
+    async def _record_steps(
+        self,
+        conn: asyncpg.Connection,
+        alert: asyncpg.Record,
+        policy: Policy,
+        decision: Plan,
+        allotted: Allotment,
+        now: datetime,
+    ) -> list[StepFired]:
+        planned = allotted.items
         by_step: dict[str, list[str]] = {}
         for d in planned:
             by_step.setdefault(d.step_key, []).append(f"{d.recipient.contact_id}/{d.channel}")
         rows = []
-        for index in decision.fire:
-            key = step_key(index)
-            step = policy.steps[index]
+        for key in decision.fire:
+            step = step_of(policy, key)
+            told = by_step.get(key)
+            withheld = allotted.withheld.get(key)
             detail = (
                 f"escalated now by {alert['escalate_requested_by']}; "
-                if index == decision.escalated
+                if key == decision.escalated
                 else ""
             ) + (
                 "shared alert to neighbouring authorities' subscribers"
                 if step.share
-                else "told: " + ", ".join(by_step.get(key, []))
-                if by_step.get(key)
+                else "told: " + ", ".join(told)
+                if told
                 else "told: nobody new"
             )
+            if withheld:
+                # The catch-up rule: due before the policy changed, it tells each contact once.
+                detail += "; not told again (already told by this alert): " + ", ".join(
+                    f"{contact}/{channel}" for contact, channel in withheld
+                )
             rows.append(
                 (alert["alert_id"], key, alert["anchor_at"] + step.after, "fired", now, detail)
             )
-        for index in decision.skip:
+        for key in decision.skip:
             rows.append(
                 (
                     alert["alert_id"],
-                    step_key(index),
-                    alert["anchor_at"] + policy.steps[index].after,
+                    key,
+                    alert["anchor_at"] + step_of(policy, key).after,
                     "skipped",
                     now,
                     "acknowledged before it fell due",
@@ -811,9 +951,10 @@ class ClockStore:
                 )
             )
         await conn.executemany(
-            "INSERT INTO alert_steps (alert_id, step_key, due_at, status, decided_at, detail)"
-            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            rows,
+            "INSERT INTO alert_steps"
+            " (alert_id, step_key, due_at, status, decided_at, detail, policy)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            [(*row, alert["policy"]) for row in rows],
         )
         fired = []
         for row in rows:
@@ -869,22 +1010,7 @@ class ClockStore:
         return told
 
     def _facts(self, alert: asyncpg.Record) -> messages.AlertFacts:
-        la = self.config.org(alert["local_authority"])
-        home = self.config.org(alert["care_home"]) if alert["care_home"] else None
-        return messages.AlertFacts(
-            alert_id=str(alert["alert_id"]),
-            child_id=alert["child_id"],
-            kind=alert["kind"],
-            risk_level=alert["risk_level"],
-            anchor_at=alert["anchor_at"],
-            last_seen_location=alert["last_seen_location"],
-            ack_code=alert["ack_code"],
-            circumstances=alert["circumstances"],
-            clothing=alert["clothing"],
-            local_authority_name=(la.name or la.code) if la else "",
-            care_home_name=(home.name or home.code) if home else "",
-            facts=alert["facts"] or {},
-        )
+        return messages.alert_facts(alert, self.config)
 
     async def _insert(
         self,
@@ -907,12 +1033,15 @@ class ClockStore:
             elif d.channel == "sms":
                 subject = ""
                 body = messages.sms_alert(facts, d.step_key, now, self.tz, renotify_max)
+            elif d.channel == "voice":
+                subject = ""
+                body = messages.voice_alert(facts, d.step_key, now, self.tz, renotify_max)
             else:
                 link = self.ack_links.url(notification_id) if self.ack_links else None
                 subject, body = messages.email_alert(
                     facts, d.step_key, now, self.tz, renotify_max, link
                 )
-            address = d.recipient.phone if d.channel == "sms" else d.recipient.email
+            address = d.recipient.phone if d.channel in ("sms", "voice") else d.recipient.email
             for col, value in zip(
                 cols,
                 (

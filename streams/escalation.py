@@ -4,19 +4,24 @@ Pure logic: data and `now` in, decisions out. No I/O here; `streams.clock_store`
 decisions to Postgres in one transaction.
 
 The rules, as DESIGN.md states them:
-- The clock is anchored at `last_seen_at` (the alert's `anchor_at`), not at the report. A late
-  report fires every step already due at once, in order, and a contact due several catch-up
-  messages gets one.
+- The clock is anchored at `last_seen_at` (the alert's `anchor_at`), not at the report, but never
+  later than the report was accepted. A late report fires every step already due at once, in
+  order, and a contact due several catch-up messages gets one.
 - A step with `unless_acknowledged` is skipped when the alert was acknowledged before it fell due.
 - Unacknowledged recipients are re-notified every `renotify_every`, up to `renotify_max` times,
   counted from the alert's first notification. An acknowledgement stops re-notification.
 - Steps without `unless_acknowledged` (sharing, the golden-hour-expired step) fire regardless.
 - "Escalate now" (a duty manager's button) fires the next step not yet due at once, even after an
   acknowledgement: a person asked for it.
+- Steps are known by their stable keys, never their position. When the risk, and so the policy,
+  of an open alert changes, every step of the new policy already due and not decided under any
+  policy fires at once (the catch-up rule); one that fell due before the change tells nobody
+  the alert already told on that channel, and what it withholds is recorded.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,11 +37,16 @@ class StepSpec(Protocol):
     unless_acknowledged: bool
     share: str | None
 
+    @property
+    def key(self) -> str:
+        """The step's stable identity (never its position)."""
+        ...
+
 
 class PolicySpec(Protocol):
     """The parts of a configured policy the clock reads."""
 
-    steps: list[StepSpec]
+    steps: Sequence[StepSpec]
     renotify_every: timedelta | None
     renotify_max: int
 
@@ -48,30 +58,66 @@ class ClockState:
     anchor_at: datetime
     acknowledged: bool
     resolved: bool
-    decided: frozenset[str]  # step keys already fired or skipped
+    decided: frozenset[str]  # step keys already fired or skipped, under any policy
     first_fired_at: datetime | None
     renotify_done: int
     escalate: bool = False  # someone asked to fire the next step now
+    # When the alert's current policy came into force (a risk change); None: from the start.
+    policy_since: datetime | None = None
 
 
 @dataclass(frozen=True)
 class Plan:
     """The clock's decision at one instant."""
 
-    fire: tuple[int, ...] = ()  # policy step indexes to fire now, in order
-    skip: tuple[int, ...] = ()  # unless_acknowledged steps due after an acknowledgement
+    fire: tuple[str, ...] = ()  # keys of the policy's steps to fire now, in order
+    skip: tuple[str, ...] = ()  # unless_acknowledged steps due after an acknowledgement
     renotify_round: int | None = None  # the re-notification round to send now, if any
     next_due_at: datetime | None = None  # when to look again; None: nothing left
-    escalated: int | None = None  # the step fired early on request, also listed in `fire`
+    escalated: str | None = None  # the step fired early on request, also listed in `fire`
+    # Steps of `fire` that fell due before the current policy came into force: catching up
+    # after a risk change, they tell nobody the alert already told on that channel.
+    catch_up: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
         return not self.fire and not self.skip and self.renotify_round is None
 
 
-def step_key(index: int) -> str:
-    """The stable key of a policy step, used in idempotency keys."""
-    return f"s{index}"
+_LEGACY_KEY = re.compile(r"s(\d+)")
+
+
+def legacy_keys(policy: PolicySpec, keys: Iterable[str]) -> dict[str, str]:
+    """The stable keys of steps recorded by position (`s0`, `s1`…) before steps had stable
+    keys: each stands for the step at that index of the policy that decided it."""
+    out = {}
+    for key in keys:
+        found = _LEGACY_KEY.fullmatch(key)
+        if found and int(found[1]) < len(policy.steps):
+            out[key] = policy.steps[int(found[1])].key
+    return out
+
+
+def step_of(policy: PolicySpec, key: str) -> StepSpec:
+    """The policy's step with this key."""
+    for step in policy.steps:
+        if step.key == key:
+            return step
+    raise KeyError(f"step {key!r} is not in the policy")
+
+
+def first_step_key(policy: PolicySpec) -> str:
+    """The key of the policy's first step: its messages carry the alert's headline."""
+    return policy.steps[0].key
+
+
+def anchor(last_seen_at: datetime, received_at: datetime) -> tuple[datetime, timedelta | None]:
+    """Where an absence's clock starts: the last-seen time, but never after the report was
+    accepted (a reporting phone with a fast clock must not delay the first alert). The second
+    value is how far ahead of the report the given time was, when it was."""
+    if last_seen_at > received_at:
+        return received_at, last_seen_at - received_at
+    return last_seen_at, None
 
 
 def renotify_key(round_: int) -> str:
@@ -80,31 +126,37 @@ def renotify_key(round_: int) -> str:
 
 
 def plan(policy: PolicySpec, state: ClockState, now: datetime) -> Plan:
-    """Decide what is due for one alert at `now`."""
+    """Decide what is due for one alert at `now`.
+
+    Steps are known by their keys: one decided under any policy (before a risk change, or a
+    deploy that reordered the steps) is never decided again, and every other one due fires."""
     if state.resolved:
         return Plan()
-    fire: list[int] = []
-    skip: list[int] = []
-    pending: list[tuple[datetime, int]] = []
+    fire: list[str] = []
+    skip: list[str] = []
+    catch_up: list[str] = []
+    pending: list[tuple[datetime, int, str]] = []
     for index, step in enumerate(policy.steps):
-        if step_key(index) in state.decided:
+        if step.key in state.decided:
             continue
         due_at = state.anchor_at + step.after
         if due_at > now:
-            pending.append((due_at, index))
+            pending.append((due_at, index, step.key))
         elif step.unless_acknowledged and state.acknowledged:
-            skip.append(index)
+            skip.append(step.key)
         else:
-            fire.append(index)
+            fire.append(step.key)
+            if state.policy_since is not None and due_at < state.policy_since:
+                catch_up.append(step.key)
     escalated = None
     if state.escalate and pending:
         pending.sort()
-        escalated = pending.pop(0)[1]
+        escalated = pending.pop(0)[2]
         fire.append(escalated)
-    pending_due = [due_at for due_at, _ in pending]
+    pending_due = [due_at for due_at, _, _ in pending]
 
     first_fired_at = state.first_fired_at
-    if first_fired_at is None and any(policy.steps[i].notify for i in fire):
+    if first_fired_at is None and any(step_of(policy, k).notify for k in fire):
         first_fired_at = now
     renotify_round, renotify_next = _renotify(policy, state, first_fired_at, now)
     if renotify_next is not None:
@@ -115,6 +167,7 @@ def plan(policy: PolicySpec, state: ClockState, now: datetime) -> Plan:
         renotify_round=renotify_round,
         next_due_at=min(pending_due, default=None),
         escalated=escalated,
+        catch_up=tuple(catch_up),
     )
 
 
@@ -152,9 +205,13 @@ class Delivery:
 
 
 @dataclass
-class _Deliveries:
-    seen: set[tuple[str, str]] = field(default_factory=set)
+class Allotment:
+    """Who gets what for a plan, and what a catch-up step withheld: per step key, the
+    (contact, channel) pairs it did not tell because the alert had told them already."""
+
     items: list[Delivery] = field(default_factory=list)
+    withheld: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    seen: set[tuple[str, str]] = field(default_factory=set)
 
     def add(self, recipient: Recipient, channel: str, key: str) -> None:
         if (recipient.contact_id, channel) in self.seen:
@@ -163,25 +220,43 @@ class _Deliveries:
         self.items.append(Delivery(recipient, channel, key))
 
 
+def allot(
+    policy: PolicySpec,
+    decision: Plan,
+    resolve: Callable[[str], Sequence[Recipient]],
+    already_told: Iterable[tuple[Recipient, str]] = (),
+) -> Allotment:
+    """Who gets what for a plan: one message per contact and channel, first step wins.
+
+    `resolve` turns a `kind.role` into the contacts it names for this child; `already_told`
+    lists the (recipient, channel) pairs the alert told earlier: the audience of a
+    re-notification, and those a catch-up step (due before a risk change) does not tell again.
+    """
+    told = list(already_told)
+    told_pairs = {(r.contact_id, channel) for r, channel in told}
+    out = Allotment()
+    for key in decision.fire:
+        step = step_of(policy, key)
+        for target in step.notify:
+            for recipient in resolve(target):
+                for channel in step.channels:
+                    pair = (recipient.contact_id, channel)
+                    if key in decision.catch_up and pair in told_pairs:
+                        if pair not in out.withheld.setdefault(key, []):
+                            out.withheld[key].append(pair)
+                        continue
+                    out.add(recipient, channel, key)
+    if decision.renotify_round is not None:
+        for recipient, channel in told:
+            out.add(recipient, channel, renotify_key(decision.renotify_round))
+    return out
+
+
 def deliveries(
     policy: PolicySpec,
     decision: Plan,
     resolve: Callable[[str], Sequence[Recipient]],
     already_told: Iterable[tuple[Recipient, str]] = (),
 ) -> list[Delivery]:
-    """Who gets what for a plan: one message per contact and channel, first step wins.
-
-    `resolve` turns a `kind.role` into the contacts it names for this child; `already_told`
-    lists the (recipient, channel) pairs told earlier, the audience of a re-notification.
-    """
-    out = _Deliveries()
-    for index in decision.fire:
-        step = policy.steps[index]
-        for target in step.notify:
-            for recipient in resolve(target):
-                for channel in step.channels:
-                    out.add(recipient, channel, step_key(index))
-    if decision.renotify_round is not None:
-        for recipient, channel in already_told:
-            out.add(recipient, channel, renotify_key(decision.renotify_round))
-    return out.items
+    """The messages of `allot`, without what it withheld."""
+    return allot(policy, decision, resolve, already_told).items

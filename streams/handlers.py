@@ -66,11 +66,17 @@ def _uuid(value: object) -> uuid.UUID | None:
 
 
 async def handle_intake(
-    pool: asyncpg.Pool, watch: WatchStore, record: IntakeRecord, now: datetime
+    pool: asyncpg.Pool, watch: WatchStore, record: IntakeRecord, now: datetime | None = None
 ) -> Outcome:
-    """Apply one intake event in one transaction; a replayed event changes nothing."""
+    """Apply one intake event in one transaction; a replayed event changes nothing.
+
+    Every time it writes (due times, message rows) is reckoned from `now`: the database's
+    clock unless a test gives one, so a worker host whose clock is off fires nothing early or
+    late."""
     event = record.event
     async with pool.acquire() as conn, conn.transaction():
+        if now is None:
+            now = await conn.fetchval("SELECT now()")
         first = await conn.fetchval(
             "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)"
             " ON CONFLICT DO NOTHING RETURNING true",

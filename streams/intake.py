@@ -128,9 +128,8 @@ class IntakeApplier:
             while True:
                 attempts += 1
                 try:
-                    outcome = await handle_intake(
-                        await self.pool(), self.watch, record, datetime.now(UTC)
-                    )
+                    # The database's clock, read in the event's transaction.
+                    outcome = await handle_intake(await self.pool(), self.watch, record, now=None)
                     APPLIED.inc()
                     return outcome
                 except asyncio.CancelledError:

@@ -1,4 +1,5 @@
-"""The words of every message: SMS within 320 characters and never a name; email with more.
+"""The words of every message: SMS within 320 characters and never a name; email with more;
+the script a voice call reads out.
 
 Pure functions: the alert's facts and `now` in, text out. Each kind of alert says what happened
 and what the reader is asked to do; the case reference stands for the child.
@@ -6,11 +7,20 @@ and what the reader is asked to do; the case reference stands for the child.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from contracts.config import GoldenHourConfig
+from streams.kinds import policy_for_alert
+
 SMS_MAX = 320
+# The dispatcher appends " Ref XXXXXX" to every SMS, a marker unique to the message that its
+# reconcile looks for; the body leaves room for it so the whole SMS stays within SMS_MAX.
+SMS_REF_ROOM = 11
+SMS_BODY_MAX = SMS_MAX - SMS_REF_ROOM
 
 HEADLINES = {
     "missing": "GOLDEN HOUR ALERT",
@@ -48,6 +58,13 @@ class AlertFacts:
     local_authority_name: str = ""
     care_home_name: str = ""
     facts: dict = field(default_factory=dict)  # what a watcher's alert is about
+    # The key of the first step of the alert's policy: its messages carry the alert's headline,
+    # later steps' say ESCALATION. None: only a legacy first-step key ("s0") counts.
+    first_step: str | None = None
+
+
+# An alert opened before steps had stable keys keyed them by position: "s0" was the first.
+LEGACY_FIRST_STEP = "s0"
 
 
 def _local(at: datetime, tz: ZoneInfo) -> str:
@@ -66,7 +83,7 @@ def _when(value: str | None, tz: ZoneInfo) -> str:
 def _headline(facts: AlertFacts, step_key: str, renotify_max: int) -> str:
     if step_key.startswith("r"):
         return f"REMINDER {step_key[1:]}/{renotify_max}: NOT YET ACKNOWLEDGED"
-    if step_key == "s0":
+    if step_key == facts.first_step or step_key == LEGACY_FIRST_STEP:
         return HEADLINES.get(facts.kind, "ALERT")
     if facts.kind == "return_interview":
         return "RETURN INTERVIEW OVERDUE"
@@ -121,12 +138,12 @@ def sms_alert(
     head = _headline(facts, step_key, renotify_max)
     tail = f" Reply ACK {facts.ack_code} when you are acting on it."
     if facts.kind != "missing":
-        return _fit(f"{head}: {_situation(facts, now, tz)}", SMS_MAX - len(tail)) + tail
+        return _fit(f"{head}: {_situation(facts, now, tz)}", SMS_BODY_MAX - len(tail)) + tail
     seen = f"Last seen {_local(facts.anchor_at, tz)} ({_ago(facts.anchor_at, now)})"
     fixed = f"{head}: child missing, {facts.risk_level.upper()} risk. Case {facts.child_id}. {seen}"
     place = facts.last_seen_location or "place not given"
-    room = SMS_MAX - len(fixed) - len(tail) - len(" at .")
-    return f"{fixed} at {_fit(place, max(room, 10))}.{tail}"[:SMS_MAX]
+    room = SMS_BODY_MAX - len(fixed) - len(tail) - len(" at .")
+    return f"{fixed} at {_fit(place, max(room, 10))}.{tail}"[:SMS_BODY_MAX]
 
 
 def sms_closed(facts: AlertFacts, at: datetime, reason: str, tz: ZoneInfo) -> str:
@@ -142,7 +159,93 @@ def sms_closed(facts: AlertFacts, at: datetime, reason: str, tz: ZoneInfo) -> st
             f"CLOSED: {LABELS.get(facts.kind, 'alert')} for case {facts.child_id}: "
             f"{reason} {_local(at, tz)}. No further action on ACK {facts.ack_code}."
         )
-    return text[:SMS_MAX]
+    return text[:SMS_BODY_MAX]
+
+
+_SPOKEN_MARKS = {"-": "dash", ".": "dot", "_": "underscore"}
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen"
+    " fifteen sixteen seventeen eighteen nineteen"
+).split()
+_TENS = {2: "twenty", 3: "thirty", 4: "forty", 5: "fifty"}
+
+
+def spell_out(reference: str) -> str:
+    """A case reference character by character, so a text-to-speech voice reads it clearly:
+    "LBH-0042" -> "L B H dash 0 0 4 2"."""
+    return " ".join(_SPOKEN_MARKS.get(c, c.upper()) for c in reference)
+
+
+def _number(n: int) -> str:
+    return _ONES[n] if n < 20 else _TENS[n // 10] + ("" if n % 10 == 0 else f" {_ONES[n % 10]}")
+
+
+def spoken_time(at: datetime, tz: ZoneInfo) -> str:
+    """A clock time as one says it: 21:40 -> "nine forty p m", 07:05 -> "seven oh five a m"."""
+    local = at.astimezone(tz)
+    hour = _number(local.hour % 12 or 12)
+    half = "a m" if local.hour < 12 else "p m"
+    if local.minute == 0:
+        return f"{hour} o'clock {half}" if local.hour % 12 else f"{hour} {half}"
+    minute = _number(local.minute)
+    return f"{hour} {'oh ' if local.minute < 10 else ''}{minute} {half}"
+
+
+def _spoken_ago(at: datetime, now: datetime) -> str:
+    minutes = max(0, int((now - at).total_seconds() // 60))
+    if minutes < 120:
+        return f"{minutes} minute{'' if minutes == 1 else 's'} ago"
+    return f"{minutes // 60} hours {minutes % 60} minutes ago"
+
+
+def voice_alert(
+    facts: AlertFacts, step_key: str, now: datetime, tz: ZoneInfo, renotify_max: int
+) -> str:
+    """What a voice call reads out for one step (a Twilio <Say>): what happened, the case
+    reference spelt out, the risk, when and where the child was last seen, and how to
+    acknowledge on the keypad. Never a name: like an SMS it may be heard by anyone nearby."""
+    if step_key.startswith("r"):
+        head = f"Golden Hour reminder {step_key[1:]} of {renotify_max}: not yet acknowledged."
+    else:
+        written = _headline(facts, step_key, renotify_max).lower()
+        head = written if written.startswith("golden hour") else f"golden hour {written}"
+        head = head.replace("golden hour", "Golden Hour", 1) + "."
+    case = f"Case reference {spell_out(facts.child_id)}."
+    risk = f"{facts.risk_level.capitalize()} risk."
+    if facts.kind == "missing":
+        what = "A child is missing."
+        place = facts.last_seen_location or "a place not given"
+        seen = (
+            f"Last seen at {spoken_time(facts.anchor_at, tz)},"
+            f" {_spoken_ago(facts.anchor_at, now)}, at {place}."
+        )
+    else:
+        what = f"A {LABELS.get(facts.kind, 'alert')}."
+        seen = f"Raised at {spoken_time(facts.anchor_at, tz)}."
+    ask = "Press 1 to acknowledge that you are acting on it."
+    return " ".join((head, what, case, risk, seen, case, ask))
+
+
+def alert_facts(alert: Mapping[str, Any], config: GoldenHourConfig) -> AlertFacts:
+    """The facts a message may say about an alert, from its `alerts` row and the config."""
+    la = config.org(alert["local_authority"])
+    home = config.org(alert["care_home"]) if alert["care_home"] else None
+    policy = policy_for_alert(config, alert["kind"], alert["risk_level"])
+    return AlertFacts(
+        alert_id=str(alert["alert_id"]),
+        child_id=alert["child_id"],
+        kind=alert["kind"],
+        risk_level=alert["risk_level"],
+        anchor_at=alert["anchor_at"],
+        last_seen_location=alert["last_seen_location"],
+        ack_code=alert["ack_code"],
+        circumstances=alert["circumstances"],
+        clothing=alert["clothing"],
+        local_authority_name=(la.name or la.code) if la else "",
+        care_home_name=(home.name or home.code) if home else "",
+        facts=alert["facts"] or {},
+        first_step=policy.steps[0].key,
+    )
 
 
 def email_alert(

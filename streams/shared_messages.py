@@ -5,7 +5,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from contracts.shared import SharedAlert
-from streams.messages import SMS_MAX
+from streams.messages import SMS_BODY_MAX
 
 _HEAD = {
     "Alert": "SHARED ALERT",
@@ -30,7 +30,7 @@ def sms_shared(s: SharedAlert, tz: ZoneInfo) -> str:
         return (
             f"{_HEAD['Cancel']} by {s.issuing_authority_name}: case {s.case_reference} has "
             "been located. No further action."
-        )[:SMS_MAX]
+        )[:SMS_BODY_MAX]
     seen = s.last_seen_at.astimezone(tz).strftime("%H:%M %a %d %b")
     call = " If seen call 999." + (f" Duty desk {s.duty_number}." if s.duty_number else "")
     text = (
@@ -38,7 +38,7 @@ def sms_shared(s: SharedAlert, tz: ZoneInfo) -> str:
         f"{s.case_reference}, {s.risk_level.value.upper()} risk. {_looks(s)}. Last seen {seen}"
         f" at {s.last_seen_location or 'place not given'}."
     )
-    room = SMS_MAX - len(call)
+    room = SMS_BODY_MAX - len(call)
     return (text if len(text) <= room else text[: room - 1] + "…") + call
 
 

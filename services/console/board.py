@@ -87,8 +87,11 @@ def ack_label(config: GoldenHourConfig, user_id: str | None, contact_id: str | N
 
 def step_label(config: GoldenHourConfig, kind: str, risk: str, fired: list[str]) -> str:
     """ "Step 2 of 4" for the latest policy step fired; re-notifications are counted apart."""
-    total = len(policy_for_alert(config, kind, risk).steps)
-    steps = sorted(int(k[1:]) for k in fired if k.startswith("s"))
+    policy = policy_for_alert(config, kind, risk)
+    total = len(policy.steps)
+    # Steps are recorded by their stable keys (`s0`, `s1`… by position on older alerts).
+    position = {f"s{i}": i for i in range(total)} | {s.key: i for i, s in enumerate(policy.steps)}
+    steps = sorted(position[k] for k in fired if k in position)
     rounds = sum(1 for k in fired if k.startswith("r"))
     if not steps:
         return f"waiting for step 1 of {total}"

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from contracts.config import GoldenHourConfig
 from infra.devsystem import IDENTIFIED, DevSystem, directory, event, placement
 from infra.stack import EmbeddedStack
 
@@ -82,6 +83,12 @@ async def the_alert(system: DevSystem, user: str = "lbh-dm1") -> dict:
                 return detail.json()
             await asyncio.sleep(0.1)
     raise AssertionError("no alert was raised")
+
+
+def step_keys(system: DevSystem, policy: str = "high") -> list[str]:
+    """The stable keys of a policy's steps in the system's config, first to last."""
+    config = GoldenHourConfig.model_validate(system.config)
+    return [s.key for s in config.policy_for(policy).steps]
 
 
 async def until(predicate: Callable[[], bool], timeout: float, what: str) -> None:

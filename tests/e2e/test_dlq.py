@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 
 from infra.devsystem import DevSystem
-from tests.e2e.conftest import CHILD, place_high_risk_child, report_absence, until
+from tests.e2e.conftest import CHILD, place_high_risk_child, report_absence, step_keys, until
 from tests.integration.streams_worker import eventually, fetch, fetchval, produce
 
 STEP0 = {"+447700900010", "+447700900001", "+447700900020"}
@@ -139,7 +139,8 @@ async def test_dead_letters_listed_shown_and_replayed_once(start_system):
         str(r["notification_id"])
         for r in await fetch(
             dsn,
-            "SELECT notification_id FROM notifications WHERE step_key = 's0' AND channel = 'sms'",
+            "SELECT notification_id FROM notifications WHERE step_key = $1 AND channel = 'sms'",
+            step_keys(system)[0],
         )
     }
     sent = Counter(

@@ -53,6 +53,9 @@ def config() -> GoldenHourConfig:
     return GoldenHourConfig.model_validate(raw)
 
 
+FIRST = config().policy_for("high").steps[0].key
+
+
 @pytest.fixture
 async def pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
     p = await create_pool(migrated_db)
@@ -156,9 +159,9 @@ async def test_a_failing_alert_backs_off_is_counted_and_its_people_are_told(pool
     assert alert["clock_failures"] == 0 and alert["last_clock_error"] is None
     assert alert["first_fired_at"] is not None
     steps = await pool.fetch("SELECT step_key, status FROM alert_steps")
-    assert ("s0", "fired") in {(s["step_key"], s["status"]) for s in steps}
+    assert (FIRST, "fired") in {(s["step_key"], s["status"]) for s in steps}
     # The clock's own steps follow, the later ones caught up (the fallback was no step).
-    assert "s0" in {n.step_key for n in outcome.notifications}
+    assert FIRST in {n.step_key for n in outcome.notifications}
 
 
 async def test_an_alert_failing_after_its_first_step_gets_no_fallback(pool):
@@ -166,7 +169,7 @@ async def test_an_alert_failing_after_its_first_step_gets_no_fallback(pool):
     anchor = datetime.now(UTC)
     async with pool.acquire() as conn, conn.transaction():
         opened = await store.open_alert(conn, CHILD, "missing", anchor, anchor)
-    assert {n.step_key for n in opened.notifications} == {"s0"}
+    assert {n.step_key for n in opened.notifications} == {FIRST}
     await pool.execute(REFUSE_STEPS)
     alert = await pool.fetchrow("SELECT * FROM alerts")
     now = alert["next_due_at"] + timedelta(milliseconds=1)

@@ -43,6 +43,10 @@ async def pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
     await p.close()
 
 
+def step_keys(config: GoldenHourConfig, policy: str) -> list[str]:
+    return [s.key for s in config.policy_for(policy).steps]
+
+
 def watch_store() -> WatchStore:
     config = config_with_immigration_org()
     return WatchStore(config, ClockStore(config))
@@ -94,7 +98,7 @@ async def test_a_second_report_updates_the_open_alert(pool):
     assert await pool.fetchval("SELECT count(*) FROM alerts") == 1
     assert alert["anchor_at"] == earlier and alert["last_seen_location"] == "Hackney Downs"
     # The clock moved 20 minutes earlier: the 15-minute step is now due and fired.
-    assert {n.step_key for n in out.notifications} == {"s1"}
+    assert {n.step_key for n in out.notifications} == {step_keys(store.config, "high")[1]}
 
 
 async def test_located_resolves_and_stands_down_only_those_told(pool):
@@ -175,9 +179,149 @@ async def test_a_risk_change_applies_to_the_later_steps_of_an_open_alert(pool):
     async with pool.acquire() as conn:
         out = await store.clock.claim_due(conn, now + timedelta(seconds=1), 50)
     # The high policy's 15-minute step is due 20 minutes after last seen: it fires now.
+    fifteen = step_keys(config, "high")[1]
     assert {(n.contact_id, n.step_key) for n in out.notifications} >= {
-        ("mps-mpu", "s1"),
-        ("lbh-head", "s1"),
+        ("mps-mpu", fifteen),
+        ("lbh-head", fifteen),
     }
     signals = await pool.fetch("SELECT risk_before, risk_after FROM risk_signals")
     assert [tuple(r) for r in signals] == [("medium", "high")]
+
+
+def medium_and_high(raw: dict | None = None) -> GoldenHourConfig:
+    """The issue's example: medium tells the first-step contacts, then the head of service at
+    30 minutes; high is the default policy (its 15-minute step: missing persons unit)."""
+    raw = raw or directory()[0]
+    first = raw["policies"]["high"]["steps"][0]
+    raw["policies"]["medium"] = {
+        "renotify_every": "10m",
+        "renotify_max": 3,
+        "steps": [
+            first,
+            {"after": "30m", "notify": ["local_authority.head_of_service"], "channels": ["sms"]},
+        ],
+    }
+    return GoldenHourConfig.model_validate(raw)
+
+
+async def test_medium_to_high_at_31_minutes_fires_the_15_minute_step_once_at_once(pool):
+    config = medium_and_high()
+    store = WatchStore(config, ClockStore(config))
+    await pool.execute("UPDATE children SET risk_level = 'medium'")
+    seen = datetime.now(UTC) - timedelta(minutes=31)
+    await handle_intake(pool, store, record("absence.reported", {"last_seen_at": seen.isoformat()}))
+    medium = step_keys(config, "medium")
+    fired = await pool.fetch("SELECT step_key, policy FROM alert_steps WHERE status = 'fired'")
+    assert {(r["step_key"], r["policy"]) for r in fired} == {(k, "medium") for k in medium}
+    before = await pool.fetchval("SELECT count(*) FROM notifications")
+
+    await handle_intake(pool, store, record("risk.signal", {"kind": "unknown_visitor"}))
+    alert = await pool.fetchrow("SELECT * FROM alerts WHERE kind = 'missing'")
+    db_now = await pool.fetchval("SELECT now()")
+    assert alert["policy"] == "high" and alert["next_due_at"] <= db_now
+    assert abs((alert["policy_since"] - db_now).total_seconds()) < 5
+    async with pool.acquire() as conn:
+        out = await store.clock.claim_due(conn, db_now, 50)
+    high = step_keys(config, "high")
+    # The 15-minute step fires now; the head of service, told by medium's 30-minute step, is
+    # not told again by SMS (and is told by email, a channel the alert had not used for them).
+    assert sorted((n.contact_id, n.channel, n.step_key) for n in out.notifications) == sorted(
+        [("mps-mpu", "sms", high[1]), ("mps-mpu", "email", high[1]), ("lbh-head", "email", high[1])]
+    )
+    step = await pool.fetchrow("SELECT * FROM alert_steps WHERE step_key = $1", high[1])
+    assert step["status"] == "fired" and step["policy"] == "high"
+    assert "not told again (already told by this alert): lbh-head/sms" in step["detail"]
+    # The sharing step was due too: decided (fired), not dropped; the hour step still waits.
+    assert await pool.fetchval("SELECT status FROM alert_steps WHERE step_key = $1", high[2])
+    assert not await pool.fetchval("SELECT 1 FROM alert_steps WHERE step_key = $1", high[3])
+
+    # Down to medium and up to high again, then a deploy that inserts a step into high: only
+    # the new step fires; nothing decided under either policy is repeated.
+    async with pool.acquire() as conn, conn.transaction():
+        await store.clock.set_risk(conn, CHILD, "medium", "test", db_now)
+        await store.clock.set_risk(conn, CHILD, "high", "test", db_now)
+    async with pool.acquire() as conn:
+        again = await store.clock.claim_due(conn, db_now + timedelta(seconds=1), 50)
+    assert again.notifications == []
+    raw = directory()[0]
+    raw["policies"]["high"]["steps"].insert(
+        1, {"after": "5m", "notify": ["police.missing_persons_unit"], "channels": ["sms"]}
+    )
+    inserted = medium_and_high(raw)
+    reordered = ClockStore(inserted)
+    await pool.execute("UPDATE alerts SET next_due_at = now()")
+    async with pool.acquire() as conn:
+        after_deploy = await reordered.claim_due(conn, db_now + timedelta(seconds=2), 50)
+    new_key = step_keys(inserted, "high")[1]
+    # The new step is a catch-up too: it tells nobody the alert already told.
+    assert after_deploy.notifications == []
+    detail = await pool.fetchval("SELECT detail FROM alert_steps WHERE step_key = $1", new_key)
+    assert "not told again" in detail and "mps-mpu/sms" in detail
+    per_step = await pool.fetch(
+        "SELECT step_key, contact_id, channel, count(*) AS n FROM notifications"
+        " GROUP BY step_key, contact_id, channel HAVING count(*) > 1"
+    )
+    assert per_step == []
+    assert await pool.fetchval("SELECT count(*) FROM notifications") == before + 3
+
+
+async def test_steps_recorded_by_position_are_neither_repeated_nor_dropped(pool):
+    """An alert opened before steps had stable keys recorded `s0` and `s1`: after the deploy the
+    clock takes them for the first two steps of the alert's policy and fires only the third."""
+    config = config_with_immigration_org()
+    store = ClockStore(config)
+    now = await pool.fetchval("SELECT now()")
+    alert_id = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO alerts (alert_id, child_id, kind, status, risk_level, policy, anchor_at,"
+        " care_home, local_authority, ack_code, opened_at, next_due_at, first_fired_at,"
+        " renotify_done) VALUES ($1, $2, 'missing', 'open', 'high', 'high', $3, 'OAK', 'LBH',"
+        " '7001', $3, $4, $3, 3)",
+        alert_id,
+        CHILD,
+        now - timedelta(minutes=31),
+        now,
+    )
+    for key, after in (("s0", 0), ("s1", 15)):
+        await pool.execute(
+            "INSERT INTO alert_steps (alert_id, step_key, due_at, status, decided_at, detail)"
+            " VALUES ($1, $2, $3, 'fired', $3, 'told: someone')",
+            alert_id,
+            key,
+            now - timedelta(minutes=31 - after),
+        )
+    async with pool.acquire() as conn:
+        out = await store.claim_due(conn, now, 50)
+    high = step_keys(config, "high")
+    assert out.notifications == []  # the third step shares: no message of ours
+    rows = await pool.fetch("SELECT step_key, policy, detail FROM alert_steps ORDER BY due_at")
+    assert [(r["step_key"], r["policy"]) for r in rows] == [(k, "high") for k in high[:3]]
+    assert rows[0]["detail"] == "told: someone (recorded as s0)"
+
+
+async def test_a_last_seen_time_ahead_of_the_report_anchors_the_clock_at_the_report(pool):
+    store = watch_store()
+    received = await pool.fetchval("SELECT now()")
+    ahead = received + timedelta(seconds=60)
+    absent = IntakeRecord(
+        event=parse_event(
+            event("absence.reported", CHILD, {"last_seen_at": ahead.isoformat()}), received
+        ),
+        submitted_by=Submitter(org_code="OAK", user_id="oak-staff1"),
+        received_at=received,
+    )
+    out = await handle_intake(pool, store, absent)
+    alert = await pool.fetchrow("SELECT * FROM alerts")
+    assert alert["anchor_at"] == received and alert["reported_last_seen_at"] == ahead
+    # The first step is due at once, not 60 s later.
+    first = step_keys(store.config, "high")[0]
+    sms = await pool.fetch("SELECT * FROM notifications WHERE channel = 'sms'")
+    assert {n.step_key for n in out.notifications} == {first} and len(sms) == 3
+    assert all(abs((r["created_at"] - received).total_seconds()) < 1 for r in sms)
+    assert all(r["next_attempt_at"] <= received + timedelta(seconds=1) for r in sms)
+    flag = await pool.fetchrow("SELECT * FROM alert_steps WHERE step_key = 'last_seen_ahead'")
+    assert "60 s after the report was accepted" in flag["detail"]
+    audit = await pool.fetchval(
+        "SELECT detail FROM audit_log WHERE action = 'alert.last_seen_ahead'"
+    )
+    assert audit["ahead_s"] == 60.0

@@ -156,7 +156,9 @@ async def test_a_subscription_of_immigration_enforcement_never_receives(pool):
     await open_missing(pool, store, seen)
     assert not await pool.fetchval("SELECT count(*) FROM notifications WHERE org_code = 'HOIE'")
     # The child's own agencies were still told: sharing failed alone, loudly.
-    assert await pool.fetchval("SELECT count(*) FROM notifications WHERE step_key = 's0'") == 6
+    first = store.config.policy_for("high").steps[0].key
+    told = await pool.fetchval("SELECT count(*) FROM notifications WHERE step_key = $1", first)
+    assert told == 6
     errors = await pool.fetch("SELECT detail FROM audit_log WHERE action = 'shared_alert.error'")
     assert errors and "FirewallViolation" in errors[0]["detail"]["error"]
     assert FirewallViolation.__name__ in errors[0]["detail"]["error"]

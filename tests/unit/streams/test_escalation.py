@@ -22,6 +22,12 @@ class Step:
     channels: list[str] = field(default_factory=lambda: ["sms", "email"])
     unless_acknowledged: bool = False
     share: str | None = None
+    id: str | None = None
+
+    @property
+    def key(self) -> str:
+        # Readable keys for the tests; the config's own derivation is tested with the config.
+        return self.id or f"{int(self.after / M)}m"
 
 
 @dataclass
@@ -60,7 +66,7 @@ def state(**kw) -> ClockState:
 
 def test_report_on_time_fires_first_step_and_wakes_at_the_next():
     decision = plan(HIGH, state(), T0 + 30 * 1e-3 * M)
-    assert decision.fire == (0,)
+    assert decision.fire == ("0m",)
     assert decision.renotify_round is None
     # The next wake is the earlier of the 15-minute step and the first re-notification.
     assert decision.next_due_at == T0 + 10 * M + 30 * 1e-3 * M
@@ -69,7 +75,7 @@ def test_report_on_time_fires_first_step_and_wakes_at_the_next():
 def test_late_report_fires_every_due_step_in_order_once():
     now = T0 + 40 * M
     decision = plan(HIGH, state(), now)
-    assert decision.fire == (0, 1, 2)
+    assert decision.fire == ("0m", "15m", "30m")
     assert decision.renotify_round is None  # nobody was told before: nothing to remind
     assert decision.next_due_at == now + 10 * M
 
@@ -91,36 +97,36 @@ def test_catch_up_sends_one_message_per_contact_and_channel():
     out = deliveries(twice, decision, lambda t: people.get(t, []))
     pairs = [(d.recipient.contact_id, d.channel, d.step_key) for d in out]
     assert pairs == [
-        ("mps-cr", "sms", "s0"),
-        ("mps-cr", "email", "s0"),
-        ("lbh-duty", "sms", "s1"),
-        ("lbh-duty", "email", "s1"),
+        ("mps-cr", "sms", "0m"),
+        ("mps-cr", "email", "0m"),
+        ("lbh-duty", "sms", "15m"),
+        ("lbh-duty", "email", "15m"),
     ]
 
 
 def test_acknowledged_alert_skips_unless_acknowledged_steps_but_still_shares():
-    s = state(acknowledged=True, decided=frozenset({"s0"}), first_fired_at=T0)
+    s = state(acknowledged=True, decided=frozenset({"0m"}), first_fired_at=T0)
     decision = plan(HIGH, s, T0 + 31 * M)
-    assert decision.skip == (1,)
-    assert decision.fire == (2,)
+    assert decision.skip == ("15m",)
+    assert decision.fire == ("30m",)
     assert decision.renotify_round is None
     assert decision.next_due_at == T0 + 60 * M
 
 
 def test_renotify_every_interval_up_to_max():
-    s = state(decided=frozenset({"s0"}), first_fired_at=T0)
+    s = state(decided=frozenset({"0m"}), first_fired_at=T0)
     assert plan(HIGH, s, T0 + 9 * M).renotify_round is None
     first = plan(HIGH, s, T0 + 10 * M)
     assert first.renotify_round == 1
-    after_first = state(decided=frozenset({"s0"}), first_fired_at=T0, renotify_done=1)
+    after_first = state(decided=frozenset({"0m"}), first_fired_at=T0, renotify_done=1)
     assert plan(HIGH, after_first, T0 + 11 * M).next_due_at == T0 + 15 * M
-    done = state(decided=frozenset({"s0", "s1", "s2"}), first_fired_at=T0, renotify_done=3)
+    done = state(decided=frozenset({"0m", "15m", "30m"}), first_fired_at=T0, renotify_done=3)
     assert plan(HIGH, done, T0 + 45 * M).renotify_round is None
     assert plan(HIGH, done, T0 + 45 * M).next_due_at == T0 + 60 * M
 
 
 def test_missed_renotify_rounds_collapse_into_one():
-    s = state(decided=frozenset({"s0", "s1", "s2"}), first_fired_at=T0, renotify_done=0)
+    s = state(decided=frozenset({"0m", "15m", "30m"}), first_fired_at=T0, renotify_done=0)
     decision = plan(HIGH, s, T0 + 35 * M)
     assert decision.renotify_round == 3  # rounds 1-3 all due: one reminder, counted as the last
     told = [(Recipient("mps-cr", "MPS", "+447700900010", "cr@mps.example"), "sms")]
@@ -129,7 +135,7 @@ def test_missed_renotify_rounds_collapse_into_one():
 
 
 def test_acknowledgement_stops_renotification():
-    s = state(acknowledged=True, decided=frozenset({"s0"}), first_fired_at=T0)
+    s = state(acknowledged=True, decided=frozenset({"0m"}), first_fired_at=T0)
     decision = plan(HIGH, s, T0 + 12 * M)
     assert decision.renotify_round is None
     assert decision.next_due_at == T0 + 15 * M  # only to record the skip of the 15-minute step
@@ -140,12 +146,19 @@ def test_resolved_alert_plans_nothing():
 
 
 def test_everything_decided_leaves_no_wake():
-    s = state(decided=frozenset({"s0", "s1", "s2", "s3"}), first_fired_at=T0, renotify_done=3)
+    s = state(decided=frozenset({"0m", "15m", "30m", "60m"}), first_fired_at=T0, renotify_done=3)
     assert plan(HIGH, s, T0 + 61 * M).next_due_at is None
 
 
 @pytest.mark.parametrize(
-    "minutes, fired", [(0, (0,)), (14, (0,)), (15, (0, 1)), (30, (0, 1, 2)), (60, (0, 1, 2, 3))]
+    "minutes, fired",
+    [
+        (0, ("0m",)),
+        (14, ("0m",)),
+        (15, ("0m", "15m")),
+        (30, ("0m", "15m", "30m")),
+        (60, ("0m", "15m", "30m", "60m")),
+    ],
 )
 def test_catch_up_boundaries(minutes, fired):
     assert plan(HIGH, state(), T0 + minutes * M).fire == fired
@@ -155,7 +168,7 @@ def test_catch_up_boundaries(minutes, fired):
 def test_any_sequence_of_wakes_fires_each_step_exactly_once(offsets):
     """However often or late the worker wakes, each step is decided once and never twice."""
     decided: set[str] = set()
-    fired: list[int] = []
+    fired: list[str] = []
     first_fired_at = None
     done = 0
     for minute in sorted(offsets) + [200]:
@@ -163,7 +176,7 @@ def test_any_sequence_of_wakes_fires_each_step_exactly_once(offsets):
         s = state(decided=frozenset(decided), first_fired_at=first_fired_at, renotify_done=done)
         decision = plan(HIGH, s, now)
         fired += decision.fire
-        decided |= {f"s{i}" for i in decision.fire + decision.skip}
+        decided |= set(decision.fire + decision.skip)
         if decision.fire and first_fired_at is None:
             first_fired_at = now
         if decision.renotify_round is not None:
@@ -171,7 +184,7 @@ def test_any_sequence_of_wakes_fires_each_step_exactly_once(offsets):
             done = decision.renotify_round
         if decision.next_due_at is not None:
             assert decision.next_due_at > now
-    assert fired == [0, 1, 2, 3]
+    assert fired == ["0m", "15m", "30m", "60m"]
     assert done <= HIGH.renotify_max
 
 
@@ -180,27 +193,27 @@ def test_any_sequence_of_wakes_fires_each_step_exactly_once(offsets):
 
 def test_escalate_now_fires_the_next_pending_step_at_once():
     now = T0 + 5 * M
-    decision = plan(HIGH, state(decided=frozenset({"s0"}), first_fired_at=T0, escalate=True), now)
-    assert decision.fire == (1,) and decision.escalated == 1
+    decision = plan(HIGH, state(decided=frozenset({"0m"}), first_fired_at=T0, escalate=True), now)
+    assert decision.fire == ("15m",) and decision.escalated == "15m"
     # The 30-minute step is still waited for; the re-notification clock runs on as before.
     assert decision.next_due_at == T0 + 10 * M
 
 
 def test_escalate_now_fires_even_after_an_acknowledgement():
-    acked = state(decided=frozenset({"s0"}), first_fired_at=T0, acknowledged=True, escalate=True)
+    acked = state(decided=frozenset({"0m"}), first_fired_at=T0, acknowledged=True, escalate=True)
     decision = plan(HIGH, acked, T0 + 5 * M)
-    assert decision.fire == (1,) and decision.skip == ()
+    assert decision.fire == ("15m",) and decision.skip == ()
 
 
 def test_escalate_now_fires_one_step_only_and_due_steps_still_fire():
     decision = plan(HIGH, state(escalate=True), T0 + 20 * M)
     # s0 and s1 were due; the request adds the next one not yet due, the sharing step.
-    assert decision.fire == (0, 1, 2) and decision.escalated == 2
+    assert decision.fire == ("0m", "15m", "30m") and decision.escalated == "30m"
     assert decision.next_due_at is not None and decision.next_due_at >= T0 + 20 * M
 
 
 def test_escalate_with_nothing_left_changes_nothing():
-    every = frozenset({"s0", "s1", "s2", "s3"})
+    every = frozenset({"0m", "15m", "30m", "60m"})
     decision = plan(HIGH, state(decided=every, first_fired_at=T0, escalate=True), T0 + 61 * M)
     assert decision.escalated is None and decision.fire == ()
 

@@ -5,13 +5,25 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.messages import SMS_MAX, AlertFacts, email_alert, sms_alert, sms_closed
+from streams.messages import (
+    SMS_MAX,
+    SMS_REF_ROOM,
+    AlertFacts,
+    email_alert,
+    sms_alert,
+    sms_closed,
+    spell_out,
+    spoken_time,
+    voice_alert,
+)
 
 LONDON = ZoneInfo("Europe/London")
 SEEN = datetime(2026, 11, 22, 21, 40, tzinfo=UTC)
+FIRST, LATER = "0m-1a2b3c4d", "15m-5e6f7a8b"
 
 
 def facts(**kw) -> AlertFacts:
@@ -23,13 +35,14 @@ def facts(**kw) -> AlertFacts:
         anchor_at=SEEN,
         last_seen_location="Mare Street bus stop",
         ack_code="4821",
+        first_step=FIRST,
     )
     base.update(kw)
     return AlertFacts(**base)
 
 
 def test_sms_carries_reference_risk_time_place_and_ack_code():
-    text = sms_alert(facts(), "s0", SEEN + timedelta(minutes=3), LONDON, 3)
+    text = sms_alert(facts(), FIRST, SEEN + timedelta(minutes=3), LONDON, 3)
     assert text.startswith("GOLDEN HOUR ALERT")
     for part in (
         "LBH-2026-0042",
@@ -44,31 +57,47 @@ def test_sms_carries_reference_risk_time_place_and_ack_code():
 
 def test_sms_shows_local_time_across_the_clock_change():
     summer = datetime(2026, 7, 1, 20, 40, tzinfo=UTC)
-    assert "21:40" in sms_alert(facts(anchor_at=summer), "s0", summer, LONDON, 3)
+    assert "21:40" in sms_alert(facts(anchor_at=summer), FIRST, summer, LONDON, 3)
 
 
 def test_headlines_by_step():
-    assert "ESCALATION" in sms_alert(facts(), "s1", SEEN, LONDON, 3)
+    assert sms_alert(facts(), FIRST, SEEN, LONDON, 3).startswith("GOLDEN HOUR ALERT:")
+    assert "ESCALATION" in sms_alert(facts(), LATER, SEEN, LONDON, 3)
     assert "REMINDER 2/3" in sms_alert(facts(), "r2", SEEN, LONDON, 3)
 
 
-@given(st.text(min_size=0, max_size=2000))
-def test_sms_never_exceeds_320_and_keeps_the_ack_code(place):
-    text = sms_alert(facts(last_seen_location=place or None), "r3", SEEN, LONDON, 3)
-    assert len(text) <= SMS_MAX
+def test_first_step_is_the_policys_not_a_position():
+    # A later step that happens to be keyed like the old first position is still an escalation
+    # when the policy's first step is another; an alert opened before stable keys keeps "s0".
+    assert "ESCALATION" in sms_alert(facts(first_step="s1"), LATER, SEEN, LONDON, 3)
+    assert "GOLDEN HOUR ALERT" in sms_alert(facts(first_step="s1"), "s1", SEEN, LONDON, 3)
+    assert "GOLDEN HOUR ALERT" in sms_alert(facts(), "s0", SEEN, LONDON, 3)
+    assert "ESCALATION" in sms_alert(facts(), "s1", SEEN, LONDON, 3)
+
+
+@given(
+    st.text(min_size=0, max_size=2000),
+    st.sampled_from(["missing", "curfew", "return_interview", "identification"]),
+    st.sampled_from([FIRST, LATER, "r3"]),
+)
+def test_sms_leaves_room_for_the_reference_and_keeps_the_ack_code(place, kind, step):
+    text = sms_alert(facts(last_seen_location=place or None, kind=kind), step, SEEN, LONDON, 3)
+    # The dispatcher appends " Ref XXXXXX": the whole SMS must still fit in 320.
+    assert len(text + " Ref ABC123") <= SMS_MAX
+    assert len(text) <= SMS_MAX - SMS_REF_ROOM
     assert text.endswith("Reply ACK 4821 when you are acting on it.")
 
 
 def test_stand_down_sms():
     text = sms_closed(facts(), SEEN + timedelta(hours=2), "found_safe", LONDON)
     assert "STAND DOWN" in text and "LBH-2026-0042" in text and "found safe" in text
-    assert len(text) <= SMS_MAX
+    assert len(text) <= SMS_MAX - SMS_REF_ROOM
 
 
 def test_email_to_own_agencies_carries_more_but_no_name():
     subject, body = email_alert(
         facts(circumstances="Left with an unknown adult in a grey car", clothing="red hoodie"),
-        "s0",
+        FIRST,
         SEEN + timedelta(minutes=5),
         LONDON,
         3,
@@ -81,7 +110,55 @@ def test_email_to_own_agencies_carries_more_but_no_name():
 
 def test_email_offers_its_acknowledgement_link_and_the_sms_reply():
     link = "https://goldenhour.example/ack/abc.def"
-    _, body = email_alert(facts(), "s0", SEEN, LONDON, 3, ack_url=link)
+    _, body = email_alert(facts(), FIRST, SEEN, LONDON, 3, ack_url=link)
     assert f"open:\n{link}\nor reply to the SMS with: ACK 4821" in body
-    _, without = email_alert(facts(), "s0", SEEN, LONDON, 3)
+    _, without = email_alert(facts(), FIRST, SEEN, LONDON, 3)
     assert "/ack/" not in without and "To acknowledge, reply to the SMS with: ACK 4821" in without
+
+
+def test_voice_script_spells_the_reference_and_asks_for_the_keypad():
+    script = voice_alert(facts(), FIRST, SEEN + timedelta(minutes=12), LONDON, 3)
+    assert script.startswith("Golden Hour alert. A child is missing.")
+    assert "Case reference L B H dash 2 0 2 6 dash 0 0 4 2." in script
+    assert "High risk." in script
+    assert "Last seen at nine forty p m, 12 minutes ago, at Mare Street bus stop." in script
+    assert script.endswith("Press 1 to acknowledge that you are acting on it.")
+    assert "LBH-2026-0042" not in script  # a voice would read it as a number and a word
+
+
+def test_voice_headlines_by_step():
+    later = voice_alert(facts(), LATER, SEEN, LONDON, 3)
+    assert later.startswith("Golden Hour escalation.")
+    again = voice_alert(facts(), "r2", SEEN, LONDON, 3)
+    assert again.startswith("Golden Hour reminder 2 of 3: not yet acknowledged.")
+    concern = voice_alert(facts(kind="curfew"), FIRST, SEEN, LONDON, 3)
+    assert concern.startswith("Golden Hour welfare concern.") and "Press 1" in concern
+
+
+@given(
+    st.text(
+        alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-",
+        min_size=3,
+        max_size=64,
+    )
+)
+def test_spelt_reference_reads_back_to_the_reference(reference):
+    marks = {"dash": "-", "dot": ".", "underscore": "_"}
+    spelt = spell_out(reference).split(" ")
+    assert "".join(marks.get(w, w) for w in spelt) == reference.upper()
+
+
+@pytest.mark.parametrize(
+    ("at", "said"),
+    [
+        (datetime(2026, 11, 22, 21, 40, tzinfo=UTC), "nine forty p m"),
+        (datetime(2026, 11, 22, 7, 5, tzinfo=UTC), "seven oh five a m"),
+        (datetime(2026, 11, 22, 0, 0, tzinfo=UTC), "twelve a m"),
+        (datetime(2026, 11, 22, 12, 0, tzinfo=UTC), "twelve p m"),
+        (datetime(2026, 11, 22, 15, 0, tzinfo=UTC), "three o'clock p m"),
+        (datetime(2026, 7, 1, 20, 40, tzinfo=UTC), "nine forty p m"),  # summer time
+        (datetime(2026, 11, 22, 23, 59, tzinfo=UTC), "eleven fifty nine p m"),
+    ],
+)
+def test_spoken_clock_time(at, said):
+    assert spoken_time(at, LONDON) == said
