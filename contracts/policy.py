@@ -69,6 +69,13 @@ CHANNELS = ("sms", "voice", "email")
 """The channels a step may name, fastest first: a voice call reads the alert out."""
 
 
+RESERVED_STEP_KEYS = re.compile(
+    r"^([sr]\d+|stand_down|fallback|last_seen_ahead|share.*|unreachable.*)$"
+)
+"""Keys the clock gives its own rows: positions of older alerts (`s1`), re-notification rounds
+(`r1`), stand-downs, fallbacks, timeline flags, sharing and unreachable notices."""
+
+
 class Step(ConfigEntry):
     """One escalation step, due `after` the alert's anchor (the child's last-seen time)."""
 
@@ -93,6 +100,15 @@ class Step(ConfigEntry):
             f"{format_duration(self.after)}|{what}|{self.unless_acknowledged}".encode()
         ).hexdigest()[:8]
         return f"{format_duration(self.after)}-{digest}"
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str | None) -> str | None:
+        if value is not None and RESERVED_STEP_KEYS.match(value):
+            raise PydanticCustomError(
+                "step_id", "step id '{value}' is one the clock keeps for itself", {"value": value}
+            )
+        return value
 
     @model_validator(mode="after")
     def _does_something(self) -> Step:

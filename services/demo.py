@@ -38,6 +38,7 @@ from infra.devsystem import IDENTIFIED, TWILIO_FROM, DevSystem, directory, event
 from infra.logs import configure
 from infra.stack import EmbeddedStack, StackError
 from services.passwords import set_password_at
+from streams.escalation import is_renotify_key
 
 SCALE = 0.2  # seconds per policy minute: the golden hour lasts 12 s
 CHILD = "LBH-2026-0042"
@@ -159,7 +160,7 @@ class Directory:
     def step_label(self, key: str, condition: bool = True) -> str:
         """What a step of the high-risk policy does, in words."""
         policy = self.config["policies"]["high"]
-        if key.startswith("r") and key[1:].isdigit():
+        if is_renotify_key(key):
             return f"reminder {key[1:]} of {policy['renotify_max']} to all not yet acknowledged"
         if key == "stand_down":
             return "stand-down to everyone told"

@@ -125,6 +125,11 @@ def renotify_key(round_: int) -> str:
     return f"r{round_}"
 
 
+def is_renotify_key(key: str) -> bool:
+    """Whether `key` names a re-notification round (`r1`, `r2`…), not a step."""
+    return key[:1] == "r" and key[1:].isdigit()
+
+
 def plan(policy: PolicySpec, state: ClockState, now: datetime) -> Plan:
     """Decide what is due for one alert at `now`.
 

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from contracts.config import GoldenHourConfig
+from streams.escalation import is_renotify_key
 from streams.kinds import policy_for_alert
 
 SMS_MAX = 320
@@ -81,7 +82,7 @@ def _when(value: str | None, tz: ZoneInfo) -> str:
 
 
 def _headline(facts: AlertFacts, step_key: str, renotify_max: int) -> str:
-    if step_key.startswith("r"):
+    if is_renotify_key(step_key):
         return f"REMINDER {step_key[1:]}/{renotify_max}: NOT YET ACKNOWLEDGED"
     if step_key == facts.first_step or step_key == LEGACY_FIRST_STEP:
         return HEADLINES.get(facts.kind, "ALERT")
@@ -204,7 +205,7 @@ def voice_alert(
     """What a voice call reads out for one step (a Twilio <Say>): what happened, the case
     reference spelt out, the risk, when and where the child was last seen, and how to
     acknowledge on the keypad. Never a name: like an SMS it may be heard by anyone nearby."""
-    if step_key.startswith("r"):
+    if is_renotify_key(step_key):
         head = f"Golden Hour reminder {step_key[1:]} of {renotify_max}: not yet acknowledged."
     else:
         written = _headline(facts, step_key, renotify_max).lower()

@@ -17,6 +17,7 @@ from contracts.config import GoldenHourConfig
 from infra.db import DbLimits, connect
 from services.alerts_api import visibility_args, visible_sql
 from services.auth import Caller
+from streams.escalation import is_renotify_key
 from streams.kinds import policy_for_alert
 from streams.messages import LABELS
 
@@ -92,7 +93,7 @@ def step_label(config: GoldenHourConfig, kind: str, risk: str, fired: list[str])
     # Steps are recorded by their stable keys (`s0`, `s1`… by position on older alerts).
     position = {f"s{i}": i for i in range(total)} | {s.key: i for i, s in enumerate(policy.steps)}
     steps = sorted(position[k] for k in fired if k in position)
-    rounds = sum(1 for k in fired if k.startswith("r"))
+    rounds = sum(1 for k in fired if is_renotify_key(k))
     if not steps:
         return f"waiting for step 1 of {total}"
     label = f"step {steps[-1] + 1} of {total}"
