@@ -22,7 +22,8 @@ def skewed(env: dict[str, str], seconds: float) -> dict[str, str]:
     """`env` for a process whose wall clock runs `seconds` ahead (negative: behind) of the host's.
 
     Only the wall clock moves: the monotonic clock, which asyncio's timers use, is left alone,
-    as it is on a real host whose clock was set wrong."""
+    as it is on a real host whose clock was set wrong. (With it left alone, libfaketime 0.9.10
+    makes Python's time.sleep fail with EINVAL: a part must wait on events, as asyncio does.)"""
     return {
         **env,
         "LD_PRELOAD": library(),

@@ -7,7 +7,6 @@ import asyncio
 import os
 import sys
 import threading
-import time
 
 import structlog
 from pydantic import ValidationError
@@ -43,10 +42,14 @@ def exit_when_orphaned(grace_s: float = 10.0) -> None:
     if parent <= 1:
         return
 
+    # An Event's wait, not time.sleep: a part run with its wall clock shifted (libfaketime, to
+    # prove the clocks of hosts need not agree) gets EINVAL from time.sleep's clock_nanosleep.
+    never = threading.Event()
+
     def watch() -> None:
         while os.getppid() == parent:
-            time.sleep(0.5)
-        time.sleep(grace_s)
+            never.wait(0.5)
+        never.wait(grace_s)
         os._exit(1)
 
     threading.Thread(target=watch, name="orphan-watch", daemon=True).start()

@@ -9,7 +9,11 @@ from typing import Any
 
 from contracts.api import AlertDetail
 from contracts.config import GoldenHourConfig
+from contracts.fields import format_duration
 from services.console.board import ack_label, contact_label
+from streams.clock_store import LAST_SEEN_AHEAD
+from streams.escalation import is_renotify_key
+from streams.kinds import policy_for_alert
 
 EVENT_WORDS = {
     "absence.reported": "Absence reported",
@@ -36,6 +40,20 @@ def _event_detail(data: Mapping[str, Any]) -> str:
     return "; ".join(str(data[k]).replace("_", " ") for k in keys if data.get(k))
 
 
+def step_title(config: GoldenHourConfig, alert: AlertDetail, key: str) -> str:
+    """ "Step at 15m (national.missing_persons_unit)" for a policy step's stable key."""
+    if is_renotify_key(key):
+        return f"Reminder {key[1:]}"
+    if key == LAST_SEEN_AHEAD:
+        return "Last-seen time ahead of the report:"
+    policy = policy_for_alert(config, alert.kind, alert.risk_level)
+    step = next((s for s in policy.steps if s.key == key), None)
+    if step is None:
+        return f"Step {key}"
+    whom = "neighbours" if step.share else ", ".join(step.notify)
+    return f"Step at {format_duration(step.after)} ({whom})"
+
+
 def timeline(
     config: GoldenHourConfig, alert: AlertDetail, events: Iterable[Mapping[str, Any]]
 ) -> list[Entry]:
@@ -50,7 +68,15 @@ def timeline(
     ]
     entries.append(Entry(alert.opened_at, "step", "Alert opened", f"clock from {alert.kind}"))
     for s in alert.steps:
-        entries.append(Entry(s.decided_at, "step", f"Step {s.step_key} {s.status}", s.detail or ""))
+        entries.append(
+            Entry(
+                s.decided_at,
+                "step",
+                step_title(config, alert, s.step_key)
+                + ("" if s.step_key == LAST_SEEN_AHEAD else f" {s.status}"),
+                s.detail or "",
+            )
+        )
     for n in alert.notifications:
         fate = n.status + (f" ({n.last_error})" if n.last_error else "")
         entries.append(

@@ -16,7 +16,7 @@ import pytest_asyncio
 
 from contracts.ack_link import AckLinks
 from infra.devsystem import DevSystem, directory
-from tests.e2e.conftest import place_high_risk_child, report_absence, until
+from tests.e2e.conftest import place_high_risk_child, report_absence, step_keys, until
 from tests.e2e.console_client import PASSWORD, Console, run_set_password, set_password
 
 LINK = re.compile(r"(http://\S+/ack/\S+)")
@@ -158,9 +158,14 @@ async def test_acknowledge_and_escalate_from_the_case_page(system: DevSystem) ->
     assert r.status_code == 303
     steps: list = []
 
+    second = step_keys(system)[1]
+
     async def s1_fired() -> bool:
         steps[:] = await fetch(
-            system, "SELECT * FROM alert_steps WHERE alert_id = $1 AND step_key = 's1'", alert_id
+            system,
+            "SELECT * FROM alert_steps WHERE alert_id = $1 AND step_key = $2",
+            alert_id,
+            second,
         )
         return bool(steps)
 
