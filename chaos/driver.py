@@ -32,6 +32,8 @@ REQUEST_TIMEOUT_S = 5.0
 # the 0, 15 and 30 minute steps are due at once).
 LATE_MINUTES = 40
 ALERT_POLL_S = 1.0
+# The share of children placed at medium risk, whose open alerts a risk change can raise.
+MEDIUM_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -44,11 +46,14 @@ class ChildPlan:
     late: bool
     ack_after: float | None  # seconds after the absence; None: nobody acknowledges
     located_after: float | None  # seconds after the absence; None: still missing at the end
+    risk: str = "high"
 
 
 def plan_children(seed: int, n: int, window_s: float, prefix: str = "LBH-CX") -> list[ChildPlan]:
     """The seeded plans of `n` children, starting over the first part of `window_s`."""
     rng = random.Random(f"children:{seed}")
+    # A stream of its own, so the rest of each story is what it was before risks were mixed.
+    risks = random.Random(f"risks:{seed}")
     plans = []
     span = max(1.0, window_s - 30.0)  # the last ones still reach their return in the window
     for i in range(n):
@@ -60,6 +65,7 @@ def plan_children(seed: int, n: int, window_s: float, prefix: str = "LBH-CX") ->
                 late=rng.random() < 0.3,
                 ack_after=round(rng.uniform(1.0, 5.0), 2) if rng.random() < 0.5 else None,
                 located_after=round(rng.uniform(4.0, 20.0), 2) if rng.random() < 0.85 else None,
+                risk="medium" if risks.random() < MEDIUM_SHARE else "high",
             )
         )
     return sorted(plans, key=lambda p: p.start_at)
@@ -86,6 +92,10 @@ class Ledger:
     acks: int = 0
     absences: dict[str, float] = field(default_factory=dict)  # child -> accepted at
     located: dict[str, float] = field(default_factory=dict)  # child -> accepted at
+    risk: dict[str, str] = field(default_factory=dict)  # child -> the level it was placed at
+    # child -> the event id of its first absence report, of its return
+    absence_events: dict[str, str] = field(default_factory=dict)
+    located_events: dict[str, str] = field(default_factory=dict)
 
 
 class Api:
@@ -184,11 +194,32 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def place(api: Api, child_id: str) -> bool:
-    """Identify and place one high-risk child at Oak House."""
-    if not await api.submit(LA_USER, event("child.identified", child_id, IDENTIFIED)):
+async def place(api: Api, child_id: str, risk: str = "high") -> bool:
+    """Identify and place one child at Oak House, at `risk`."""
+    api.ledger.risk[child_id] = risk
+    identified = {**IDENTIFIED, "risk_level": risk}
+    if not await api.submit(LA_USER, event("child.identified", child_id, identified)):
         return False
-    return await api.submit(LA_USER, event("placement.started", child_id, placement(child_id)))
+    placed = placement(child_id)
+    placed["risk"] = {**placed["risk"], "level": risk}
+    return await api.submit(LA_USER, event("placement.started", child_id, placed))
+
+
+async def raise_risk(api: Api, child_id: str) -> str | None:
+    """The care home logs a new phone: the child's risk goes one level up. The event id once
+    accepted."""
+    signal = {"kind": "new_phone", "detail": "New phone, would not say where from"}
+    envelope = event("risk.signal", child_id, signal)
+    return envelope["event_id"] if await api.submit(HOME_USER, envelope) else None
+
+
+def missing_at_risk(ledger: Ledger) -> list[str]:
+    """Medium-risk children reported absent and not yet located, oldest report first."""
+    return [
+        c
+        for c, _ in sorted(ledger.absences.items(), key=lambda kv: kv[1])
+        if c not in ledger.located and ledger.risk.get(c) == "medium"
+    ]
 
 
 async def report_absence(api: Api, child_id: str, late_by_s: float = 0.0) -> str | None:
@@ -203,6 +234,7 @@ async def report_absence(api: Api, child_id: str, late_by_s: float = 0.0) -> str
     envelope = event("absence.reported", child_id, data)
     if await api.submit(HOME_USER, envelope):
         api.ledger.absences.setdefault(child_id, time.time())
+        api.ledger.absence_events.setdefault(child_id, envelope["event_id"])
         return envelope["event_id"]
     return None
 
@@ -210,7 +242,7 @@ async def report_absence(api: Api, child_id: str, late_by_s: float = 0.0) -> str
 async def run_child(api: Api, alerts: AlertIds, plan: ChildPlan, scale: float, t0: float) -> None:
     """One child's story, from identification to return."""
     await asyncio.sleep(max(0.0, t0 + plan.start_at - time.monotonic()))
-    if not await place(api, plan.child_id):
+    if not await place(api, plan.child_id, plan.risk):
         return
     for _ in range(plan.checkins):
         await asyncio.sleep(random.uniform(0.3, 1.5))
@@ -232,8 +264,10 @@ async def run_child(api: Api, alerts: AlertIds, plan: ChildPlan, scale: float, t
     if plan.located_after is not None:
         await asyncio.sleep(max(0.0, reported + plan.located_after - time.monotonic()))
         found = {"located_at": _now().isoformat(), "location": "Oak House", "status": "returned"}
-        if await api.submit(HOME_USER, event("child.located", plan.child_id, found)):
+        envelope = event("child.located", plan.child_id, found)
+        if await api.submit(HOME_USER, envelope):
             api.ledger.located.setdefault(plan.child_id, time.time())
+            api.ledger.located_events.setdefault(plan.child_id, envelope["event_id"])
 
 
 async def subscribe_neighbour(api: Api) -> None:

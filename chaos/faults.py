@@ -8,6 +8,7 @@ lose it (it never passed through the outbox, so nothing could re-publish it).
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 KILL_PART = "kill_part"
@@ -16,11 +17,48 @@ BROKER_RESTART = "broker_restart"
 POSTGRES_RESTART = "postgres_restart"
 POSTGRES_PAUSE = "postgres_pause"
 POISON = "poison"
+# The providers misbehaving: Twilio down, throttling, slow or unable to list what it holds;
+# the mail server refusing connections or holding them without a word.
+TWILIO_500 = "twilio_500"
+TWILIO_429 = "twilio_429"
+TWILIO_429_RETRY_AFTER = "twilio_429_retry_after"
+TWILIO_SLOW_CREATE = "twilio_slow_create"
+TWILIO_LIST_FAIL = "twilio_list_fail"
+TWILIO_LIST_LAG = "twilio_list_lag"
+SMTP_REFUSE = "smtp_refuse"
+SMTP_BLACKHOLE = "smtp_blackhole"
+# The product changing under open alerts: a child's risk raised, a deploy reordering a policy.
+RISK_CHANGE = "risk_change"
+POLICY_REORDER = "policy_reorder"
 
-KINDS = (KILL_PART, BROKER_PAUSE, BROKER_RESTART, POSTGRES_RESTART, POSTGRES_PAUSE, POISON)
+INFRA_KINDS = (KILL_PART, BROKER_PAUSE, BROKER_RESTART, POSTGRES_RESTART, POSTGRES_PAUSE, POISON)
+STORM_KINDS = (TWILIO_500, TWILIO_429, TWILIO_429_RETRY_AFTER)
+TWILIO_KINDS = (*STORM_KINDS, TWILIO_SLOW_CREATE, TWILIO_LIST_FAIL, TWILIO_LIST_LAG)
+SMTP_KINDS = (SMTP_REFUSE, SMTP_BLACKHOLE)
+PROVIDER_KINDS = (*TWILIO_KINDS, *SMTP_KINDS)
+KINDS = (*INFRA_KINDS, *PROVIDER_KINDS, RISK_CHANGE, POLICY_REORDER)
+# The short run in `make test`: every infrastructure fault, one Twilio outage and a risk change
+# (the clock skew is not a fault: the two dispatchers run skewed for the whole run).
+QUICK_KINDS = (*INFRA_KINDS, TWILIO_500, RISK_CHANGE)
 
-# How long a fault lasts (pauses), in seconds; the others are instantaneous.
-DURATIONS = {BROKER_PAUSE: 15.0, POSTGRES_PAUSE: 8.0}
+# How long a fault lasts, in seconds; the others are instantaneous. A Twilio storm lasts 1–3
+# "fault minutes" instead (60 s in the full run, fewer in the quick one).
+DURATIONS = {
+    BROKER_PAUSE: 15.0,
+    POSTGRES_PAUSE: 8.0,
+    TWILIO_SLOW_CREATE: 40.0,
+    TWILIO_LIST_FAIL: 30.0,
+    TWILIO_LIST_LAG: 45.0,
+    SMTP_REFUSE: 30.0,
+    SMTP_BLACKHOLE: 40.0,
+}
+STORM_MINUTES = (1.0, 3.0)
+# Retry-After values a throttling Twilio may give, up to an hour: the dispatcher must cap them.
+RETRY_AFTERS_S = (5.0, 60.0, 600.0, 3600.0)
+# While a create is slow it answers after this long: past the client's 10 s timeout.
+SLOW_CREATE_S = 12.0
+# While the list API lags, a message shows in it only this long after it was created.
+LIST_LAG_S = 30.0
 # Seconds after a fault ends before the next may begin, so the system can be seen recovering.
 GAPS = {
     KILL_PART: 6.0,
@@ -29,6 +67,16 @@ GAPS = {
     POSTGRES_RESTART: 8.0,
     POSTGRES_PAUSE: 8.0,
     POISON: 4.0,
+    TWILIO_500: 12.0,
+    TWILIO_429: 12.0,
+    TWILIO_429_RETRY_AFTER: 12.0,
+    TWILIO_SLOW_CREATE: 15.0,  # the last slow create still answers, and is looked for, after
+    TWILIO_LIST_FAIL: 10.0,
+    TWILIO_LIST_LAG: 10.0,
+    SMTP_REFUSE: 10.0,
+    SMTP_BLACKHOLE: 10.0,
+    RISK_CHANGE: 4.0,
+    POLICY_REORDER: 10.0,
 }
 # After the first round (every kind once), how often each kind comes up.
 WEIGHTS = {
@@ -38,6 +86,9 @@ WEIGHTS = {
     POSTGRES_RESTART: 1,
     POSTGRES_PAUSE: 1,
     POISON: 2,
+    **dict.fromkeys(PROVIDER_KINDS, 1),
+    RISK_CHANGE: 2,
+    POLICY_REORDER: 1,
 }
 # The workload runs alone this long before the first fault.
 LEAD_IN_S = 4.0
@@ -47,47 +98,67 @@ JITTER_S = 2.0
 
 @dataclass(frozen=True)
 class Fault:
-    """One fault: `at` seconds into the window, of `kind`, on `target`, lasting `duration` s."""
+    """One fault: `at` seconds into the window, of `kind`, on `target`, lasting `duration` s;
+    `retry_after` is what a throttling Twilio answers with."""
 
     at: float
     kind: str
     target: str
     duration: float
+    retry_after: float | None = None
 
     @property
     def label(self) -> str:
-        """What a report calls it, e.g. `kill_part(streams-2)`."""
+        """What a report calls it, e.g. `kill_part(streams-2)`, `twilio_429(retry 3600s)`."""
+        if self.retry_after is not None:
+            return f"{self.kind}(retry {self.retry_after:g}s)"
         return f"{self.kind}({self.target})" if self.target else self.kind
 
 
-def schedule(seed: int, window_s: float, parts: list[str]) -> list[Fault]:
-    """The faults of a run: every kind once in a seeded order (a kind that no longer fits is
-    skipped), then seeded picks while they fit in `window_s`; `parts` are what a kill may hit."""
+def schedule(
+    seed: int,
+    window_s: float,
+    parts: list[str],
+    kinds: Sequence[str] = KINDS,
+    minute_s: float = 60.0,
+) -> list[Fault]:
+    """The faults of a run: every one of `kinds` once in a seeded order (a kind that no longer
+    fits is skipped), then seeded picks while they fit in `window_s`; `parts` are what a kill
+    may hit; `minute_s` is how long a minute of a Twilio storm lasts."""
     if not parts:
         raise ValueError("schedule needs at least one part to kill")
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown or not kinds:
+        raise ValueError(f"unknown fault kinds {unknown}; known: {', '.join(KINDS)}")
     rng = random.Random(seed)
-    first = list(KINDS)
+    first = list(kinds)
     rng.shuffle(first)
     faults: list[Fault] = []
     t = LEAD_IN_S
     for kind in first:
-        fault = _fault(rng, kind, t, parts)
+        fault = _fault(rng, kind, t, parts, minute_s)
         if settled_at(fault) <= window_s:
             faults.append(fault)
             t = settled_at(fault)
+    weights = {k: WEIGHTS[k] for k in kinds}
     while True:
-        kind = rng.choices(list(WEIGHTS), list(WEIGHTS.values()))[0]
-        fault = _fault(rng, kind, t, parts)
+        kind = rng.choices(list(weights), list(weights.values()))[0]
+        fault = _fault(rng, kind, t, parts, minute_s)
         if settled_at(fault) > window_s:
             return faults
         faults.append(fault)
         t = settled_at(fault)
 
 
-def _fault(rng: random.Random, kind: str, t: float, parts: list[str]) -> Fault:
+def _fault(rng: random.Random, kind: str, t: float, parts: list[str], minute_s: float) -> Fault:
     at = round(t + rng.uniform(0.0, JITTER_S), 2)
     target = rng.choice(parts) if kind == KILL_PART else ""
-    return Fault(at, kind, target, DURATIONS.get(kind, 0.0))
+    if kind in STORM_KINDS:
+        duration = round(rng.uniform(*STORM_MINUTES) * minute_s, 1)
+    else:
+        duration = DURATIONS.get(kind, 0.0)
+    retry_after = rng.choice(RETRY_AFTERS_S) if kind == TWILIO_429_RETRY_AFTER else None
+    return Fault(at, kind, target, duration, retry_after)
 
 
 def settled_at(fault: Fault) -> float:

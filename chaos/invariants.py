@@ -7,12 +7,14 @@ due (its notification rows and decided steps) and which events were applied.
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import asyncpg
 
+from chaos import faults
 from notifiers.email import message_id_for
 
 CONSUMER = "streams.golden_hour_clock"
@@ -20,14 +22,16 @@ CONSUMER = "streams.golden_hour_clock"
 ATTRIBUTION_S = 10.0
 # A timer this far past due at the end of the run was never decided.
 OVERDUE_GRACE_S = 5.0
-# The messages every fired step of the chaos directory's policy owes, by (contact, channel);
-# the share step (s2) goes to subscribers, renotifications to whoever has not acknowledged.
-BOTH = ("sms", "email")
-OWED = {
-    "s0": {(c, ch) for c in ("mps-cr", "lbh-duty", "oak-mgr") for ch in BOTH},
-    "s1": {(c, ch) for c in ("mps-mpu", "lbh-head") for ch in BOTH},
-    "s3": {("ukmpu", ch) for ch in BOTH},
-}
+# I2: a due step is decided within this long of its due time, or of the fault covering it.
+DECIDED_WITHIN_S = 2.0
+# An SMS is at the provider within this long of its due time whatever the email backlog.
+SMS_WITHIN_S = 2.0
+# Faults that hold back the deciding of a step: until one ends a step due in it cannot be
+# decided. A provider's faults do not: the clock decides without asking Twilio or SMTP.
+COVERS_STEPS = frozenset({*faults.INFRA_KINDS, faults.POLICY_REORDER})
+# Steps that are not the policy's: reminders, stand-downs, the unreachable notices.
+NOT_POLICY = ("r", "stand_down", "unreachable")
+Owed = Mapping[tuple[str, str], set[tuple[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,9 @@ class Note:
     contact_id: str
     channel: str
     status: str
+    created_at: float = 0.0
+    failover_of: str | None = None
+    unreachable_told_at: float | None = None
 
     @property
     def key(self) -> tuple[str | None, str, str, str]:
@@ -62,6 +69,7 @@ class Step:
     status: str
     due_at: float  # epoch seconds, by the database's clock
     decided_at: float
+    policy: str = "high"
 
 
 @dataclass
@@ -108,7 +116,10 @@ async def collect(conn: asyncpg.Connection, markers: Iterable[str]) -> Evidence:
             Note(**dict(r))
             for r in await conn.fetch(
                 "SELECT notification_id::text, alert_id::text, child_id, step_key, contact_id,"
-                " channel, status FROM notifications"
+                " channel, status, extract(epoch FROM created_at)::float8 AS created_at,"
+                " failover_of::text,"
+                " extract(epoch FROM unreachable_told_at)::float8 AS unreachable_told_at"
+                " FROM notifications"
             )
         ]
         ev.steps = [
@@ -116,7 +127,8 @@ async def collect(conn: asyncpg.Connection, markers: Iterable[str]) -> Evidence:
             for r in await conn.fetch(
                 "SELECT s.alert_id::text, a.child_id, s.step_key, s.status,"
                 " extract(epoch FROM s.due_at)::float8 AS due_at,"
-                " extract(epoch FROM s.decided_at)::float8 AS decided_at"
+                " extract(epoch FROM s.decided_at)::float8 AS decided_at,"
+                " coalesce(s.policy, a.policy) AS policy"
                 " FROM alert_steps s JOIN alerts a USING (alert_id)"
             )
         ]
@@ -163,30 +175,70 @@ class Unsent:
 
 
 def never_sent(
-    notes: list[Note], steps: list[Step], sms_per_note: Counter, mail_per_id: Counter
+    notes: list[Note],
+    steps: list[Step],
+    sms_per_note: Counter,
+    mail_per_id: Counter,
+    owed: Owed,
+    calls_per_note: Counter | None = None,
 ) -> list[Unsent]:
     """Due messages the provider never received: a notification row (not cancelled by a
-    stand-down) with no SMS or mail at the provider, or a fired step missing a message it owes."""
+    stand-down, not a failure a person was told of) with nothing at the provider, or a fired
+    step missing a message it owes (`owed`: (policy, step key) -> (contact, channel))."""
+    calls = calls_per_note if calls_per_note is not None else Counter()
+    told = _told(notes)
+    reached = {n.notification_id for n in notes if sms_per_note[n.notification_id] > 0}
     unsent = []
     for n in notes:
-        if n.status == "cancelled":
+        if n.status == "cancelled" or (n.status == "failed" and n.notification_id in told):
             continue
         if n.channel == "sms":
             received = sms_per_note[n.notification_id] > 0
+        elif n.channel == "voice":
+            # A call placed after an SMS that got through after all was no longer needed.
+            received = calls[n.notification_id] > 0 or n.failover_of in reached
         elif n.channel == "email":
             received = mail_per_id[n.message_id] > 0
         else:  # webhooks: no local receiver is counted; trust the row
             received = n.status in ("sent", "delivered")
         if not received:
             unsent.append(Unsent(n.key, f"provider has none (row {n.status})"))
-    have = {(n.alert_id, n.step_key): set() for n in notes}
+    have: dict[tuple[str | None, str], set[tuple[str, str]]] = {}
+    told_by_alert: dict[str | None, set[tuple[str, str]]] = {}
     for n in notes:
-        have[n.alert_id, n.step_key].add((n.contact_id, n.channel))
+        have.setdefault((n.alert_id, n.step_key), set()).add((n.contact_id, n.channel))
+        if not n.step_key.startswith(NOT_POLICY):
+            told_by_alert.setdefault(n.alert_id, set()).add((n.contact_id, n.channel))
     for s in steps:
-        owed = OWED.get(s.step_key) if s.status == "fired" else None
-        for contact, channel in sorted((owed or set()) - have.get((s.alert_id, s.step_key), set())):
+        want = owed.get((s.policy, s.step_key)) if s.status == "fired" else None
+        # A catch-up step (after a risk change) tells nobody the alert already told on that
+        # channel under another step: that contact is not owed a second message.
+        missing = (want or set()) - have.get((s.alert_id, s.step_key), set())
+        missing -= told_by_alert.get(s.alert_id, set())
+        for contact, channel in sorted(missing):
             unsent.append(Unsent((s.alert_id, s.step_key, contact, channel), "fired, no message"))
     return unsent
+
+
+def _told(notes: list[Note]) -> set[str]:
+    """Failed messages somebody was told of: marked told, or an `unreachable…` notice went
+    out for the alert."""
+    noticed = {n.alert_id for n in notes if n.step_key.startswith("unreachable")}
+    return {
+        n.notification_id
+        for n in notes
+        if n.status == "failed" and (n.unreachable_told_at is not None or n.alert_id in noticed)
+    }
+
+
+def failed_untold(notes: list[Note]) -> list[Note]:
+    """I5: alert messages left `failed` with no person told that the contact was unreachable."""
+    told = _told(notes)
+    return [
+        n
+        for n in notes
+        if n.status == "failed" and n.alert_id is not None and n.notification_id not in told
+    ]
 
 
 def sent_twice(notes: list[Note], sms_per_note: Counter) -> list[tuple[tuple, int]]:
@@ -199,6 +251,12 @@ def sent_twice(notes: list[Note], sms_per_note: Counter) -> list[tuple[tuple, in
         ),
         key=lambda kv: str(kv[0]),
     )
+
+
+def calls_twice(notes: list[Note], calls_per_note: Counter) -> list[tuple[tuple, int]]:
+    """I3 for voice: (alert, step, contact) keys whose call the provider received more than once."""
+    voice = [n for n in notes if n.channel == "voice"]
+    return sent_twice(voice, calls_per_note)
 
 
 def unmatched_sms(notes: list[Note], sms_per_note: Counter) -> int:
@@ -220,6 +278,65 @@ class Window:
     kind: str
     start: float
     end: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Late:
+    """How late one step was decided, and the fault it is put down to (None: no fault)."""
+
+    step: Step
+    due: float
+    fault: str | None
+    late_s: float
+
+
+def _attributed(due: float, windows: list[Window]) -> Window | None:
+    """The last fault that began before `due` and ended at most ATTRIBUTION_S before it."""
+    found = None
+    for w in windows:
+        if w.start <= due <= w.end + ATTRIBUTION_S:
+            found = w
+    return found
+
+
+def _step_due(
+    s: Step,
+    absence_at: Mapping[str, float],
+    located_at: Mapping[str, float],
+    since: Mapping[str, float],
+    not_before: Mapping[str, float],
+) -> float:
+    """When a step was due as the harness sees it: its due time, or when its report was
+    accepted if later (a late report's steps are due at once), or when its child's risk was
+    raised or a deploy added it (a catch-up is due then), if it was decided after that."""
+    cause = located_at if s.step_key == "stand_down" else absence_at
+    due = max(s.due_at, cause.get(s.child_id, s.due_at))
+    for moment in (since.get(s.child_id), not_before.get(s.step_key)):
+        if moment is not None and s.decided_at >= moment:
+            due = max(due, moment)
+    return due
+
+
+def step_lateness(
+    steps: list[Step],
+    windows: list[Window],
+    absence_at: Mapping[str, float],
+    located_at: Mapping[str, float],
+    since: Mapping[str, float] | None = None,
+    not_before: Mapping[str, float] | None = None,
+) -> list[Late]:
+    """I2 for each decided step: its lateness from its due time, or from the end of a fault
+    that held the clock back (COVERS_STEPS) when it fell due in one."""
+    out = []
+    for s in steps:
+        due = _step_due(s, absence_at, located_at, since or {}, not_before or {})
+        window = _attributed(due, windows)
+        if window is not None and window.kind in COVERS_STEPS:
+            due = max(due, window.end)
+        label = None if window is None else window.label
+        out.append(Late(s, due, label, max(0.0, s.decided_at - due)))
+    return out
 
 
 def lateness(
@@ -227,29 +344,114 @@ def lateness(
     windows: list[Window],
     absence_at: Mapping[str, float],
     located_at: Mapping[str, float],
+    since: Mapping[str, float] | None = None,
+    not_before: Mapping[str, float] | None = None,
 ) -> tuple[dict[str, float], float]:
     """The worst lateness of a step after each fault (by label), and outside any fault.
 
-    A step is due at its due time, or when its report was accepted if later (a late report's
-    steps are due at once), or at the end of a fault it fell due in. It belongs to the last fault
-    that began before it was due and ended at most ATTRIBUTION_S before."""
+    A step belongs to the last fault that began before it was due and ended at most
+    ATTRIBUTION_S before (see `step_lateness` for its due time)."""
     per_fault: dict[str, float] = {w.label: 0.0 for w in windows}
     steady = 0.0
-    for s in steps:
-        cause = located_at if s.step_key == "stand_down" else absence_at
-        due = max(s.due_at, cause.get(s.child_id, s.due_at))
-        window = None
-        for w in windows:
-            if w.start <= due <= w.end + ATTRIBUTION_S:
-                window = w
-        if window is not None:
-            due = max(due, window.end)
-        late = max(0.0, s.decided_at - due)
-        if window is None:
-            steady = max(steady, late)
+    for late in step_lateness(steps, windows, absence_at, located_at, since, not_before):
+        if late.fault is None:
+            steady = max(steady, late.late_s)
         else:
-            per_fault[window.label] = max(per_fault[window.label], late)
+            per_fault[late.fault] = max(per_fault[late.fault], late.late_s)
     return per_fault, steady
+
+
+def applied_times(
+    accepted_at: Mapping[str, float], event_of: Mapping[str, str], applied: Mapping[str, float]
+) -> dict[str, float]:
+    """Per child, when its event was applied (by the database's clock), else when accepted."""
+    out = {}
+    for child, at in accepted_at.items():
+        out[child] = max(at, applied.get(event_of.get(child, ""), at))
+    return out
+
+
+def decided_late(lates: list[Late], bound_s: float = DECIDED_WITHIN_S) -> list[Late]:
+    """I2's bound: steps decided more than `bound_s` after they were due."""
+    return [late for late in lates if late.late_s > bound_s]
+
+
+@dataclass(frozen=True)
+class SmsLatency:
+    """One SMS: from its step's due time to the provider's acceptance, and the fault (kind)
+    its due time falls in, None outside every fault."""
+
+    notification_id: str
+    latency_s: float
+    fault_kind: str | None
+
+
+def sms_latency(
+    notes: list[Note],
+    steps: list[Step],
+    first_sms: Mapping[str, float],
+    windows: list[Window],
+    absence_at: Mapping[str, float],
+    located_at: Mapping[str, float],
+    since: Mapping[str, float] | None = None,
+    not_before: Mapping[str, float] | None = None,
+) -> list[SmsLatency]:
+    """Due → accepted by Twilio for every SMS the provider received. A message of no recorded
+    step (a shared alert's) is due when its row was written."""
+    by_step = {(s.alert_id, s.step_key): s for s in steps}
+    out = []
+    for n in notes:
+        at = first_sms.get(n.notification_id)
+        if n.channel != "sms" or at is None:
+            continue
+        step = by_step.get((n.alert_id or "", n.step_key))
+        if step is not None:
+            due = _step_due(step, absence_at, located_at, since or {}, not_before or {})
+        else:
+            due = n.created_at
+        window = _attributed(due, windows)
+        out.append(SmsLatency(n.notification_id, at - due, None if window is None else window.kind))
+    return out
+
+
+def first_received(received: Iterable[tuple[str | None, float]]) -> dict[str, float]:
+    """The first time the provider received something for each notification id."""
+    first: dict[str, float] = {}
+    for nid, at in received:
+        if nid is not None and (nid not in first or at < first[nid]):
+            first[nid] = at
+    return first
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0], 3)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1], 3)
+
+
+def latency_split(rows: list[SmsLatency]) -> dict[str, dict[str, float | int | None]]:
+    """SMS latency p50/p95 while the mail server was down and outside every fault: the two
+    must look alike, since an email backlog may not hold back an SMS."""
+    groups = {
+        "during_smtp_faults": [r.latency_s for r in rows if r.fault_kind in faults.SMTP_KINDS],
+        "outside_faults": [r.latency_s for r in rows if r.fault_kind is None],
+    }
+    return {
+        name: {"n": len(v), "p50_s": _quantile(v, 0.5), "p95_s": _quantile(v, 0.95)}
+        for name, v in groups.items()
+    }
+
+
+def sms_late(rows: list[SmsLatency], bound_s: float = SMS_WITHIN_S) -> list[SmsLatency]:
+    """SMS at the provider more than `bound_s` after due, due outside every fault but the mail
+    server's (its backlog is exactly what must not delay them)."""
+    return [
+        r
+        for r in rows
+        if r.latency_s > bound_s and (r.fault_kind is None or r.fault_kind in faults.SMTP_KINDS)
+    ]
 
 
 @dataclass(frozen=True)

@@ -17,24 +17,40 @@ from pathlib import Path
 
 import structlog
 
-from chaos import report
+from chaos import faults, report
 from chaos.run import Options, execute, say
 
 DEFAULT_SEED = 20261122
 # The settle ends as soon as everything is applied and sent; its bound only matters when the
-# system is far behind (a loaded machine) or has lost something.
-QUICK = {"duration": 80.0, "children": 200, "settle": 90.0}
-FULL = {"duration": 360.0, "children": 600, "settle": 120.0}
+# system is far behind (a loaded machine) or has lost something. The full run holds every kind
+# of fault, Twilio storms of 1–3 real minutes among them; the quick one the infrastructure's,
+# one short Twilio outage and a risk change.
+QUICK = {"duration": 115.0, "children": 200, "settle": 90.0, "fault_minute": 5.0}
+FULL = {"duration": 900.0, "children": 1500, "settle": 180.0, "fault_minute": 60.0}
+SKEW_S = 70.0
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="goldenhour chaos", description=__doc__)
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"fault seed ({DEFAULT_SEED})")
-    p.add_argument("--duration", type=float, help="seconds of faults (360; quick 80)")
-    p.add_argument("--children", type=int, help="children driven (600; quick 200)")
-    p.add_argument("--settle", type=float, help="most seconds to wait after the faults (120)")
+    p.add_argument("--duration", type=float, help="seconds of faults (900; quick 115)")
+    p.add_argument("--children", type=int, help="children driven (1500; quick 200)")
+    p.add_argument(
+        "--settle", type=float, help="most seconds to wait after the faults (180; quick 90)"
+    )
     p.add_argument("--scale", type=float, default=0.5, help="seconds per policy minute (0.5)")
-    p.add_argument("--quick", action="store_true", help="the short run: about two minutes")
+    p.add_argument(
+        "--fault-minute",
+        type=float,
+        help="seconds per minute of a Twilio storm and of the failover settings (60; quick 5)",
+    )
+    p.add_argument(
+        "--skew",
+        type=float,
+        default=SKEW_S,
+        help=f"one dispatcher's clock this many seconds ahead, the other's behind ({SKEW_S:g})",
+    )
+    p.add_argument("--quick", action="store_true", help="the short run: about three minutes")
     p.add_argument("--json", type=Path, help="also write the result as JSON here")
     p.add_argument("--keep-logs", action="store_true", help="keep every process's log")
     args = p.parse_args(argv[1:] if argv[:1] == ["--"] else argv)
@@ -71,10 +87,20 @@ def main(argv: list[str]) -> int:
     run_dir = Path(tempfile.mkdtemp(prefix="goldenhour-chaos-"))
     (run_dir / "logs").mkdir()
     _log_to(run_dir / "logs" / "harness.log")
-    opts = Options(args.seed, args.duration, args.children, args.settle, args.scale)
+    opts = Options(
+        args.seed,
+        args.duration,
+        args.children,
+        args.settle,
+        args.scale,
+        args.fault_minute,
+        args.skew,
+        faults.QUICK_KINDS if args.quick else faults.KINDS,
+    )
     say(
         f"goldenhour chaos: seed {opts.seed}, {opts.children} children,"
-        f" {opts.duration_s:.0f} s of faults; logs in {run_dir / 'logs'}"
+        f" {opts.duration_s:.0f} s of faults, dispatcher clocks ±{opts.skew_s:g} s;"
+        f" logs in {run_dir / 'logs'}"
     )
     code = 2
     try:

@@ -104,6 +104,43 @@ def end(proc: subprocess.Popen | None) -> None:
         proc.wait()
 
 
+@dataclass(frozen=True)
+class ReceivedCall:
+    """One voice call the Twilio server accepted."""
+
+    to: str
+    notification_id: str | None  # from the StatusCallback's ?n=, None if it had none
+    received_at: float
+
+
+def _first(record: dict, *names: str) -> object:
+    return next((record[n] for n in names if record.get(n) is not None), None)
+
+
+async def received_calls(base_url: str) -> list[ReceivedCall]:
+    """Every call the Twilio server at `base_url` accepted, oldest first; none when the server
+    has no Calls API."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        r = await client.get(f"{base_url}/_local/calls")
+        if r.status_code == 404:
+            return []
+        r.raise_for_status()
+    body = r.json()
+    rows = body.get("calls", []) if isinstance(body, dict) else body
+    calls = []
+    for c in rows:
+        callback = _first(c, "cb", "status_callback", "StatusCallback")
+        at = _first(c, "at", "received_at")
+        calls.append(
+            ReceivedCall(
+                str(c.get("to", "")),
+                notification_of(str(callback) if callback else None),
+                float(at) if isinstance(at, int | float) else 0.0,
+            )
+        )
+    return calls
+
+
 async def received_sms(base_url: str) -> list[ReceivedSms]:
     """Every SMS the Twilio server at `base_url` accepted, oldest first."""
     async with httpx.AsyncClient(timeout=60) as client:

@@ -32,6 +32,11 @@ def table(result: dict) -> str:
         lines.append(f"{name:<46} {count:>6}  {'FAIL' if count else 'ok'}")
     lines += ["", f"{'figure':<46} value"]
     for name, value in result["figures"].items():
+        if isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()) and value:
+            for sub, figures in value.items():
+                text = ", ".join(f"{k} {_fmt(v)}" for k, v in figures.items())
+                lines.append(f"{f'{name} {sub}':<46} {text}")
+            continue
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in sorted(value.items()))
         elif isinstance(value, list):
@@ -39,12 +44,15 @@ def table(result: dict) -> str:
         lines.append(f"{name:<46} {_fmt(value)}")
     lines += [
         "",
-        f"{'fault':<34} {'lasted':>7} {'worst late':>10} {'applied':>8} {'1st SMS':>8}  readyz",
+        f"{'fault':<34} {'lasted':>7} {'worst late':>10} {'>2s':>4} {'applied':>8}"
+        f" {'1st SMS':>8}  readyz",
     ]
     for f in result["faults"]:
+        detail = f"  ({f['detail']})" if f.get("detail") else ""
         lines.append(
             f"{f['label'][:34]:<34} {_fmt(f['lasted_s']):>7} {_fmt(f['worst_step_lateness_s']):>10}"
-            f" {_fmt(f['applied_s']):>8} {_fmt(f['first_sms_s']):>8}  {f['readyz']}"
+            f" {f.get('steps_over_2s_late', 0):>4} {_fmt(f['applied_s']):>8}"
+            f" {_fmt(f['first_sms_s']):>8}  {f['readyz']}{detail}"
         )
     lines += ["", f"{'recovery by kind (worst, s)':<34} {'applied':>8} {'1st SMS':>8}"]
     for kind, figures in sorted(result["recovery_by_kind"].items()):

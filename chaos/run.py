@@ -13,8 +13,9 @@ import asyncpg
 import httpx
 import structlog
 
+from chaos import config as chaos_config
 from chaos import driver, faults, invariants, providers
-from chaos.injector import inject
+from chaos.injector import Context, inject
 from chaos.invariants import Probe, Window
 from chaos.system import ChaosSystem
 
@@ -33,6 +34,9 @@ class Options:
     children: int
     settle_s: float
     scale: float
+    fault_minute_s: float = 60.0
+    skew_s: float = 0.0
+    kinds: tuple[str, ...] = faults.KINDS
 
 
 def say(text: str) -> None:
@@ -118,7 +122,7 @@ async def _settled(
 
 async def execute(opts: Options, run_dir: Path) -> dict:
     """Run the whole thing; the report's data. Every process started is stopped on the way out."""
-    system = ChaosSystem(run_dir, opts.scale)
+    system = ChaosSystem(run_dir, opts.scale, opts.fault_minute_s, opts.skew_s)
     ledger = driver.Ledger()
     api: driver.Api | None = None
     alerts: driver.AlertIds | None = None
@@ -130,7 +134,9 @@ async def execute(opts: Options, run_dir: Path) -> dict:
         say(f"system ready in {time.monotonic() - t_start:.1f} s: {', '.join(system.parts)}")
         api = driver.Api(system.api_urls, system.keys, ledger)
         await driver.subscribe_neighbour(api)
-        plan = faults.schedule(opts.seed, opts.duration_s, system.part_names())
+        plan = faults.schedule(
+            opts.seed, opts.duration_s, system.part_names(), opts.kinds, opts.fault_minute_s
+        )
         probe_children = [f"LBH-PROBE-{i:03d}" for i in range(len(plan))]
         await asyncio.gather(*(driver.place(api, c) for c in probe_children))
         stories = driver.plan_children(opts.seed, opts.children, opts.duration_s)
@@ -145,21 +151,26 @@ async def execute(opts: Options, run_dir: Path) -> dict:
         ]
         windows: list[Window] = []
         probes: list[Probe] = []
-        poisoned: dict[str, float] = {}
         probing: list[asyncio.Task] = []
+        assert api is not None
+        ctx = Context([], {}, raise_risk=lambda child: driver.raise_risk(api, child))
         for i, fault in enumerate(plan):
             await asyncio.sleep(max(0.0, t0 + fault.at - time.monotonic()))
             active = [p.child_id for p in stories if p.start_at <= time.monotonic() - t0]
+            ctx.children = active[-5:] or ["LBH-CX-0000"]
+            ctx.at_risk = driver.missing_at_risk(ledger)
             label = f"{i + 1:02d} {fault.label}"
             at = time.monotonic() - t0
-            window = await inject(system, fault, label, active[-5:] or ["LBH-CX-0000"], poisoned)
+            window = await inject(system, fault, label, ctx)
             windows.append(window)
-            say(f"  t={at:6.1f} s  {window.label} ({window.end - window.start:.1f} s)")
+            detail = f", {window.detail}" if window.detail else ""
+            say(f"  t={at:6.1f} s  {window.label} ({window.end - window.start:.1f} s{detail})")
             probing.append(asyncio.create_task(_probe(api, window, probe_children[i], probes)))
         await asyncio.sleep(max(0.0, t0 + opts.duration_s - time.monotonic()))
         say(f"faults over; settling (at most {opts.settle_s:.0f} s)")
         settle_by = time.monotonic() + opts.settle_s
         await asyncio.wait(tasks + probing, timeout=max(1.0, settle_by - time.monotonic()))
+        poisoned = ctx.poisoned
         restarts = [w.start for w in windows if w.kind == faults.BROKER_RESTART]
         expected = {m: at for m, at in poisoned.items() if not any(r > at for r in restarts)}
         settled = False
@@ -180,17 +191,17 @@ async def execute(opts: Options, run_dir: Path) -> dict:
         finally:
             await conn.close()
         sms = await providers.received_sms(system.twilio_url)
+        calls = await providers.received_calls(system.twilio_url)
         mails = providers.received_mail(system.mail_log)
         return _figures(
             opts,
             system,
             ledger,
             evidence,
-            sms,
-            mails,
+            Received(sms, calls, mails),
             windows,
             probes,
-            poisoned,
+            ctx,
             readiness,
             settled,
             unfinished,
@@ -208,16 +219,24 @@ async def execute(opts: Options, run_dir: Path) -> dict:
         await system.stop()
 
 
+@dataclass(frozen=True)
+class Received:
+    """What the providers received: the judge of sent, sent twice and never sent."""
+
+    sms: list[providers.ReceivedSms]
+    calls: list[providers.ReceivedCall]
+    mails: list[dict]
+
+
 def _figures(
     opts: Options,
     system: ChaosSystem,
     ledger: driver.Ledger,
     ev: invariants.Evidence,
-    sms: list[providers.ReceivedSms],
-    mails: list[dict],
+    received: Received,
     windows: list[Window],
     probes: list[Probe],
-    poisoned: dict[str, float],
+    ctx: Context,
     readiness: Readiness,
     settled: bool,
     unfinished: int,
@@ -225,15 +244,37 @@ def _figures(
     unsettled: dict[str, int],
 ) -> dict:
     """Every check and figure of the run, as the report prints and writes them."""
+    sms, mails, poisoned = received.sms, received.mails, ctx.poisoned
     per_note = invariants.sms_counts((s.notification_id, s.received_at) for s in sms)
+    per_call = invariants.sms_counts((c.notification_id, c.received_at) for c in received.calls)
     per_mail = invariants.mail_counts(mails)
+    owed = chaos_config.owed(system.config, system.reordered_config())
     lost = invariants.lost_events(ledger.accepted, ev.applied, ev.dead_events)
-    unsent = invariants.never_sent(ev.notes, ev.steps, per_note, per_mail)
+    unsent = invariants.never_sent(ev.notes, ev.steps, per_note, per_mail, owed, per_call)
     twice = invariants.sent_twice(ev.notes, per_note)
+    calls_twice = invariants.calls_twice(ev.notes, per_call)
+    untold = invariants.failed_untold(ev.notes)
     restarts = [w.start for w in windows if w.kind == faults.BROKER_RESTART]
     poison_missing, poison_with_log = invariants.poison_missing(poisoned, ev.poison_found, restarts)
     to_dead = [ev.poison_found[m] - at for m, at in poisoned.items() if m in ev.poison_found]
-    late, steady = invariants.lateness(ev.steps, windows, ledger.absences, ledger.located)
+    # A step the deploy inserted is due, at the earliest, when the deploy is over.
+    deployed = [w.end for w in windows if w.kind == faults.POLICY_REORDER]
+    not_before = {chaos_config.inserted_key(opts.scale): min(deployed)} if deployed else {}
+    # A step can be decided only once its report reached the clock: a report held up in the
+    # broker is I1's lateness (applied within 10 s), not the timer's.
+    timing = (
+        invariants.applied_times(ledger.absences, ledger.absence_events, ev.applied),
+        invariants.applied_times(ledger.located, ledger.located_events, ev.applied),
+        invariants.applied_times(ctx.raised, ctx.raised_events, ev.applied),
+        not_before,
+    )
+    late, steady = invariants.lateness(ev.steps, windows, *timing)
+    lates = invariants.step_lateness(ev.steps, windows, *timing)
+    decided_late = invariants.decided_late(lates)
+    first_sms_at = invariants.first_received((s.notification_id, s.received_at) for s in sms)
+    latencies = invariants.sms_latency(ev.notes, ev.steps, first_sms_at, windows, *timing)
+    sms_late = invariants.sms_late(latencies)
+    late_by_fault = Counter(x.fault for x in decided_late)
     first = invariants.first_sms_per_child(
         ev.notes, ((s.notification_id, s.received_at) for s in sms)
     )
@@ -244,6 +285,7 @@ def _figures(
         if s.notification_id is not None:
             sms_times.setdefault(s.notification_id, []).append(s.received_at)
     note_of = {n.key: n.notification_id for n in ev.notes}
+    note_by_id = {n.notification_id: n for n in ev.notes}
 
     def when(at: float) -> str:
         """A moment as the run's clock and the fault last begun before it."""
@@ -264,6 +306,10 @@ def _figures(
             "sms_sent_twice_for_one_step": len(twice),
             "poison_not_dead_lettered": len(poison_missing),
             "due_steps_never_decided": len(ev.overdue),
+            "calls_placed_twice_for_one_step": len(calls_twice),
+            "failed_messages_nobody_told": len(untold),
+            "due_steps_decided_over_2s_late": len(decided_late),
+            "sms_over_2s_late_outside_twilio_and_infra_faults": len(sms_late),
         },
         "figures": {
             "events_accepted": len(ledger.accepted),
@@ -277,6 +323,10 @@ def _figures(
             "notifications": len(ev.notes),
             "notifications_by_status": dict(Counter(n.status for n in ev.notes)),
             "sms_received": len(sms),
+            "calls_received": len(received.calls),
+            "sms_latency": invariants.latency_split(latencies),
+            "dispatcher_clock_skew_s": system.skews,
+            "risk_raised_children": len(ctx.raised),
             "sms_naming_no_notification": invariants.unmatched_sms(ev.notes, per_note),
             "mails_received": len(mails),
             "mails_repeated_message_id": invariants.mail_duplicates(per_mail),
@@ -299,6 +349,8 @@ def _figures(
                 "kind": w.kind,
                 "lasted_s": round(w.end - w.start, 2),
                 "worst_step_lateness_s": round(late.get(w.label, 0.0), 2),
+                "steps_over_2s_late": late_by_fault.get(w.label, 0),
+                "detail": w.detail,
                 **recovered.get(w.label, {"applied_s": None, "first_sms_s": None}),
                 "readyz": readiness.during(w),
             }
@@ -331,6 +383,27 @@ def _figures(
             "poison_missing": [
                 {"marker": m, "injected": when(poisoned[m])} for m in poison_missing
             ],
+            "calls_twice": [{"key": list(map(str, k)), "count": c} for k, c in calls_twice[:10]],
+            "failed_untold": [list(map(str, n.key)) for n in untold[:10]],
+            "decided_late": [
+                {
+                    "key": [x.step.alert_id, x.step.step_key],
+                    "child_id": x.step.child_id,
+                    "late_s": round(x.late_s, 2),
+                    "fault": x.fault,
+                    "due": when(x.due),
+                }
+                for x in sorted(decided_late, key=lambda x: -x.late_s)[:10]
+            ],
+            "sms_late": [
+                {
+                    "key": list(map(str, note_by_id[x.notification_id].key)),
+                    "late_s": round(x.latency_s, 2),
+                    "during": x.fault_kind,
+                    "received": when(first_sms_at[x.notification_id]),
+                }
+                for x in sorted(sms_late, key=lambda x: -x.latency_s)[:10]
+            ],
             "never_decided": [
                 {"alert_id": a, "child_id": c, "late_s": round(s, 1)} for a, c, s in ev.overdue[:10]
             ],
@@ -343,6 +416,8 @@ def _figures(
                     "at_provider": (
                         per_note[n.notification_id]
                         if n.channel == "sms"
+                        else per_call[n.notification_id]
+                        if n.channel == "voice"
                         else per_mail[n.message_id]
                     ),
                 }

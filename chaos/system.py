@@ -25,7 +25,9 @@ import structlog
 import yaml
 
 from chaos import providers
-from infra.devsystem import TWILIO_FROM, TWILIO_SID, directory
+from chaos.config import chaos_config, reordered
+from infra import faketime
+from infra.devsystem import TWILIO_FROM, TWILIO_SID
 from infra.stack import EmbeddedStack, die_with_parent
 from infra.topics import Topics
 
@@ -35,14 +37,9 @@ log = structlog.get_logger(__name__)
 # the outbox relay has a standby.
 REPLICAS = {"api": 2, "streams": 2, "dispatcher": 2}
 RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
-OPERATIONS = [
-    {
-        "id": "ops-oncall",
-        "name": "Platform on call",
-        "phone": "+447700900900",
-        "email": "oncall@ops.example",
-    }
-]
+# A replica killed or redeployed is back once it is ready, or after this long.
+BACK_TIMEOUT_S = 60.0
+CONTROL_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -114,6 +111,11 @@ class ChaosSystem:
 
     run_dir: Path
     scale: float
+    # Seconds per minute of the delivery settings (failover, unreachable): see chaos.config.
+    fault_minute_s: float = 60.0
+    # The first dispatcher's wall clock runs this far ahead of the host's, the second's as far
+    # behind: nothing the system promises may depend on the clocks of its hosts.
+    skew_s: float = 0.0
     stack: EmbeddedStack | None = None
     parts: dict[str, Part] = field(default_factory=dict)
     exits: list[Exit] = field(default_factory=list)
@@ -121,6 +123,9 @@ class ChaosSystem:
     api_urls: list[str] = field(default_factory=list)
     topics: Topics = field(default_factory=Topics)
     twilio_url: str = ""
+    smtp_control_url: str = ""
+    config: dict = field(default_factory=dict)
+    skews: dict[str, float] = field(default_factory=dict)
     _twilio: subprocess.Popen | None = None
     _smtp: subprocess.Popen | None = None
     _manager: asyncio.Task | None = None
@@ -149,12 +154,12 @@ class ChaosSystem:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.stack = EmbeddedStack(durable=False)
         await asyncio.to_thread(self.stack.start)
-        config, self.keys = directory(scale=self.scale, watchers={"placement_within": "1h"})
-        config["operations"] = OPERATIONS
+        self.config, self.keys = chaos_config(self.scale, self.fault_minute_s)
         config_path = self.run_dir / "goldenhour.yaml"
-        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         auth_token = secrets.token_hex(16)
         twilio_port, smtp_port = providers.free_port(), providers.free_port()
+        smtp_control = providers.free_port()
         # Spawned from this thread: a child's parent-death signal fires when the spawning
         # thread ends, and an executor's thread may end before the run does.
         self._twilio = providers.spawn(
@@ -165,11 +170,12 @@ class ChaosSystem:
         )
         self.twilio_url = f"http://127.0.0.1:{twilio_port}"
         self._smtp = providers.spawn(
-            ["infra.smtp_local"],
+            ["infra.smtp_local", "--control-port", str(smtp_control)],
             smtp_port,
             self.mail_log,
             self.logs / "smtp.log",
         )
+        self.smtp_control_url = f"http://127.0.0.1:{smtp_control}"
         prefix = f"gh-{uuid.uuid4().hex[:8]}"
         self.topics = Topics(prefix)
         api_ports = [providers.free_port() for _ in range(REPLICAS["api"])]
@@ -205,6 +211,9 @@ class ChaosSystem:
                     env["GOLDENHOUR_API_PORT"] = str(api_ports[i - 1])
                 else:
                     env["GOLDENHOUR_HEALTH_PORT"] = str(providers.free_port())
+                if part == "dispatcher" and self.skew_s and i <= 2:
+                    self.skews[name] = self.skew_s if i == 1 else -self.skew_s
+                    env = faketime.skewed(env, self.skews[name])
                 self.parts[name] = Part(name, part, env, self.logs / f"{name}.log")
         for p in self.parts.values():
             p.start()
@@ -266,14 +275,71 @@ class ChaosSystem:
     def part_names(self) -> list[str]:
         return list(self.parts)
 
-    async def kill(self, name: str, timeout: float = 30.0) -> None:
-        """SIGKILL one replica; return once the manager has started it again."""
+    async def kill(self, name: str, timeout: float = BACK_TIMEOUT_S) -> None:
+        """SIGKILL one replica; return once the manager has started it again and it is ready:
+        until then the part is down, which is the fault."""
         p = self.parts[name]
         before = p.starts
         p.kill()
+        await self._back(p, before, timeout)
+
+    async def redeploy(self, part: str, config: dict, timeout: float = BACK_TIMEOUT_S) -> None:
+        """A rolling deploy of `part` with `config`: each replica stopped (SIGTERM) and started
+        again on the new file, the next one only once the last is ready."""
+        path = self.run_dir / f"goldenhour-{part}-{int(time.time() * 1000)}.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        for p in [p for p in self.parts.values() if p.part == part]:
+            p.env = {**p.env, "GOLDENHOUR_CONFIG": str(path)}
+            before = p.starts
+            p.killed_at = time.time()  # an exit the harness caused
+            await asyncio.to_thread(p.stop)
+            await self._back(p, before, timeout)
+
+    async def _back(self, p: Part, before: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while p.starts == before and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError, OSError, asyncpg.PostgresError):
+                    if await self._part_ready(client, p):
+                        return
+                await asyncio.sleep(0.2)
+        log.warning("chaos.part_not_back", part=p.name, timeout=timeout)
+
+    async def _part_ready(self, client: httpx.AsyncClient, p: Part) -> bool:
+        if not p.alive():
+            return False
+        if p.part == "api":
+            port = p.env["GOLDENHOUR_API_PORT"]
+            return (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
+        conn = await asyncpg.connect(self.database_url, timeout=5, command_timeout=5)
+        try:
+            return bool(
+                await conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM worker_readiness WHERE part = $1 AND pid = $2)",
+                    p.part,
+                    p.pid,
+                )
+            )
+        finally:
+            await conn.close()
+
+    def reordered_config(self) -> dict:
+        """This run's config as a deploy that reorders and inserts policy steps leaves it."""
+        return reordered(self.config, self.scale)
+
+    async def twilio(self, path: str, body: dict) -> None:
+        """One call to the Twilio server's control API (`/_local/...`); raises on a refusal."""
+        async with httpx.AsyncClient(timeout=CONTROL_TIMEOUT_S) as client:
+            r = await client.post(f"{self.twilio_url}/_local/{path}", json=body)
+            r.raise_for_status()
+
+    async def smtp_mode(self, mode: str) -> None:
+        """Switch the SMTP server: `normal`, `refuse` or `blackhole`."""
+        async with httpx.AsyncClient(timeout=CONTROL_TIMEOUT_S) as client:
+            r = await client.post(f"{self.smtp_control_url}/mode", json={"mode": mode})
+            r.raise_for_status()
 
     def postgres_pids(self) -> list[int]:
         """The postmaster and every backend it forked: a pause must freeze them all."""

@@ -1,9 +1,15 @@
-"""A local SMTP server on aiosmtpd that records every mail it accepts."""
+"""A local SMTP server on aiosmtpd that records every mail it accepts.
+
+Besides answering normally it can refuse connections (nothing listens on its port) or accept
+them and never answer (a black hole that holds every socket open), switched at run time by
+`set_mode` or, for a server in its own process, over its control port.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import socket
@@ -16,7 +22,8 @@ from dataclasses import asdict, dataclass, field
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
 
 import structlog
 from aiosmtpd.controller import Controller
@@ -25,6 +32,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from infra.waiting import wait_for_matches
 
 log = structlog.get_logger(__name__)
+
+Mode = Literal["normal", "refuse", "blackhole"]
+MODES: tuple[Mode, ...] = ("normal", "refuse", "blackhole")
 
 
 @dataclass
@@ -132,6 +142,9 @@ class LocalSmtp:
         self._open: set[SMTP] = set()
         self._connections = 0
         self._controller: Controller | None = None
+        self._mode: Mode = "normal"
+        self._mode_lock = threading.Lock()
+        self._hole: _BlackHole | None = None
 
     @property
     def messages(self) -> list[ReceivedMail]:
@@ -151,10 +164,45 @@ class LocalSmtp:
         with self._lock:
             return len(self._open)
 
+    @property
+    def mode(self) -> Mode:
+        """How the server treats a connection now: answers, refuses, or holds it silently."""
+        return self._mode
+
     def start(self) -> None:
         """Start the server thread; port 0 means pick a free port now."""
         if self.port == 0:
             self.port = _free_port(self.host)
+        with self._mode_lock:
+            self._mode = "normal"
+            self._start_controller()
+        log.info("smtp_local.started", host=self.host, port=self.port)
+
+    def stop(self) -> None:
+        """Stop the server thread and unbind the port."""
+        with self._mode_lock:
+            self._stop_listeners()
+        log.info("smtp_local.stopped", host=self.host, port=self.port)
+
+    def set_mode(self, mode: Mode) -> None:
+        """Answer normally, refuse connections, or accept them and never say a word.
+
+        Switching closes the connections of the mode left, as a server restart would: a
+        client's pooled connection then meets the new mode on its next attempt."""
+        if mode not in MODES:
+            raise ValueError(f"unknown SMTP mode {mode!r}; one of {', '.join(MODES)}")
+        with self._mode_lock:
+            if mode == self._mode:
+                return
+            self._stop_listeners()
+            if mode == "normal":
+                self._start_controller()
+            elif mode == "blackhole":
+                self._hole = _BlackHole(self.host, self.port)
+            self._mode = mode
+        log.info("smtp_local.mode", mode=mode, port=self.port)
+
+    def _start_controller(self) -> None:
         # A fresh Controller each time: a stopped one has closed its event loop.
         self._controller = _Controller(_Handler(self), hostname=self.host, port=self.port)
         self._controller.start()
@@ -162,14 +210,14 @@ class LocalSmtp:
             # Not the Controller's own start-up probe (it has connected by now).
             self._connections = 0
             self._open.clear()
-        log.info("smtp_local.started", host=self.host, port=self.port)
 
-    def stop(self) -> None:
-        """Stop the server thread and unbind the port."""
+    def _stop_listeners(self) -> None:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
-            log.info("smtp_local.stopped", host=self.host, port=self.port)
+        if self._hole is not None:
+            self._hole.close()
+            self._hole = None
 
     def fail_next(self, n: int, code: int = 451) -> None:
         """The next n DATA commands answer `code` (4xx transient, 5xx permanent)."""
@@ -218,6 +266,78 @@ class LocalSmtp:
         return await wait_for_matches(lambda: self.messages, predicate, timeout, count, "mails")
 
 
+class _BlackHole:
+    """Accepts TCP connections on a port and holds them open without ever reading or writing:
+    a client waits for a greeting that never comes, as with a mail server stuck under load."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self._sock.listen(256)
+        self._sock.settimeout(0.2)
+        self._held: list[socket.socket] = []
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="smtp-blackhole", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._closing.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:  # closed under us by close()
+                return
+            self._held.append(conn)
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join(5)
+        self._sock.close()
+        for conn in self._held:
+            with contextlib.suppress(OSError):
+                conn.close()
+        self._held.clear()
+
+
+def serve_control(server: LocalSmtp, host: str, port: int) -> ThreadingHTTPServer:
+    """An HTTP control port for a server in its own process: `POST /mode` with
+    `{"mode": "refuse"}` (or `normal`, `blackhole`) switches it; `GET /mode` says which."""
+
+    class _Control(BaseHTTPRequestHandler):
+        def _answer(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's handler naming
+            if self.path != "/mode":
+                return self._answer(404, {"error": f"no such path {self.path}"})
+            self._answer(200, {"mode": server.mode})
+
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's handler naming
+            if self.path != "/mode":
+                return self._answer(404, {"error": f"no such path {self.path}"})
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                mode = json.loads(self.rfile.read(length) or b"{}").get("mode")
+                server.set_mode(mode)
+            except (ValueError, AttributeError) as exc:
+                return self._answer(422, {"error": str(exc)})
+            self._answer(200, {"mode": server.mode})
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass  # stdout carries the mail lines only
+
+    httpd = ThreadingHTTPServer((host, port), _Control)
+    threading.Thread(target=httpd.serve_forever, name="smtp-control", daemon=True).start()
+    return httpd
+
+
 def _print_json(mail: ReceivedMail) -> None:
     """One JSON line per mail on stdout, for an out-of-process reader."""
     record: dict[str, Any] = asdict(mail)
@@ -229,6 +349,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--control-port", type=int, help="serve POST /mode here (see above)")
     args = parser.parse_args(argv)
     # stdout carries only the JSON lines; logs go to stderr.
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
@@ -237,12 +358,15 @@ def main(argv: list[str] | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     server.start()
+    control = serve_control(server, args.host, args.control_port) if args.control_port else None
     # A JSON line too, so a reader can parse stdout uniformly.
     print(json.dumps({"event": "ready", "host": server.host, "port": server.port}), flush=True)
     try:
         while not stop.wait(0.5):
             pass
     finally:
+        if control is not None:
+            control.shutdown()
         server.stop()
 
 

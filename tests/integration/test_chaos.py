@@ -1,19 +1,26 @@
-"""`goldenhour chaos --quick`: the whole system under seeded faults keeps every promise; and the
-harness's checks, over a real database, report each failure they exist to catch."""
+"""`goldenhour chaos --quick`: the whole system under seeded faults keeps every promise; the
+harness's checks, over a real database, report each failure they exist to catch; and the local
+SMTP server refuses and black-holes connections when told to."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import smtplib
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
-from chaos import invariants
+from chaos import faults, invariants
+from infra.smtp_local import LocalSmtp, serve_control
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,16 +40,28 @@ async def _alert(conn: asyncpg.Connection, due_in_s: float, child: str) -> uuid.
     return alert_id
 
 
-async def _note(conn: asyncpg.Connection, alert_id: uuid.UUID, contact: str, channel: str) -> str:
+OWED = {("high", "s0"): {("mps-cr", "sms"), ("mps-cr", "email")}}
+
+
+async def _note(
+    conn: asyncpg.Connection,
+    alert_id: uuid.UUID,
+    contact: str,
+    channel: str,
+    status: str = "sent",
+    step: str = "s0",
+) -> str:
     nid = uuid.uuid4()
     await conn.execute(
         "INSERT INTO notifications (notification_id, alert_id, child_id, step_key, contact_id,"
         " org_code, channel, address, body, status, next_attempt_at, created_at)"
-        " VALUES ($1, $2, 'LBH-CX-0001', 's0', $3, 'MPS', $4, 'x', 'body', 'sent', now(), now())",
+        " VALUES ($1, $2, 'LBH-CX-0001', $5, $3, 'MPS', $4, 'x', 'body', $6, now(), now())",
         nid,
         alert_id,
         contact,
         channel,
+        step,
+        status,
     )
     return str(nid)
 
@@ -89,16 +108,35 @@ async def test_the_checks_report_a_lost_event_an_unsent_message_and_an_undecided
             await _note(conn, alert_id, "mps-cr", "email"),
         )
         ev = await invariants.collect(conn, [])
-        unsent = invariants.never_sent(ev.notes, ev.steps, Counter({sms: 1}), Counter())
+        unsent = invariants.never_sent(ev.notes, ev.steps, Counter({sms: 1}), Counter(), OWED)
         assert [(u.key[2], u.key[3]) for u in unsent] == [("mps-cr", "email")]
         mail_id = next(n.message_id for n in ev.notes if n.notification_id == mail)
-        assert (
-            invariants.never_sent(ev.notes, ev.steps, Counter({sms: 1}), Counter({mail_id: 1}))
-            == []
-        )
+        sent = Counter({mail_id: 1})
+        assert invariants.never_sent(ev.notes, ev.steps, Counter({sms: 1}), sent, OWED) == []
         assert invariants.sent_twice(ev.notes, Counter({sms: 2})) == [
             ((str(alert_id), "s0", "mps-cr", "sms"), 2)
         ]
+
+        # A call placed twice is counted by what the provider received for its row.
+        call = await _note(conn, alert_id, "mps-cr", "voice")
+        ev = await invariants.collect(conn, [])
+        assert invariants.calls_twice(ev.notes, Counter({call: 2, sms: 2})) == [
+            ((str(alert_id), "s0", "mps-cr", "voice"), 2)
+        ]
+
+        # A message failed for good with nobody told is reported until the dispatcher marks
+        # the duty manager told, or an unreachable notice for the alert exists.
+        failed = await _note(conn, alert_id, "lbh-head", "sms", status="failed", step="s1")
+        ev = await invariants.collect(conn, [])
+        assert [n.notification_id for n in invariants.failed_untold(ev.notes)] == [failed]
+        await conn.execute(
+            "UPDATE notifications SET unreachable_told_at = now() WHERE notification_id = $1",
+            uuid.UUID(failed),
+        )
+        ev = await invariants.collect(conn, [])
+        assert invariants.failed_untold(ev.notes) == []
+        told = next(n for n in ev.notes if n.notification_id == failed)
+        assert told.unreachable_told_at is not None and told.created_at > 0
 
         # A timer well past due and undecided is reported; one in the future is not.
         assert ev.overdue == []
@@ -140,16 +178,67 @@ def test_a_quick_chaos_run_keeps_every_promise(tmp_path: Path):
         "due_messages_never_sent",
         "sms_sent_twice_for_one_step",
     }
-    # The run did what it claims: every kind of fault, poison included, and a real workload.
-    assert {f["kind"] for f in result["faults"]} >= {
-        "kill_part",
-        "broker_pause",
-        "broker_restart",
-        "postgres_restart",
-        "postgres_pause",
-        "poison",
-    }, table
+    # The new promises are checked, each a count that fails the run.
+    assert set(result["invariants"]) >= {
+        "calls_placed_twice_for_one_step",
+        "failed_messages_nobody_told",
+        "due_steps_decided_over_2s_late",
+    }
+    # The run did what it claims: every kind of fault, poison and a Twilio outage included,
+    # each carried out, with the two dispatchers' clocks 70 s either side of the host's.
+    done = [f for f in result["faults"] if "not done" not in f["label"]]
+    assert {f["kind"] for f in done} >= {*faults.INFRA_KINDS, faults.TWILIO_500}, table
+    assert sorted(result["figures"]["dispatcher_clock_skew_s"].values()) == [-70.0, 70.0]
     assert result["figures"]["poison_injected"] == 3, table
     assert result["figures"]["events_accepted"] >= 200 * 5, table
     assert result["figures"]["sms_received"] > 0, table
     assert proc.returncode == 0, table
+
+
+def _say_hello(port: int, timeout: float = 2.0) -> str:
+    with smtplib.SMTP("127.0.0.1", port, timeout=timeout) as client:
+        client.sendmail("a@x.example", ["b@y.example"], "Subject: t\r\nMessage-ID: <t@x>\r\n\r\nhi")
+    return "sent"
+
+
+def _connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=2)
+
+
+async def test_the_local_smtp_server_refuses_or_holds_connections_when_told_over_its_port():
+    server = LocalSmtp()
+    server.start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        control_port = s.getsockname()[1]
+    control = serve_control(server, "127.0.0.1", control_port)
+    url = f"http://127.0.0.1:{control_port}/mode"
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            assert await asyncio.to_thread(_say_hello, server.port) == "sent"
+
+            assert (await client.post(url, json={"mode": "refuse"})).json() == {"mode": "refuse"}
+            with pytest.raises(ConnectionRefusedError):
+                await asyncio.to_thread(_connect, server.port)
+
+            assert (await client.post(url, json={"mode": "blackhole"})).status_code == 200
+            # The connection is accepted, and then not a word: no greeting within the timeout.
+            sock = await asyncio.to_thread(_connect, server.port)
+            started = time.monotonic()
+            with sock, pytest.raises(TimeoutError):
+                sock.settimeout(1.0)
+                await asyncio.to_thread(sock.recv, 1)
+            assert time.monotonic() - started >= 0.9
+            with pytest.raises((smtplib.SMTPServerDisconnected, TimeoutError)):
+                await asyncio.to_thread(_say_hello, server.port, 1.0)
+
+            refused = await client.post(url, json={"mode": "flood"})
+            assert refused.status_code == 422 and "flood" in refused.text
+            assert (await client.get(url)).json() == {"mode": "blackhole"}
+
+            await client.post(url, json={"mode": "normal"})
+            assert await asyncio.to_thread(_say_hello, server.port) == "sent"
+            assert [m.message_id for m in server.messages] == ["<t@x>", "<t@x>"]
+    finally:
+        control.shutdown()
+        server.stop()
