@@ -119,7 +119,7 @@ class AlertAcknowledged(DerivedEvent):
     alert_id: UUID
     by_user: RecordId | None = None
     by_contact: RecordId | None = None
-    via: Literal["api", "sms", "email", "console"]
+    via: Literal["api", "sms", "email", "console", "voice"]
     at: AwareDatetime
 
     @model_validator(mode="after")

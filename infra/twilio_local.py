@@ -1,4 +1,5 @@
-"""A local Twilio-compatible Messages API so the real twilio library runs without the cloud."""
+"""A local Twilio-compatible Messages and Calls API so the real twilio library runs without the
+cloud: calls fetch and play their TwiML, take scripted keypad input and report their progress."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import structlog
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
+from infra.twilio_calls import CALL_EVENTS, CALL_OUTCOMES, LocalCall, read_twiml
 from infra.waiting import wait_for_matches
 
 log = structlog.get_logger(__name__)
@@ -40,6 +42,10 @@ FIXED_FIELDS = dict(
 )
 FIXED_FIELDS.update(dict.fromkeys(("error_message", "messaging_service_sid", "price")))
 DATE_FIELDS = ("created", "sent", "updated")
+# The REST operations an outage can take down.
+OPS = ("create", "list", "fetch", "call_create", "call_list", "call_fetch")
+# A call that keeps redirecting or gathering is cut off after this many TwiML documents.
+MAX_DOCUMENTS = 10
 
 
 def _rfc2822(moment: datetime | None) -> str | None:
@@ -117,6 +123,13 @@ class LocalTwilio:
         self._callbacks_enabled = True
         self._final_status: dict[str, str] = {}
         self._create_delay = 0.0
+        self._list_lag = 0.0
+        # op -> (time.monotonic() the outage ends, status, Retry-After)
+        self._outages: dict[str, tuple[float, int, float | None]] = {}
+        self.calls: list[LocalCall] = []
+        self._calls_by_sid: dict[str, LocalCall] = {}
+        self._presses: dict[str, str] = {}
+        self._call_outcomes: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -133,8 +146,18 @@ class LocalTwilio:
         app.router.add_post(f"{msgs}.json", self._create)
         app.router.add_get(f"{msgs}.json", self._list)
         app.router.add_get(f"{msgs}/{{sid}}.json", self._fetch)
+        calls = f"{API}/Accounts/{{account}}/Calls"
+        app.router.add_post(f"{calls}.json", self._call_create)
+        app.router.add_get(f"{calls}.json", self._call_list)
+        app.router.add_get(f"{calls}/{{sid}}.json", self._call_fetch)
         app.router.add_get("/_local/messages", self._ctl_messages)
+        app.router.add_get("/_local/calls", self._ctl_calls)
         app.router.add_post("/_local/fail_next", self._ctl_fail_next)
+        app.router.add_post("/_local/outage", self._ctl_outage)
+        app.router.add_post("/_local/create_delay", self._ctl_create_delay)
+        app.router.add_post("/_local/list_lag", self._ctl_list_lag)
+        app.router.add_post("/_local/press", self._ctl_press)
+        app.router.add_post("/_local/call_outcome", self._ctl_call_outcome)
         app.router.add_post("/_local/reset", self._ctl_reset)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -174,6 +197,63 @@ class LocalTwilio:
         (and on its way) while the sender still waits, as a slow provider's would be."""
         self._create_delay = max(0.0, seconds)
 
+    def set_list_lag(self, seconds: float) -> None:
+        """A message or call shows in list results only `seconds` after it was created, as in
+        a provider whose search index trails its writes."""
+        self._list_lag = max(0.0, seconds)
+
+    def outage(
+        self,
+        status: int,
+        seconds: float,
+        retry_after: float | None = None,
+        ops: tuple[str, ...] | list[str] = ("create",),
+    ) -> None:
+        """For `seconds` from now, every request of `ops` answers `status` with a Twilio error
+        body (and Retry-After when given); the outage ends by itself. seconds <= 0 ends it."""
+        unknown = sorted(set(ops) - set(OPS))
+        if unknown:
+            raise ValueError(f"unknown ops {unknown}; expected some of {list(OPS)}")
+        if not 400 <= status <= 599:
+            raise ValueError(f"outage status {status} is not an HTTP error status")
+        ends = time.monotonic() + seconds
+        for op in ops:
+            if seconds > 0:
+                self._outages[op] = (ends, status, retry_after)
+            else:
+                self._outages.pop(op, None)
+
+    def press(self, phone: str, digits: str | None) -> None:
+        """Every later call to phone answers its keypad prompts with `digits`, one prompt's
+        worth at a time (numDigits each); None or "" presses nothing."""
+        if digits and not digits.replace("#", "").replace("*", "").isdigit():
+            raise ValueError(f"keypad input {digits!r} is not digits")
+        if digits:
+            self._presses[phone] = digits
+        else:
+            self._presses.pop(phone, None)
+
+    def set_call_outcome(self, phone: str, outcome: str) -> None:
+        """Calls to phone end `outcome`: completed (answered), no-answer, busy, failed, canceled."""
+        if outcome not in CALL_OUTCOMES:
+            raise ValueError(
+                f"unsupported call outcome {outcome!r}; expected one of {CALL_OUTCOMES}"
+            )
+        self._call_outcomes[phone] = outcome
+
+    def calls_to(self, phone: str) -> list[LocalCall]:
+        """All calls accepted for phone, oldest first."""
+        return [c for c in self.calls if c.to == phone]
+
+    async def wait_for_call(
+        self,
+        predicate: Callable[[LocalCall], bool],
+        timeout: float = 5.0,  # noqa: ASYNC109 - a plain timeout argument reads best in tests
+        count: int = 1,
+    ) -> list[LocalCall]:
+        """Poll until at least count calls match predicate; raise TimeoutError otherwise."""
+        return await wait_for_matches(lambda: self.calls, predicate, timeout, count, "call")
+
     def set_final_status(self, phone: str, status: str) -> None:
         """Messages to phone end "undelivered" or "failed" instead of "delivered"."""
         if status not in FINAL_ERROR_CODES and status != "delivered":
@@ -181,11 +261,17 @@ class LocalTwilio:
         self._final_status[phone] = status
 
     def reset(self) -> None:
-        """Forget messages and pending failure injections."""
+        """Forget messages, calls, scripted input and pending failure injections."""
         self.messages.clear()
         self._by_sid.clear()
         self._failures.clear()
         self._drops.clear()
+        self._outages.clear()
+        self.calls.clear()
+        self._calls_by_sid.clear()
+        self._presses.clear()
+        self._call_outcomes.clear()
+        self._create_delay = self._list_lag = 0.0
 
     def messages_to(self, phone: str) -> list[SentSms]:
         """All messages accepted for phone, oldest first."""
@@ -236,7 +322,27 @@ class LocalTwilio:
             return _error(404, 20404, f"The requested resource {request.path} was not found")
         return await handler(request)
 
+    def _injected_outage(self, op: str) -> web.Response | None:
+        """The error an outage of `op` answers now, or None when `op` is up."""
+        outage = self._outages.get(op)
+        if outage is None:
+            return None
+        ends, status, retry_after = outage
+        if time.monotonic() >= ends:
+            self._outages.pop(op, None)
+            return None
+        headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
+        text = "Too Many Requests" if status == 429 else "Service unavailable"
+        log.info("twilio_local.outage", op=op, status=status)
+        return _error(status, 20429 if status == 429 else 20500, text, headers)
+
+    def _listed(self, received_at: float) -> bool:
+        """Whether a resource created at received_at shows in list results yet."""
+        return time.time() - received_at >= self._list_lag
+
     async def _create(self, request: web.Request) -> web.StreamResponse:
+        if (down := self._injected_outage("create")) is not None:
+            return down
         if self._failures:
             status, retry_after = self._failures.popleft()
             headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
@@ -280,12 +386,16 @@ class LocalTwilio:
         return web.Response(status=500)
 
     async def _fetch(self, request: web.Request) -> web.Response:
+        if (down := self._injected_outage("fetch")) is not None:
+            return down
         sms = self._by_sid.get(request.match_info["sid"])
         if sms is not None:
             return web.json_response(sms.resource())
         return _error(404, 20404, f"The requested resource {request.path} was not found")
 
     async def _list(self, request: web.Request) -> web.Response:
+        if (down := self._injected_outage("list")) is not None:
+            return down
         q = request.query
         try:
             # Twilio filters by sent date at day granularity; the library may send a full
@@ -301,15 +411,22 @@ class LocalTwilio:
         for sms in reversed(self.messages):  # newest first, like Twilio
             day = (sms.date_sent or sms.date_created).date()
             if (
-                (not q.get("To") or sms.to == q["To"])
+                self._listed(sms.received_at)
+                and (not q.get("To") or sms.to == q["To"])
                 and (not q.get("From") or sms.from_ == q["From"])
                 and (on is None or day == on)
                 and (before is None or day <= before)
                 and (after is None or day >= after)
             ):
                 found.append(sms)
+        return self._page("Messages", [m.resource() for m in found], q, page, size)
+
+    def _page(
+        self, kind: str, found: list[dict[str, Any]], q: Any, page: int, size: int
+    ) -> web.Response:
+        """One page of a list answer, with Twilio's paging links."""
         filters = {k: v for k, v in q.items() if k not in ("Page", "PageSize", "PageToken")}
-        uri = f"{API}/Accounts/{self.account_sid}/Messages.json"
+        uri = f"{API}/Accounts/{self.account_sid}/{kind}.json"
 
         def page_uri(n: int) -> str:
             return f"{uri}?{urlencode({**filters, 'PageSize': size, 'Page': n})}"
@@ -318,7 +435,7 @@ class LocalTwilio:
         more = (page + 1) * size < len(found)
         return web.json_response(
             {
-                "messages": [m.resource() for m in chunk],
+                kind.lower(): chunk,
                 "first_page_uri": page_uri(0),
                 "next_page_uri": page_uri(page + 1) if more else None,
                 "previous_page_uri": page_uri(page - 1) if page > 0 else None,
@@ -356,6 +473,162 @@ class LocalTwilio:
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("twilio_local.callback_failed", sid=sms.sid, error=repr(exc))
 
+    # --- Calls -------------------------------------------------------------------------------
+
+    async def _call_create(self, request: web.Request) -> web.StreamResponse:
+        if (down := self._injected_outage("call_create")) is not None:
+            return down
+        form = await request.post()
+        to, from_, url = (str(form.get(k, "")) for k in ("To", "From", "Url"))
+        for failed, code, text in (
+            (not to, 21201, "No 'To' number is specified"),
+            (not E164.match(to), 21211, f"The 'To' number {to} is not a valid phone number."),
+            (not from_, 21213, "No 'From' number is specified"),
+            (not url.startswith(("http://", "https://")), 21205, f"Url is not a valid URL: {url}"),
+        ):
+            if failed:
+                return _error(400, code, text)
+        events = tuple(
+            e for value in form.getall("StatusCallbackEvent", []) for e in str(value).split()
+        )
+        bad = sorted(set(events) - set(CALL_EVENTS))
+        if bad:
+            return _error(400, 21626, f"Invalid StatusCallbackEvent {bad}")
+        callback = str(form.get("StatusCallback", "")) or None
+        sid = "CA" + secrets.token_hex(16)
+        # Twilio reports only the final event unless asked for more.
+        call = LocalCall(
+            sid, to, from_, url, callback, events or ("completed",), time.time(), self.account_sid
+        )
+        self.calls.append(call)
+        self._calls_by_sid[sid] = call
+        task = asyncio.get_running_loop().create_task(self._ring(call))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return web.json_response(call.resource(), status=201)
+
+    async def _call_fetch(self, request: web.Request) -> web.Response:
+        if (down := self._injected_outage("call_fetch")) is not None:
+            return down
+        call = self._calls_by_sid.get(request.match_info["sid"])
+        if call is not None:
+            return web.json_response(call.resource())
+        return _error(404, 20404, f"The requested resource {request.path} was not found")
+
+    async def _call_list(self, request: web.Request) -> web.Response:
+        if (down := self._injected_outage("call_list")) is not None:
+            return down
+        q = request.query
+        try:
+            on, before, after = (
+                date.fromisoformat(q[k][:10]) if q.get(k) else None
+                for k in ("StartTime", "StartTime<", "StartTime>")
+            )
+            page, size = int(q.get("Page", 0)), min(int(q.get("PageSize", 50)), 1000)
+        except ValueError:
+            return _error(400, 20001, "Invalid query parameter")
+        found = []
+        for call in reversed(self.calls):
+            day = (call.start_time or call.date_created).date()
+            if (
+                self._listed(call.received_at)
+                and (not q.get("To") or call.to == q["To"])
+                and (not q.get("From") or call.from_ == q["From"])
+                and (not q.get("Status") or call.status == q["Status"])
+                and (on is None or day == on)
+                and (before is None or day <= before)
+                and (after is None or day >= after)
+            ):
+                found.append(call.resource())
+        return self._page("Calls", found, q, page, size)
+
+    async def _ring(self, call: LocalCall) -> None:
+        """Play the call out: ring, answer (or not, as scripted), run its TwiML, hang up."""
+        outcome = self._call_outcomes.get(call.to, "completed")
+        await self._call_moved(call, "initiated", "queued")
+        if outcome != "failed":  # a failed call never rang
+            await asyncio.sleep(self.callback_delay)
+            await self._call_moved(call, "ringing", "ringing")
+        if outcome == "completed":
+            await asyncio.sleep(self.callback_delay)
+            call.start_time = datetime.now(UTC)
+            await self._call_moved(call, "answered", "in-progress")
+            try:
+                await self._play(call)
+            except Exception as exc:  # noqa: BLE001 - Twilio hangs up on any application error
+                call.error = repr(exc)[:300]
+                log.warning("twilio_local.call_error", sid=call.sid, error=call.error)
+            call.end_time = datetime.now(UTC)
+        await asyncio.sleep(self.callback_delay)
+        await self._call_moved(call, "completed", outcome)
+
+    async def _play(self, call: LocalCall) -> None:
+        """Fetch the call's TwiML and follow it: Say, Gather (with the scripted digits),
+        Redirect, Hangup, as Twilio would."""
+        assert self._session is not None
+        digits = self._presses.get(call.to, "")
+        url, extra = call.url, {}
+        for _ in range(MAX_DOCUMENTS):
+            status, document = await self._post_signed(
+                self._session, url, self._call_form(call, **extra)
+            )
+            call.answers.append(document)
+            if status != 200:
+                raise RuntimeError(f"{url} answered HTTP {status}")
+            next_url = None
+            for verb in read_twiml(document, url):
+                if verb.kind == "say":
+                    call.said.append(verb.text)
+                elif verb.kind == "gather" and verb.gather is not None:
+                    call.said.extend(verb.gather.said)
+                    if digits:
+                        pressed, digits = (
+                            digits[: verb.gather.num_digits],
+                            digits[verb.gather.num_digits :],
+                        )
+                        call.pressed.append(pressed)
+                        next_url, extra = verb.gather.action, {"Digits": pressed}
+                        break
+                elif verb.kind == "redirect":
+                    next_url, extra = verb.text, {}
+                    break
+                elif verb.kind == "hangup":
+                    return
+            if next_url is None:
+                return  # the document ran out: Twilio hangs up
+            url = next_url
+        raise RuntimeError(f"more than {MAX_DOCUMENTS} TwiML documents in one call")
+
+    def _call_form(self, call: LocalCall, **extra: str) -> dict[str, str]:
+        """The fields Twilio puts in every webhook POST about a call."""
+        return {
+            "CallSid": call.sid,
+            "AccountSid": self.account_sid,
+            "From": call.from_,
+            "To": call.to,
+            "CallStatus": call.status,
+            "Direction": "outbound-api",
+            "ApiVersion": "2010-04-01",
+            **extra,
+        }
+
+    async def _call_moved(self, call: LocalCall, event: str, status: str) -> None:
+        """Move the call to `status` and POST the signed callback if `event` was asked for."""
+        call.status, call.date_updated = status, datetime.now(UTC)
+        if not (self._callbacks_enabled and call.status_callback and event in call.events):
+            return
+        params = self._call_form(call, CallbackSource="call-progress-events")
+        params["SequenceNumber"] = str(CALL_EVENTS.index(event))
+        params["Timestamp"] = _rfc2822(call.date_updated) or ""
+        if event == "completed":
+            duration = call.resource()["duration"] or "0"
+            params.update(CallDuration=duration, Duration=duration)
+        assert self._session is not None
+        try:
+            await self._post_signed(self._session, call.status_callback, params)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("twilio_local.callback_failed", sid=call.sid, error=repr(exc))
+
     async def _ctl_messages(self, request: web.Request) -> web.Response:
         return web.json_response(
             {"messages": [{**m.resource(), "received_at": m.received_at} for m in self.messages]}
@@ -365,6 +638,47 @@ class LocalTwilio:
         spec = await request.json()
         self.fail_next(int(spec.get("n", 1)), int(spec.get("status", 500)), spec.get("retry_after"))
         return web.json_response({"ok": True, "pending": len(self._failures)})
+
+    async def _ctl_calls(self, request: web.Request) -> web.Response:
+        return web.json_response({"calls": [c.local_view() for c in self.calls]})
+
+    async def _ctl_outage(self, request: web.Request) -> web.Response:
+        spec = await request.json()
+        try:
+            retry_after = spec.get("retry_after")
+            self.outage(
+                int(spec.get("status", 500)),
+                float(spec.get("seconds", 0)),
+                float(retry_after) if retry_after is not None else None,
+                tuple(spec.get("ops") or ("create",)),
+            )
+        except (TypeError, ValueError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"ok": True, "ops": sorted(self._outages)})
+
+    async def _ctl_create_delay(self, request: web.Request) -> web.Response:
+        self.set_create_delay(float((await request.json()).get("seconds", 0)))
+        return web.json_response({"ok": True, "seconds": self._create_delay})
+
+    async def _ctl_list_lag(self, request: web.Request) -> web.Response:
+        self.set_list_lag(float((await request.json()).get("seconds", 0)))
+        return web.json_response({"ok": True, "seconds": self._list_lag})
+
+    async def _ctl_press(self, request: web.Request) -> web.Response:
+        spec = await request.json()
+        try:
+            self.press(str(spec["phone"]), spec.get("digits"))
+        except (KeyError, ValueError) as exc:
+            return web.json_response({"error": f"bad press: {exc}"}, status=400)
+        return web.json_response({"ok": True})
+
+    async def _ctl_call_outcome(self, request: web.Request) -> web.Response:
+        spec = await request.json()
+        try:
+            self.set_call_outcome(str(spec["phone"]), str(spec.get("outcome", "completed")))
+        except (KeyError, ValueError) as exc:
+            return web.json_response({"error": f"bad call outcome: {exc}"}, status=400)
+        return web.json_response({"ok": True})
 
     async def _ctl_reset(self, request: web.Request) -> web.Response:
         self.reset()

@@ -16,11 +16,14 @@ if TYPE_CHECKING:
 
     from infra.health import Check
     from notifiers.dispatcher import Dispatcher
+    from notifiers.failover import Failover
 
 log = structlog.get_logger(__name__)
 
 
-def health_checks(pool: asyncpg.Pool, dispatcher: Dispatcher) -> dict[str, Check]:
+def health_checks(
+    pool: asyncpg.Pool, dispatcher: Dispatcher, failover: Failover | None = None
+) -> dict[str, Check]:
     """What /readyz asks: each check answers None when it holds, else why it does not."""
 
     async def database() -> str | None:
@@ -40,7 +43,14 @@ def health_checks(pool: asyncpg.Pool, dispatcher: Dispatcher) -> dict[str, Check
     async def sweep() -> str | None:
         return dispatcher.sweep_problem()
 
-    return {"database": database, "broker": broker, "partitions": partitions, "sweep": sweep}
+    checks = {"database": database, "broker": broker, "partitions": partitions, "sweep": sweep}
+    if failover is not None:
+
+        async def failing_over() -> str | None:
+            return failover.problem()
+
+        checks["failover"] = failing_over
+    return checks
 
 
 def main(settings: Settings) -> int:
@@ -51,6 +61,7 @@ def main(settings: Settings) -> int:
     from infra.topics import Topics, ensure_topics
     from notifiers.channels import channels_from
     from notifiers.dispatcher import Dispatcher, run_dispatcher
+    from notifiers.failover import Failover
     from notifiers.subscription_health import WebhookSubscriptions
 
     bootstrap, dsn = settings.require_servers()
@@ -64,7 +75,7 @@ def main(settings: Settings) -> int:
             "database",
             lambda: create_pool(dsn, min_size=2, max_size=20, limits=settings.db_limits),
         )
-        channels = channels_from(settings)
+        channels = channels_from(settings, pool)
         dispatcher = Dispatcher(
             pool,
             channels,
@@ -73,15 +84,18 @@ def main(settings: Settings) -> int:
             lease=timedelta(seconds=settings.send_lease_s),
             webhooks=WebhookSubscriptions(pool, settings.config, settings.webhook_max_failures),
         )
+        # Calls and emails a contact whose SMS is stuck, reports contacts nobody reached.
+        failover = Failover(pool, settings.config, settings.ack_links)
         health = None
         if settings.health_port is not None:
-            health = HealthServer(settings.health_port, health_checks(pool, dispatcher))
+            health = HealthServer(settings.health_port, health_checks(pool, dispatcher, failover))
             await health.start()
         task = asyncio.create_task(
             run_dispatcher(
                 dispatcher, bootstrap, topics, f"{settings.topic_prefix}-dispatcher", settings
             )
         )
+        failing_over = asyncio.create_task(failover.run_forever())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
@@ -91,6 +105,8 @@ def main(settings: Settings) -> int:
         except asyncio.CancelledError:
             pass
         finally:
+            failing_over.cancel()
+            await asyncio.gather(failing_over, return_exceptions=True)
             if health is not None:
                 await health.stop()
             for channel in channels.values():

@@ -1,4 +1,5 @@
-"""Twilio's callbacks: delivery status of our SMS, and SMS replies (`ACK 4821`)."""
+"""Twilio's callbacks: delivery status of our SMS and calls, SMS replies (`ACK 4821`), and the
+TwiML a call reads out with the keypad answer (`1` acknowledges)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,23 @@ import structlog
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
+from twilio.twiml.voice_response import VoiceResponse
 
 from notifiers.status import apply_status, provider_status
+from notifiers.voice import VOICE_PATH, call_status
 from services.acks import acknowledge
 
 log = structlog.get_logger(__name__)
 router = APIRouter()
 
 ACK_REPLY = re.compile(r"^\s*ACK\s*[#:]?\s*(\d{4,8})\s*$", re.IGNORECASE)
+# What a call says around the alert: a person who picks up hears it twice before the goodbye.
+VOICE_GOODBYE = "No key was pressed. Golden Hour will keep trying. Goodbye."
+VOICE_ACKNOWLEDGED = (
+    "Thank you. The alert is acknowledged: the other agencies can see you are acting. Goodbye."
+)
+VOICE_CLOSED = "Golden Hour: this alert is closed. No action is needed. Goodbye."
+VOICE_UNKNOWN_KEY = "That key does not acknowledge the alert. Here it is again."
 
 
 async def _signed_form(request: Request) -> dict[str, str]:
@@ -45,12 +55,7 @@ async def delivery_status(request: Request) -> Response:
             status.HTTP_400_BAD_REQUEST,
             detail=f"missing MessageSid or unknown MessageStatus {reported!r}",
         )
-    try:
-        notification_id = (
-            uuid.UUID(request.query_params["n"]) if "n" in request.query_params else None
-        )
-    except ValueError:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="bad notification id") from None
+    notification_id = _notification_id(request, required=False)
     error = form.get("ErrorCode")
     await apply_status(
         request.app.state.pool,
@@ -60,6 +65,22 @@ async def delivery_status(request: Request) -> Response:
         provider_id=sid,
     )
     return Response(status_code=status.HTTP_200_OK)
+
+
+def _notification_id(request: Request, required: bool = True) -> uuid.UUID | None:
+    """The message named by the callback URL's `?n=`; 400 when it is malformed (or missing,
+    when required)."""
+    given = request.query_params.get("n")
+    if given is None:
+        if required:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="missing notification id n")
+        return None
+    try:
+        return uuid.UUID(given)
+    except ValueError:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, detail=f"bad notification id {given!r}"
+        ) from None
 
 
 def _twiml(text: str) -> Response:
@@ -116,3 +137,128 @@ async def inbound_sms(request: Request) -> Response:
         f"Golden Hour: acknowledged case {alert['child_id']}. Others can see you "
         "are acting. Thank you."
     )
+
+
+def _voice(reply: VoiceResponse) -> Response:
+    return Response(content=str(reply), media_type="application/xml")
+
+
+async def _call_row(request: Request, notification_id: uuid.UUID) -> dict:
+    """The call's message row with its alert's state; 404 when no call has that id."""
+    row = await request.app.state.pool.fetchrow(
+        """
+        SELECT n.notification_id, n.alert_id, n.child_id, n.contact_id, n.org_code, n.body,
+               a.status AS alert_status
+        FROM notifications n LEFT JOIN alerts a ON a.alert_id = n.alert_id
+        WHERE n.notification_id = $1 AND n.channel = 'voice'
+        """,
+        notification_id,
+    )
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no call {notification_id}")
+    return dict(row)
+
+
+def _read_out(request: Request, row: dict, preface: str | None = None) -> Response:
+    """The alert read out twice inside a one-key <Gather>, then a goodbye."""
+    reply = VoiceResponse()
+    keypad = request.app.state.settings.public_url.rstrip("/") + f"{VOICE_PATH}/keypad"
+    gather = reply.gather(
+        num_digits=1, action=f"{keypad}?n={row['notification_id']}", method="POST", timeout=10
+    )
+    if preface:
+        gather.say(preface)
+    gather.say(row["body"])
+    gather.pause(length=1)
+    gather.say(row["body"])
+    reply.say(VOICE_GOODBYE)
+    return _voice(reply)
+
+
+@router.post("/webhooks/twilio/voice")
+async def voice_twiml(request: Request) -> Response:
+    """What the call for one message says (its stored body: case reference, risk, last seen;
+    never a name), with the keypad prompt."""
+    form = await _signed_form(request)
+    row = await _call_row(request, _notification_id(request))
+    sid = form.get("CallSid", "")
+    bound = log.bind(
+        alert_id=str(row["alert_id"]),
+        child_id=row["child_id"],
+        notification_id=str(row["notification_id"]),
+    )
+    if sid:
+        # The call connected: record its SID, so a retry after a lost create answer finds it.
+        await apply_status(
+            request.app.state.pool,
+            "sent",
+            None,
+            notification_id=row["notification_id"],
+            provider_id=sid,
+        )
+    if row["alert_status"] in (None, "resolved"):
+        bound.info("voice.read_closed", call_sid=sid)
+        reply = VoiceResponse()
+        reply.say(VOICE_CLOSED)
+        reply.hangup()
+        return _voice(reply)
+    bound.info("voice.read_out", call_sid=sid)
+    return _read_out(request, row)
+
+
+@router.post("/webhooks/twilio/voice/keypad")
+async def voice_keypad(request: Request) -> Response:
+    """A key pressed during the call: `1` acknowledges the alert as the contact called."""
+    form = await _signed_form(request)
+    row = await _call_row(request, _notification_id(request))
+    digits = form.get("Digits", "")
+    bound = log.bind(
+        alert_id=str(row["alert_id"]),
+        child_id=row["child_id"],
+        notification_id=str(row["notification_id"]),
+    )
+    if digits != "1":
+        bound.info("voice.other_key", digits=digits[:8])
+        return _read_out(request, row, VOICE_UNKNOWN_KEY)
+    async with request.app.state.pool.acquire() as conn:
+        result = await acknowledge(
+            conn,
+            row["alert_id"],
+            org_code=row["org_code"],
+            user_id=None,
+            contact_id=row["contact_id"],
+            via="voice",
+            now=datetime.now(UTC),
+            alerts_topic=request.app.state.topics.alerts,
+        )
+    reply = VoiceResponse()
+    if result is None or result.status == "resolved":
+        reply.say(VOICE_CLOSED)
+    else:
+        bound.info("voice.acknowledged", new=result.new)
+        reply.say(VOICE_ACKNOWLEDGED)
+    reply.hangup()
+    return _voice(reply)
+
+
+@router.post("/webhooks/twilio/voice/status")
+async def voice_status(request: Request) -> Response:
+    """A call's progress: answered and heard → delivered; busy, no answer, failed → failed."""
+    form = await _signed_form(request)
+    notification_id = _notification_id(request)
+    sid, reported = form.get("CallSid", ""), form.get("CallStatus", "")
+    ours = call_status(reported)
+    if not sid or ours is None:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            detail=f"missing CallSid or unknown CallStatus {reported!r}",
+        )
+    error = None
+    if ours == "failed":
+        error = f"call {reported}" + (
+            f" (provider error {form['ErrorCode']})" if form.get("ErrorCode") else ""
+        )
+    await apply_status(
+        request.app.state.pool, ours, error, notification_id=notification_id, provider_id=sid
+    )
+    return Response(status_code=status.HTTP_200_OK)
