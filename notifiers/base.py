@@ -28,7 +28,7 @@ class OutboundMessage:
     subject: str  # email only ("" for sms)
     body: str
     status_callback_url: str | None = None  # sms only
-    sent_since: datetime | None = None  # when a previous attempt started; for reconcile
+    sent_since: datetime | None = None  # when the message was written; for reconcile
     signing_secret: str | None = None  # webhook only: the subscription's HMAC secret
 
 
@@ -47,10 +47,16 @@ class ChannelError(Exception):
 class RetryableSendError(ChannelError):
     """Transient failure (429, 5xx, connection error, timeout): try again later."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, ambiguous: bool = False
+    ) -> None:
         super().__init__(message)
         # The provider's Retry-After in seconds, so the dispatcher's backoff can honour it.
         self.retry_after = retry_after
+        # The request may have reached the provider and still be acted on (a timeout or a
+        # reset after it was written, a 5xx other than 503): before any resend, the provider is
+        # asked whether it has the message, once it has had time to finish creating it.
+        self.ambiguous = ambiguous
 
 
 class PermanentSendError(ChannelError):

@@ -1,14 +1,19 @@
 """The dispatcher: sends each message row once, over its channel, and keeps its state visible.
 
-A message's life: pending → sending → sent → delivered / failed (or cancelled on stand-down).
-Postgres is the record. A `notification.requested` event on Kafka is the fast path that wakes the
-dispatcher (notifiers/consumer.py); a sweep of the pending index is the safety net that finds
-anything Kafka did not bring (a lost event, a retry falling due, a lease left behind by a killed
-dispatcher). Neither loop stops on any error, and no send's failure stops another send.
+A message's life: pending → sending → sent → delivered / failed (or cancelled once its step no
+longer matters). Postgres is the record. A `notification.requested` event on Kafka is the fast
+path that wakes the dispatcher (notifiers/consumer.py); a sweep of each channel's pending index
+is the safety net that finds anything Kafka did not bring (a lost event, a retry falling due, a
+lease left behind by a killed dispatcher). Neither loop stops on any error, and no send's failure
+stops another send; each channel sends on slots of its own, so no backlog starves another.
 
-Exactly once: a row is claimed by a conditional UPDATE (only one claimer wins), and its lease is
-recorded before the provider is called. A lease that expired (the dispatcher died mid-send) is
-reconciled against the provider's own log before any resend, so a restart never sends twice.
+Once: a row is claimed by a conditional UPDATE (one claimer wins) that increments its fencing
+token, `claim`; every lease is the database's clock. Just before the provider is called the
+holder checks that its claim is current and its lease unexpired, and every mark presents the
+token, so a holder whose lease was taken over neither sends nor marks. After an outcome that may
+have reached the provider, nobody looks or resends before the provider has had time to finish,
+and then looks for the message by its own marker (notifiers/sms.py) before any resend. When to
+retry and when to stop is notifiers/retry_rules.py; the SQL is notifiers/claims.py.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
 
 import asyncpg
 import structlog
@@ -30,6 +35,8 @@ from contracts.derived import NotificationRequested
 from infra.backoff import delay
 from infra.settings import Settings
 from infra.topics import Topics
+from notifiers import claims
+from notifiers import retry_rules as rules
 from notifiers.base import (
     Channel,
     OutboundMessage,
@@ -37,7 +44,9 @@ from notifiers.base import (
     RetryableSendError,
 )
 from notifiers.consumer import RequestConsumer
-from notifiers.status import apply_status, audited_change, provider_status
+from notifiers.retry_rules import BACKOFF_CAP_S as BACKOFF_CAP_S  # the tests' bound
+from notifiers.retry_rules import backoff as backoff
+from notifiers.status import apply_status, provider_status
 from notifiers.subscription_health import WebhookSubscriptions
 
 log = structlog.get_logger(__name__)
@@ -45,6 +54,11 @@ log = structlog.get_logger(__name__)
 SENT = Counter("goldenhour_notifications_sent_total", "Messages handed to a provider", ["channel"])
 RETRIED = Counter("goldenhour_notifications_retried_total", "Send attempts to retry", ["channel"])
 FAILED = Counter("goldenhour_notifications_failed_total", "Messages given up", ["channel"])
+CANCELLED = Counter(
+    "goldenhour_notifications_cancelled_total",
+    "Messages no longer retried because their step stopped mattering",
+    ["channel"],
+)
 SWEEP_FAILURES = Counter("goldenhour_dispatcher_sweep_failures_total", "Sweeps that raised")
 LAST_SWEEP = Gauge(
     "goldenhour_dispatcher_last_sweep_timestamp_seconds", "When the last sweep completed"
@@ -53,67 +67,32 @@ TASK_FAILURES = Counter(
     "goldenhour_dispatcher_task_failures_total", "Send or re-poll tasks that raised", ["channel"]
 )
 
-MAX_ATTEMPTS = 10
-BACKOFF_CAP_S = 60.0
 # One sweep's bound: a database that stopped answering must not hold the safety net.
 SWEEP_BOUND_S = 30.0
-
-_CLAIM_ONE = """
-UPDATE notifications SET status = 'sending', attempts = attempts + 1, lease_until = $2,
-       updated_at = now()
-WHERE notification_id = $1 AND status = 'pending' AND next_attempt_at <= $3
-RETURNING *
-"""
-
-# A lease that ran out (its dispatcher died mid-send) is taken over by one claimer only.
-_CLAIM_EXPIRED = """
-UPDATE notifications SET lease_until = $2, updated_at = now()
-WHERE notification_id = $1 AND status = 'sending' AND lease_until < $3
-RETURNING *
-"""
-
-# Candidates only: each is claimed when a slot is free to send it, so no lease runs out while
-# its message waits its turn behind a backlog.
-_DUE = """
-SELECT notification_id, channel FROM notifications
-WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2
-"""
-_EXPIRED = """
-SELECT notification_id, channel FROM notifications
-WHERE status = 'sending' AND lease_until < $1 ORDER BY lease_until LIMIT $2
-"""
+# Each channel sends on slots of its own, SMS and voice the most: the golden hour is measured by
+# them, and an email backlog (a server that accepts and never answers) can fill only its own.
+SLOTS = {"sms": 32, "voice": 16, "email": 4, "webhook": 8}
+OTHER_SLOTS = 4
+POLL_SLOTS = 8
+# At most this many messages of one channel wait for a slot here; the rest wait in the table.
+QUEUE_DEPTH = 500
+# How long after an ambiguous outcome the provider may still be creating the message, on top of
+# its timeout (a list lagging 30 s behind its writes still shows it then).
+PROCESSING_ALLOWANCE = timedelta(seconds=40)
+# Between the fence and the provider's answer, besides the channel's own timeout.
+SEND_MARGIN_S = 2.0
 
 
-# A delivery callback may have overtaken the send: never move a status backwards.
-_MARK_SENT = audited_change(
-    """UPDATE notifications SET provider_id = $2, lease_until = NULL,
-        status = CASE WHEN status = 'sending' THEN $3 ELSE status END,
-        sent_at = COALESCE(sent_at, now()),
-        delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END,
-        updated_at = now()
-    WHERE notification_id = $1""",
-    "system:dispatcher",
-    "'notification.sent'",
-    "$4::jsonb",
-)
-_MARK_FAILED = audited_change(
-    """UPDATE notifications SET status = 'failed', lease_until = NULL, last_error = $2,
-        updated_at = now()
-    WHERE notification_id = $1""",
-    "system:dispatcher",
-    "'notification.failed'",
-    "$3::jsonb",
-)
-
-
-def backoff(attempts: int, retry_after: float | None, rng: random.Random) -> float:
-    """Seconds before the next attempt: exponential with full jitter, at least Retry-After."""
-    return max(retry_after or 0.0, delay(attempts, 0.5, BACKOFF_CAP_S, rng))
-
-
-def _retried(row: asyncpg.Record) -> bool:
-    """A retry: the last attempt may have reached the provider before its answer was lost."""
-    return row["attempts"] > 1  # the claim already counted this attempt
+def _attempted(row: asyncpg.Record) -> rules.Attempted:
+    return rules.Attempted(
+        channel=row["channel"],
+        step_key=row["step_key"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        alert_id=row["alert_id"],
+        alert_status=row["alert_status"],
+        acknowledged_at=row["alert_acknowledged_at"],
+    )
 
 
 class Dispatcher:
@@ -127,8 +106,9 @@ class Dispatcher:
         repoll_after: timedelta,
         lease: timedelta = timedelta(seconds=60),
         webhooks: WebhookSubscriptions | None = None,
-        concurrency: int = 32,
+        concurrency: int | Mapping[str, int] | None = None,
         sweep_every_s: float = 0.5,
+        processing_allowance: timedelta = PROCESSING_ALLOWANCE,
     ) -> None:
         self.lease = lease
         self.webhooks = webhooks
@@ -137,12 +117,16 @@ class Dispatcher:
         self.public_url = public_url.rstrip("/")
         self.repoll_after = repoll_after
         self.sweep_every_s = sweep_every_s
-        self._slots = asyncio.Semaphore(concurrency)
-        # The golden hour is measured by the SMS: email and webhooks cost several times an SMS
-        # to send, so under load they take a few slots each and never crowd the SMS out.
-        self._gates = {"email": asyncio.Semaphore(4), "webhook": asyncio.Semaphore(8)}
+        self.processing_allowance = processing_allowance
+        if isinstance(concurrency, int):  # one bound for every channel (tests)
+            sizes = {name: min(concurrency, SLOTS.get(name, OTHER_SLOTS)) for name in channels}
+        else:
+            sizes = {**SLOTS, **(concurrency or {})}
+        self._slots = {name: asyncio.Semaphore(sizes.get(name, OTHER_SLOTS)) for name in channels}
+        self._polls = asyncio.Semaphore(POLL_SLOTS)
         self._tasks: set[asyncio.Task] = set()
-        self._queued: set[uuid.UUID] = set()  # waiting for a slot or being sent here
+        # Waiting for a slot or being sent here, by channel: never queued twice.
+        self._queued: dict[uuid.UUID, str] = {}
         self._rng = random.Random()
         # A send past this is abandoned: its row stays leased and is reconciled on take-over.
         self._task_bound_s = lease.total_seconds() + 30.0
@@ -190,7 +174,8 @@ class Dispatcher:
         while True:
             try:
                 async with asyncio.timeout(SWEEP_BOUND_S):
-                    await self.sweep(datetime.now(UTC))
+                    # The database's clock, not this host's: leases are compared with it.
+                    await self.sweep(await self.pool.fetchval("SELECT now()"))
             except Exception as exc:  # noqa: BLE001 - the safety net must never stop
                 failures += 1
                 SWEEP_FAILURES.inc()
@@ -226,68 +211,87 @@ class Dispatcher:
     async def send_requested(
         self, notification_id: uuid.UUID, due_by: datetime | None = None
     ) -> None:
-        """Claim the message if it is pending and due (by `due_by`, else now), and send it."""
-        now = datetime.now(UTC)
-        row = await self.pool.fetchrow(_CLAIM_ONE, notification_id, now + self.lease, due_by or now)
-        if row is not None:
-            await self._deliver(row, reconcile=_retried(row))
-
-    async def take_over(self, notification_id: uuid.UUID, expired_by: datetime) -> None:
-        """Claim a message whose lease ran out (by `expired_by`) and reconcile before sending."""
-        now = datetime.now(UTC)
+        """Claim the message if it is pending and due (by `due_by`, else the database's now),
+        and send it."""
         row = await self.pool.fetchrow(
-            _CLAIM_EXPIRED, notification_id, now + self.lease, expired_by
+            claims.CLAIM_DUE, notification_id, self.lease.total_seconds(), due_by
+        )
+        if row is not None:
+            await self._deliver(row, reconcile=row["look_after"] is not None)
+
+    async def take_over(
+        self, notification_id: uuid.UUID, expired_by: datetime | None = None
+    ) -> None:
+        """Claim a message whose lease ran out (by `expired_by`, else the database's now) and
+        reconcile before sending."""
+        row = await self.pool.fetchrow(
+            claims.CLAIM_EXPIRED, notification_id, self.lease.total_seconds(), expired_by
         )
         if row is not None:
             await self._deliver(row, reconcile=True)
 
     async def sweep(self, now: datetime) -> None:
-        for row in await self.pool.fetch(_DUE, now, 200):
-            self._queue(row["notification_id"], row["channel"], self.send_requested, now)
-        for row in await self.pool.fetch(_EXPIRED, now, 200):
-            self._queue(row["notification_id"], row["channel"], self.take_over, now)
+        """One pass of the safety net at `now` (the database's): each channel's due and
+        expired rows, then the re-polls."""
+        for name in self.channels:
+            queued = [n for n, ch in self._queued.items() if ch == name]
+            room = QUEUE_DEPTH - len(queued)
+            if room <= 0:
+                continue
+            for row in await self.pool.fetch(claims.DUE, name, now, room, queued):
+                self._queue(row["notification_id"], name, self.send_requested, now)
+            for row in await self.pool.fetch(claims.EXPIRED, name, now, room, queued):
+                self._queue(row["notification_id"], name, self.take_over, now)
         stale = await self.pool.fetch(
-            "UPDATE notifications SET updated_at = now() WHERE notification_id IN ("
-            " SELECT notification_id FROM notifications WHERE status = 'sent'"
-            " AND updated_at < $1 AND channel = ANY($2)"
-            " ORDER BY updated_at LIMIT 200 FOR UPDATE SKIP LOCKED)"
-            " RETURNING notification_id, channel, provider_id",
+            claims.STALE_SENT,
             now - self.repoll_after,
             [name for name, ch in self.channels.items() if ch.reports_delivery],
         )
         for row in stale:
-            self._spawn(self._repoll(row), row["channel"], row["notification_id"])
+            self._spawn(self._repoll(row), self._polls, row["channel"], row["notification_id"])
 
     def _queue(self, notification_id: uuid.UUID, channel: str, send, *args) -> None:
-        """Send once a slot is free, unless this message already waits here for one."""
+        """Send once a slot of the channel is free, unless this message already waits here."""
         if notification_id in self._queued:
             return
-        self._queued.add(notification_id)
-        task = self._spawn(send(notification_id, *args), channel, notification_id)
-        task.add_done_callback(lambda _: self._queued.discard(notification_id))
+        slots = self._slots.get(channel)
+        if slots is None:
+            log.error(
+                "dispatcher.unknown_channel", notification_id=str(notification_id), channel=channel
+            )
+            return
+        self._queued[notification_id] = channel
+        task = self._spawn(send(notification_id, *args), slots, channel, notification_id)
+        task.add_done_callback(lambda _: self._queued.pop(notification_id, None))
 
-    def _spawn(self, coro, channel: str | None, notification_id: uuid.UUID) -> asyncio.Task:
-        task = asyncio.create_task(self._bounded(coro, channel, notification_id))
+    def _spawn(
+        self, coro, slots: asyncio.Semaphore, channel: str | None, notification_id: uuid.UUID
+    ) -> asyncio.Task:
+        task = asyncio.create_task(self._bounded(coro, slots, channel, notification_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _bounded(self, coro, channel: str | None, notification_id: uuid.UUID) -> None:
-        gate = self._gates.get(channel or "")
-        async with gate or contextlib.nullcontext(), self._slots:
-            try:
-                async with asyncio.timeout(self._task_bound_s):
-                    await coro
-            except Exception as exc:  # noqa: BLE001 - one message's failure stops nothing else
-                # The row stays leased; the sweep takes it up again when the lease expires,
-                # and reconciles with the provider before any resend.
-                TASK_FAILURES.labels(channel or "").inc()
-                log.warning(
-                    "dispatcher.task_failed",
-                    notification_id=str(notification_id),
-                    channel=channel,
-                    error=repr(exc)[:500],
-                )
+    async def _bounded(
+        self, coro, slots: asyncio.Semaphore, channel: str | None, notification_id: uuid.UUID
+    ) -> None:
+        try:
+            async with slots:
+                try:
+                    async with asyncio.timeout(self._task_bound_s):
+                        await coro
+                except Exception as exc:  # noqa: BLE001 - one message's failure stops nothing
+                    # The row stays leased; the sweep takes it up again when the lease expires,
+                    # and reconciles with the provider before any resend.
+                    TASK_FAILURES.labels(channel or "").inc()
+                    log.warning(
+                        "dispatcher.task_failed",
+                        notification_id=str(notification_id),
+                        channel=channel,
+                        error=repr(exc)[:500],
+                    )
+        finally:
+            coro.close()  # cancelled while it waited for a slot: it never started
 
     async def _webhook_failed(self, row: asyncpg.Record, error: str) -> None:
         if row["channel"] == "webhook" and self.webhooks:
@@ -310,47 +314,71 @@ class Dispatcher:
             signing_secret=secret,
         )
 
+    def _timeout_s(self, channel: Channel) -> float:
+        return float(getattr(channel, "timeout", 0.0) or 0.0)
+
     async def _deliver(self, row: asyncpg.Record, reconcile: bool) -> None:
         channel = self.channels[row["channel"]]
-        secret = None
-        if row["channel"] == "webhook":
-            secret = await self.webhooks.secret(row) if self.webhooks else None
-            if secret is None:
-                await self._fail(row, "the subscription is no longer active", log)
-                return
-        msg = self._message(row, secret)
         bound = log.bind(
-            alert_id=str(row["alert_id"]),
+            alert_id=str(row["alert_id"]) if row["alert_id"] else None,
             child_id=row["child_id"],
-            notification_id=msg.notification_id,
+            notification_id=str(row["notification_id"]),
             channel=row["channel"],
+            step_key=row["step_key"],
         )
-        if reconcile:
-            # The previous holder died mid-send: ask the provider before sending again.
-            provider_id = await channel.find_sent(msg)
-            if provider_id is not None:
-                bound.info("notification.reconciled", provider_id=provider_id)
-                await self._mark_sent(row, provider_id, "sent")
+        if row["attempts"] > 1:
+            # A retry: the step may have stopped mattering since the last try.
+            stopped = rules.stop(_attempted(row), row["db_now"])
+            if stopped is not None and not reconcile:
+                await self._stop(row, stopped, bound)
                 return
         try:
+            secret = None
+            if row["channel"] == "webhook":
+                secret = await self.webhooks.secret(row) if self.webhooks else None
+                if secret is None:
+                    await self._fail(row, "the subscription is no longer active", bound)
+                    return
+            msg = self._message(row, secret)
+            if reconcile:
+                # An earlier attempt may have reached the provider: ask before sending again.
+                provider_id = await channel.find_sent(msg)
+                if provider_id is not None:
+                    bound.info("notification.reconciled", provider_id=provider_id)
+                    await self._mark_sent(row, provider_id, "sent", bound)
+                    return
+                if row["attempts"] > 1:
+                    stopped = rules.stop(_attempted(row), row["db_now"])
+                    if stopped is not None:
+                        await self._stop(row, stopped, bound)
+                        return
+            send_bound_s = self._timeout_s(channel) + SEND_MARGIN_S
+            if (
+                await self.pool.fetchval(
+                    claims.FENCE, row["notification_id"], row["claim"], send_bound_s
+                )
+                is None
+            ):
+                bound.warning("notification.lease_lost", claim=row["claim"], before="send")
+                return
             result = await channel.send(msg)
         except RetryableSendError as exc:
             await self._webhook_failed(row, str(exc))
-            await self._retry_or_fail(row, str(exc), exc.retry_after, bound)
+            await self._retry_or_stop(row, exc, channel, bound)
             return
         except PermanentSendError as exc:
             await self._webhook_failed(row, str(exc))
-            await self._fail(row, str(exc), bound)
+            await self._fail(row, str(exc), bound, code=exc.code)
             return
         if row["channel"] == "webhook" and self.webhooks:
             await self.webhooks.succeeded(row)
         SENT.labels(row["channel"]).inc()
-        await self._mark_sent(row, result.provider_id, result.status)
-        bound.info("notification.sent", provider_id=result.provider_id, step_key=row["step_key"])
+        if await self._mark_sent(row, result.provider_id, result.status, bound):
+            bound.info("notification.sent", provider_id=result.provider_id)
 
-    async def _mark_sent(self, row: asyncpg.Record, provider_id: str, status: str) -> None:
-        await self.pool.execute(
-            _MARK_SENT,
+    async def _mark_sent(self, row: asyncpg.Record, provider_id: str, status: str, bound) -> bool:
+        marked = await self.pool.fetchrow(
+            claims.MARK_SENT,
             row["notification_id"],
             provider_id,
             status,
@@ -359,30 +387,86 @@ class Dispatcher:
                 "channel": row["channel"],
                 "provider_id": provider_id,
             },
+            row["claim"],
         )
+        if marked is None:
+            bound.warning(
+                "notification.lease_lost", claim=row["claim"], mark="sent", provider_id=provider_id
+            )
+            return False
+        return True
 
-    async def _retry_or_fail(self, row, error: str, retry_after: float | None, bound) -> None:
-        if row["attempts"] >= MAX_ATTEMPTS:
-            await self._fail(row, f"gave up after {row['attempts']} attempts: {error}", bound)
+    async def _retry_or_stop(
+        self, row: asyncpg.Record, exc: RetryableSendError, channel: Channel, bound
+    ) -> None:
+        error = str(exc)
+        now = await self.pool.fetchval("SELECT now()")
+        decision = rules.after_failure(_attempted(row), exc.retry_after, now, self._rng)
+        if decision.action == "cancel" and exc.ambiguous:
+            # The provider may have it: look once it has had time, so the row says what
+            # happened (sent, or cancelled by the same rule then).
+            decision = rules.Decision("retry", wait_s=0.0)
+        if decision.action != "retry":
+            reason = f"{decision.reason}: {error}"
+            await self._stop(row, rules.Decision(decision.action, reason), bound)
             return
         RETRIED.labels(row["channel"]).inc()
-        wait_s = backoff(row["attempts"], retry_after, self._rng)
-        await self.pool.execute(
-            "UPDATE notifications SET status = 'pending', lease_until = NULL, last_error = $2,"
-            " next_attempt_at = now() + make_interval(secs => $3), updated_at = now()"
-            " WHERE notification_id = $1 AND status = 'sending'",
+        look_s = None
+        if exc.ambiguous:
+            # The provider may still be creating it: neither look for it nor resend before it
+            # has had its timeout and its processing time.
+            look_s = self._timeout_s(channel) + self.processing_allowance.total_seconds()
+        marked = await self.pool.fetchrow(
+            claims.MARK_RETRY,
             row["notification_id"],
             error,
-            wait_s,
+            decision.wait_s,
+            look_s,
+            row["claim"],
         )
+        if marked is None:
+            bound.warning("notification.lease_lost", claim=row["claim"], mark="retry")
+            return
         bound.warning(
-            "notification.retry", attempts=row["attempts"], delay_s=round(wait_s, 2), error=error
+            "notification.retry",
+            attempts=row["attempts"],
+            delay_s=round(decision.wait_s, 2),
+            ambiguous=exc.ambiguous,
+            next_attempt_at=marked["next_attempt_at"].isoformat(),
+            error=error,
         )
 
-    async def _fail(self, row, error: str, bound) -> None:
+    async def _stop(self, row: asyncpg.Record, decision: rules.Decision, bound) -> None:
+        if decision.action == "cancel":
+            reason = decision.reason or "no longer needed"
+            done = await self.pool.fetchrow(
+                claims.MARK_CANCELLED,
+                row["notification_id"],
+                reason,
+                {"reason": reason},
+                row["claim"],
+            )
+            if done is None:
+                bound.warning("notification.lease_lost", claim=row["claim"], mark="cancelled")
+                return
+            CANCELLED.labels(row["channel"]).inc()
+            bound.info("notification.cancelled", reason=reason, attempts=row["attempts"])
+            return
+        await self._fail(row, decision.reason or "failed", bound)
+
+    async def _fail(self, row, error: str, bound, code: int | None = None) -> None:
+        done = await self.pool.fetchrow(
+            claims.MARK_FAILED,
+            row["notification_id"],
+            error,
+            {"error": error, "code": code},
+            row["claim"],
+        )
+        if done is None:
+            bound.warning("notification.lease_lost", claim=row["claim"], mark="failed")
+            return
         FAILED.labels(row["channel"]).inc()
-        await self.pool.execute(_MARK_FAILED, row["notification_id"], error, {"error": error})
-        bound.error("notification.failed", error=error)
+        bound.error("notification.failed", error=error, code=code, attempts=row["attempts"])
 
     async def _repoll(self, row: asyncpg.Record) -> None:
         """A message left in `sent` without a callback: ask the provider where it is."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextvars
+import uuid
 from collections.abc import Awaitable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import aiohttp
@@ -27,6 +28,34 @@ from notifiers.base import (
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+
+# How far before a message was written its copy at Twilio is looked for: Twilio's clock and
+# ours may disagree, and a message queued in a storm is created late.
+CLOCK_MARGIN = timedelta(minutes=15)
+REF_LEN = 6
+# Statuses answered by Twilio that say the request was refused, so nothing was created.
+_REFUSED = frozenset({429, 503})
+
+
+def ref_of(notification_id: str) -> str:
+    """The marker unique to one message: 6 base32 characters of its notification id."""
+    raw = uuid.UUID(notification_id).bytes
+    return base64.b32encode(raw).decode("ascii")[:REF_LEN]
+
+
+def with_ref(body: str, notification_id: str) -> str:
+    """The SMS as sent: the body and its marker, which the reconcile looks for (Twilio may
+    rewrite other characters, never these)."""
+    return f"{body} Ref {ref_of(notification_id)}"
+
+
+def _written(exc: BaseException) -> bool:
+    """Whether a transport failure may have come after the request reached Twilio."""
+    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError):
+        return False  # never connected: nothing was written
+    connect_timeout = getattr(aiohttp, "ConnectionTimeoutError", None)
+    return not (connect_timeout is not None and isinstance(exc, connect_timeout))
+
 
 # Headers of the last Twilio response seen by *this task*: TwilioRestException drops them,
 # and Retry-After lives there. A ContextVar keeps concurrent sends from seeing each other's.
@@ -112,6 +141,7 @@ class TwilioSms(Channel):
 
     async def _call(self, op: str, call: Awaitable[T], **ctx: Any) -> T:
         """Await one Twilio call and translate failures into the channel's two error kinds."""
+        creates = op.endswith("create")  # only a create can leave something behind
         _last_headers.set(None)
         try:
             # Belt and braces: aiohttp's timeout covers the request, this the rest. Not
@@ -123,11 +153,15 @@ class TwilioSms(Channel):
             text = f"twilio {op} HTTP {status} code {code}: {getattr(exc, 'msg', '') or exc}"
             log.warning("sms.provider_error", op=op, status=status, code=code, **ctx)
             if status == 429 or status >= 500:
-                raise RetryableSendError(text, _retry_after(_last_headers.get() or {})) from exc
+                # A 500 may come from a Twilio that created the message and then failed.
+                ambiguous = creates and status not in _REFUSED
+                retry_after = _retry_after(_last_headers.get() or {})
+                raise RetryableSendError(text, retry_after, ambiguous) from exc
             raise PermanentSendError(text, code) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("sms.transport_error", op=op, error=repr(exc), **ctx)
-            raise RetryableSendError(f"twilio {op}: {exc!r}") from exc
+            ambiguous = creates and _written(exc)
+            raise RetryableSendError(f"twilio {op}: {exc!r}", ambiguous=ambiguous) from exc
         except TwilioException as exc:
             # e.g. a list page that came back non-200: the provider is unwell, not us.
             log.warning("sms.provider_error", op=op, error=repr(exc), **ctx)
@@ -135,7 +169,8 @@ class TwilioSms(Channel):
 
     async def send(self, msg: OutboundMessage) -> SendResult:
         """Create one Twilio message; 429/5xx/network → Retryable, other 4xx → Permanent."""
-        kwargs: dict[str, Any] = {"to": msg.to, "from_": self.from_number, "body": msg.body}
+        body = with_ref(msg.body, msg.notification_id)
+        kwargs: dict[str, Any] = {"to": msg.to, "from_": self.from_number, "body": body}
         if msg.status_callback_url:
             kwargs["status_callback"] = msg.status_callback_url
         created = await self._call(
@@ -161,24 +196,24 @@ class TwilioSms(Channel):
         return str(fetched.status) if fetched.status else None
 
     async def find_sent(self, msg: OutboundMessage) -> str | None:
-        """SID of a message with the same recipient and body created since msg.sent_since.
+        """SID of a message to msg's recipient that carries msg's marker, else None.
 
-        Twilio lists newest first; the scan pages back until it passes `sent_since`, so a busy
-        number (a control room told of every child) never hides the message behind a page."""
+        No DateSent filter: Twilio leaves it empty while a message is queued. Twilio lists
+        newest first; the scan pages back until well before the message was written (by a
+        margin for the two clocks), so a busy number never hides the message behind a page."""
+        marker = f"Ref {ref_of(msg.notification_id)}"
         kwargs: dict[str, Any] = {"to": msg.to, "from_": self.from_number, "page_size": 200}
         since = msg.sent_since
         if since is not None:
             since = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
-            # Twilio filters at day granularity ("DateSent>=YYYY-MM-DD"); refine below.
-            kwargs["date_sent_after"] = since.strftime("%Y-%m-%d")
-            since = since.replace(microsecond=0)  # date_created has whole seconds only
+            since -= CLOCK_MARGIN
 
         async def scan() -> list[Any]:
             matches = []
             async for m in await self._twilio().messages.stream_async(**kwargs):
                 if since is not None and m.date_created is not None and m.date_created < since:
                     break
-                if m.body == msg.body and m.status != "failed":  # failed never left Twilio
+                if marker in (m.body or "") and m.status != "failed":  # failed never left
                     matches.append(m)
             return matches
 

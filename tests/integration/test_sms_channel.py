@@ -24,7 +24,7 @@ from notifiers.base import (
     PermanentSendError,
     RetryableSendError,
 )
-from notifiers.sms import TwilioSms
+from notifiers.sms import TwilioSms, ref_of
 
 ACCOUNT = "AC" + "1f" * 16
 TOKEN = "local-auth-token"
@@ -111,14 +111,15 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 async def test_send_records_message_and_returns_sid(twilio: LocalTwilio, sms: TwilioSms) -> None:
     assert isinstance(sms, Channel) and sms.name == "sms"
-    result = await sms.send(outbound("Child A missing from Oak House"))
+    msg = outbound("Child A missing from Oak House")
+    result = await sms.send(msg)
     assert result.provider_id.startswith("SM") and len(result.provider_id) == 34
     assert result.status == "sent"
     [sent] = twilio.messages_to(TO)
     assert (sent.sid, sent.from_, sent.body) == (
         result.provider_id,
         FROM,
-        "Child A missing from Oak House",
+        f"Child A missing from Oak House Ref {ref_of(msg.notification_id)}",
     )
     assert abs(sent.received_at - datetime.now(UTC).timestamp()) < 5
 
@@ -288,7 +289,8 @@ async def test_library_paging_against_local_server(twilio: LocalTwilio, sms: Twi
         listed = await client.messages.list_async(
             to=TO, from_=FROM, date_sent_after=today, page_size=2
         )
-        assert [m.body for m in listed] == [f"page test {i}" for i in reversed(range(5))]
+        bodies = [m.body.rsplit(" Ref ", 1)[0] for m in listed]
+        assert bodies == [f"page test {i}" for i in reversed(range(5))]
     finally:
         await http.close()
 
@@ -311,7 +313,7 @@ async def test_control_endpoints(twilio: LocalTwilio, sms: TwilioSms) -> None:
         await sms.send(outbound("recorded"))
         async with http.get(f"{twilio.base_url}/_local/messages") as resp:
             records = (await resp.json())["messages"]
-    assert [r["body"] for r in records] == ["recorded"]
+    assert [r["body"].rsplit(" Ref ", 1)[0] for r in records] == ["recorded"]
     assert isinstance(records[0]["received_at"], float)
 
 
@@ -333,7 +335,8 @@ async def test_runs_as_a_process() -> None:
             await channel.close()
         async with aiohttp.ClientSession() as http:
             async with http.get(f"http://127.0.0.1:{port}/_local/messages") as resp:
-                assert [m["body"] for m in (await resp.json())["messages"]] == ["out of process"]
+                bodies = [m["body"] for m in (await resp.json())["messages"]]
+                assert [b.rsplit(" Ref ", 1)[0] for b in bodies] == ["out of process"]
     finally:
         proc.terminate()
         assert await asyncio.wait_for(proc.wait(), 10) == 0

@@ -1,0 +1,176 @@
+"""The reconcile cannot double-send: after an outcome that may have reached Twilio the dispatcher
+waits for Twilio to finish before it looks, looks by the message's own marker, and a failing
+list call is an attempt like a failed send. Real PostgreSQL, the real twilio library on the
+local Twilio-compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from infra.db import create_pool
+from infra.twilio_local import LocalTwilio
+from notifiers.base import OutboundMessage
+from notifiers.dispatcher import Dispatcher
+from notifiers.sms import TwilioSms, ref_of
+from tests.integration.test_dispatcher import ACCOUNT, FROM, PHONE, PUBLIC_URL, TOKEN, add_row, row
+
+
+@pytest.fixture
+async def twilio() -> AsyncIterator[LocalTwilio]:
+    server = LocalTwilio(ACCOUNT, TOKEN)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await create_pool(migrated_db)
+    yield p
+    await p.close()
+
+
+async def open_alert(pool: asyncpg.Pool) -> uuid.UUID:
+    aid = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO alerts (alert_id, child_id, kind, status, risk_level, policy, anchor_at,"
+        " local_authority, ack_code, opened_at)"
+        " VALUES ($1, 'LBH-2026-0042', 'missing', 'open', 'high', 'high', now(), 'LBH', '1234',"
+        " now())",
+        aid,
+    )
+    return aid
+
+
+@contextlib.asynccontextmanager
+async def sweeping(dispatcher: Dispatcher) -> AsyncIterator[None]:
+    task = asyncio.create_task(dispatcher.sweep_forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await dispatcher.drain()
+
+
+async def settled(pool: asyncpg.Pool, nid: uuid.UUID, timeout: float) -> asyncpg.Record:
+    deadline = time.monotonic() + timeout
+    while (r := await row(pool, nid))["status"] not in ("sent", "delivered", "failed"):
+        assert time.monotonic() < deadline, f"still {r['status']} after {timeout}s: {dict(r)}"
+        await asyncio.sleep(0.1)
+    return r
+
+
+async def test_a_create_slower_than_the_timeout_sends_one_sms(pool, twilio) -> None:
+    """Creates take 12 s, past the client's 10 s timeout, and Twilio's list shows a message only
+    13 s after it was created: a look 0.5 s after the timeout (as before) found nothing and
+    sent a second copy."""
+    twilio.set_create_delay(12)
+    twilio.set_list_lag(13)
+    sms = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url)  # 10 s timeout
+    dispatcher = Dispatcher(
+        pool,
+        {"sms": sms},
+        PUBLIC_URL,
+        repoll_after=timedelta(minutes=5),
+        processing_allowance=timedelta(seconds=5),
+        sweep_every_s=0.2,
+    )
+    nid = await add_row(pool, await open_alert(pool))
+    try:
+        async with sweeping(dispatcher):
+            timed_out = time.monotonic() + 60
+            while (await row(pool, nid))["look_after"] is None:
+                assert time.monotonic() < timed_out, "the create never timed out"
+                await asyncio.sleep(0.1)
+            after_timeout = await row(pool, nid)
+            waited = (after_timeout["look_after"] - after_timeout["updated_at"]).total_seconds()
+            assert waited == pytest.approx(15, abs=0.5)  # the timeout and the allowance
+            assert after_timeout["next_attempt_at"] >= after_timeout["look_after"]
+            done = await settled(pool, nid, 60)
+    finally:
+        await sms.close()
+    [sent] = twilio.messages_to(PHONE)
+    assert (done["status"], done["provider_id"]) == ("sent", sent.sid)
+    assert done["attempts"] == 2
+    assert sent.body.endswith(f" Ref {ref_of(str(nid))}")
+
+
+async def test_a_failing_list_call_is_counted_and_retried_without_a_lease_stall(
+    pool, twilio
+) -> None:
+    """The reconcile's list call fails for a while: each failure is an attempt, backed off, and
+    the row never sits in `sending` for a lease; once the list answers, one SMS in all."""
+    sms = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url, timeout=2)
+    dispatcher = Dispatcher(
+        pool,
+        {"sms": sms},
+        PUBLIC_URL,
+        repoll_after=timedelta(minutes=5),
+        processing_allowance=timedelta(seconds=1),
+        sweep_every_s=0.2,
+    )
+    twilio.drop_connection_next(1, accept=True)  # taken, the answer lost: a look is needed
+    twilio.outage(500, 9, ops=["list"])
+    outage_ends = time.monotonic() + 9
+    nid = await add_row(pool, await open_alert(pool))
+    sending_since: float | None = None
+    longest_sending = 0.0
+    try:
+        async with sweeping(dispatcher):
+            while time.monotonic() < outage_ends:
+                r = await row(pool, nid)
+                if r["status"] == "sending":
+                    sending_since = sending_since or time.monotonic()
+                    longest_sending = max(longest_sending, time.monotonic() - sending_since)
+                else:
+                    sending_since = None
+                await asyncio.sleep(0.05)
+            during = await row(pool, nid)
+            done = await settled(pool, nid, 60)
+    finally:
+        await sms.close()
+    assert during["status"] in ("pending", "sending")
+    assert during["attempts"] >= 3, "the failed list calls were not counted as attempts"
+    assert "list" in (during["last_error"] or "")
+    assert longest_sending < 5, f"the row sat in sending for {longest_sending:.1f}s"
+    [sent] = twilio.messages_to(PHONE)
+    assert (done["status"], done["provider_id"]) == ("sent", sent.sid)
+
+
+async def test_find_sent_matches_the_marker_of_a_queued_rewritten_message(twilio) -> None:
+    """Twilio may rewrite a body's other characters and leaves DateSent empty while a message
+    is queued; its clock may be minutes off ours. The marker still finds the one message."""
+    sms = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url)
+    try:
+
+        def outbound(nid: uuid.UUID) -> OutboundMessage:
+            # Written "now" by a host whose clock is 10 minutes ahead of Twilio's.
+            return OutboundMessage(
+                str(nid),
+                "k",
+                PHONE,
+                "",
+                "ALERT LBH-2026-0042 – last seen “Mare St”",
+                sent_since=datetime.now(UTC) + timedelta(minutes=10),
+            )
+
+        mine, other = uuid.uuid4(), uuid.uuid4()
+        sent = await sms.send(outbound(mine))
+        await sms.send(outbound(other))  # the same text to the same contact, another message
+        [ours] = [m for m in twilio.messages if m.sid == sent.provider_id]
+        ours.body = ours.body.replace("–", "-").replace("“", '"').replace("”", '"')
+        ours.date_sent = None
+        assert await sms.find_sent(outbound(mine)) == sent.provider_id
+        assert await sms.find_sent(outbound(uuid.uuid4())) is None
+    finally:
+        await sms.close()

@@ -1,0 +1,140 @@
+"""Channels never starve one another: with an SMTP server that accepts and never answers and 300
+emails due, an SMS whose Kafka event was lost is still sent within a second or so. Real
+PostgreSQL, the real twilio library on the local Twilio, a real socket for the black hole."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import asyncpg
+import pytest
+
+from infra.db import create_pool
+from infra.twilio_local import LocalTwilio
+from notifiers.dispatcher import Dispatcher
+from notifiers.email import SmtpEmail
+from notifiers.sms import TwilioSms
+from tests.integration.test_dispatcher import ACCOUNT, FROM, PHONE, PUBLIC_URL, TOKEN, add_row, row
+
+EMAILS = 300
+
+
+class BlackHole:
+    """A TCP server that accepts every connection and never says a word (an SMTP server wedged
+    after accept), holding each socket open until it is stopped."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._hold, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        self._writers.append(writer)
+        with contextlib.suppress(Exception):
+            await reader.read()  # until the client gives up and closes
+
+    async def stop(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+
+@pytest.fixture
+async def black_hole() -> AsyncIterator[BlackHole]:
+    hole = BlackHole()
+    await hole.start()
+    yield hole
+    await hole.stop()
+
+
+@pytest.fixture
+async def twilio() -> AsyncIterator[LocalTwilio]:
+    server = LocalTwilio(ACCOUNT, TOKEN)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await create_pool(migrated_db)
+    yield p
+    await p.close()
+
+
+async def test_an_email_backlog_never_delays_an_sms(pool, twilio, black_hole) -> None:
+    alert_id = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO alerts (alert_id, child_id, kind, status, risk_level, policy, anchor_at,"
+        " local_authority, ack_code, opened_at)"
+        " VALUES ($1, 'LBH-2026-0042', 'missing', 'open', 'high', 'high', now(), 'LBH', '1234',"
+        " now())",
+        alert_id,
+    )
+    # Older than the SMS, so a sweep of the oldest due rows across channels would see only them.
+    await pool.execute(
+        "INSERT INTO notifications (notification_id, alert_id, child_id, step_key, contact_id,"
+        " org_code, channel, address, subject, body, status, next_attempt_at, created_at)"
+        " SELECT gen_random_uuid(), $1, 'LBH-2026-0042', 's0', 'e' || i, 'LBH', 'email',"
+        " 'e' || i || '@lbh.example', 'Missing child', 'body', 'pending',"
+        " now() - interval '1 minute', now() - interval '1 minute'"
+        " FROM generate_series(1, $2) AS i",
+        alert_id,
+        EMAILS,
+    )
+    channels = {
+        "sms": TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url),
+        "email": SmtpEmail("127.0.0.1", black_hole.port, "alerts@goldenhour.test", timeout=30),
+    }
+    dispatcher = Dispatcher(pool, channels, PUBLIC_URL, repoll_after=timedelta(minutes=5))
+    sweeping = asyncio.create_task(dispatcher.sweep_forever())
+    try:
+        # The email slots are all taken by sends the black hole never answers.
+        deadline = time.monotonic() + 20
+        while black_hole.accepted < 4:
+            assert time.monotonic() < deadline, "the email backlog never built up"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # a few sweeps over the backlog
+        # No Kafka event: only the sweep can find it.
+        inserted = time.monotonic()
+        nid = await add_row(pool, alert_id, contact="mps-cr")
+        while not twilio.messages_to(PHONE):
+            assert time.monotonic() - inserted < 5, "the SMS waited behind the email backlog"
+            await asyncio.sleep(0.02)
+        latency = time.monotonic() - inserted
+        while (await row(pool, nid))["status"] == "sending":
+            assert time.monotonic() - inserted < 10, "the SMS was never marked"
+            await asyncio.sleep(0.02)
+        sms_row = await row(pool, nid)
+        assert (sms_row["status"], sms_row["attempts"]) == ("sent", 1)
+        assert len(twilio.messages_to(PHONE)) == 1
+        # Still wedged: nothing here was waiting for the backlog to clear.
+        assert (
+            await pool.fetchval(
+                "SELECT count(*) FROM notifications WHERE channel = 'email' AND status = 'sent'"
+            )
+            == 0
+        )
+        print(f"SMS latency with {EMAILS} emails wedged: {latency * 1000:.0f} ms")
+    finally:
+        sweeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeping
+        for task in list(dispatcher._tasks):
+            task.cancel()
+        await asyncio.gather(*dispatcher._tasks, return_exceptions=True)
+        for channel in channels.values():
+            await channel.close()
