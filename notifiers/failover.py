@@ -42,15 +42,18 @@ ACTOR = "system:dispatcher"
 # The messages of unresolved alerts whose contact may still need a call or a notice: every
 # message of a (step, contact) that has one not yet accepted and not yet reported.
 _MESSAGES = """
+WITH unanswered AS (
+    SELECT DISTINCT alert_id, step_key, contact_id FROM notifications
+    WHERE status IN ('pending', 'sending', 'failed') AND unreachable_told_at IS NULL
+      AND alert_id IS NOT NULL AND (status = 'failed' OR created_at <= now() - $1::interval)
+)
 SELECT n.notification_id, n.alert_id, n.step_key, n.contact_id, n.channel, n.status,
        n.created_at, n.failover_of, n.last_error, a.status AS alert_status
-FROM notifications n JOIN alerts a ON a.alert_id = n.alert_id
+FROM unanswered u
+JOIN notifications n USING (alert_id, step_key, contact_id)
+JOIN alerts a ON a.alert_id = n.alert_id
 WHERE a.status <> 'resolved' AND n.channel IN ('sms', 'voice', 'email')
   AND n.step_key NOT LIKE 'unreachable.%'
-  AND EXISTS (
-      SELECT 1 FROM notifications f
-      WHERE f.alert_id = n.alert_id AND f.step_key = n.step_key AND f.contact_id = n.contact_id
-        AND f.status IN ('pending', 'sending', 'failed') AND f.unreachable_told_at IS NULL)
 """
 _NOTICED = """
 SELECT DISTINCT alert_id, step_key FROM notifications
@@ -133,7 +136,9 @@ class Failover:
         delivery = self.config.delivery
         async with self.pool.acquire() as conn:
             now: datetime = await conn.fetchval("SELECT now()")
-            rows = await conn.fetch(_MESSAGES)
+            # Only a (step, contact) with a message unanswered this long can need either.
+            soonest = min(delivery.sms_failover_after, delivery.unreachable_after)
+            rows = await conn.fetch(_MESSAGES, soonest)
             groups = rules.grouped(map(_message, rows))
             due = [
                 m
@@ -147,7 +152,7 @@ class Failover:
                 if alerts[sms.alert_id]["status"] == "open":  # acknowledged: someone acts
                     added += await self._fail_over(conn, alerts[sms.alert_id], sms, now)
             if added:  # the new rows are part of their contact's story from here on
-                rows = await conn.fetch(_MESSAGES)
+                rows = await conn.fetch(_MESSAGES, soonest)
                 groups = rules.grouped(map(_message, rows))
             is_open = {r["alert_id"]: r["alert_status"] == "open" for r in rows}
             found = [

@@ -17,8 +17,10 @@ ALTER TABLE notifications ADD COLUMN look_after timestamptz;
 -- When the dispatcher gave up on a message because its step no longer matters, or failed it for
 -- good; and when a person was told that the contact could not be reached.
 ALTER TABLE notifications ADD COLUMN unreachable_told_at timestamptz;
-CREATE INDEX notifications_failover_idx ON notifications (created_at)
-    WHERE channel = 'sms' AND status IN ('pending', 'sending') AND failover_of IS NULL;
+-- The failover loop reads only messages unanswered (or failed) and not yet reported.
+CREATE INDEX notifications_unanswered_idx ON notifications (created_at)
+    WHERE status IN ('pending', 'sending', 'failed') AND unreachable_told_at IS NULL
+      AND alert_id IS NOT NULL;
 -- Each channel sweeps its own due rows, so an email backlog never hides a due SMS.
 CREATE INDEX notifications_pending_channel_idx ON notifications (channel, next_attempt_at)
     WHERE status = 'pending';
