@@ -117,6 +117,8 @@ class LocalTwilio:
         self.callback_delay = callback_delay
         self.messages: list[SentSms] = []
         self._by_sid: dict[str, SentSms] = {}
+        # A busy number (a control room) has thousands: a list by `To` must not scan them all.
+        self._by_to: dict[str, list[SentSms]] = {}
         self._validator = RequestValidator(auth_token)
         self._failures: deque[tuple[int, float | None]] = deque()
         self._drops: deque[bool] = deque()
@@ -264,6 +266,7 @@ class LocalTwilio:
         """Forget messages, calls, scripted input and pending failure injections."""
         self.messages.clear()
         self._by_sid.clear()
+        self._by_to.clear()
         self._failures.clear()
         self._drops.clear()
         self._outages.clear()
@@ -275,7 +278,7 @@ class LocalTwilio:
 
     def messages_to(self, phone: str) -> list[SentSms]:
         """All messages accepted for phone, oldest first."""
-        return [m for m in self.messages if m.to == phone]
+        return list(self._by_to.get(phone, ()))
 
     async def wait_for(
         self,
@@ -368,6 +371,7 @@ class LocalTwilio:
         sms = SentSms(sid, to, from_, body, callback, "queued", time.time(), self.account_sid)
         self.messages.append(sms)
         self._by_sid[sms.sid] = sms
+        self._by_to.setdefault(sms.to, []).append(sms)
         task = asyncio.get_running_loop().create_task(self._progress(sms))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -408,7 +412,8 @@ class LocalTwilio:
         except ValueError:
             return _error(400, 20001, "Invalid query parameter")
         found = []
-        for sms in reversed(self.messages):  # newest first, like Twilio
+        candidates = self._by_to.get(q["To"], []) if q.get("To") else self.messages
+        for sms in reversed(candidates):  # newest first, like Twilio
             day = (sms.date_sent or sms.date_created).date()
             if (
                 self._listed(sms.received_at)
@@ -419,12 +424,11 @@ class LocalTwilio:
                 and (after is None or day >= after)
             ):
                 found.append(sms)
-        return self._page("Messages", [m.resource() for m in found], q, page, size)
+        return self._page("Messages", found, q, page, size)
 
-    def _page(
-        self, kind: str, found: list[dict[str, Any]], q: Any, page: int, size: int
-    ) -> web.Response:
-        """One page of a list answer, with Twilio's paging links."""
+    def _page(self, kind: str, found: list[Any], q: Any, page: int, size: int) -> web.Response:
+        """One page of a list answer, with Twilio's paging links; only the page's own
+        resources are built, so paging through a long list costs each page its size."""
         filters = {k: v for k, v in q.items() if k not in ("Page", "PageSize", "PageToken")}
         uri = f"{API}/Accounts/{self.account_sid}/{kind}.json"
 
@@ -435,7 +439,7 @@ class LocalTwilio:
         more = (page + 1) * size < len(found)
         return web.json_response(
             {
-                kind.lower(): chunk,
+                kind.lower(): [item.resource() for item in chunk],
                 "first_page_uri": page_uri(0),
                 "next_page_uri": page_uri(page + 1) if more else None,
                 "previous_page_uri": page_uri(page - 1) if page > 0 else None,
@@ -539,7 +543,7 @@ class LocalTwilio:
                 and (before is None or day <= before)
                 and (after is None or day >= after)
             ):
-                found.append(call.resource())
+                found.append(call)
         return self._page("Calls", found, q, page, size)
 
     async def _ring(self, call: LocalCall) -> None:

@@ -31,12 +31,15 @@ WITH c AS (
 )
 
 # A lease that ran out (its dispatcher died or stalled mid-send) is taken over by one claimer,
-# and not before the provider has had time to finish what an ambiguous attempt started.
+# and not before the provider has had time to finish what an ambiguous attempt started. What
+# the dead holder's attempt did is unknown: `look_after` records that, so this and every later
+# attempt asks the provider first, even when this one's look fails.
 CLAIM_EXPIRED = (
     """
 WITH c AS (
     UPDATE notifications SET attempts = attempts + 1, claim = claim + 1,
-           lease_until = now() + make_interval(secs => $2), updated_at = now()
+           lease_until = now() + make_interval(secs => $2), updated_at = now(),
+           look_after = COALESCE(look_after, now())
     WHERE notification_id = $1 AND status = 'sending' AND lease_until < COALESCE($3, now())
       AND (look_after IS NULL OR look_after <= COALESCE($3, now()))
     RETURNING *

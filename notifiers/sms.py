@@ -7,7 +7,7 @@ import base64
 import contextvars
 import uuid
 from collections.abc import Awaitable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any, TypeVar
 
 import aiohttp
@@ -208,21 +208,21 @@ class TwilioSms(Channel):
             since = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
             since -= CLOCK_MARGIN
 
-        async def scan() -> list[Any]:
-            matches = []
+        async def scan() -> Any | None:
+            # The marker is this message's own: the first copy found is the one, and the
+            # scan stops there rather than page through a busy number's whole window.
             async for m in await self._twilio().messages.stream_async(**kwargs):
                 if since is not None and m.date_created is not None and m.date_created < since:
-                    break
+                    return None
                 if marker in (m.body or "") and m.status != "failed":  # failed never left
-                    matches.append(m)
-            return matches
-
-        matches = await self._call("list", scan(), to=msg.to)
-        if not matches:
+                    return m
             return None
-        earliest = min(matches, key=lambda m: m.date_created or datetime.min.replace(tzinfo=UTC))
-        log.info("sms.found_sent", sid=earliest.sid, notification_id=msg.notification_id)
-        return str(earliest.sid)
+
+        found = await self._call("list", scan(), to=msg.to)
+        if found is None:
+            return None
+        log.info("sms.found_sent", sid=found.sid, notification_id=msg.notification_id)
+        return str(found.sid)
 
     async def close(self) -> None:
         """Close the aiohttp session under the twilio client."""

@@ -174,3 +174,31 @@ async def test_find_sent_matches_the_marker_of_a_queued_rewritten_message(twilio
         assert await sms.find_sent(outbound(uuid.uuid4())) is None
     finally:
         await sms.close()
+
+
+async def test_a_take_over_whose_look_fails_still_looks_before_it_sends(pool, twilio) -> None:
+    """A dispatcher died after Twilio took the SMS and before it marked the row. The one that
+    takes the lease over cannot list (the list is down); its next attempt must still ask Twilio
+    first, and find the SMS, rather than send a second copy (seen in a chaos run)."""
+    sms = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url, timeout=2)
+    dispatcher = Dispatcher(
+        pool,
+        {"sms": sms},
+        PUBLIC_URL,
+        repoll_after=timedelta(minutes=5),
+        processing_allowance=timedelta(seconds=0),
+        sweep_every_s=0.2,
+    )
+    nid = await add_row(pool, await open_alert(pool), status="sending", lease_s=-1)
+    try:
+        body = (await row(pool, nid))["body"]
+        # What the dead holder's attempt did: the SMS is at Twilio, the row still `sending`.
+        sent = await sms.send(OutboundMessage(str(nid), "k", PHONE, "", body))
+        twilio.outage(500, 3, ops=["list"])
+        async with sweeping(dispatcher):
+            done = await settled(pool, nid, 30)
+    finally:
+        await sms.close()
+    assert len(twilio.messages_to(PHONE)) == 1, "the SMS was sent a second time"
+    assert (done["status"], done["provider_id"]) == ("sent", sent.provider_id)
+    assert done["attempts"] >= 2 and "list" in (done["last_error"] or "")
