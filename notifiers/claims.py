@@ -12,8 +12,7 @@ from notifiers.status import audited_change
 
 # The row, its alert's state (whether the step still matters) and the database's now.
 _WITH_ALERT = """
-SELECT c.*, a.status AS alert_status, a.acknowledged_at AS alert_acknowledged_at,
-       now() AS db_now
+SELECT c.*, a.status AS alert_status, now() AS db_now
 FROM c LEFT JOIN alerts a ON a.alert_id = c.alert_id
 """
 

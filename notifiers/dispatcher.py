@@ -91,7 +91,6 @@ def _attempted(row: asyncpg.Record) -> rules.Attempted:
         created_at=row["created_at"],
         alert_id=row["alert_id"],
         alert_status=row["alert_status"],
-        acknowledged_at=row["alert_acknowledged_at"],
     )
 
 

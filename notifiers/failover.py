@@ -54,6 +54,8 @@ JOIN notifications n USING (alert_id, step_key, contact_id)
 JOIN alerts a ON a.alert_id = n.alert_id
 WHERE a.status <> 'resolved' AND n.channel IN ('sms', 'voice', 'email')
   AND n.step_key NOT LIKE 'unreachable.%'
+  -- A neighbour's subscriber hears only the minimised shared alert: never a call or our email.
+  AND n.subscription_id IS NULL AND n.step_key NOT LIKE 'share%'
 """
 _NOTICED = """
 SELECT DISTINCT alert_id, step_key FROM notifications

@@ -16,6 +16,8 @@ IN_FLIGHT = frozenset({"pending", "sending"})
 # email already, and a stand-down after the alert closed is not worth a call.
 UNREACHABLE_PREFIX = "unreachable."
 NO_FAILOVER_STEPS = ("stand_down",)
+# A neighbour's shared alert is minimised by design: its failover would carry the full alert.
+SHARED_PREFIX = "share"
 # What the failover sends besides the call, when the step did not already.
 FAILOVER_CHANNELS = ("voice", "email")
 
@@ -60,7 +62,9 @@ def needs_failover(sms: Message, group: list[Message], now: datetime, after: tim
     and contact (no call in the group yet)."""
     if sms.channel != "sms" or sms.failover_of is not None:
         return False
-    if sms.step_key.startswith(UNREACHABLE_PREFIX) or sms.step_key in NO_FAILOVER_STEPS:
+    if sms.step_key.startswith((UNREACHABLE_PREFIX, SHARED_PREFIX)) or (
+        sms.step_key in NO_FAILOVER_STEPS
+    ):
         return False
     if any(m.channel == "voice" for m in group):
         return False

@@ -2,9 +2,9 @@
 decisions over one message row, with `now` (the database's) passed in.
 
 A message is retried for as long as its step matters, never given up after a number of tries: an
-alert's message until the alert is acknowledged (when it was decided before the acknowledgement)
-or resolved; a stand-down, a notice that a contact could not be reached, or a message to the
-operations contacts (no alert) for a generous day. Webhook deliveries keep a bounded number of
+alert's message until the alert is resolved (a reminder, until it is acknowledged); a
+stand-down, a notice that a contact could not be reached, or a message to the operations
+contacts (no alert) for a generous day. Webhook deliveries keep a bounded number of
 tries, because the subscription's health (disabling it, telling its owners) is counted in them.
 """
 
@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from infra.backoff import delay
+from streams.escalation import is_renotify_key
 
 BASE_S = 0.5
 BACKOFF_CAP_S = 60.0
@@ -38,7 +39,6 @@ class Attempted:
     created_at: datetime
     alert_id: uuid.UUID | None = None
     alert_status: str | None = None  # open | acknowledged | resolved; None without an alert
-    acknowledged_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -77,13 +77,12 @@ def stop(m: Attempted, now: datetime) -> Decision | None:
         return None
     if m.alert_status == "resolved":
         return Decision("cancel", "the alert was resolved before the message could be sent")
-    if (
-        m.alert_status == "acknowledged"
-        and m.acknowledged_at is not None
-        and m.created_at <= m.acknowledged_at
-    ):
-        # Decided after the acknowledgement (a step that fires regardless), it still matters.
-        return Decision("cancel", "the alert was acknowledged before the message could be sent")
+    if m.alert_status == "acknowledged" and is_renotify_key(m.step_key):
+        # A reminder says "not yet acknowledged": once someone has, it is no longer true. A
+        # step's own message still matters after an acknowledgement: the clock already decided
+        # the step (an `unless_acknowledged` one acknowledged before it fell due never fires),
+        # and the police control room must hear of a missing child whoever acknowledged first.
+        return Decision("cancel", "the alert was acknowledged before the reminder could be sent")
     return None
 
 

@@ -27,6 +27,10 @@ from notifiers.base import (
 )
 
 log = structlog.get_logger(__name__)
+
+# Twilio's answers about our account, not the recipient: 401 (credentials), 403 (suspended or
+# not permitted); a create's 404 (no such account) and any refused list are ours too.
+_ACCOUNT_TROUBLE = frozenset({401, 403})
 T = TypeVar("T")
 
 # How far before a message was written its copy at Twilio is looked for: Twilio's clock and
@@ -157,6 +161,11 @@ class TwilioSms(Channel):
                 ambiguous = creates and status not in _REFUSED
                 retry_after = _retry_after(_last_headers.get() or {})
                 raise RetryableSendError(text, retry_after, ambiguous) from exc
+            if status in _ACCOUNT_TROUBLE or op.endswith("list") or (creates and status == 404):
+                # A rotated token, a suspended account, a wrong SID, or a lookup that failed:
+                # nothing about this recipient, and nothing to give the message up for. Retried
+                # until the operators mend it; the failover and the unreachable notice tell them.
+                raise RetryableSendError(text) from exc
             raise PermanentSendError(text, code) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("sms.transport_error", op=op, error=repr(exc), **ctx)

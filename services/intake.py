@@ -96,15 +96,18 @@ async def accept_event(app: FastAPI, caller: Caller, event: Event, now: datetime
     """Write event, the child's record and the outbox row in one transaction; False: a repeat.
 
     The one way in for every intake event, from the API and the console's forms alike. Raises
-    `access.Refusal` (nothing written) when the caller may not submit it.
+    `access.Refusal` (nothing written) when the caller may not submit it. `now` validated the
+    event; the time it is recorded as accepted is the database's, as every clock reads it, so
+    an API host whose clock is off neither moves an alert's anchor nor flags honest reports.
     """
-    record = IntakeRecord(
-        event=event,
-        submitted_by=Submitter(org_code=caller.org.code, user_id=caller.user.id),
-        received_at=now,
-    )
     pool: asyncpg.Pool = app.state.pool
     async with pool.acquire() as conn, conn.transaction():
+        now = await conn.fetchval("SELECT now()")
+        record = IntakeRecord(
+            event=event,
+            submitted_by=Submitter(org_code=caller.org.code, user_id=caller.user.id),
+            received_at=now,
+        )
         await _authorise(app.state.config, conn, caller, event)
         inserted = await conn.fetchval(
             _RECORD_SQL,

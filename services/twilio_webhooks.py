@@ -20,6 +20,7 @@ from services.acks import acknowledge
 log = structlog.get_logger(__name__)
 router = APIRouter()
 
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 ACK_REPLY = re.compile(r"^\s*ACK\s*[#:]?\s*(\d{4,8})\s*$", re.IGNORECASE)
 # What a call says around the alert: a person who picks up hears it twice before the goodbye.
 VOICE_GOODBYE = "No key was pressed. Golden Hour will keep trying. Goodbye."
@@ -168,9 +169,12 @@ def _read_out(request: Request, row: dict, preface: str | None = None) -> Respon
     )
     if preface:
         gather.say(preface)
-    gather.say(row["body"])
+    # XML 1.0 has no place for control characters, which free text may carry: left in, Twilio
+    # plays an application error instead of the alert, and the call still ends `completed`.
+    script = _NOT_XML.sub(" ", row["body"])
+    gather.say(script)
     gather.pause(length=1)
-    gather.say(row["body"])
+    gather.say(script)
     reply.say(VOICE_GOODBYE)
     return _voice(reply)
 

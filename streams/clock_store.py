@@ -994,6 +994,8 @@ class ClockStore:
             " WHERE alert_id = $1 AND step_key <> $2 AND status <> 'cancelled'"
             # A neighbour's subscriber hears only the minimised shared alert, never ours.
             " AND subscription_id IS NULL"
+            # Told by a step, not by a failover or a notice that someone could not be reached.
+            " AND failover_of IS NULL AND step_key NOT LIKE 'unreachable.%'"
             " GROUP BY contact_id, channel ORDER BY first",
             alert_id,
             STAND_DOWN,

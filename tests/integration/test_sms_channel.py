@@ -186,12 +186,17 @@ async def test_invalid_number_is_permanent(twilio: LocalTwilio, sms: TwilioSms) 
     assert twilio.messages == []
 
 
-async def test_wrong_auth_token_is_permanent(twilio: LocalTwilio) -> None:
+async def test_a_wrong_auth_token_is_retried_not_the_recipients_fault(twilio: LocalTwilio) -> None:
+    """A rotated token or a suspended account fails every message alike: giving each up for
+    good would lose every alert until someone resent them by hand. It is retried (and the
+    failover and unreachable notice tell people) until the credentials are mended."""
     channel = TwilioSms(ACCOUNT, "wrong-token", FROM, api_base_url=twilio.base_url)
     try:
-        with pytest.raises(PermanentSendError) as err:
+        with pytest.raises(RetryableSendError) as err:
             await channel.send(outbound())
-        assert err.value.code == 20003
+        assert "401" in str(err.value) and not err.value.ambiguous
+        with pytest.raises(RetryableSendError):
+            await channel.find_sent(outbound())
     finally:
         await channel.close()
 
