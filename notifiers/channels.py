@@ -9,7 +9,7 @@ from infra.settings import Settings
 from notifiers.base import Channel
 from notifiers.email import SmtpEmail
 from notifiers.sms import TwilioSms
-from notifiers.voice import RecordedSid, TwilioVoice
+from notifiers.voice import OwnedSids, RecordedSid, TwilioVoice
 from notifiers.webhook import WebhookChannel
 
 if TYPE_CHECKING:
@@ -28,6 +28,18 @@ def recorded_sid(pool: asyncpg.Pool) -> RecordedSid:
     return lookup
 
 
+def owned_sids(pool: asyncpg.Pool) -> OwnedSids:
+    """Which of these provider ids a message row already holds."""
+
+    async def lookup(sids: list[str]) -> set[str]:
+        rows = await pool.fetch(
+            "SELECT provider_id FROM notifications WHERE provider_id = ANY($1)", sids
+        )
+        return {r["provider_id"] for r in rows}
+
+    return lookup
+
+
 def channels_from(settings: Settings, pool: asyncpg.Pool | None = None) -> dict[str, Channel]:
     """SMS and voice through Twilio (or a compatible server), email through SMTP, signed
     webhooks. With the pool, a voice retry finds the call its callbacks recorded."""
@@ -39,6 +51,7 @@ def channels_from(settings: Settings, pool: asyncpg.Pool | None = None) -> dict[
             settings.public_url,
             api_base_url=settings.twilio_api_base_url,
             recorded_sid=recorded_sid(pool) if pool is not None else None,
+            owned_sids=owned_sids(pool) if pool is not None else None,
         ),
         "email": SmtpEmail(settings.smtp_host, settings.smtp_port, settings.smtp_from),
         "webhook": WebhookChannel(),

@@ -4,11 +4,13 @@ keypad as an acknowledgement (the TwiML and the keypad are services/twilio_webho
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC
+from typing import Any
 
 import structlog
 
 from notifiers.base import OutboundMessage, PermanentSendError, SendResult
-from notifiers.sms import TwilioSms
+from notifiers.sms import CLOCK_MARGIN, TwilioSms
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +33,8 @@ _CALL_STATUS = {
 VOICE_PATH = "/api/v1/webhooks/twilio/voice"
 
 RecordedSid = Callable[[str], Awaitable[str | None]]
+# Of these CallSids, those some message row already owns.
+OwnedSids = Callable[[list[str]], Awaitable[set[str]]]
 
 
 def call_status(reported: str) -> str | None:
@@ -60,6 +64,7 @@ class TwilioVoice(TwilioSms):
         api_base_url: str | None = None,
         timeout: float = 10.0,
         recorded_sid: RecordedSid | None = None,
+        owned_sids: OwnedSids | None = None,
         ring_timeout_s: int = 30,
     ) -> None:
         super().__init__(account_sid, auth_token, from_number, api_base_url, timeout)
@@ -67,6 +72,7 @@ class TwilioVoice(TwilioSms):
         self.ring_timeout_s = ring_timeout_s
         # The CallSid a callback recorded on the message's row (None: not known yet).
         self._recorded_sid = recorded_sid
+        self._owned_sids = owned_sids
 
     async def send(self, msg: OutboundMessage) -> SendResult:
         """Place one call; 429/5xx/network → Retryable, other 4xx → Permanent."""
@@ -112,10 +118,32 @@ class TwilioVoice(TwilioSms):
         if self._recorded_sid is None:
             return None
         sid = await self._recorded_sid(msg.notification_id)
-        if sid is None:
+        if sid is not None and await self.poll(sid) is not None:
+            log.info("voice.found_placed", sid=sid, notification_id=msg.notification_id)
+            return sid
+        return await self._unowned_call(msg)
+
+    async def _unowned_call(self, msg: OutboundMessage) -> str | None:
+        """A call to msg's number, placed since msg was written, that no message row owns: its
+        callbacks never came (the API restarting, Twilio queueing the call), and it is msg's.
+        Re-placing it instead would ring the contact once per retry."""
+        if self._owned_sids is None or msg.sent_since is None:
             return None
-        status = await self.poll(sid)
-        if status is None:
+        since = msg.sent_since.astimezone(UTC) - CLOCK_MARGIN
+        kwargs: dict[str, Any] = {"to": msg.to, "from_": self.from_number, "page_size": 50}
+
+        async def scan() -> list[str]:
+            sids = []
+            async for c in await self._twilio().calls.stream_async(**kwargs):
+                if c.date_created is not None and c.date_created < since:
+                    break
+                sids.append(str(c.sid))
+            return sids
+
+        sids = await self._call("call_list", scan(), to=msg.to)
+        owned = await self._owned_sids(sids) if sids else set()
+        unowned = [sid for sid in sids if sid not in owned]
+        if not unowned:
             return None
-        log.info("voice.found_placed", sid=sid, notification_id=msg.notification_id)
-        return sid
+        log.info("voice.found_unowned", sid=unowned[-1], notification_id=msg.notification_id)
+        return unowned[-1]  # the earliest: Twilio lists newest first

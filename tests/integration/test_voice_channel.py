@@ -5,8 +5,10 @@ list lag and scripted outcomes behave as Twilio's would."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -218,3 +220,37 @@ async def test_control_endpoints_drive_a_server_in_another_process(twilio: Local
         r = await c.post("/_local/call_outcome", json={"phone": TO, "outcome": "busy"})
         assert r.status_code == 200
         assert (await c.get("/_local/calls")).json() == {"calls": []}
+
+
+async def test_a_call_whose_callbacks_never_came_is_found_not_placed_again(
+    twilio: LocalTwilio, hooks: Webhooks
+) -> None:
+    """The API was restarting: no callback recorded the CallSid. A retry must find the call
+    placed since the message was written that no other message owns, not ring again."""
+    owned: set[str] = set()
+
+    async def owned_sids(sids: list[str]) -> set[str]:
+        return owned & set(sids)
+
+    async def nothing_recorded(notification_id: str) -> str | None:
+        return None
+
+    channel = TwilioVoice(
+        ACCOUNT,
+        TOKEN,
+        FROM,
+        hooks.base_url,
+        api_base_url=twilio.base_url,
+        recorded_sid=nothing_recorded,
+        owned_sids=owned_sids,
+    )
+    try:
+        other = await channel.send(outbound())  # another message's call, owned by its row
+        owned.add(other.provider_id)
+        msg = dataclasses.replace(outbound(), sent_since=datetime.now(UTC))
+        assert await channel.find_sent(msg) is None, "only another message's call so far"
+        placed = await channel.send(msg)
+        assert await channel.find_sent(msg) == placed.provider_id
+        assert len(twilio.calls_to(TO)) == 2
+    finally:
+        await channel.close()
