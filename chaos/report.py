@@ -30,6 +30,8 @@ def table(result: dict) -> str:
     ]
     for name, count in result["invariants"].items():
         lines.append(f"{name:<46} {count:>6}  {'FAIL' if count else 'ok'}")
+    for name, count in result.get("timeliness", {}).items():
+        lines.append(f"{name:<46} {count:>6}  {'over' if count else 'ok'} (measured)")
     lines += ["", f"{'figure':<46} value"]
     for name, value in result["figures"].items():
         if isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()) and value:

@@ -182,7 +182,11 @@ def test_a_quick_chaos_run_keeps_every_promise(tmp_path: Path):
     assert set(result["invariants"]) >= {
         "calls_placed_twice_for_one_step",
         "failed_messages_nobody_told",
+    }
+    # Lateness is measured and printed, never asserted: speed is the benchmark's.
+    assert set(result["timeliness"]) == {
         "due_steps_decided_over_2s_late",
+        "sms_over_2s_late_outside_twilio_and_infra_faults",
     }
     # The run did what it claims: every kind of fault, poison and a Twilio outage included,
     # each carried out, with the two dispatchers' clocks 70 s either side of the host's.
