@@ -267,9 +267,26 @@ def build_app(settings: Settings, datadir: Path) -> faust.App:
 
     @app.task
     async def clock_claimers() -> None:
+        await wake_replanned()
         # Several loops share the due rows through FOR UPDATE SKIP LOCKED: while one waits on
         # Postgres, another fires.
         await asyncio.gather(*(clock_claimer() for _ in range(CLAIMERS)))
+
+    async def wake_replanned() -> None:
+        """Once at start, until it succeeds: alerts planned under other policies re-plan now."""
+        failures = 0
+        while True:
+            try:
+                db = await pool()
+                async with db.acquire() as conn:
+                    woken = await store.wake_replanned(conn)
+                if woken:
+                    log.info("clock.replanned", alerts=woken, policies=store.policies_digest)
+                return
+            except Exception as exc:  # noqa: BLE001 - the clock must start whatever this does
+                failures += 1
+                log.warning("clock.replan_failed", error=repr(exc)[:300])
+                await asyncio.sleep(delay(failures, 0.2, 5.0))
 
     async def clock_claimer() -> None:
         while True:

@@ -9,6 +9,8 @@ workers share the work.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
@@ -231,6 +233,21 @@ class ClockStore:
         self.tz = ZoneInfo(config.timezone)
         self.sharing = Sharing(config, self.tz)
         self._policies: dict[tuple[str, str], Policy] = {}
+        self.policies_digest = hashlib.sha256(
+            json.dumps(
+                {k: p.model_dump(mode="json") for k, p in config.policies.items()}, sort_keys=True
+            ).encode()
+        ).hexdigest()[:16]
+
+    async def wake_replanned(self, conn: asyncpg.Connection) -> int:
+        """Wake every live alert whose next wake was planned under other policies (a deploy
+        that changed them): a step inserted, already due, fires now and not at that wake."""
+        status = await conn.execute(
+            "UPDATE alerts SET next_due_at = now(), updated_at = now()"
+            " WHERE status <> 'resolved' AND planned_with IS DISTINCT FROM $1",
+            self.policies_digest,
+        )
+        return int(status.split()[-1])
 
     def _policy(self, kind: str, risk_level: str) -> Policy:
         key = (kind, risk_level)
@@ -847,7 +864,8 @@ class ClockStore:
                 first_fired_at = CASE WHEN $3 THEN COALESCE(first_fired_at, $4)
                                       ELSE first_fired_at END,
                 renotify_done = GREATEST(renotify_done, $5),
-                escalate_requested_at = NULL, escalate_requested_by = NULL, updated_at = now()
+                escalate_requested_at = NULL, escalate_requested_by = NULL, updated_at = now(),
+                planned_with = $6
             WHERE alert_id = $1
             """,
             alert["alert_id"],
@@ -855,6 +873,7 @@ class ClockStore:
             fired_notify,
             now,
             decision.renotify_round or 0,
+            self.policies_digest,
         )
         return outcome
 

@@ -36,3 +36,6 @@ ALTER TABLE alerts ADD COLUMN reported_last_seen_at timestamptz;
 -- When the alert's current policy came into force (a risk change): a step of it due before then
 -- is a catch-up, and tells no contact the alert already told on that channel.
 ALTER TABLE alerts ADD COLUMN policy_since timestamptz;
+-- The policies (by digest) that computed the alert's next wake: a deploy that inserts a step
+-- wakes the alerts planned under other policies at once, rather than at their next wake.
+ALTER TABLE alerts ADD COLUMN planned_with text;

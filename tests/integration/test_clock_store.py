@@ -249,9 +249,14 @@ async def test_medium_to_high_at_31_minutes_fires_the_15_minute_step_once_at_onc
     )
     inserted = medium_and_high(raw)
     reordered = ClockStore(inserted)
-    await pool.execute("UPDATE alerts SET next_due_at = now()")
+    assert reordered.policies_digest != store.clock.policies_digest
+    waiting = await pool.fetchval("SELECT next_due_at FROM alerts WHERE kind = 'missing'")
+    assert waiting > db_now + timedelta(minutes=5), "planned for a later wake, not now"
     async with pool.acquire() as conn:
+        # The deployed worker wakes what older policies planned, so the new step is decided now.
+        assert await reordered.wake_replanned(conn) == 1
         after_deploy = await reordered.claim_due(conn, db_now + timedelta(seconds=2), 50)
+        assert await reordered.wake_replanned(conn) == 0, "re-planned under the new policies"
     new_key = step_keys(inserted, "high")[1]
     # The new step is a catch-up too: it tells nobody the alert already told.
     assert after_deploy.notifications == []
