@@ -6,6 +6,7 @@ import atexit
 import ctypes
 import importlib.util
 import os
+import random
 import re
 import shutil
 import signal
@@ -73,8 +74,30 @@ def _tansu_bin() -> Path:
     return path
 
 
+def _ephemeral_low() -> int:
+    """The first port the kernel hands out to outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def _free_port() -> int:
-    """Ask the kernel for a currently free TCP port on 127.0.0.1."""
+    """A currently free TCP port on 127.0.0.1, below the kernel's ephemeral range.
+
+    A server restarted on its port (the broker, the database) must find it free. A port from
+    the ephemeral range may not be: a client retrying its connection to the dead server can be
+    given that very port as its own source port, connect to itself, and hold it for good."""
+    rng = random.SystemRandom()
+    low = _ephemeral_low()
+    for _ in range(50):
+        port = rng.randrange(10000, max(10001, low))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
