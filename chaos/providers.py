@@ -61,13 +61,6 @@ def notification_of(callback: str | None) -> str | None:
     return found[0] if found else None
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def spawn(argv: list[str], port: int, stdout: Path, stderr: Path) -> subprocess.Popen:
     """Start `python -m argv…` and wait until it listens on `port`."""
     with open(stdout, "ab") as out, open(stderr, "ab") as err:

@@ -28,7 +28,7 @@ from chaos import providers
 from chaos.config import chaos_config, reordered
 from infra import faketime
 from infra.devsystem import TWILIO_FROM, TWILIO_SID
-from infra.stack import EmbeddedStack, die_with_parent
+from infra.stack import EmbeddedStack, die_with_parent, free_port
 from infra.topics import Topics
 
 log = structlog.get_logger(__name__)
@@ -158,8 +158,8 @@ class ChaosSystem:
         config_path = self.run_dir / "goldenhour.yaml"
         config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         auth_token = secrets.token_hex(16)
-        twilio_port, smtp_port = providers.free_port(), providers.free_port()
-        smtp_control = providers.free_port()
+        twilio_port, smtp_port = free_port(), free_port()
+        smtp_control = free_port()
         # Spawned from this thread: a child's parent-death signal fires when the spawning
         # thread ends, and an executor's thread may end before the run does.
         self._twilio = providers.spawn(
@@ -178,7 +178,7 @@ class ChaosSystem:
         self.smtp_control_url = f"http://127.0.0.1:{smtp_control}"
         prefix = f"gh-{uuid.uuid4().hex[:8]}"
         self.topics = Topics(prefix)
-        api_ports = [providers.free_port() for _ in range(REPLICAS["api"])]
+        api_ports = [free_port() for _ in range(REPLICAS["api"])]
         self.api_urls = [f"http://127.0.0.1:{port}" for port in api_ports]
         base = {
             **os.environ,
@@ -210,7 +210,7 @@ class ChaosSystem:
                 if part == "api":
                     env["GOLDENHOUR_API_PORT"] = str(api_ports[i - 1])
                 else:
-                    env["GOLDENHOUR_HEALTH_PORT"] = str(providers.free_port())
+                    env["GOLDENHOUR_HEALTH_PORT"] = str(free_port())
                 if part == "dispatcher" and self.skew_s and i <= 2:
                     self.skews[name] = self.skew_s if i == 1 else -self.skew_s
                     env = faketime.skewed(env, self.skews[name])

@@ -23,6 +23,7 @@ import yaml
 
 from contracts.config import hash_api_key
 from infra.smtp_local import LocalSmtp
+from infra.stack import free_port
 from infra.supervisor import PARTS, PartProcess
 from infra.twilio_local import LocalTwilio
 
@@ -265,7 +266,7 @@ class DevSystem:
         await self.twilio.start()
         self.smtp = self.smtp_server()
         self.smtp.start()
-        port = _free_port()
+        port = free_port()
         self.api_url = f"http://127.0.0.1:{port}"
         self.env = {
             **os.environ,
@@ -351,14 +352,6 @@ class DevSystem:
             timeout=10.0,
             headers={"Authorization": f"Bearer {self.keys[user_id]}"},
         )
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def event(event_type: str, child_id: str, data: dict, at: datetime | None = None) -> dict:

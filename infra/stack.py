@@ -82,7 +82,7 @@ def _ephemeral_low() -> int:
         return 32768
 
 
-def _free_port() -> int:
+def free_port() -> int:
     """A currently free TCP port on 127.0.0.1, below the kernel's ephemeral range.
 
     A server restarted on its port (the broker, the database) must find it free. A port from
@@ -325,7 +325,7 @@ class EmbeddedStack:
         reconciler tells a lost log from a lagging one by that id."""
         env = {k: v for k, v in os.environ.items() if k != "OTEL_EXPORTER_OTLP_ENDPOINT"}
         for _ in range(_PORT_ATTEMPTS if port is None else 1):
-            port = port or _free_port()
+            port = port or free_port()
             url = f"tcp://127.0.0.1:{port}"
             argv = [
                 str(_tansu_bin()),
@@ -366,7 +366,7 @@ class EmbeddedStack:
         if not self.durable:
             settings += ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]
         for _ in range(_PORT_ATTEMPTS if port is None else 1):
-            port = port or _free_port()
+            port = port or free_port()
             argv = [self._pg("postgres"), "-D", str(pgdata), "-p", str(port)]
             for setting in settings:
                 argv += ["-c", setting]

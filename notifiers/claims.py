@@ -92,22 +92,22 @@ MARK_SENT = audited_change(
     "'notification.sent'",
     "$4::jsonb",
 )
-MARK_FAILED = audited_change(
-    """UPDATE notifications SET status = 'failed', lease_until = NULL, last_error = $2,
-        updated_at = now()
-    WHERE notification_id = $1 AND claim = $4 AND status = 'sending'""",
-    "system:dispatcher",
-    "'notification.failed'",
-    "$3::jsonb",
-)
-MARK_CANCELLED = audited_change(
-    """UPDATE notifications SET status = 'cancelled', lease_until = NULL, last_error = $2,
-        updated_at = now()
-    WHERE notification_id = $1 AND claim = $4 AND status = 'sending'""",
-    "system:dispatcher",
-    "'notification.cancelled'",
-    "$3::jsonb",
-)
+
+
+def _mark_ended(status: str) -> str:
+    """The fenced mark ending a message's tries as `status`, audited `notification.<status>`."""
+    return audited_change(
+        f"""UPDATE notifications SET status = '{status}', lease_until = NULL, last_error = $2,
+            updated_at = now()
+        WHERE notification_id = $1 AND claim = $4 AND status = 'sending'""",
+        "system:dispatcher",
+        f"'notification.{status}'",
+        "$3::jsonb",
+    )
+
+
+MARK_FAILED = _mark_ended("failed")
+MARK_CANCELLED = _mark_ended("cancelled")
 # $4: seconds before the provider may be asked about this attempt (an ambiguous outcome), else
 # NULL to keep what an earlier attempt set; no try comes before that either.
 MARK_RETRY = """
