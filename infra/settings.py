@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -66,6 +67,9 @@ class Settings(BaseSettings):
     # Parts the API's /readyz also requires to hold their partitions (`run` sets both).
     ready_requires: str = Field(default="", alias="GOLDENHOUR_READY_REQUIRES")
 
+    # Twilio may be switched off only explicitly: with it on, an empty TWILIO_AUTH_TOKEN would
+    # let anyone sign a callback, so every part refuses to start (see `require_twilio`).
+    twilio_enabled: bool = Field(default=True, alias="GOLDENHOUR_TWILIO_ENABLED")
     twilio_account_sid: str = Field(default="", alias="TWILIO_ACCOUNT_SID")
     twilio_auth_token: str = Field(default="", alias="TWILIO_AUTH_TOKEN")
     twilio_from_number: str = Field(default="", alias="TWILIO_FROM_NUMBER")
@@ -73,6 +77,21 @@ class Settings(BaseSettings):
     smtp_host: str = Field(default="127.0.0.1", alias="SMTP_HOST")
     smtp_port: int = Field(default=25, alias="SMTP_PORT")
     smtp_from: str = Field(default="goldenhour@localhost", alias="SMTP_FROM")
+    # `starttls` (required, the default), `tls` (implicit TLS, port 465) or `off` (a local relay
+    # only): mail carries child data and is never sent in clear by accident.
+    smtp_tls: Literal["starttls", "tls", "off"] = Field(default="starttls", alias="SMTP_TLS")
+    # A CA bundle to verify the SMTP server's certificate with (unset: the system's).
+    smtp_ca_file: Path | None = Field(default=None, alias="SMTP_CA_FILE")
+
+    # Addresses (IPs or CIDRs, comma-separated) of reverse proxies whose X-Forwarded-For is
+    # believed; from anyone else the header is ignored and the peer address counts.
+    trusted_proxies: str = Field(default="", alias="GOLDENHOUR_TRUSTED_PROXIES")
+    # /metrics answers only with `Authorization: Bearer <this>`; unset, /metrics is not served.
+    metrics_token: str | None = Field(default=None, alias="GOLDENHOUR_METRICS_TOKEN", min_length=16)
+    # Requests per API key (a `limits` rate string, e.g. "50/second"); "off" for none.
+    api_rate_limit: str = Field(default="50/second", alias="GOLDENHOUR_API_RATE_LIMIT")
+    # The largest request body any route reads; larger ones are refused before they are read.
+    max_body_bytes: int = Field(default=64 * 1024, alias="GOLDENHOUR_MAX_BODY_BYTES", ge=1024)
 
     @cached_property
     def config(self) -> GoldenHourConfig:
