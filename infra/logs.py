@@ -20,6 +20,10 @@ def configure(level: str = "info") -> None:
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
     for noisy in ("aiokafka", "faust", "mode", "uvicorn.access", "twilio.http_client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # httpx logs every request's full URL at INFO: a webhook URL's path or query may hold the
+    # receiver's token. Our own lines name the host only.
+    for quoting_urls in ("httpx", "httpcore"):
+        logging.getLogger(quoting_urls).setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import time
 import uuid
 from collections import deque
@@ -50,7 +51,8 @@ class LocalWebhookReceiver:
 
     The secret for a request is `secret_for(path)` when that gives one, else the one given to
     `set_secret`; with neither, nothing verifies. `request_ids=True` makes it answer every
-    accepted request with an X-Request-Id header (the sender then reports that id).
+    accepted request with an X-Request-Id header (the sender then reports that id); with an
+    `ssl_context` it serves HTTPS.
     """
 
     def __init__(
@@ -60,22 +62,25 @@ class LocalWebhookReceiver:
         port: int = 0,
         request_ids: bool = False,
         tolerance_s: int = REPLAY_WINDOW_S,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.secret_for = secret_for
+        self.ssl_context = ssl_context
         self.host = host
         self.port = port
         self.request_ids = request_ids
         self.tolerance_s = tolerance_s
         self.received: list[ReceivedHook] = []
         self._secret: str | None = None
-        self._failures: deque[tuple[int, float | None]] = deque()
+        self._failures: deque[tuple[int, float | None, str | None]] = deque()
         self._hangs: deque[float] = deque()
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def url(self, path: str = "/hook") -> str:
         """The URL to subscribe with; any path is accepted."""
@@ -89,7 +94,7 @@ class LocalWebhookReceiver:
         # A short shutdown grace: stop() also cuts hangs short, nothing else lingers.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
+        await web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context).start()
         self.port = self._runner.addresses[0][1]
         log.info("webhook_local.started", base_url=self.base_url)
 
@@ -105,10 +110,13 @@ class LocalWebhookReceiver:
         """The secret to verify with when secret_for is absent or has none for the path."""
         self._secret = secret
 
-    def fail_next(self, n: int, status: int = 500, retry_after: float | None = None) -> None:
+    def fail_next(
+        self, n: int, status: int = 500, retry_after: float | None = None, body: str | None = None
+    ) -> None:
         """The next n requests are answered `status` (with Retry-After if given; a 3xx also
-        carries a Location), whether or not they verify."""
-        self._failures.extend([(status, retry_after)] * n)
+        carries a Location), whether or not they verify; `body` as plain text, if given, in
+        place of the usual JSON error."""
+        self._failures.extend([(status, retry_after, body)] * n)
 
     def hang_next(self, n: int, seconds: float) -> None:
         """The next n requests are recorded, then answered only after `seconds`."""
@@ -165,12 +173,14 @@ class LocalWebhookReceiver:
             if self._stopping.is_set():
                 return web.json_response({"error": "shutting down"}, status=503)
         if self._failures:
-            status, retry_after = self._failures.popleft()
+            status, retry_after, body = self._failures.popleft()
             headers: dict[str, str] = {}
             if retry_after is not None:
                 headers["Retry-After"] = f"{retry_after:g}"
             if 300 <= status < 400:
                 headers["Location"] = self.url("/moved" + hook.path)
+            if body is not None:
+                return web.Response(text=body, status=status, headers=headers)
             return web.json_response({"error": "injected failure"}, status=status, headers=headers)
         if not hook.verified:
             return web.json_response({"error": "bad or missing signature"}, status=401)

@@ -3,6 +3,13 @@
 Every delivery carries `X-GoldenHour-Timestamp` (unix seconds) and `X-GoldenHour-Signature`
 (`sha256=` + hex HMAC-SHA256 with the subscription's secret over "<timestamp>.<raw body>").
 `sign` and `verify` are the two halves; docs/webhooks.md tells a receiver how to check one.
+
+Every new connection resolves the host once, vets every address with the rule subscriptions are
+made under (`services.webhook_urls`), and connects to a vetted address: the name is never looked
+up a second time, so it cannot be pointed at an internal address between check and connect. The
+request keeps the name for its Host header, TLS server name and certificate check. What the
+receiver answers is kept to its status code: its body never reaches a log, the delivery's error
+or its owner's email.
 """
 
 from __future__ import annotations
@@ -11,9 +18,12 @@ import asyncio
 import hashlib
 import hmac
 import re
+import ssl
 import time
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 import structlog
 
@@ -25,6 +35,14 @@ from notifiers.base import (
     SendResult,
     retry_after_seconds,
 )
+from services.webhook_urls import (
+    NonPublicAddress,
+    Resolver,
+    UnresolvableHost,
+    WebhookUrlError,
+    resolve_and_vet,
+    resolve_host,
+)
 
 __all__ = ["SIGNATURE_PREFIX", "USER_AGENT", "WebhookChannel", "sign", "verify"]
 
@@ -33,10 +51,6 @@ log = structlog.get_logger(__name__)
 USER_AGENT = "GoldenHour-Webhook/1"
 SIGNATURE_PREFIX = "sha256="
 REPLAY_WINDOW_S = 300
-# At most this much of a response is read: only a snippet of it goes into an error message,
-# and a receiver must not be able to make us buffer an endless body.
-_MAX_RESPONSE_BYTES = 4096
-_SNIPPET_CHARS = 200
 _MAX_PROVIDER_ID = 200
 _DIGITS = re.compile(r"[0-9]{1,15}")
 
@@ -74,6 +88,62 @@ def verify(
     return hmac.compare_digest(expected, given)
 
 
+class VettedBackend(httpcore.AsyncNetworkBackend):
+    """Connects only to addresses the host resolved to just now and that passed the vetting.
+
+    httpcore hands each new connection's host name here; TLS is started afterwards on the
+    stream with that same name, so the certificate is checked for the name, not the address.
+    """
+
+    def __init__(self, allow_private: bool, resolve: Resolver) -> None:
+        self.allow_private = allow_private
+        self.resolve = resolve
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await resolve_and_vet(host, port, self.allow_private, self.resolve)
+        failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    str(address), port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc  # another of the vetted addresses may answer
+        assert failure is not None  # resolve_and_vet never answers no address
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("webhooks go over TCP only")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _VettedTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport over a connection pool that connects through VettedBackend."""
+
+    def __init__(self, backend: VettedBackend, ssl_context: ssl.SSLContext | None) -> None:
+        super().__init__(trust_env=False)
+        # httpx 0.28 takes no network backend, so its pool is remade with one (same TLS setup).
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
+            network_backend=backend,
+        )
+
+
 def _one_line(text: str, limit: int) -> str:
     """Receiver-controlled text made safe for logs and the audit trail."""
     return " ".join(text.split())[:limit]
@@ -91,16 +161,28 @@ def _where(url: str) -> str:
 class WebhookChannel(Channel):
     """POSTs the JSON body to the subscription's URL, signed; "sent" once it answers 2xx.
 
-    Redirects are never followed (the URL was vetted against server-side request forgery when
-    the subscription was made; a redirect could point anywhere), and the environment's proxy
+    Every connection goes to an address vetted when it was made (`VettedBackend`); with
+    `allow_private` (tests, the demo) private addresses pass, but the connection still goes
+    to the address resolved that once. `resolve` is the name lookup and `ssl_context` the
+    certificates trusted (the system's by default), both replaceable in tests.
+    Redirects are never followed (a redirect could point anywhere), and the environment's proxy
     and .netrc settings are ignored so no stray credentials ride along to a subscriber.
     """
 
     name = "webhook"
     reports_delivery = False
 
-    def __init__(self, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        timeout: float = 10.0,
+        allow_private: bool = False,
+        resolve: Resolver = resolve_host,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.timeout = timeout
+        self.allow_private = allow_private
+        self.resolve = resolve
+        self.ssl_context = ssl_context
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -113,6 +195,9 @@ class WebhookChannel(Channel):
                 timeout=httpx.Timeout(self.timeout),
                 follow_redirects=False,
                 trust_env=False,
+                transport=_VettedTransport(
+                    VettedBackend(self.allow_private, self.resolve), self.ssl_context
+                ),
             )
             self._loop = loop
         return self._client
@@ -148,37 +233,42 @@ class WebhookChannel(Channel):
             # httpx's timeout is per phase (connect, each read, ...); this caps the whole
             # attempt, so a receiver that trickles bytes cannot hold a dispatcher slot.
             async with asyncio.timeout(self.timeout * 2 + 1):
+                # Streamed and never read: nothing of the answer but its status and headers
+                # is used, so a receiver cannot make us buffer a body either.
                 async with self._http().stream(
                     "POST", msg.to, content=body, headers=headers
                 ) as response:
-                    snippet = await self._read_some(response)
+                    pass
+        except NonPublicAddress as exc:
+            log.warning("webhook.address_refused", reason=exc.reason, **ctx)
+            raise PermanentSendError(
+                f"webhook {where}: not sent, the host resolved to a {exc.reason} address;"
+                " webhooks go to public addresses only"
+            ) from None
+        except UnresolvableHost as exc:
+            log.warning("webhook.unresolvable", **ctx)
+            why = str(exc).removeprefix("webhook_url: ")
+            raise RetryableSendError(f"webhook {where}: {why}") from None
+        except WebhookUrlError as exc:
+            log.warning("webhook.address_refused", reason="unusable address", **ctx)
+            raise PermanentSendError(f"webhook {where}: not sent, {exc}") from None
         except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
-            log.warning("webhook.bad_request", error=repr(exc), **ctx)
-            raise PermanentSendError(f"webhook {where}: {exc!r}") from exc
+            # The exception's text may quote the whole URL, path and all: only its kind is told.
+            log.warning("webhook.bad_request", error=type(exc).__name__, **ctx)
+            raise PermanentSendError(f"webhook {where}: {type(exc).__name__}") from None
         except (httpx.TimeoutException, TimeoutError) as exc:
             log.warning("webhook.timeout", error=repr(exc), **ctx)
             raise RetryableSendError(f"webhook {where}: timed out after {self.timeout}s") from exc
         except (httpx.TransportError, OSError) as exc:
-            # Connection refused/reset, DNS failure, a receiver that hung up mid-answer.
+            # Connection refused/reset, a receiver that hung up mid-answer.
             log.warning("webhook.transport_error", error=repr(exc), **ctx)
             raise RetryableSendError(f"webhook {where}: {exc!r}") from exc
-        return self._outcome(msg, response, snippet, ctx)
-
-    @staticmethod
-    async def _read_some(response: httpx.Response) -> str:
-        """Up to _MAX_RESPONSE_BYTES of the answer, decoded leniently."""
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= _MAX_RESPONSE_BYTES:
-                break
-        return b"".join(chunks)[:_MAX_RESPONSE_BYTES].decode("utf-8", "replace")
+        return self._outcome(msg, response, ctx)
 
     def _outcome(
-        self, msg: OutboundMessage, response: httpx.Response, snippet: str, ctx: dict[str, str]
+        self, msg: OutboundMessage, response: httpx.Response, ctx: dict[str, str]
     ) -> SendResult:
+        """2xx → sent; else an error with the status code and nothing the receiver wrote."""
         status = response.status_code
         where = ctx["target"]
         if 200 <= status < 300:
@@ -187,8 +277,6 @@ class WebhookChannel(Channel):
             log.info("webhook.delivered", status=status, provider_id=provider_id, **ctx)
             return SendResult(provider_id=provider_id, status="sent")
         text = f"webhook {where} HTTP {status}"
-        if snippet.strip():
-            text += f": {_one_line(snippet, _SNIPPET_CHARS)}"
         log.warning("webhook.refused", status=status, **ctx)
         if 300 <= status < 400:
             raise PermanentSendError(f"{text} (redirects are not followed)", status)

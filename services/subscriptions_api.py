@@ -3,6 +3,11 @@
 Scoped to the caller's organisation: any of its users may list them; only its duty managers and
 admins may create or delete one. An `immigration_enforcement` organisation can never subscribe
 (DESIGN.md rule 3): it holds no key, and the create path refuses it all the same.
+
+An organisation subscribes only to authorities that list it as a neighbour, the rule the shared
+alerts feed reads by. Naming any other is 403, not 422: the request is well formed and the
+authority exists, but the caller may not have its alerts, and no change to the request would
+make it so (only the authority listing the caller as a neighbour would).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
+from contracts.api import ErrorBody
 from contracts.config import GoldenHourConfig, OrgKind, UserRole
 from contracts.shared import SubscriptionRequest, SubscriptionView
 from infra.db import audit
@@ -111,6 +117,13 @@ def plan_subscription(config: GoldenHourConfig, caller: Caller, body: Subscripti
                     ("source_authorities", i),
                     f"{code} is your own organisation: subscribe to other authorities",
                     "own_authority",
+                )
+            if own not in org.neighbours:
+                raise HTTPException(
+                    status.HTTP_403_FORBIDDEN,
+                    detail=f"source_authorities[{i}]: {code} does not list {own} as a neighbour;"
+                    " an organisation may subscribe only to the shared alerts of authorities"
+                    " that list it as a neighbour",
                 )
         if not sources:
             raise _invalid(
@@ -243,6 +256,12 @@ async def list_subscriptions(
     "/subscriptions/{subscription_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
+    responses={
+        404: {
+            "model": ErrorBody,
+            "description": "No such subscription of the caller's organisation",
+        }
+    },
 )
 async def delete_subscription(
     request: Request, subscription_id: uuid.UUID, caller: Caller = Depends(authenticate)

@@ -5,6 +5,10 @@ resolved address being a public one: never loopback, private, link-local (169.25
 cloud metadata service), multicast, reserved, unspecified or otherwise non-global. Tests and the
 demo, whose receivers listen on 127.0.0.1, allow private addresses with
 GOLDENHOUR_WEBHOOK_ALLOW_PRIVATE=1; the URL must still be well formed and its host resolvable.
+
+The same rule holds at every delivery: the webhook channel resolves the host once per connection
+with `resolve_and_vet` and connects only to an address it vetted, so a name that points somewhere
+else by then (DNS rebinding) is refused rather than followed.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 RESOLVE_TIMEOUT_S = 5.0
@@ -51,7 +56,7 @@ def non_public_reason(address: IPAddress) -> str | None:
     return None
 
 
-def _split(url: str) -> tuple[str, int]:
+def split_url(url: str) -> tuple[str, int]:
     """The host and port of an http(s) URL without credentials; WebhookUrlError otherwise."""
     try:
         parts = urlsplit(url)
@@ -69,40 +74,77 @@ def _split(url: str) -> tuple[str, int]:
     return host, port or (443 if scheme == "https" else 80)
 
 
-async def _resolve(host: str, port: int) -> set[str]:
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+"""Answers the addresses a host name resolves to, as text, in the order to try them."""
+
+
+class UnresolvableHost(WebhookUrlError):
+    """The host did not resolve (now): at delivery, worth another try later."""
+
+
+class NonPublicAddress(WebhookUrlError):
+    """The host resolved to an address webhooks may not go to."""
+
+    def __init__(self, host: str, address: str, reason: str) -> None:
+        self.host, self.address, self.reason = host, address, reason
+        where = f"'{host}'" if host == address else f"'{host}' ({address})"
+        super().__init__(
+            f"webhook_url: {where} is a {reason} address; webhooks go to public addresses only"
+        )
+
+
+async def resolve_host(host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to now, each once, in the resolver's order."""
     loop = asyncio.get_running_loop()
     infos = await asyncio.wait_for(
         loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), RESOLVE_TIMEOUT_S
     )
-    return {str(info[4][0]) for info in infos}
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-async def check_webhook_url(url: str, allow_private: bool) -> None:
-    """Raise WebhookUrlError unless `url` is an http(s) URL whose host resolves to public addresses.
+def vet_addresses(host: str, addresses: list[str], allow_private: bool) -> list[IPAddress]:
+    """The addresses, parsed; NonPublicAddress if any one is not public (unless allowed).
 
-    Every address the host resolves to is checked, so a name with one public and one private
-    address is refused. With `allow_private` the addresses may be private (tests, the demo).
+    Every address is judged, not only the first: a name with one public and one private
+    address could send a connection to either.
     """
-    host, port = _split(url)
-    try:
-        addresses = await _resolve(host, port)
-    except (OSError, UnicodeError, TimeoutError) as exc:
-        why = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
-        raise WebhookUrlError(f"webhook_url: cannot resolve host '{host}' ({why})") from None
-    if not addresses:
-        raise WebhookUrlError(f"webhook_url: cannot resolve host '{host}' (no address)")
-    if allow_private:
-        return
-    for text in sorted(addresses):
+    vetted: list[IPAddress] = []
+    for text in addresses:
         try:
             address = ipaddress.ip_address(text)
         except ValueError:
             raise WebhookUrlError(
                 f"webhook_url: host '{host}' resolves to an unusable address {text}"
             ) from None
-        reason = non_public_reason(address)
+        reason = None if allow_private else non_public_reason(address)
         if reason is not None:
-            where = f"'{host}'" if host == text else f"'{host}' ({text})"
-            raise WebhookUrlError(
-                f"webhook_url: {where} is a {reason} address; webhooks go to public addresses only"
-            )
+            raise NonPublicAddress(host, text, reason)
+        vetted.append(address)
+    return vetted
+
+
+async def resolve_and_vet(
+    host: str, port: int, allow_private: bool, resolve: Resolver = resolve_host
+) -> list[IPAddress]:
+    """Resolve `host` once and vet every address: the only addresses a connection may use."""
+    try:
+        addresses = await resolve(host, port)
+    except (OSError, UnicodeError, TimeoutError) as exc:
+        why = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+        raise UnresolvableHost(f"webhook_url: cannot resolve host '{host}' ({why})") from None
+    if not addresses:
+        raise UnresolvableHost(f"webhook_url: cannot resolve host '{host}' (no address)")
+    return vet_addresses(host, addresses, allow_private)
+
+
+async def check_webhook_url(
+    url: str, allow_private: bool, resolve: Resolver = resolve_host
+) -> None:
+    """Raise WebhookUrlError unless `url` is an http(s) URL whose host resolves to public addresses.
+
+    Every address the host resolves to is checked, so a name with one public and one private
+    address is refused. With `allow_private` the addresses may be private (tests, the demo).
+    A name can resolve elsewhere later: delivery checks again, on the address it connects to.
+    """
+    host, port = split_url(url)
+    await resolve_and_vet(host, port, allow_private, resolve)

@@ -2,7 +2,8 @@
 
 LBH lists LBI as its neighbour (and LBI lists LBH), so Islington's duty manager subscribes to
 Hackney's shared alerts by default. The system runs with GOLDENHOUR_WEBHOOK_ALLOW_PRIVATE=1, so a
-webhook on 127.0.0.1 is accepted here; tests/unit/services/test_webhook_urls.py covers refusals.
+webhook on 127.0.0.1 is accepted here; tests/e2e/test_subscription_rules.py runs the API with the
+guard on, and holds it to the neighbour rule with callers this directory has no key for.
 """
 
 from __future__ import annotations
@@ -274,5 +275,22 @@ def test_no_neighbour_and_no_sources_named():
     (error,) = refused_.value.errors()
     assert error["loc"] == ("body", "source_authorities")
     assert error["msg"] == "no authority lists you (MPS) as a neighbour; name source_authorities"
+    # Naming authorities does not get round the neighbour rule.
     named = BODY.model_copy(update={"source_authorities": ["LBH", "LBI", "LBH"]})
-    assert plan_subscription(CONFIG, caller, named).source_authorities == ["LBH", "LBI"]
+    with pytest.raises(HTTPException) as forbidden:
+        plan_subscription(CONFIG, caller, named)
+    assert forbidden.value.status_code == 403
+    assert "LBH does not list MPS as a neighbour" in forbidden.value.detail
+
+
+def test_named_sources_are_kept_once_each_in_their_order():
+    config = GoldenHourConfig.model_validate(directory()[0])
+    lbh = config.org("LBH")
+    assert lbh is not None
+    lbh.neighbours.append("MPS")
+    for org in config.organisations:
+        if org.code == "LBI":
+            org.neighbours.append("MPS")
+    caller = Caller(org=config.org("MPS"), user=User(id="mps-admin", roles=["admin"]))
+    named = BODY.model_copy(update={"source_authorities": ["LBH", "LBI", "LBH"]})
+    assert plan_subscription(config, caller, named).source_authorities == ["LBH", "LBI"]

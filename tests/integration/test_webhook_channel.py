@@ -58,7 +58,7 @@ async def receiver() -> AsyncIterator[LocalWebhookReceiver]:
 
 @pytest.fixture
 async def webhook() -> AsyncIterator[WebhookChannel]:
-    channel = WebhookChannel(timeout=5)
+    channel = WebhookChannel(timeout=5, allow_private=True)
     yield channel
     await channel.close()
 
@@ -170,7 +170,7 @@ async def test_verify_refuses_tampering_wrong_secret_and_replays(
 
 
 async def test_receiver_answers_401_to_a_bad_signature(receiver: LocalWebhookReceiver) -> None:
-    channel = WebhookChannel(timeout=5)
+    channel = WebhookChannel(timeout=5, allow_private=True)
     try:
         with pytest.raises(PermanentSendError) as info:
             await channel.send(outbound(receiver.url(), secret="whsec_wrong"))
@@ -185,7 +185,7 @@ async def test_receiver_verifies_with_secret_for_each_path() -> None:
     secrets = {"/lbi": "whsec_lbi", "/cam": "whsec_cam"}
     server = LocalWebhookReceiver(secret_for=secrets.get)
     await server.start()
-    channel = WebhookChannel(timeout=5)
+    channel = WebhookChannel(timeout=5, allow_private=True)
     try:
         await channel.send(outbound(server.url("/lbi"), secret="whsec_lbi"))
         with pytest.raises(PermanentSendError):
@@ -206,7 +206,7 @@ async def test_request_id_becomes_the_provider_id() -> None:
     server = LocalWebhookReceiver(request_ids=True)
     server.set_secret(SECRET)
     await server.start()
-    channel = WebhookChannel(timeout=5)
+    channel = WebhookChannel(timeout=5, allow_private=True)
     try:
         result = await channel.send(outbound(server.url()))
     finally:
@@ -247,7 +247,8 @@ async def test_400_is_permanent(receiver: LocalWebhookReceiver, webhook: Webhook
     with pytest.raises(PermanentSendError) as info:
         await webhook.send(outbound(receiver.url()))
     assert info.value.code == 400
-    assert "injected failure" in str(info.value)  # a snippet of the answer, for the audit
+    assert "HTTP 400" in str(info.value)
+    assert "injected failure" not in str(info.value)  # the receiver's answer is never quoted
 
 
 async def test_redirects_are_not_followed(
@@ -263,7 +264,7 @@ async def test_redirects_are_not_followed(
 
 async def test_a_hang_beyond_the_timeout_is_retryable(receiver: LocalWebhookReceiver) -> None:
     receiver.hang_next(1, 5.0)
-    channel = WebhookChannel(timeout=0.5)
+    channel = WebhookChannel(timeout=0.5, allow_private=True)
     started = time.monotonic()
     try:
         with pytest.raises(RetryableSendError, match="timed out"):

@@ -1,7 +1,8 @@
 """Webhook URLs: http(s) only, no credentials, and no server-side request forgery targets.
 
 Only literal addresses and `localhost` (from /etc/hosts) are resolved for real; host names that
-would need DNS go through a stand-in resolver, so no test depends on external DNS.
+would need DNS go through a stand-in resolver (the `resolve` argument), so no test depends on
+external DNS.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ import socket
 import pytest
 
 from services import webhook_urls
-from services.webhook_urls import WebhookUrlError, check_webhook_url, non_public_reason
+from services.webhook_urls import (
+    NonPublicAddress,
+    UnresolvableHost,
+    WebhookUrlError,
+    check_webhook_url,
+    non_public_reason,
+    resolve_and_vet,
+)
 
 
 @pytest.mark.parametrize(
@@ -78,45 +86,66 @@ async def test_malformed_urls_are_refused_even_when_private_is_allowed(url, why,
         await check_webhook_url(url, allow_private=allow_private)
 
 
-def fake_dns(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[str] | Exception]) -> None:
+def fake_dns(answers: dict[str, list[str] | Exception]) -> webhook_urls.Resolver:
     """Resolve host names from `answers` (a list of addresses, or the error to raise)."""
 
-    async def resolve(host: str, port: int) -> set[str]:
+    async def resolve(host: str, port: int) -> list[str]:
         answer = answers[host]
         if isinstance(answer, Exception):
             raise answer
-        return set(answer)
+        return list(answer)
 
-    monkeypatch.setattr(webhook_urls, "_resolve", resolve)
+    return resolve
 
 
 @pytest.mark.parametrize("allow_private", [False, True])
-async def test_an_unresolvable_host_is_refused(monkeypatch, allow_private):
-    fake_dns(monkeypatch, {"lbi.example": socket.gaierror(-2, "Name or service not known")})
-    with pytest.raises(WebhookUrlError, match="cannot resolve host 'lbi.example'"):
-        await check_webhook_url("https://lbi.example/hook", allow_private=allow_private)
+async def test_an_unresolvable_host_is_refused(allow_private):
+    dns = fake_dns({"lbi.example": socket.gaierror(-2, "Name or service not known")})
+    with pytest.raises(UnresolvableHost, match="cannot resolve host 'lbi.example'"):
+        await check_webhook_url("https://lbi.example/hook", allow_private, dns)
 
 
-async def test_a_resolver_timeout_is_refused(monkeypatch):
-    fake_dns(monkeypatch, {"slow.example": TimeoutError()})
-    with pytest.raises(WebhookUrlError, match="cannot resolve host 'slow.example' \\(timed out"):
-        await check_webhook_url("https://slow.example/hook", allow_private=False)
+async def test_a_resolver_timeout_is_refused():
+    dns = fake_dns({"slow.example": TimeoutError()})
+    with pytest.raises(UnresolvableHost, match="cannot resolve host 'slow.example' \\(timed out"):
+        await check_webhook_url("https://slow.example/hook", False, dns)
 
 
-async def test_a_name_is_refused_if_any_of_its_addresses_is_private(monkeypatch):
-    fake_dns(monkeypatch, {"rebind.example": ["93.184.216.34", "169.254.169.254"]})
-    with pytest.raises(WebhookUrlError, match=r"'rebind.example' \(169.254.169.254\) is a link"):
-        await check_webhook_url("https://rebind.example/hook", allow_private=False)
+@pytest.mark.parametrize("order", [1, -1])
+async def test_a_name_is_refused_if_any_of_its_addresses_is_private(order):
+    dns = fake_dns({"rebind.example": ["93.184.216.34", "169.254.169.254"][::order]})
+    with pytest.raises(NonPublicAddress, match=r"'rebind.example' \(169.254.169.254\) is a link"):
+        await check_webhook_url("https://rebind.example/hook", False, dns)
 
 
-async def test_a_name_with_only_public_addresses_is_accepted(monkeypatch):
-    fake_dns(monkeypatch, {"lbi.example": ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"]})
-    await check_webhook_url("https://lbi.example/goldenhour/alerts", allow_private=False)
+async def test_a_name_with_only_public_addresses_is_accepted():
+    dns = fake_dns({"lbi.example": ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"]})
+    await check_webhook_url("https://lbi.example/goldenhour/alerts", False, dns)
+
+
+async def test_resolve_and_vet_answers_the_addresses_in_the_resolvers_order():
+    dns = fake_dns({"lbi.example": ["2606:2800:220:1:248:1893:25c8:1946", "93.184.216.34"]})
+    vetted = await resolve_and_vet("lbi.example", 443, False, dns)
+    assert [str(a) for a in vetted] == ["2606:2800:220:1:248:1893:25c8:1946", "93.184.216.34"]
+
+
+async def test_resolve_and_vet_refuses_naming_the_reason():
+    dns = fake_dns({"inside.example": ["127.0.0.1"]})
+    with pytest.raises(NonPublicAddress) as refused:
+        await resolve_and_vet("inside.example", 80, False, dns)
+    assert (refused.value.host, refused.value.address) == ("inside.example", "127.0.0.1")
+    assert refused.value.reason == "loopback"
+    assert [str(a) for a in await resolve_and_vet("inside.example", 80, True, dns)] == ["127.0.0.1"]
+
+
+async def test_an_empty_answer_is_unresolvable():
+    with pytest.raises(UnresolvableHost, match="no address"):
+        await resolve_and_vet("void.example", 80, True, fake_dns({"void.example": []}))
 
 
 async def test_real_resolution_of_a_literal_passes_the_port_through():
     # No stand-in: the event loop's getaddrinfo resolves literals without any DNS.
-    assert await webhook_urls._resolve("93.184.216.34", 8443) == {"93.184.216.34"}
+    assert await webhook_urls.resolve_host("93.184.216.34", 8443) == ["93.184.216.34"]
 
 
 @pytest.mark.parametrize(
