@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from contracts.fields import MAX_LIST, FreeText, OrgCode, PastTime, RecordId, ShortText
+from contracts.fields import MAX_LIST, FreeText, Label, OrgCode, PastTime, RecordId, ShortText
 
 
 def _has_digit(value: str) -> str:
@@ -47,6 +47,15 @@ ChildId = Annotated[
     str,
     StringConstraints(strip_whitespace=True, pattern=CHILD_ID_PATTERN),
     AfterValidator(_has_digit),
+    # The schema states the digit rule too, so a client refuses a name before sending it; the
+    # validators above stay apart so that a bare name is told why, not shown a pattern.
+    Field(
+        json_schema_extra={
+            "pattern": r"^[A-Za-z._-]{0,63}[0-9][A-Za-z0-9._-]{0,63}$",
+            "minLength": 3,
+            "maxLength": 64,
+        }
+    ),
 ]
 """A case reference: 3–64 of `[A-Za-z0-9._-]` with at least one digit.
 
@@ -103,9 +112,10 @@ class LocatedStatus(StrEnum):
 
 
 class EventType(StrEnum):
-    """The intake event types of DESIGN.md."""
+    """The intake event types of DESIGN.md, and `child.transferred`."""
 
     child_identified = "child.identified"
+    child_transferred = "child.transferred"
     placement_started = "placement.started"
     placement_ended = "placement.ended"
     checkin_recorded = "checkin.recorded"
@@ -125,9 +135,7 @@ class ChildDescription(_Data):
     """What responders need to recognise the child; deliberately no name or nationality."""
 
     age_estimate: int | None = Field(default=None, ge=0, le=25)
-    gender: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)] | None
-    ) = None
+    gender: Label | None = None
     height_cm: int | None = Field(default=None, ge=30, le=250)
     build: ShortText | None = None
     clothing: FreeText | None = None
@@ -144,7 +152,12 @@ class NrmReferral(_Data):
 
 
 class ChildIdentified(_Data):
-    """A child was identified as a (presumed) victim of trafficking."""
+    """A child was identified as a (presumed) victim of trafficking.
+
+    Recorded once per child: for a child already known it is refused (409) whoever sends it, so
+    neither the authority nor the risk can change as its side effect. The authority changes
+    with `child.transferred`; the risk with a placement's risk assessment or a `risk.signal`.
+    """
 
     risk_level: RiskLevel
     local_authority: OrgCode
@@ -152,6 +165,19 @@ class ChildIdentified(_Data):
     unaccompanied: bool | None = None
     description: ChildDescription | None = None
     nrm_referral: NrmReferral | None = None
+
+
+class ChildTransferred(_Data):
+    """The child's case moved to another local authority.
+
+    Accepted only from the child's current local authority or a national unit, and only to a
+    local authority of the directory. The child's record and every alert still open move with
+    it: the new authority (and its police force) sees them and is told at later steps; the old
+    one no longer does.
+    """
+
+    local_authority: OrgCode
+    reason: FreeText | None = None
 
 
 class PlacementRisk(_Data):
@@ -162,7 +188,12 @@ class PlacementRisk(_Data):
 
 
 class PlacementStarted(_Data):
-    """The child was placed with a care home."""
+    """The child was placed with a care home.
+
+    A placement belongs to one child: a `placement_id` another child holds is refused (409).
+    The same child may be placed again under the same id. Every alert of the child still open
+    follows it to the new care home.
+    """
 
     placement_id: RecordId
     care_home: OrgCode
@@ -222,6 +253,7 @@ class ReturnInterviewCompleted(_Data):
 
 EVENT_DATA: dict[EventType, type[BaseModel]] = {
     EventType.child_identified: ChildIdentified,
+    EventType.child_transferred: ChildTransferred,
     EventType.placement_started: PlacementStarted,
     EventType.placement_ended: PlacementEnded,
     EventType.checkin_recorded: CheckinRecorded,

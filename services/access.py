@@ -11,6 +11,18 @@ CARE_HOME_EVENTS = frozenset(
 )
 IDENTIFIERS = frozenset({OrgKind.local_authority, OrgKind.police, OrgKind.ngo, OrgKind.national})
 
+# One answer for a child nobody recorded and a child the caller does not act for: which of the
+# two it is would tell a prober that a case reference exists, and its existence is child data.
+NOT_YOURS = (
+    "no child with this case reference is yours to report on"
+    " (a new child is recorded with child.identified first)"
+)
+
+ALREADY_IDENTIFIED = (
+    "this child is already identified: a change of authority is child.transferred,"
+    " a new risk assessment is placement.started risk or risk.signal"
+)
+
 
 @dataclass(frozen=True)
 class ChildAgencies:
@@ -34,33 +46,68 @@ class Refusal(Exception):
     """The caller may not do this; the message says why."""
 
 
+class Conflict(Refusal):
+    """The request contradicts what is recorded (a 409, not a 403); the message says what."""
+
+
 def check_submit(
     org: Organisation, event_type: str, child: ChildAgencies | None, placement_id: str | None = None
 ) -> None:
-    """Raise Refusal unless `org` may submit `event_type` for this child (None: not yet known)."""
+    """Raise Refusal unless `org` may submit `event_type` for this child (None: not yet known).
+
+    Until it is known that the caller acts for the child, every refusal is `NOT_YOURS`, so an
+    unknown child and another agency's child cannot be told apart.
+    """
     if org.kind == OrgKind.immigration_enforcement:
         raise Refusal("this organisation may not submit child data")
-    if child is None:
-        if event_type != "child.identified":
-            raise Refusal("unknown child: record child.identified first")
-        if org.kind not in IDENTIFIERS:
-            raise Refusal(f"a {org.kind.value} may not record an identification")
+    if event_type == "child.identified":
+        _check_identification(org, child)
         return
+    if child is None:
+        raise Refusal(NOT_YOURS)
     if org.kind == OrgKind.care_home:
-        if event_type not in CARE_HOME_EVENTS:
-            raise Refusal(f"a care home may not submit {event_type}")
-        if child.care_home != org.code:
-            raise Refusal("this child is not placed with your care home")
-        if placement_id is not None and placement_id != child.placement_id:
-            raise Refusal(f"placement {placement_id} is not this child's current placement")
+        _check_care_home(org, event_type, child, placement_id)
         return
     if not may_see(org, child):
-        raise Refusal("your organisation does not act for this child")
+        raise Refusal(NOT_YOURS)
     if event_type == "placement.started" and org.kind not in (
         OrgKind.local_authority,
         OrgKind.national,
     ):
         raise Refusal("only the child's local authority records a placement")
+    if event_type == "child.transferred" and not (
+        org.kind == OrgKind.national or org.code == child.local_authority
+    ):
+        raise Refusal("only the child's local authority or a national unit transfers a child")
+
+
+def _check_identification(org: Organisation, child: ChildAgencies | None) -> None:
+    # Who may identify is asked first: the answer must not depend on whether the child exists.
+    if org.kind not in IDENTIFIERS:
+        raise Refusal(f"a {org.kind.value} may not record an identification")
+    if child is not None:
+        # A second identification would silently move the child or lower its risk.
+        raise Conflict(ALREADY_IDENTIFIED)
+
+
+def _check_care_home(
+    org: Organisation, event_type: str, child: ChildAgencies, placement_id: str | None
+) -> None:
+    if child.care_home != org.code:
+        raise Refusal(NOT_YOURS)
+    if event_type not in CARE_HOME_EVENTS:
+        raise Refusal(f"a care home may not submit {event_type}")
+    if placement_id is not None and placement_id != child.placement_id:
+        raise Refusal(f"placement {placement_id} is not this child's current placement")
+
+
+def check_transfer(config: GoldenHourConfig, child: ChildAgencies, to: str) -> None:
+    """Raise Refusal unless `to` is a local authority of the directory other than the child's."""
+    la = config.org(to)
+    if la is None or la.kind != OrgKind.local_authority:
+        raise Refusal(f"unknown local authority {to}")
+    if to == child.local_authority:
+        raise Conflict(f"this child is already with {to}")
 
 
 def may_see(org: Organisation, child: ChildAgencies, care_home: str | None = None) -> bool:

@@ -11,10 +11,12 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from pydantic import ValidationError
 
+from contracts.api import ErrorBody, EventAccepted
 from contracts.config import GoldenHourConfig
 from contracts.events import (
     CheckinRecorded,
     ChildIdentified,
+    ChildTransferred,
     Event,
     IntakeRecord,
     PlacementEnded,
@@ -57,7 +59,15 @@ def _errors(exc: ValidationError) -> list[dict]:
     ]
 
 
-@router.post("/events", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/events",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=EventAccepted,
+    responses={
+        200: {"model": EventAccepted, "description": "A known event_id: nothing changed"},
+        409: {"model": ErrorBody, "description": "The event conflicts with the child's record"},
+    },
+)
 async def submit_event(request: Request, caller: Caller = Depends(authenticate)) -> JSONResponse:
     """Accept one intake event; a known event_id answers 200 duplicate and changes nothing."""
     declared = request.headers.get("content-length")
@@ -80,6 +90,9 @@ async def submit_event(request: Request, caller: Caller = Depends(authenticate))
         return JSONResponse({"detail": _errors(exc)}, status.HTTP_422_UNPROCESSABLE_CONTENT)
     try:
         new = await accept_event(request.app, caller, event, now)
+    except access.Conflict as exc:
+        REFUSED.labels("conflict").inc()
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
     except access.Refusal as exc:
         REFUSED.labels("forbidden").inc()
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None
@@ -96,9 +109,11 @@ async def accept_event(app: FastAPI, caller: Caller, event: Event, now: datetime
     """Write event, the child's record and the outbox row in one transaction; False: a repeat.
 
     The one way in for every intake event, from the API and the console's forms alike. Raises
-    `access.Refusal` (nothing written) when the caller may not submit it. `now` validated the
-    event; the time it is recorded as accepted is the database's, as every clock reads it, so
-    an API host whose clock is off neither moves an alert's anchor nor flags honest reports.
+    `access.Refusal` (nothing written) when the caller may not submit it, `access.Conflict`
+    when it contradicts the record (another child's placement, a second identification).
+    `now` validated the event; the time it is recorded as accepted is the database's, as every
+    clock reads it, so an API host whose clock is off neither moves an alert's anchor nor flags
+    honest reports.
     """
     pool: asyncpg.Pool = app.state.pool
     async with pool.acquire() as conn, conn.transaction():
@@ -108,7 +123,14 @@ async def accept_event(app: FastAPI, caller: Caller, event: Event, now: datetime
             submitted_by=Submitter(org_code=caller.org.code, user_id=caller.user.id),
             received_at=now,
         )
-        await _authorise(app.state.config, conn, caller, event)
+        try:
+            await _authorise(app.state.config, conn, caller, event)
+        except access.Refusal:
+            # A retry of an accepted event may be refused by what that event did itself (an
+            # identification, a transfer away): it is the repeat it looks like.
+            if await _recorded_already(conn, caller, event):
+                return False
+            raise
         inserted = await conn.fetchval(
             _RECORD_SQL,
             event.event_id,
@@ -159,6 +181,8 @@ async def _authorise(
         getattr(data, "placement_id", None) if caller.org.kind.value == "care_home" else None
     )
     access.check_submit(caller.org, event.type.value, agencies, placement_id)
+    if isinstance(data, ChildTransferred) and agencies is not None:
+        access.check_transfer(config, agencies, data.local_authority)
     if isinstance(data, ChildIdentified):
         la = config.org(data.local_authority)
         if la is None or la.kind.value != "local_authority":
@@ -173,18 +197,29 @@ async def _authorise(
         raise access.Refusal(f"placement {data.placement_id} is not this child's current placement")
 
 
+async def _recorded_already(conn: asyncpg.Connection, caller: Caller, event: Event) -> bool:
+    return await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE event_id = $1 AND org_code = $2"
+        " AND type = $3 AND child_id = $4)",
+        event.event_id,
+        caller.org.code,
+        event.type.value,
+        event.child_id,
+    )
+
+
 async def _project(conn: asyncpg.Connection, event: Event, now: datetime) -> None:
     """Keep the child's record and placement current, in the same transaction as the event."""
     data = event.data
     if isinstance(data, ChildIdentified):
-        await conn.execute(
+        # Two first identifications racing: the loser finds the child there and is refused.
+        created = await conn.fetchval(
             """
             INSERT INTO children (child_id, local_authority, risk_level, exploitation_types,
                                   description, identified_at)
             VALUES ($1, $2, $3, $4, $5, $6)
-            ON CONFLICT (child_id) DO UPDATE SET local_authority = EXCLUDED.local_authority,
-                risk_level = EXCLUDED.risk_level, exploitation_types = EXCLUDED.exploitation_types,
-                description = EXCLUDED.description, updated_at = now()
+            ON CONFLICT (child_id) DO NOTHING
+            RETURNING child_id
             """,
             event.child_id,
             data.local_authority,
@@ -193,14 +228,20 @@ async def _project(conn: asyncpg.Connection, event: Event, now: datetime) -> Non
             data.description.model_dump(mode="json") if data.description else {},
             event.occurred_at,
         )
+        if created is None:
+            raise access.Conflict(access.ALREADY_IDENTIFIED)
+    elif isinstance(data, ChildTransferred):
+        await _transfer(conn, event.child_id, data)
     elif isinstance(data, PlacementStarted):
+        await _lock_live_alerts(conn, event.child_id)
         await conn.execute(
             "UPDATE placements SET ended_at = $2, end_reason = 'superseded'"
             " WHERE child_id = $1 AND ended_at IS NULL",
             event.child_id,
             event.occurred_at,
         )
-        await conn.execute(
+        # The WHERE keeps an upsert from taking a placement id from the child that holds it.
+        held = await conn.fetchval(
             """
             INSERT INTO placements (placement_id, child_id, care_home, risk,
                                     checkin_interval_minutes, curfew, started_at)
@@ -208,6 +249,8 @@ async def _project(conn: asyncpg.Connection, event: Event, now: datetime) -> Non
             ON CONFLICT (placement_id) DO UPDATE SET care_home = EXCLUDED.care_home,
                 risk = EXCLUDED.risk, checkin_interval_minutes = EXCLUDED.checkin_interval_minutes,
                 curfew = EXCLUDED.curfew, ended_at = NULL
+            WHERE placements.child_id = EXCLUDED.child_id
+            RETURNING placement_id
             """,
             data.placement_id,
             event.child_id,
@@ -217,6 +260,12 @@ async def _project(conn: asyncpg.Connection, event: Event, now: datetime) -> Non
             data.curfew,
             event.occurred_at,
         )
+        if held is None:
+            raise access.Conflict(
+                f"placement {data.placement_id} belongs to another child;"
+                " a new placement needs a placement_id of its own"
+            )
+        await _follow_placement(conn, event.child_id, data)
         if data.risk and data.risk.level:
             await conn.execute(
                 "UPDATE children SET risk_level = $2, updated_at = now() WHERE child_id = $1",
@@ -229,4 +278,62 @@ async def _project(conn: asyncpg.Connection, event: Event, now: datetime) -> Non
             data.placement_id,
             event.occurred_at,
             data.reason,
+        )
+
+
+async def _lock_live_alerts(conn: asyncpg.Connection, child_id: str) -> None:
+    # Alerts before placements, as the clock takes them when it opens an alert from the
+    # placement it holds: the move and a new alert wait for each other, never in a circle.
+    await conn.execute(
+        "SELECT 1 FROM alerts WHERE child_id = $1 AND status <> 'resolved' FOR UPDATE", child_id
+    )
+
+
+async def _follow_placement(
+    conn: asyncpg.Connection, child_id: str, data: PlacementStarted
+) -> None:
+    """Every open alert of the child goes where the child went: its new home sees it, and the
+    later steps tell that home's manager."""
+    moved = await conn.fetch(
+        "UPDATE alerts SET placement_id = $2, care_home = $3, updated_at = now()"
+        " WHERE child_id = $1 AND status <> 'resolved'"
+        " AND (placement_id IS DISTINCT FROM $2 OR care_home IS DISTINCT FROM $3)"
+        " RETURNING alert_id",
+        child_id,
+        data.placement_id,
+        data.care_home,
+    )
+    for row in moved:
+        log.info(
+            "alert.followed_placement",
+            alert_id=str(row["alert_id"]),
+            child_id=child_id,
+            care_home=data.care_home,
+        )
+
+
+async def _transfer(conn: asyncpg.Connection, child_id: str, data: ChildTransferred) -> None:
+    """The child and its open alerts move to the new authority together."""
+    await _lock_live_alerts(conn, child_id)
+    # A clock opening an alert holds the placement it read: wait for it, then move that too.
+    await conn.execute(
+        "SELECT 1 FROM placements WHERE child_id = $1 AND ended_at IS NULL FOR UPDATE", child_id
+    )
+    await conn.execute(
+        "UPDATE children SET local_authority = $2, updated_at = now() WHERE child_id = $1",
+        child_id,
+        data.local_authority,
+    )
+    moved = await conn.fetch(
+        "UPDATE alerts SET local_authority = $2, updated_at = now()"
+        " WHERE child_id = $1 AND status <> 'resolved' RETURNING alert_id",
+        child_id,
+        data.local_authority,
+    )
+    for row in moved:
+        log.info(
+            "alert.transferred",
+            alert_id=str(row["alert_id"]),
+            child_id=child_id,
+            local_authority=data.local_authority,
         )

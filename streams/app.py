@@ -226,7 +226,9 @@ def build_app(settings: Settings, datadir: Path) -> faust.App:
     @app.task
     async def health() -> None:
         if settings.health_port is not None:
-            server = HealthServer(settings.health_port, readiness.checks())
+            server = HealthServer(
+                settings.health_port, readiness.checks(), metrics_token=settings.metrics_token
+            )
             try:
                 await server.start()
                 servers.append(server)

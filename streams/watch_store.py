@@ -17,6 +17,7 @@ from contracts.events import IntakeRecord
 from infra.db import audit
 from streams import watchers
 from streams.clock_store import ClockStore, Deferral, Outcome, claim_each
+from streams.follow import follow_child
 from streams.watchers import Arm, Cancel, ChildState, PlacementState, Raise, Resolve, SetRisk
 
 log = structlog.get_logger(__name__)
@@ -125,6 +126,8 @@ class WatchStore:
         if kind == "risk.signal":
             await self._record_signal(conn, record, before, actions)
         cause = {"event_id": str(event.event_id)}
+        if kind in ("placement.started", "child.transferred"):
+            await follow_child(conn, child_id)
         await self._apply_clocks(conn, child_id, actions, now, cause)
         await self._apply_risk(conn, child_id, episode + actions, now)
         outcome = Outcome()

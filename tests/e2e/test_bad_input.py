@@ -127,7 +127,7 @@ async def test_submitter_cannot_be_claimed_in_the_body(system):
 
 async def test_care_home_may_report_only_children_placed_with_it(system):
     r = await refused(system, "elm-staff1", absence(), 403)
-    assert "not placed with your care home" in r.json()["detail"]
+    assert "is yours to report on" in r.json()["detail"]
 
 
 async def test_checkin_for_another_placement(system):
@@ -228,6 +228,7 @@ async def test_health_and_metrics(system):
     async with httpx.AsyncClient(base_url=system.api_url) as c:
         assert (await c.get("/healthz")).json() == {"status": "ok"}
         assert (await c.get("/readyz")).status_code == 200
-        metrics = (await c.get("/metrics")).text
+        assert (await c.get("/metrics")).status_code == 401  # the counts are the operator's
+        metrics = (await c.get("/metrics", headers=system.metrics_headers())).text
     assert "goldenhour_events_accepted_total" in metrics
     assert "goldenhour_events_refused_total" in metrics

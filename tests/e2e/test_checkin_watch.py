@@ -187,8 +187,8 @@ async def test_checkin_refused_for_an_unknown_placement_or_another_home(start_sy
     refusals = [
         ("oak-staff1", checkin("LBH-2026-0042-P9"), "LBH-2026-0042-P9"),
         ("lbh-dm1", checkin("P-UNKNOWN"), "P-UNKNOWN is not this child's current placement"),
-        ("elm-staff1", checkin(), "this child is not placed with your care home"),
-        ("oak-staff1", checkin(child_id="LBH-2026-9999"), "record child.identified first"),
+        ("elm-staff1", checkin(), "is yours to report on"),
+        ("oak-staff1", checkin(child_id="LBH-2026-9999"), "is yours to report on"),
     ]
     for user, body, says in refusals:
         async with system.client(user) as c:

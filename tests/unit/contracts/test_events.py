@@ -55,6 +55,7 @@ FULL_DATA: dict[EventType, dict[str, Any]] = {
         "checkin_interval_minutes": 60,
         "curfew": "21:30",
     },
+    EventType.child_transferred: {"local_authority": "LBI", "reason": "moved out of borough"},
     EventType.placement_ended: {"placement_id": "PL-0042", "reason": "moved to foster care"},
     EventType.checkin_recorded: {"placement_id": "PL-0042", "seen_at": "2026-11-22T21:00:00Z"},
     EventType.risk_signal: {"kind": "new_phone", "detail": "second phone seen in room"},
@@ -100,7 +101,7 @@ def locs(exc: pytest.ExceptionInfo[ValidationError]) -> list[tuple[str | int, ..
 
 def test_every_event_type_has_a_data_model() -> None:
     assert set(EVENT_DATA) == set(EventType)
-    assert len(EventType) == 8
+    assert len(EventType) == 9
 
 
 @pytest.mark.parametrize("event_type", list(EventType))

@@ -6,7 +6,16 @@ import pytest
 
 from contracts.config import GoldenHourConfig
 from infra.devsystem import directory
-from services.access import Refusal, agencies, check_submit, may_see
+from services.access import (
+    ALREADY_IDENTIFIED,
+    NOT_YOURS,
+    Conflict,
+    Refusal,
+    agencies,
+    check_submit,
+    check_transfer,
+    may_see,
+)
 
 CONFIG = GoldenHourConfig.model_validate(directory()[0])
 CHILD = agencies(CONFIG, "LBH", "OAK", "P-1")
@@ -28,11 +37,11 @@ def test_care_home_reports_on_its_own_child(event_type):
 @pytest.mark.parametrize(
     "code, event_type, placement, why",
     [
-        ("ELM", "absence.reported", None, "not placed with your care home"),
         ("OAK", "placement.started", None, "may not submit placement.started"),
+        ("OAK", "child.transferred", None, "may not submit child.transferred"),
         ("OAK", "checkin.recorded", "P-2", "not this child's current placement"),
-        ("LBI", "absence.reported", None, "does not act for this child"),
         ("MPS", "placement.started", None, "only the child's local authority"),
+        ("MPS", "child.transferred", None, "only the child's local authority or a national"),
     ],
 )
 def test_refusals_say_why(code, event_type, placement, why):
@@ -46,6 +55,64 @@ def test_unknown_child_needs_identification_first():
         check_submit(org("LBH"), "absence.reported", None)
     with pytest.raises(Refusal, match="may not record an identification"):
         check_submit(org("OAK"), "child.identified", None)
+
+
+def refusal(code: str, event_type: str, child, placement: str | None = None) -> Refusal:
+    with pytest.raises(Refusal) as caught:
+        check_submit(org(code), event_type, child, placement)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    "code, event_type",
+    [
+        ("LBI", "absence.reported"),
+        ("LBI", "placement.started"),
+        ("LBI", "child.transferred"),
+        ("ELM", "absence.reported"),
+        ("ELM", "checkin.recorded"),
+        # Whether a care home may submit this is said only to the home the child is placed at.
+        ("ELM", "placement.started"),
+    ],
+)
+def test_unknown_and_not_yours_children_get_one_answer(code, event_type):
+    unknown = refusal(code, event_type, None)
+    not_yours = refusal(code, event_type, CHILD)
+    assert type(unknown) is type(not_yours) is Refusal
+    assert str(unknown) == str(not_yours) == NOT_YOURS
+
+
+@pytest.mark.parametrize("code", ["LBH", "LBI", "MPS", "UKMPU"])
+def test_a_known_child_is_never_identified_again(code):
+    with pytest.raises(Conflict, match="already identified") as caught:
+        check_submit(org(code), "child.identified", CHILD)
+    assert str(caught.value) == ALREADY_IDENTIFIED
+
+
+def test_who_may_not_identify_hears_so_whether_or_not_the_child_exists():
+    assert str(refusal("OAK", "child.identified", CHILD)) == str(
+        refusal("OAK", "child.identified", None)
+    )
+
+
+@pytest.mark.parametrize("code", ["LBH", "UKMPU"])
+def test_the_authority_or_a_national_unit_transfers_a_child(code):
+    check_submit(org(code), "child.transferred", CHILD)
+    check_transfer(CONFIG, CHILD, "LBI")
+
+
+@pytest.mark.parametrize(
+    "to, error, why",
+    [
+        ("NOPE", Refusal, "unknown local authority NOPE"),
+        ("MPS", Refusal, "unknown local authority MPS"),
+        ("OAK", Refusal, "unknown local authority OAK"),
+        ("LBH", Conflict, "already with LBH"),
+    ],
+)
+def test_a_transfer_goes_to_another_local_authority_of_the_directory(to, error, why):
+    with pytest.raises(error, match=why):
+        check_transfer(CONFIG, CHILD, to)
 
 
 def test_police_of_the_authority_and_national_units_see_the_child():
