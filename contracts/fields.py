@@ -7,6 +7,7 @@ pydantic error located at the field.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -24,11 +25,63 @@ from pydantic_core import PydanticCustomError
 MAX_LIST = 20
 """The most items a list in a submitted event may hold."""
 
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
-"""A stripped, non-empty text of at most 120 characters (a label, a code-like value)."""
+# Bidi_Control (UAX #9): embeddings, overrides and isolates can make a message read in another
+# order than it was written (U+202E turns "...found" around); the marks are invisible.
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+_SPACES = re.compile(r" {2,}")
 
-FreeText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-"""A stripped, non-empty text of at most 500 characters (circumstances, a location)."""
+
+def _spacing(char: str) -> str:
+    """What one character becomes in a line of text: itself, a space, or nothing."""
+    if char in _BIDI_CONTROLS or unicodedata.category(char) == "Cs":
+        return ""
+    # Cc holds C0, DEL and C1 (NUL, CR, LF, tab, NEL...); Zl, Zp are U+2028, U+2029; the other
+    # spaces (no-break, ideographic) are spaces to a reader too.
+    if unicodedata.category(char) in ("Cc", "Zl", "Zp", "Zs"):
+        return " "
+    return char
+
+
+def one_line(text: str) -> str:
+    """`text` as one line: controls, line and paragraph breaks and odd spaces become a space,
+    bidi controls and lone surrogates go, runs of spaces collapse, the ends are stripped.
+
+    A line break typed into a location must not become a line of its own in an SMS ("STAND
+    DOWN..."), and PostgreSQL refuses a NUL in text.
+    """
+    if text.isprintable() and "  " not in text:
+        return text.strip()
+    return _SPACES.sub(" ", "".join(_spacing(c) for c in text)).strip()
+
+
+def _as_line(value: Any) -> Any:
+    # Anything but a string is left to the str schema, which refuses it at the field.
+    return one_line(value) if isinstance(value, str) else value
+
+
+ONE_LINE = BeforeValidator(_as_line)
+"""Makes a text field's value one line (see `one_line`) before its other rules apply: it goes
+after them in `Annotated`, since each item there wraps the ones before it."""
+
+Label = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40), ONE_LINE
+]
+"""A one-line, non-empty text of at most 40 characters (a word or two: a gender)."""
+
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120), ONE_LINE
+]
+"""A one-line, non-empty text of at most 120 characters (a label, a code-like value)."""
+
+FreeText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), ONE_LINE
+]
+"""A one-line, non-empty text of at most 500 characters (circumstances, a location)."""
+
+LineText = Annotated[str, ONE_LINE]
+"""Any text made one line, possibly empty: what we build ourselves (a shared alert's fields)."""
 
 RecordId = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9._-]{1,64}$")

@@ -70,10 +70,10 @@ CHANNELS = ("sms", "voice", "email")
 
 
 RESERVED_STEP_KEYS = re.compile(
-    r"^([sr]\d+|stand_down|fallback|last_seen_ahead|share.*|unreachable.*)$"
+    r"^([sr]\d+|stand_down|fallback|last_seen_ahead|share.*|unreachable.*|withheld.*)$"
 )
 """Keys the clock gives its own rows: positions of older alerts (`s1`), re-notification rounds
-(`r1`), stand-downs, fallbacks, timeline flags, sharing and unreachable notices."""
+(`r1`), stand-downs, fallbacks, timeline flags, sharing, unreachable and withheld-text notices."""
 
 
 class Step(ConfigEntry):

@@ -2,19 +2,25 @@
 
 A shared alert is data-minimised by construction: the model holds a fixed allow-list of fields
 and refuses any other, so nothing else (no name, nationality, immigration or NRM status,
-exploitation detail) can be put into one.
+exploitation detail) can be put into one. The allow-list keeps the structured description (age
+estimate, gender, height, languages), the clothing and the last-seen place; the free-text
+distinguishing features stay in the child's record and the own agencies' email, since whatever a
+reporter typed there (a name, a nationality) would reach every neighbour. Its texts are one line.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID, uuid4
 
-from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from contracts.events import ChildId, ExploitationType, RiskLevel
-from contracts.fields import MAX_LIST, FreeText, OrgCode, RecordId, ShortText
+from contracts.fields import MAX_LIST, FreeText, LineText, OrgCode, RecordId, ShortText
+
+# Fields shared alerts once carried and no longer do: a stored one still reads, without them.
+_RETIRED_FIELDS = ("distinguishing_features",)
 
 
 class SharedAlert(BaseModel):
@@ -29,17 +35,23 @@ class SharedAlert(BaseModel):
     sent_at: AwareDatetime
     case_reference: ChildId
     age_estimate: int | None = None
-    gender: str | None = None
+    gender: LineText | None = None
     height_cm: int | None = None
-    clothing: str | None = None
-    distinguishing_features: str | None = None
-    languages: list[str] = Field(default_factory=list)
+    clothing: LineText | None = None
+    languages: list[LineText] = Field(default_factory=list)
     last_seen_at: AwareDatetime
-    last_seen_location: str | None = None
+    last_seen_location: LineText | None = None
     risk_level: RiskLevel
     issuing_authority: OrgCode
-    issuing_authority_name: str
+    issuing_authority_name: LineText
     duty_number: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_retired_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(f in data for f in _RETIRED_FIELDS):
+            return {k: v for k, v in data.items() if k not in _RETIRED_FIELDS}
+        return data
 
 
 SHARED_FIELDS = frozenset(SharedAlert.model_fields)

@@ -33,7 +33,6 @@ PARAMETER_FIELDS = (
     "gender",
     "height_cm",
     "clothing",
-    "distinguishing_features",
     "languages",
     "last_seen_at",
     "risk_level",
@@ -140,13 +139,12 @@ def _description(shared: SharedAlert) -> str:
             "reported missing."
         )
     languages = _parameter_value(shared, "languages")
-    clothing, features = _given(shared.clothing), _given(shared.distinguishing_features)
+    clothing = _given(shared.clothing)
     maybe = [
         f"aged about {shared.age_estimate}" if shared.age_estimate is not None else None,
         _given(shared.gender),
         f"about {shared.height_cm} cm tall" if shared.height_cm is not None else None,
         f"wearing {clothing}" if clothing else None,
-        f"distinguishing features: {features}" if features else None,
         f"speaks {languages}" if languages else None,
     ]
     looks = [part for part in maybe if part]

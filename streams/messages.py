@@ -3,6 +3,15 @@ the script a voice call reads out.
 
 Pure functions: the alert's facts and `now` in, text out. Each kind of alert says what happened
 and what the reader is asked to do; the case reference stands for the child.
+
+What each may carry (an allow-list; nothing else about the child is ever read here):
+- SMS and voice call, to police and duty managers, which anyone nearby may read or hear: the
+  case reference, the risk, the last-seen time and the last-seen location made one line and
+  screened (`streams.screen`: a location that mentions nationality or immigration status, or
+  reads like an instruction of our own, says "see the case in Golden Hour" instead; the
+  timeline records it). Never the circumstances or the clothing.
+- Email, to the child's own agencies only: the above, the location as given, and the
+  circumstances, the clothing and a risk signal's detail, each made one line.
 """
 
 from __future__ import annotations
@@ -14,8 +23,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from contracts.config import GoldenHourConfig
+from contracts.fields import one_line
 from streams.escalation import is_renotify_key
 from streams.kinds import policy_for_alert
+from streams.screen import screen
 
 SMS_MAX = 320
 # The dispatcher appends " Ref XXXXXX" to every SMS, a marker unique to the message that its
@@ -91,6 +102,22 @@ def _headline(facts: AlertFacts, step_key: str, renotify_max: int) -> str:
     return "ESCALATION"
 
 
+def _line(text: str | None) -> str | None:
+    """A stored text as one line (rows stored before the contract made every text one line)."""
+    return one_line(text) or None if text is not None else None
+
+
+def spoken_location(facts: AlertFacts) -> str | None:
+    """The last-seen location as an SMS or a call may say it: one line, and screened."""
+    return screen(_line(facts.last_seen_location)).text
+
+
+def withheld_from_sms(facts: AlertFacts) -> list[str]:
+    """The fields an SMS or a call of this alert says "see the case in Golden Hour" for."""
+    place = facts.last_seen_location
+    return ["last_seen_location"] if screen(_line(place)).withheld else []
+
+
 def _fit(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
@@ -142,7 +169,7 @@ def sms_alert(
         return _fit(f"{head}: {_situation(facts, now, tz)}", SMS_BODY_MAX - len(tail)) + tail
     seen = f"Last seen {_local(facts.anchor_at, tz)} ({_ago(facts.anchor_at, now)})"
     fixed = f"{head}: child missing, {facts.risk_level.upper()} risk. Case {facts.child_id}. {seen}"
-    place = facts.last_seen_location or "place not given"
+    place = spoken_location(facts) or "place not given"
     room = SMS_BODY_MAX - len(fixed) - len(tail) - len(" at .")
     return f"{fixed} at {_fit(place, max(room, 10))}.{tail}"[:SMS_BODY_MAX]
 
@@ -215,7 +242,7 @@ def voice_alert(
     risk = f"{facts.risk_level.capitalize()} risk."
     if facts.kind == "missing":
         what = "A child is missing."
-        place = facts.last_seen_location or "a place not given"
+        place = spoken_location(facts) or "a place not given"
         seen = (
             f"Last seen at {spoken_time(facts.anchor_at, tz)},"
             f" {_spoken_ago(facts.anchor_at, now)}, at {place}."
@@ -269,8 +296,8 @@ def email_alert(
             f"Case reference: {facts.child_id}",
             f"Risk level: {facts.risk_level}",
         ]
-        if facts.facts.get("detail"):
-            lines.append(f"Reported: {facts.facts['detail']}")
+        if detail := _line(facts.facts.get("detail")):
+            lines.append(f"Reported: {detail}")
     else:
         subject = f"[{facts.risk_level.upper()}] {head}: case {facts.child_id} missing"
         lines = [
@@ -279,12 +306,12 @@ def email_alert(
             f"Case reference: {facts.child_id}",
             f"Risk level: {facts.risk_level}",
             f"Last seen: {_local(facts.anchor_at, tz)} ({_ago(facts.anchor_at, now)})",
-            f"Last seen at: {facts.last_seen_location or 'not given'}",
+            f"Last seen at: {_line(facts.last_seen_location) or 'not given'}",
         ]
-        if facts.circumstances:
-            lines.append(f"Circumstances: {facts.circumstances}")
-        if facts.clothing:
-            lines.append(f"Clothing: {facts.clothing}")
+        if circumstances := _line(facts.circumstances):
+            lines.append(f"Circumstances: {circumstances}")
+        if clothing := _line(facts.clothing):
+            lines.append(f"Clothing: {clothing}")
     if facts.local_authority_name:
         lines.append(f"Local authority: {facts.local_authority_name}")
     if facts.care_home_name:

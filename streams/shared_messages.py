@@ -61,7 +61,6 @@ def email_shared(s: SharedAlert, tz: ZoneInfo) -> tuple[str, str]:
         f"Gender: {s.gender or 'not given'}",
         f"Height: {str(s.height_cm) + ' cm' if s.height_cm else 'not given'}",
         f"Clothing: {s.clothing or 'not given'}",
-        f"Distinguishing features: {s.distinguishing_features or 'not given'}",
         f"Languages: {', '.join(s.languages) or 'not given'}",
         "",
         "If seen, do not approach: call 999 and quote the case reference.",

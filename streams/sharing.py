@@ -3,6 +3,12 @@ subscription and version, updated on a new sighting and cancelled when the child
 
 Deliveries are message rows like any other (the dispatcher sends them, over SMS, email or the
 subscription's signed webhook); their unique key makes each version reach each subscriber once.
+
+The texts a shared alert carries (clothing, gender, last-seen place) pass the screen
+(`streams.screen`) first: one that mentions nationality or immigration status, or reads like
+an instruction of our own, is replaced by "see the case in Golden Hour", and the alert's
+timeline says so. The free-text distinguishing features are never shared. A subscription whose
+organisation has left the directory is disabled and skipped; the others are still delivered.
 """
 
 from __future__ import annotations
@@ -19,11 +25,18 @@ from contracts.shared import SharedAlert, SharedAlertPublished
 from infra.db import audit
 from streams.recipients import FirewallViolation
 from streams.requests import requested
+from streams.screen import screen
 from streams.shared_messages import email_shared, sms_shared
+from streams.withholding import record_withheld
 
 log = structlog.get_logger(__name__)
 
 _RANK = {"low": 1, "medium": 2, "high": 3}
+
+SCREENED_FIELDS = ("gender", "clothing", "last_seen_location")
+"""The shared alert's texts a person typed; the screen reads each before it is shared."""
+
+LEFT_DIRECTORY = "organisation no longer in the directory"
 
 _INSERT = """
 INSERT INTO notifications (notification_id, alert_id, child_id, step_key, contact_id, org_code,
@@ -67,7 +80,8 @@ class Sharing:
         if existing is not None:
             return []
         child = await conn.fetchrow("SELECT * FROM children WHERE child_id = $1", alert["child_id"])
-        shared = self._build(alert, child, uuid.uuid4(), "Alert", 1, now)
+        built = self._build(alert, child, uuid.uuid4(), "Alert", 1, now)
+        shared = await self._screened(conn, alert, built, now)
         await conn.execute(
             "INSERT INTO shared_alerts (shared_id, alert_id, source_authority, msg_type, version,"
             " payload, published_at, updated_at) VALUES ($1, $2, $3, $4, 1, $5, $6, $6)",
@@ -99,7 +113,8 @@ class Sharing:
         if row is None or row["msg_type"] == "Cancel":
             return []
         child = await conn.fetchrow("SELECT * FROM children WHERE child_id = $1", alert["child_id"])
-        shared = self._build(alert, child, row["shared_id"], msg_type, row["version"] + 1, now)
+        built = self._build(alert, child, row["shared_id"], msg_type, row["version"] + 1, now)
+        shared = await self._screened(conn, alert, built, now)
         await conn.execute(
             "UPDATE shared_alerts SET msg_type = $2, version = $3, payload = $4, updated_at = $5"
             " WHERE shared_id = $1",
@@ -137,7 +152,6 @@ class Sharing:
             gender=description.get("gender"),
             height_cm=description.get("height_cm"),
             clothing=alert["clothing"] or description.get("clothing"),
-            distinguishing_features=description.get("distinguishing_features"),
             languages=list(description.get("languages") or []),
             last_seen_at=alert["anchor_at"],
             last_seen_location=alert["last_seen_location"],
@@ -147,18 +161,62 @@ class Sharing:
             duty_number=duty,
         )
 
+    async def _screened(
+        self, conn: asyncpg.Connection, alert, shared: SharedAlert, now: datetime
+    ) -> SharedAlert:
+        """The shared alert with each text the screen withholds replaced, and the timeline told."""
+        screened = {name: screen(getattr(shared, name)) for name in SCREENED_FIELDS}
+        withheld = [name for name, s in screened.items() if s.withheld]
+        if not withheld:
+            return shared
+        await record_withheld(conn, alert, "share", withheld, now, version=shared.version)
+        return shared.model_copy(update={name: screened[name].text for name in withheld})
+
+    async def _disable_departed(self, conn, alert, sub: asyncpg.Record, now: datetime) -> None:
+        """A subscription whose organisation has left the directory: disabled, so an operator
+        sees it, and skipped, so the other subscribers are still told."""
+        log.warning(
+            "subscription.org_departed",
+            alert_id=str(alert["alert_id"]),
+            child_id=alert["child_id"],
+            subscription_id=str(sub["subscription_id"]),
+            org_code=sub["org_code"],
+        )
+        await conn.execute(
+            "UPDATE subscriptions SET status = 'disabled', disabled_at = $2"
+            " WHERE subscription_id = $1 AND status = 'active'",
+            sub["subscription_id"],
+            now,
+        )
+        await audit(
+            conn,
+            "subscription.disabled",
+            alert["child_id"],
+            alert["alert_id"],
+            {
+                "subscription_id": str(sub["subscription_id"]),
+                "org_code": sub["org_code"],
+                "reason": LEFT_DIRECTORY,
+            },
+        )
+
     async def _deliver(self, conn, alert, shared: SharedAlert, subs: list, now: datetime):
         """Message rows for each subscription's contacts, channels and webhook."""
         sms, (subject, body) = sms_shared(shared, self.tz), email_shared(shared, self.tz)
         payload = shared.model_dump_json()
         rows: list[tuple] = []
+        delivered = []
         for sub in subs:
             org = self.config.org(sub["org_code"])
+            if org is None:
+                await self._disable_departed(conn, alert, sub, now)
+                continue
             # Asserted where the list is built, whatever the API already refused.
-            if org is None or org.kind == OrgKind.immigration_enforcement:
+            if org.kind == OrgKind.immigration_enforcement:
                 raise FirewallViolation(
                     f"subscription {sub['subscription_id']} of {sub['org_code']}"
                 )
+            delivered.append(sub)
             for contact in (c for c in org.contacts if c.id in set(sub["contacts"])):
                 for channel in sub["channels"]:
                     address = contact.phone if channel == "sms" else str(contact.email)
@@ -203,7 +261,10 @@ class Sharing:
             f"shared_alert.{shared.msg_type.lower()}",
             alert["child_id"],
             alert["alert_id"],
-            {"version": shared.version, "subscriptions": [str(s["subscription_id"]) for s in subs]},
+            {
+                "version": shared.version,
+                "subscriptions": [str(s["subscription_id"]) for s in delivered],
+            },
         )
         log.info(
             "shared_alert.published",

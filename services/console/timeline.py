@@ -14,6 +14,7 @@ from services.console.board import ack_label, contact_label
 from streams.clock_store import LAST_SEEN_AHEAD
 from streams.escalation import is_renotify_key
 from streams.kinds import policy_for_alert
+from streams.withholding import WITHHELD_PREFIX
 
 EVENT_WORDS = {
     "absence.reported": "Absence reported",
@@ -23,8 +24,12 @@ EVENT_WORDS = {
     "placement.started": "Placement started",
     "placement.ended": "Placement ended",
     "child.identified": "Child identified",
+    "child.transferred": "Child transferred to another authority",
     "return_interview.completed": "Return interview completed",
 }
+
+# Timeline lines the clock writes as steps that are no step: their status would say nothing.
+_FLAGS = (LAST_SEEN_AHEAD, WITHHELD_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,8 @@ def step_title(config: GoldenHourConfig, alert: AlertDetail, key: str) -> str:
         return f"Reminder {key[1:]}"
     if key == LAST_SEEN_AHEAD:
         return "Last-seen time ahead of the report:"
+    if key.startswith(WITHHELD_PREFIX):
+        return "Text withheld:"
     policy = policy_for_alert(config, alert.kind, alert.risk_level)
     step = next((s for s in policy.steps if s.key == key), None)
     if step is None:
@@ -73,7 +80,7 @@ def timeline(
                 s.decided_at,
                 "step",
                 step_title(config, alert, s.step_key)
-                + ("" if s.step_key == LAST_SEEN_AHEAD else f" {s.status}"),
+                + ("" if s.step_key.startswith(_FLAGS) else f" {s.status}"),
                 s.detail or "",
             )
         )

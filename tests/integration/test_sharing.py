@@ -16,6 +16,8 @@ from infra.db import create_pool
 from infra.devsystem import IDENTIFIED, directory
 from streams.clock_store import ClockStore
 from streams.recipients import FirewallViolation
+from streams.screen import WITHHELD
+from streams.sharing import LEFT_DIRECTORY
 from tests.integration.test_clock_store import record
 
 CHILD = "LBH-2026-0042"
@@ -70,14 +72,12 @@ async def run(pool, store: ClockStore, when: datetime):
         return await store.claim_due(conn, when, 50)
 
 
-async def open_missing(pool, store: ClockStore, seen: datetime) -> None:
+async def open_missing(pool, store: ClockStore, seen: datetime, **data) -> None:
+    data = {"last_seen_location": "Mare Street bus stop", **data}
     async with pool.acquire() as conn, conn.transaction():
         await store.on_absence(
             conn,
-            record(
-                "absence.reported",
-                {"last_seen_at": seen.isoformat(), "last_seen_location": "Mare Street bus stop"},
-            ),
+            record("absence.reported", {"last_seen_at": seen.isoformat(), **data}),
             max(seen, datetime.now(UTC)),
         )
 
@@ -162,3 +162,87 @@ async def test_a_subscription_of_immigration_enforcement_never_receives(pool):
     errors = await pool.fetch("SELECT detail FROM audit_log WHERE action = 'shared_alert.error'")
     assert errors and "FirewallViolation" in errors[0]["detail"]["error"]
     assert FirewallViolation.__name__ in errors[0]["detail"]["error"]
+
+
+async def test_a_subscription_of_an_organisation_gone_from_the_directory_is_disabled_and_skipped(
+    pool,
+):
+    """The others are still told; the departed one is disabled, audited, and told nothing."""
+    store = ClockStore(config())
+    gone = await subscribe(pool, "GONE", contacts=["gone-duty"], url="http://127.0.0.1:9/gone")
+    lbi = await subscribe(pool, "LBI", contacts=["lbi-duty"], channels=["sms"])
+    seen = datetime.now(UTC) - timedelta(seconds=10)
+    await open_missing(pool, store, seen)
+    rows = await pool.fetch("SELECT * FROM notifications WHERE subscription_id IS NOT NULL")
+    assert {(r["subscription_id"], r["channel"]) for r in rows} == {(lbi, "sms")}
+    status = await pool.fetchrow(
+        "SELECT status, disabled_at FROM subscriptions WHERE subscription_id = $1", gone
+    )
+    assert status["status"] == "disabled" and status["disabled_at"] is not None
+    audited = await pool.fetch(
+        "SELECT detail FROM audit_log WHERE action = 'subscription.disabled'"
+    )
+    assert [a["detail"] for a in audited] == [
+        {"subscription_id": str(gone), "org_code": "GONE", "reason": LEFT_DIRECTORY}
+    ]
+    assert not await pool.fetchval(
+        "SELECT count(*) FROM audit_log WHERE action = 'shared_alert.error'"
+    )
+    shared = await pool.fetchrow("SELECT detail FROM audit_log WHERE action = 'shared_alert.alert'")
+    assert shared["detail"]["subscriptions"] == [str(lbi)]
+
+
+FORBIDDEN_WORDS = ("Amira", "Tesfaye", "Eritrean", "NRM", "referral")
+
+
+async def test_free_text_that_names_a_nationality_or_status_is_not_shared(pool):
+    """The features stay in the record; a clothing that says "Eritrean" is withheld, and the
+    alert's timeline says so."""
+    description = {
+        **IDENTIFIED["description"],
+        "distinguishing_features": "Amira Tesfaye, Eritrean, NRM referral pending",
+    }
+    await pool.execute(
+        "UPDATE children SET description = $2 WHERE child_id = $1", CHILD, description
+    )
+    store = ClockStore(config())
+    await subscribe(
+        pool, "LBI", contacts=["lbi-duty"], channels=["sms", "email"], url="http://127.0.0.1:9/hook"
+    )
+    seen = datetime.now(UTC) - timedelta(seconds=10)
+    await open_missing(pool, store, seen, clothing="Eritrean football shirt")
+    rows = await pool.fetch("SELECT * FROM notifications WHERE subscription_id IS NOT NULL")
+    assert {r["channel"] for r in rows} == {"sms", "email", "webhook"}
+    webhook = json.loads(next(r for r in rows if r["channel"] == "webhook")["body"])
+    assert "distinguishing_features" not in webhook
+    assert webhook["clothing"] == WITHHELD
+    assert webhook["last_seen_location"] == "Mare Street bus stop"
+    for row in rows:
+        for word in (*FORBIDDEN_WORDS, "football"):
+            assert word not in row["body"] and word not in row["subject"]
+    payload = await pool.fetchval("SELECT payload FROM shared_alerts")
+    assert "distinguishing_features" not in payload and payload["clothing"] == WITHHELD
+    step = await pool.fetchrow("SELECT * FROM alert_steps WHERE step_key = 'withheld_share_v1'")
+    assert step is not None and "clothing withheld from the shared alert" in step["detail"]
+    # The child's own agencies are still told the clothing as given.
+    own = await pool.fetch(
+        "SELECT body FROM notifications WHERE subscription_id IS NULL AND channel = 'email'"
+    )
+    assert own and all("Eritrean football shirt" in r["body"] for r in own)
+
+
+async def test_a_location_the_screen_withholds_is_not_in_the_police_sms(pool):
+    store = ClockStore(config())
+    place = "asylum hostel on Amhurst Road"
+    seen = datetime.now(UTC)
+    await open_missing(pool, store, seen, last_seen_location=place)
+    sms = await pool.fetch("SELECT body FROM notifications WHERE channel = 'sms'")
+    assert sms and all(WITHHELD in r["body"] and "asylum" not in r["body"] for r in sms)
+    emails = await pool.fetch("SELECT body FROM notifications WHERE channel = 'email'")
+    assert emails and all(place in r["body"] for r in emails)
+    step = await pool.fetchrow("SELECT * FROM alert_steps WHERE step_key = 'withheld_sms'")
+    assert step is not None and "last seen location withheld from SMS" in step["detail"]
+    audited = await pool.fetchval(
+        "SELECT detail FROM audit_log WHERE action = 'alert.text_withheld'"
+    )
+    assert audited == {"step_key": "withheld_sms", "fields": ["last_seen_location"]}

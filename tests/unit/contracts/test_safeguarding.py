@@ -8,12 +8,15 @@ from __future__ import annotations
 import inspect
 import types
 import typing
+import uuid
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from contracts import derived, events
+from contracts.shared import SHARED_FIELDS, SharedAlert
 
 FORBIDDEN = ("immigration", "nationality", "visa", "asylum", "name")
 
@@ -88,3 +91,54 @@ def test_the_check_would_catch_a_nested_one() -> None:
         f"{Sneaky.__qualname__}.child_first_name",
         f"{Sneaky.__qualname__}.visa_status",
     ]
+
+
+SHARED_ALLOW_LIST = {
+    "shared_id",
+    "alert_reference",
+    "msg_type",
+    "version",
+    "sent_at",
+    "case_reference",
+    "age_estimate",
+    "gender",
+    "height_cm",
+    "clothing",
+    "languages",
+    "last_seen_at",
+    "last_seen_location",
+    "risk_level",
+    "issuing_authority",
+    "issuing_authority_name",
+    "duty_number",
+}
+"""What a neighbouring authority may receive: the structured description, clothing and where
+last seen; never the free-text distinguishing features, which may hold a name or nationality."""
+
+
+def test_a_shared_alert_holds_the_allow_list_and_nothing_else() -> None:
+    assert SHARED_FIELDS == SHARED_ALLOW_LIST
+    # The one `name` there is the issuing authority's, from the directory.
+    assert [
+        f for f in offending_fields(SharedAlert) if not f.endswith("issuing_authority_name")
+    ] == []
+
+
+def test_a_shared_alert_refuses_distinguishing_features_and_other_fields() -> None:
+    fields = {
+        "shared_id": uuid.uuid4(),
+        "alert_reference": uuid.uuid4(),
+        "msg_type": "Alert",
+        "version": 1,
+        "sent_at": datetime.now(UTC),
+        "case_reference": "LBH-2026-0042",
+        "last_seen_at": datetime.now(UTC),
+        "risk_level": "high",
+        "issuing_authority": "LBH",
+        "issuing_authority_name": "Hackney",
+    }
+    with pytest.raises(ValidationError):
+        SharedAlert(**fields, nationality="Eritrean")
+    # One stored before the field was retired reads, without it.
+    stored = SharedAlert.model_validate({**fields, "distinguishing_features": "Eritrean"})
+    assert "Eritrean" not in stored.model_dump_json()

@@ -55,7 +55,6 @@ def shared_alert(**overrides) -> SharedAlert:
         "gender": "female",
         "height_cm": 158,
         "clothing": "black puffer jacket, grey joggers",
-        "distinguishing_features": "scar above left eyebrow",
         "languages": ["Tigrinya", "Arabic"],
         "last_seen_at": SENT - timedelta(hours=2),
         "last_seen_location": "Mare Street bus stop, Hackney",
@@ -182,7 +181,6 @@ def test_every_parameter_is_an_allow_listed_field_with_its_value():
         "gender": "female",
         "height_cm": "158",
         "clothing": "black puffer jacket, grey joggers",
-        "distinguishing_features": "scar above left eyebrow",
         "languages": "Tigrinya, Arabic",
         "last_seen_at": "2026-03-14T06:26:53-00:00",
         "risk_level": "high",
@@ -197,7 +195,6 @@ def test_empty_fields_are_left_out():
         gender="",
         height_cm=None,
         clothing=None,
-        distinguishing_features="   ",
         languages=[],
         last_seen_location=None,
         duty_number=None,
@@ -221,6 +218,17 @@ def test_characters_xml_cannot_carry_are_dropped():
     SCHEMA.assertValid(root)
     assert params(root)["clothing"] == "red coat"
     assert params(root)["gender"] == "<b>&amp;</b>"  # escaped, not markup
+
+
+def test_a_stored_shared_alert_with_distinguishing_features_reads_without_them():
+    """Shared alerts once carried the free-text features; one stored then is shared no more."""
+    stored = shared_alert().model_dump(mode="json")
+    stored["distinguishing_features"] = "Amira Tesfaye, Eritrean, NRM referral pending"
+    shared = SharedAlert.model_validate(stored)
+    assert "distinguishing_features" not in shared.model_dump()
+    xml = cap_alert(shared, SENDER, [])
+    for word in (b"Amira", b"Eritrean", b"NRM", b"distinguishing"):
+        assert word not in xml
 
 
 def test_the_schema_bites():
@@ -261,7 +269,7 @@ def test_the_atom_feed_parses_and_links_each_entry_to_its_cap():
         summary = one(entry, "atom:summary")
         assert shared.case_reference in summary
         # Minimised: the description of the child stays in the CAP document.
-        for detail in (shared.clothing, shared.distinguishing_features, shared.gender):
+        for detail in (shared.clothing, shared.gender):
             assert detail not in summary
 
 
@@ -292,7 +300,6 @@ shared_alerts = st.builds(
     gender=st.none() | texts,
     height_cm=st.none() | st.integers(min_value=0, max_value=250),
     clothing=st.none() | texts,
-    distinguishing_features=st.none() | texts,
     languages=st.lists(texts, max_size=5),
     last_seen_at=instants,
     last_seen_location=st.none() | texts,

@@ -19,6 +19,7 @@ from streams.messages import (
     spell_out,
     spoken_time,
     voice_alert,
+    withheld_from_sms,
 )
 
 LONDON = ZoneInfo("Europe/London")
@@ -104,8 +105,76 @@ def test_email_to_own_agencies_carries_more_but_no_name():
     )
     assert "LBH-2026-0042" in subject
     assert "unknown adult" in body and "red hoodie" in body and "ACK 4821" in body
-    # The facts hold no name field at all: the case reference is the only identifier.
-    assert not [f for f in AlertFacts.__dataclass_fields__ if "name" in f and "_name" not in f]
+    # The facts hold no name of the child: the case reference is the only identifier.
+    assert [f for f in AlertFacts.__dataclass_fields__ if "name" in f] == ALLOWED_NAME_FIELDS
+
+
+ALLOWED_NAME_FIELDS = ["local_authority_name", "care_home_name"]
+"""The only `name` fields the facts may have: the agencies', from the directory."""
+
+
+def test_allowed_name_fields_are_the_agencies_names_only():
+    # A `child_name` (or any other) beside them would make the list above differ.
+    assert set(ALLOWED_NAME_FIELDS) <= set(AlertFacts.__dataclass_fields__)
+    assert all(f.endswith(("authority_name", "home_name")) for f in ALLOWED_NAME_FIELDS)
+
+
+CIRCUMSTANCES = "Left with an unknown adult in a grey car"
+CLOTHING = "red hoodie and white trainers"
+
+
+@given(
+    st.sampled_from(["missing", "curfew", "return_interview", "identification", "risk_signal"]),
+    st.sampled_from([FIRST, LATER, "r1"]),
+)
+def test_sms_and_voice_never_carry_circumstances_or_clothing(kind, step):
+    f = facts(kind=kind, circumstances=CIRCUMSTANCES, clothing=CLOTHING)
+    for text in (
+        sms_alert(f, step, SEEN, LONDON, 3),
+        voice_alert(f, step, SEEN, LONDON, 3),
+    ):
+        assert "unknown adult" not in text and "hoodie" not in text
+
+
+@pytest.mark.parametrize(
+    "place",
+    [
+        "Mare St, Amira is Eritrean, NRM referral pending",
+        "asylum hostel, Amhurst Road",
+        "Mare St. STAND DOWN: child found, no action needed.",
+    ],
+)
+def test_a_location_the_screen_withholds_is_not_in_sms_or_call(place):
+    f = facts(last_seen_location=place)
+    sms = sms_alert(f, FIRST, SEEN, LONDON, 3)
+    voice = voice_alert(f, FIRST, SEEN, LONDON, 3)
+    for text in (sms, voice):
+        assert "see the case in Golden Hour" in text
+        for word in ("Eritrean", "NRM", "asylum", "STAND DOWN", "no action"):
+            assert word not in text
+    assert withheld_from_sms(f) == ["last_seen_location"]
+    # The child's own agencies read it as given.
+    _, body = email_alert(f, FIRST, SEEN, LONDON, 3)
+    assert f"Last seen at: {place}" in body
+
+
+def test_a_plain_location_is_not_withheld():
+    assert withheld_from_sms(facts()) == []
+    assert withheld_from_sms(facts(last_seen_location=None)) == []
+
+
+def test_a_stored_location_with_a_line_break_stays_on_one_line():
+    """Rows stored before the contract made texts one line are made one line in the message."""
+    f = facts(
+        last_seen_location="Mare St.\r\nKingsland Rd\u2028corner",
+        circumstances="ran\noff",
+        clothing="red\r\nhoodie",
+    )
+    sms = sms_alert(f, FIRST, SEEN, LONDON, 3)
+    assert "\n" not in sms and "\r" not in sms and "Mare St. Kingsland Rd corner" in sms
+    _, body = email_alert(f, FIRST, SEEN, LONDON, 3)
+    assert "Last seen at: Mare St. Kingsland Rd corner\n" in body
+    assert "Circumstances: ran off\n" in body and "Clothing: red hoodie\n" in body
 
 
 def test_email_offers_its_acknowledgement_link_and_the_sms_reply():

@@ -1,0 +1,84 @@
+"""The screen for what SMS, calls and shared alerts carry: nationality, immigration and NRM status,
+and our own stand-down words are withheld; a place a police officer needs goes through."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.screen import WITHHELD, mentions_status, screen
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Amira Tesfaye, Eritrean, NRM referral pending",
+        "nrm referral made",
+        "National Referral Mechanism: reasonable grounds decision",
+        "outside the asylum hostel on Amhurst Rd",
+        "Home Office reporting centre",
+        "immigration appointment",
+        "visa expired",
+        "facing deportation",
+        "refugee centre, Dalston",
+        "nationality unknown",
+        "has no passport",
+        "leave to remain pending",
+        "from Eritrea",
+        "Albanian men in a car",
+        "Vietnamese nail bar, Mare St",
+        "Sri Lankan restaurant",
+        "ERITREAN",
+        "eritreans",
+        "N\u200bRM pending",  # an invisible character does not hide a word
+        "Ｅｒｉｔｒｅａｎ",  # nor do full-width letters
+        "Mare St. STAND DOWN: child found, no action needed.",
+        "Golden Hour says no further action",
+        "Reply ACK 4821",
+        "alert cancelled",
+    ],
+)
+def test_withheld(text: str) -> None:
+    assert mentions_status(text)
+    assert screen(text).text == WITHHELD and screen(text).withheld
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Mare Street bus stop, Hackney",
+        "Kingsland Road near the station",
+        "Swiss Cottage station",
+        "black puffer jacket, grey joggers",
+        "female",
+        "scar above left eyebrow",
+        "Dalston Junction",
+        "near the visitor centre",  # "visitor" is not "visa"
+        "the national gallery",  # "national" alone tells nothing
+        "Chinatown",
+        "Deptford",  # a word that merely starts like one on the list
+    ],
+)
+def test_passes(text: str) -> None:
+    assert not mentions_status(text)
+    assert screen(text).text == text and not screen(text).withheld
+
+
+def test_names_pass_the_screen() -> None:
+    """Names cannot be told from words: the console and the API tell reporters not to type one."""
+    assert not screen("Amira Tesfaye seen at Mare St with her trafficker").withheld
+
+
+def test_nothing_is_nothing() -> None:
+    assert screen(None).text is None and not screen(None).withheld
+
+
+def test_instead_may_drop_the_text() -> None:
+    assert screen("asylum hostel", instead=None).text is None
+
+
+@given(st.text(max_size=300))
+def test_any_text_goes_through_whole_or_is_withheld(text: str) -> None:
+    out = screen(text)
+    assert (out.text, out.withheld) in ((text, False), (WITHHELD, True))
