@@ -216,6 +216,19 @@ class Sharing:
                 raise FirewallViolation(
                     f"subscription {sub['subscription_id']} of {sub['org_code']}"
                 )
+            source = self.config.org(alert["local_authority"])
+            if source is None or org.code not in source.neighbours:
+                # The directory no longer lists this subscriber as the source's neighbour (the
+                # rule the API applied when it subscribed): it is told no more of this source's
+                # alerts, and its other sources are untouched.
+                log.warning(
+                    "subscription.not_a_neighbour",
+                    alert_id=str(alert["alert_id"]),
+                    child_id=alert["child_id"],
+                    subscription_id=str(sub["subscription_id"]),
+                    org_code=org.code,
+                )
+                continue
             delivered.append(sub)
             for contact in (c for c in org.contacts if c.id in set(sub["contacts"])):
                 for channel in sub["channels"]:

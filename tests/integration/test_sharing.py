@@ -192,6 +192,28 @@ async def test_a_subscription_of_an_organisation_gone_from_the_directory_is_disa
     assert shared["detail"]["subscriptions"] == [str(lbi)]
 
 
+async def test_a_subscriber_the_source_no_longer_lists_as_a_neighbour_is_told_nothing(pool):
+    """The API applied the neighbour rule when it subscribed; a directory that has since dropped
+    the neighbour stops its shares of that source, and the other subscribers are still told."""
+    raw = directory(scale=0.2)[0]
+    raw["organisations"].append(
+        {"code": "LBC", "kind": "local_authority", "name": "Camden", "police": "MPS",
+         "contacts": [{"id": "lbc-duty", "role": "duty_manager", "phone": "+447700900099",
+                       "email": "duty@lbc.example"}]}
+    )  # fmt: skip
+    store = ClockStore(GoldenHourConfig.model_validate(raw))  # LBH lists LBI, not LBC
+    lbc = await subscribe(pool, "LBC", contacts=["lbc-duty"], channels=["sms"])
+    lbi = await subscribe(pool, "LBI", contacts=["lbi-duty"], channels=["sms"])
+    await open_missing(pool, store, datetime.now(UTC) - timedelta(seconds=10))
+    rows = await pool.fetch("SELECT subscription_id FROM notifications WHERE subscription_id"
+                            " IS NOT NULL")  # fmt: skip
+    assert {r["subscription_id"] for r in rows} == {lbi}
+    status = await pool.fetchval(
+        "SELECT status FROM subscriptions WHERE subscription_id = $1", lbc
+    )
+    assert status == "active"  # its other sources, should it have any, are untouched
+
+
 FORBIDDEN_WORDS = ("Amira", "Tesfaye", "Eritrean", "NRM", "referral")
 
 
