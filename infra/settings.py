@@ -115,6 +115,34 @@ class Settings(BaseSettings):
             idle_in_transaction_s=self.db_idle_in_transaction_s,
         )
 
+    @property
+    def twilio_ready(self) -> bool:
+        """Twilio is switched on and has every credential (so its signatures mean something)."""
+        return self.twilio_enabled and all(
+            (self.twilio_account_sid, self.twilio_auth_token, self.twilio_from_number)
+        )
+
+    def require_twilio(self) -> None:
+        """Refuse to start a part that talks to Twilio with a credential missing, naming it,
+        unless Twilio is switched off explicitly (GOLDENHOUR_TWILIO_ENABLED=false)."""
+        if not self.twilio_enabled:
+            return
+        missing = [
+            name
+            for name, value in (
+                ("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
+                ("TWILIO_AUTH_TOKEN", self.twilio_auth_token),
+                ("TWILIO_FROM_NUMBER", self.twilio_from_number),
+            )
+            if not value.strip()
+        ]
+        if missing:
+            raise SystemExit(
+                f"goldenhour: {', '.join(missing)} is empty: an empty auth token would let anyone"
+                " sign a Twilio callback. Set it, or set GOLDENHOUR_TWILIO_ENABLED=false to run"
+                " without SMS and voice."
+            )
+
     def require_servers(self) -> tuple[str, str]:
         """Kafka and Postgres addresses, for the parts that never start the embedded stack."""
         missing = [

@@ -110,6 +110,9 @@ class LocalTwilio:
         port: int = 0,
         callback_delay: float = 0.02,
     ) -> None:
+        if not auth_token:
+            # A signature under an empty key is one anybody can make.
+            raise ValueError("LocalTwilio needs a non-empty auth_token")
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.host = host

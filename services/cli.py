@@ -18,8 +18,9 @@ from infra.settings import Settings
 log = structlog.get_logger(__name__)
 
 
-def _settings() -> Settings:
-    """The environment and the config file, refused at start with the bad entry named."""
+def _settings(twilio: bool = False) -> Settings:
+    """The environment and the config file, refused at start with the bad entry named; with
+    `twilio`, for a part that sends or receives through Twilio, its credentials too."""
     try:
         settings = Settings()  # type: ignore[call-arg]
     except ValidationError as exc:  # names the missing or bad variable
@@ -28,6 +29,8 @@ def _settings() -> Settings:
         settings.config  # noqa: B018 - validate now, not on first use
     except ConfigError as exc:
         raise SystemExit(f"goldenhour: {exc}") from None
+    if twilio:
+        settings.require_twilio()
     return settings
 
 
@@ -70,13 +73,15 @@ def cmd_api(_: argparse.Namespace) -> int:
 
     from services.app import create_app
 
-    settings = _settings()
+    settings = _settings(twilio=True)
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
         log_level="warning",
         access_log=False,
+        # X-Forwarded-For is believed only from GOLDENHOUR_TRUSTED_PROXIES (services.http_limits).
+        proxy_headers=False,
     )
     return 0
 
@@ -92,7 +97,7 @@ def cmd_dispatcher(_: argparse.Namespace) -> int:
     exit_when_orphaned()
     from notifiers.worker import main as dispatcher_main
 
-    return dispatcher_main(_settings())
+    return dispatcher_main(_settings(twilio=True))
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
@@ -105,7 +110,7 @@ def cmd_run(_: argparse.Namespace) -> int:
     """Every part as a child process, on the embedded stack unless both addresses are set."""
     from infra.supervisor import run_all
 
-    return run_all(_settings())
+    return run_all(_settings(twilio=True))
 
 
 def cmd_stack(args: argparse.Namespace) -> int:

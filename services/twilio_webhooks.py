@@ -1,11 +1,14 @@
-"""Twilio's callbacks: delivery status of our SMS and calls, SMS replies (`ACK 4821`), and the
+"""Twilio's callbacks: delivery status of our SMS and calls, SMS replies (`ACK 482193`), and the
 TwiML a call reads out with the keypad answer (`1` acknowledges)."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl
 
 import structlog
 from fastapi import APIRouter, HTTPException, Request, Response, status
@@ -15,13 +18,24 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from notifiers.status import apply_status, provider_status
 from notifiers.voice import VOICE_PATH, call_status
+from services.ack_codes import PER_NUMBER, check_reply
 from services.acks import acknowledge
+from services.twilio_replays import first_delivery
 
 log = structlog.get_logger(__name__)
 router = APIRouter()
 
+# The answer to a callback Twilio reads: a TwiML document.
+TWIML = {
+    "response_class": Response,
+    "responses": {200: {"content": {"application/xml": {}}, "description": "TwiML"}},
+}
+
 _NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-ACK_REPLY = re.compile(r"^\s*ACK\s*[#:]?\s*(\d{4,8})\s*$", re.IGNORECASE)
+# Any run of digits is a try at a code (a wrong length is a wrong code, and counts as one).
+ACK_REPLY = re.compile(r"^\s*ACK\s*[#:]?\s*(\d{1,12})\s*$", re.IGNORECASE)
+# Twilio's callback forms are a few hundred bytes; a large one is refused before it is read.
+MAX_FORM_BYTES = 16 * 1024
 # What a call says around the alert: a person who picks up hears it twice before the goodbye.
 VOICE_GOODBYE = "No key was pressed. Golden Hour will keep trying. Goodbye."
 VOICE_ACKNOWLEDGED = (
@@ -29,26 +43,100 @@ VOICE_ACKNOWLEDGED = (
 )
 VOICE_CLOSED = "Golden Hour: this alert is closed. No action is needed. Goodbye."
 VOICE_UNKNOWN_KEY = "That key does not acknowledge the alert. Here it is again."
+SMS_TOO_MANY = (
+    "Golden Hour: too many wrong codes; acknowledge in the console or call your duty desk."
+)
 
 
-async def _signed_form(request: Request) -> dict[str, str]:
-    """The callback's form fields, or 403 unless Twilio's signature over them is valid."""
-    form = {k: str(v) for k, v in (await request.form()).items()}
+@dataclass(frozen=True)
+class SignedCallback:
+    """A callback whose signature held: the URL Twilio signed and its form fields."""
+
+    url: str
+    form: dict[str, str]
+
+
+def _refuse_unless_twilio_on(request: Request) -> str:
+    """The auth token to check signatures with; 403 when Twilio is switched off (or has no
+    token), so a signature is never checked against an empty key."""
+    settings = request.app.state.settings
+    if not settings.twilio_ready:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Twilio is switched off")
+    return settings.twilio_auth_token
+
+
+async def _small_body(request: Request) -> bytes:
+    """The body, or 413 once it is larger than any Twilio form (by its length or as read)."""
+    declared = request.headers.get("content-length")
+    too_large = HTTPException(
+        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        detail=f"a Twilio callback is at most {MAX_FORM_BYTES} bytes",
+    )
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_FORM_BYTES):
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise too_large
+    return bytes(body)
+
+
+async def _signed_form(request: Request) -> SignedCallback:
+    """The callback's form fields, or 403 unless Twilio's signature over them is valid. The
+    header and the size are checked before a byte of the form is parsed."""
+    token = _refuse_unless_twilio_on(request)
+    signature = request.headers.get("x-twilio-signature", "")
+    if not signature:
+        log.warning("twilio.no_signature", path=request.url.path)
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="missing X-Twilio-Signature")
+    body = await _small_body(request)
+    form = dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
     url = request.app.state.settings.public_url.rstrip("/") + request.url.path
     if request.url.query:
         url += "?" + request.url.query
-    validator = RequestValidator(request.app.state.settings.twilio_auth_token)
-    signature = request.headers.get("x-twilio-signature", "")
-    if not signature or not validator.validate(url, form, signature):
+    if not RequestValidator(token).validate(url, form, signature):
         log.warning("twilio.bad_signature", path=request.url.path)
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="invalid X-Twilio-Signature")
-    return form
+    return SignedCallback(url, form)
 
 
-@router.post("/webhooks/twilio/status")
+async def _once(
+    request: Request,
+    act: Callable[[dict[str, str]], Awaitable[Response]],
+    replayed: Callable[[dict[str, str]], Awaitable[Response]],
+) -> Response:
+    """Act on a signed callback the first time it arrives; a replay gets `replayed`, with no
+    effect (Twilio retries callbacks itself, so a replay is never an error)."""
+    callback = await _signed_form(request)
+    async with first_delivery(request.app.state.pool, callback.url, callback.form) as first:
+        if first:
+            return await act(callback.form)
+    log.info("twilio.replayed", path=request.url.path)
+    return await replayed(callback.form)
+
+
+async def _ok(_: dict[str, str]) -> Response:
+    return Response(status_code=status.HTTP_200_OK)
+
+
+async def _no_reply(_: dict[str, str]) -> Response:
+    return _twiml(None)
+
+
+async def _hang_up(_: dict[str, str]) -> Response:
+    reply = VoiceResponse()
+    reply.hangup()
+    return _voice(reply)
+
+
+@router.post("/webhooks/twilio/status", response_class=Response)
 async def delivery_status(request: Request) -> Response:
     """Record a delivery status against our message (named in the callback URL) or its SID."""
-    form = await _signed_form(request)
+    return await _once(request, lambda form: _delivery_status(request, form), _ok)
+
+
+async def _delivery_status(request: Request, form: dict[str, str]) -> Response:
     sid, reported = form.get("MessageSid", ""), form.get("MessageStatus", "")
     ours = provider_status(reported)
     if not sid or ours is None:
@@ -84,19 +172,23 @@ def _notification_id(request: Request, required: bool = True) -> uuid.UUID | Non
         ) from None
 
 
-def _twiml(text: str) -> Response:
+def _twiml(text: str | None) -> Response:
+    """A reply SMS, or (None) an answer that sends none."""
     reply = MessagingResponse()
-    reply.message(text)
+    if text is not None:
+        reply.message(text)
     return Response(content=str(reply), media_type="application/xml")
 
 
-@router.post("/webhooks/twilio/inbound")
+@router.post("/webhooks/twilio/inbound", **TWIML)
 async def inbound_sms(request: Request) -> Response:
     """An SMS reply: `ACK <code>` acknowledges the alert that contact was told of."""
-    form = await _signed_form(request)
+    return await _once(request, lambda form: _inbound(request, form), _no_reply)
+
+
+async def _inbound(request: Request, form: dict[str, str]) -> Response:
     sender, body = form.get("From", ""), form.get("Body", "")
-    config = request.app.state.config
-    contacts = config.contacts_by_phone(sender)
+    contacts = request.app.state.config.contacts_by_phone(sender)
     match = ACK_REPLY.match(body)
     if not contacts:
         log.warning("sms.unknown_sender")
@@ -104,38 +196,34 @@ async def inbound_sms(request: Request) -> Response:
     if match is None:
         return _twiml(
             "Golden Hour: to acknowledge an alert reply ACK and the code in the alert, "
-            "e.g. ACK 4821."
+            "e.g. ACK 482193."
         )
     code = match.group(1)
-    pool = request.app.state.pool
-    async with pool.acquire() as conn:
-        alert = await conn.fetchrow(
-            """
-            SELECT a.alert_id, a.child_id, n.contact_id, n.org_code FROM alerts a
-            JOIN notifications n ON n.alert_id = a.alert_id
-            WHERE a.ack_code = $1 AND a.status <> 'resolved' AND n.contact_id = ANY($2)
-            LIMIT 1
-            """,
-            code,
-            [c.id for _, c in contacts],
-        )
-        if alert is None:
+    contact_ids = [c.id for _, c in contacts]
+    async with request.app.state.pool.acquire() as conn:
+        verdict = await check_reply(conn, sender, code, contact_ids)
+        if verdict.outcome == "limited":
+            log.warning("sms.ack_limited", contacts=contact_ids, per_number=PER_NUMBER)
+            return _twiml(SMS_TOO_MANY)
+        if verdict.alert is None:
+            log.info("sms.ack_wrong_code", contacts=contact_ids)
             return _twiml(
                 f"Golden Hour: no open alert sent to you has code {code}. "
                 "Check the code in the alert and reply ACK <code>."
             )
+        alert = verdict.alert
         await acknowledge(
             conn,
-            alert["alert_id"],
-            org_code=alert["org_code"],
+            alert.alert_id,
+            org_code=alert.org_code,
             user_id=None,
-            contact_id=alert["contact_id"],
+            contact_id=alert.contact_id,
             via="sms",
             now=datetime.now(UTC),
             alerts_topic=request.app.state.topics.alerts,
         )
     return _twiml(
-        f"Golden Hour: acknowledged case {alert['child_id']}. Others can see you "
+        f"Golden Hour: acknowledged case {alert.child_id}. Others can see you "
         "are acting. Thank you."
     )
 
@@ -179,11 +267,14 @@ def _read_out(request: Request, row: dict, preface: str | None = None) -> Respon
     return _voice(reply)
 
 
-@router.post("/webhooks/twilio/voice")
+@router.post("/webhooks/twilio/voice", **TWIML)
 async def voice_twiml(request: Request) -> Response:
     """What the call for one message says (its stored body: case reference, risk, last seen;
     never a name), with the keypad prompt."""
-    form = await _signed_form(request)
+    return await _once(request, lambda form: _voice_twiml(request, form), _hang_up)
+
+
+async def _voice_twiml(request: Request, form: dict[str, str]) -> Response:
     row = await _call_row(request, _notification_id(request))
     sid = form.get("CallSid", "")
     bound = log.bind(
@@ -210,10 +301,26 @@ async def voice_twiml(request: Request) -> Response:
     return _read_out(request, row)
 
 
-@router.post("/webhooks/twilio/voice/keypad")
+@router.post("/webhooks/twilio/voice/keypad", **TWIML)
 async def voice_keypad(request: Request) -> Response:
     """A key pressed during the call: `1` acknowledges the alert as the contact called."""
-    form = await _signed_form(request)
+    return await _once(
+        request,
+        lambda form: _voice_keypad(request, form),
+        lambda form: _keypad_again(request, form),
+    )
+
+
+async def _keypad_again(request: Request, form: dict[str, str]) -> Response:
+    """The same key pressed again in the same call (its form is the same): another key hears
+    the alert again, as the first time did; `1` has had its effect and is not repeated."""
+    if form.get("Digits", "") == "1":
+        return await _hang_up(form)
+    row = await _call_row(request, _notification_id(request))
+    return _read_out(request, row, VOICE_UNKNOWN_KEY)
+
+
+async def _voice_keypad(request: Request, form: dict[str, str]) -> Response:
     row = await _call_row(request, _notification_id(request))
     digits = form.get("Digits", "")
     bound = log.bind(
@@ -245,10 +352,13 @@ async def voice_keypad(request: Request) -> Response:
     return _voice(reply)
 
 
-@router.post("/webhooks/twilio/voice/status")
+@router.post("/webhooks/twilio/voice/status", response_class=Response)
 async def voice_status(request: Request) -> Response:
     """A call's progress: answered and heard → delivered; busy, no answer, failed → failed."""
-    form = await _signed_form(request)
+    return await _once(request, lambda form: _voice_status(request, form), _ok)
+
+
+async def _voice_status(request: Request, form: dict[str, str]) -> Response:
     notification_id = _notification_id(request)
     sid, reported = form.get("CallSid", ""), form.get("CallStatus", "")
     ours = call_status(reported)
