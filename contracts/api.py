@@ -1,4 +1,4 @@
-"""Bodies of the HTTP API's answers: alerts and their timeline."""
+"""Bodies of the HTTP API's answers: alerts and their timeline, and the one shape of an error."""
 
 from __future__ import annotations
 
@@ -11,6 +11,35 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class _View(BaseModel):
     model_config = ConfigDict(from_attributes=True, extra="ignore")
+
+
+class FieldError(BaseModel):
+    """One input refused: where it was (`["body", "data", "last_seen_at"]`), why, and a code."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the API, whatever raised it: a sentence, or the fields at fault."""
+
+    detail: str | list[FieldError]
+
+
+class Health(BaseModel):
+    """The answer to GET /healthz."""
+
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """The answer to GET /readyz: `ready`, or `unavailable` with one reason per part at fault."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["ready", "unavailable"]
+    outbox_relay_active: bool
 
 
 class EventAccepted(_View):

@@ -9,7 +9,15 @@ from typing import Literal
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 
-from contracts.api import AckAnswer, AckView, AlertDetail, AlertSummary, NotificationView, StepView
+from contracts.api import (
+    AckAnswer,
+    AckView,
+    AlertDetail,
+    AlertSummary,
+    ErrorBody,
+    NotificationView,
+    StepView,
+)
 from contracts.config import GoldenHourConfig, OrgKind
 from services import access
 from services.acks import acknowledge
@@ -80,7 +88,13 @@ async def _visible_alert(
     return alert
 
 
-@router.get("/alerts/{alert_id}", response_model=AlertDetail)
+@router.get(
+    "/alerts/{alert_id}",
+    response_model=AlertDetail,
+    responses={
+        404: {"model": ErrorBody, "description": "No such alert, or not one the caller may see"}
+    },
+)
 async def get_alert(
     request: Request, alert_id: uuid.UUID, caller: Caller = Depends(authenticate)
 ) -> AlertDetail:
@@ -115,7 +129,13 @@ async def load_detail(conn: asyncpg.Connection, alert: asyncpg.Record) -> AlertD
     )
 
 
-@router.post("/alerts/{alert_id}/ack", response_model=AckAnswer)
+@router.post(
+    "/alerts/{alert_id}/ack",
+    response_model=AckAnswer,
+    responses={
+        404: {"model": ErrorBody, "description": "No such alert, or not one the caller may see"}
+    },
+)
 async def ack_alert(
     request: Request, alert_id: uuid.UUID, caller: Caller = Depends(authenticate)
 ) -> AckAnswer:

@@ -11,6 +11,7 @@ from contracts.api import (
     ChildRecord,
     ClockView,
     EpisodeView,
+    ErrorBody,
     PlacementView,
     RiskSignalView,
 )
@@ -27,7 +28,13 @@ def _no_such_child() -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail="no such child")
 
 
-@router.get("/children/{child_id}", response_model=ChildRecord)
+@router.get(
+    "/children/{child_id}",
+    response_model=ChildRecord,
+    responses={
+        404: {"model": ErrorBody, "description": "No such child, or not one the caller acts for"}
+    },
+)
 async def get_child(
     request: Request, child_id: ChildId, caller: Caller = Depends(authenticate)
 ) -> ChildRecord:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
+from contracts.api import ErrorBody
 from contracts.config import GoldenHourConfig
 from contracts.shared import SharedAlert
 from services.auth import Caller, authenticate
@@ -75,7 +76,10 @@ async def shared_alerts_feed(request: Request, caller: Caller = Depends(authenti
 @router.get(
     "/shared-alerts/{shared_id}.cap",
     response_class=Response,
-    responses={200: {"content": {CAP_MEDIA_TYPE: {}}}, 404: {"description": "no such alert"}},
+    responses={
+        200: {"content": {CAP_MEDIA_TYPE: {}}},
+        404: {"model": ErrorBody, "description": "no such alert"},
+    },
 )
 async def shared_alert_cap(
     request: Request, shared_id: uuid.UUID, caller: Caller = Depends(authenticate)

@@ -1,0 +1,575 @@
+"""The authorisation matrix: every route of the API and the console, called by every kind of
+organisation and role, about its own child, a neighbour's child and a stranger's child, against
+the running system. The expected answers are one table of rules below; a route without a rule
+fails the test, so a new route cannot ship without saying who may use it.
+
+An immigration-enforcement key cannot be in a running system's directory (every part refuses
+to start), so its rows run against the real application in this process, over the same
+database, with the key slipped in as a bypassed check would let it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+import yaml
+from fastapi.routing import iter_route_contexts
+
+from contracts.config import hash_api_key
+from infra.db import create_pool
+from infra.devsystem import IDENTIFIED, DevSystem, directory, event, placement
+from infra.settings import Settings
+from services.app import create_app
+from services.console import sessions
+from tests.e2e.console_client import Console
+from tests.e2e.test_scenario_5_firewall import sneak_key_in
+
+# --- who ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Who:
+    user: str
+    org: str
+    kind: str
+    role: str
+
+
+PEOPLE = [
+    Who("oak-staff1", "OAK", "care_home", "care_staff"),
+    Who("lbh-sw1", "LBH", "local_authority", "social_worker"),
+    Who("lbh-dm1", "LBH", "local_authority", "duty_manager"),
+    Who("lbh-head1", "LBH", "local_authority", "head_of_service"),
+    Who("lbh-admin1", "LBH", "local_authority", "admin"),
+    Who("lbi-dm1", "LBI", "local_authority", "duty_manager"),
+    Who("mps-po1", "MPS", "police", "police_officer"),
+    Who("mps-cr1", "MPS", "police", "control_room"),
+    Who("ukmpu-1", "UKMPU", "national", "duty_manager"),
+    Who("ngo-admin1", "NGO1", "ngo", "admin"),
+]
+HOIE = Who("hoie-1", "HOIE", "immigration_enforcement", "admin")
+
+# The children: Hackney's at Oak, Islington's (Hackney's neighbour) at Elm, and Camden's (nobody's
+# neighbour) at Ash. "Own", "neighbour's" and "stranger's" follow from who is asking.
+CHILDREN = {
+    "LBH-2026-7001": ("LBH", "OAK"),
+    "LBI-2026-7002": ("LBI", "ELM"),
+    "LBC-2026-7003": ("LBC", "ASH"),
+}
+POLICE = {"LBH": "MPS", "LBI": "MPS", "LBC": "MPS"}
+NEIGHBOURS = {"LBH": ["LBI"], "LBI": ["LBH"], "LBC": []}
+
+
+def sees(who: Who, child: str) -> bool:
+    """DESIGN.md's rule: the child's authority, its police, its care home, and national units."""
+    la, home = CHILDREN[child]
+    return who.kind == "national" or who.org in {la, POLICE[la], home}
+
+
+def manager(who: Who) -> bool:
+    return who.role in {"duty_manager", "admin"}
+
+
+# --- the table ------------------------------------------------------------------------------
+
+Rule = Callable[[Who, str], int]
+
+ANYONE_200: Rule = lambda who, child: 200  # noqa: E731
+# Reads of one child's data: the same 404 for another's child as for none, since its existence
+# is itself child data.
+SEEN_OR_404: Rule = lambda who, child: 200 if sees(who, child) else 404  # noqa: E731
+# The console says plainly that a case belongs to another agency, and shows nothing of it.
+SEEN_OR_403_PAGE: Rule = lambda who, child: 200 if sees(who, child) else 403  # noqa: E731
+
+
+def submit_checkin(who: Who, child: str) -> int:
+    """A check-in for the child's current placement: its home, or an agency acting for it."""
+    la, home = CHILDREN[child]
+    if who.kind == "care_home":
+        return 202 if who.org == home else 403
+    return 202 if sees(who, child) and who.kind != "ngo" else 403
+
+
+def subscribe_to_hackney(who: Who, child: str) -> int:
+    """Only a manager of an authority Hackney lists as a neighbour; Hackney itself is told
+    that subscribing to itself is not a thing (422)."""
+    if not manager(who):
+        return 403
+    if who.org == "LBH":
+        return 422
+    return 201 if who.org in NEIGHBOURS["LBH"] else 403
+
+
+def escalate(who: Who, child: str) -> int:
+    """Authorities, police and national units fire the next step; a care home reports."""
+    if not sees(who, child):
+        return 403
+    return 303 if who.kind in {"local_authority", "police", "national"} else 403
+
+
+def care_form_page(who: Who, child: str) -> int:
+    return 200 if who.kind == "care_home" else 403
+
+
+def care_checkin_form(who: Who, child: str) -> int:
+    """The form takes the placement from the home's own records: another home's child has no
+    placement here, so the check-in is refused as incomplete and nothing is written."""
+    if who.kind != "care_home":
+        return 403
+    return 303 if CHILDREN[child][1] == who.org else 422
+
+
+# (method, path) -> (how the request is made, the rule). Console paths are called signed in.
+API = "api"  # with the caller's bearer key
+PAGE = "page"  # with the caller's console session and its CSRF token
+BARE = "bare"  # credentials ignored: the same answer for everyone
+
+MATRIX: dict[tuple[str, str], tuple[str, Rule]] = {
+    # The API: every read and write about a child follows `sees`.
+    ("POST", "/api/v1/events"): (API, submit_checkin),
+    ("GET", "/api/v1/alerts"): (API, ANYONE_200),  # a list, filtered to what the caller sees
+    ("GET", "/api/v1/alerts/{alert_id}"): (API, SEEN_OR_404),
+    ("POST", "/api/v1/alerts/{alert_id}/ack"): (API, SEEN_OR_404),
+    ("GET", "/api/v1/children/{child_id}"): (API, SEEN_OR_404),
+    # Subscriptions are the caller's organisation's own, and obey the neighbour rule.
+    ("GET", "/api/v1/subscriptions"): (API, ANYONE_200),
+    ("POST", "/api/v1/subscriptions"): (API, subscribe_to_hackney),
+    (
+        "DELETE",
+        "/api/v1/subscriptions/{subscription_id}",
+    ): (API, lambda who, child: 404 if manager(who) else 403),
+    # The shared feed is filtered to the sources that list the caller; an unknown id is 404.
+    ("GET", "/api/v1/shared-alerts.atom"): (API, ANYONE_200),
+    ("GET", "/api/v1/shared-alerts/{shared_id}.cap"): (API, lambda who, child: 404),
+    # Twilio's callbacks: a key is no signature.
+    ("POST", "/api/v1/webhooks/twilio/status"): (API, lambda who, child: 403),
+    ("POST", "/api/v1/webhooks/twilio/inbound"): (API, lambda who, child: 403),
+    ("POST", "/api/v1/webhooks/twilio/voice"): (API, lambda who, child: 403),
+    ("POST", "/api/v1/webhooks/twilio/voice/keypad"): (API, lambda who, child: 403),
+    ("POST", "/api/v1/webhooks/twilio/voice/status"): (API, lambda who, child: 403),
+    # Probes and the schema hold no child data.
+    ("GET", "/healthz"): (BARE, ANYONE_200),
+    ("GET", "/readyz"): (BARE, ANYONE_200),
+    # /metrics is for the holder of the metrics token: a user's API key is not it.
+    ("GET", "/metrics"): (API, lambda who, child: 401),
+    ("GET", "/openapi.json"): (BARE, ANYONE_200),
+    ("GET", "/docs"): (BARE, ANYONE_200),
+    ("GET", "/docs/oauth2-redirect"): (BARE, ANYONE_200),
+    ("GET", "/redoc"): (BARE, ANYONE_200),
+    ("GET", "/"): (BARE, lambda who, child: 303),
+    # The console, signed in with the user's own key.
+    ("GET", "/console/login"): (PAGE, lambda who, child: 303),  # signed in: off home
+    ("POST", "/console/login"): (BARE, lambda who, child: 303),  # signing in with the key
+    ("POST", "/console/logout"): (PAGE, lambda who, child: 303),  # run last
+    ("GET", "/console"): (PAGE, ANYONE_200),  # the board, filtered to what the user sees
+    ("GET", "/console/board/rows"): (PAGE, ANYONE_200),
+    ("GET", "/console/board/events"): (PAGE, ANYONE_200),
+    ("GET", "/console/alerts/{alert_id}"): (PAGE, SEEN_OR_403_PAGE),
+    ("GET", "/console/alerts/{alert_id}/timeline"): (PAGE, SEEN_OR_403_PAGE),
+    ("POST", "/console/alerts/{alert_id}/ack"): (
+        PAGE,
+        lambda who, child: 303 if sees(who, child) else 403,
+    ),
+    ("POST", "/console/alerts/{alert_id}/escalate"): (PAGE, escalate),
+    # Sent with a status the form does not offer: an agency acting for the child is told what
+    # is wrong (422), anyone else is refused before the form is read (403).
+    ("POST", "/console/alerts/{alert_id}/located"): (
+        PAGE,
+        lambda who, child: 422 if sees(who, child) else 403,
+    ),
+    ("GET", "/console/care"): (PAGE, care_form_page),
+    ("POST", "/console/care/{kind}"): (PAGE, care_checkin_form),
+    # An acknowledgement link is its own credential: a forged one is gone for everyone.
+    ("GET", "/ack/{token}"): (PAGE, lambda who, child: 410),
+    ("POST", "/ack/{token}"): (PAGE, lambda who, child: 410),
+}
+
+# What an immigration-enforcement key or session gets wherever it is presented: nothing.
+# API routes refuse the key (403); a console session for such a user is no session (off to
+# sign in, 303); signing in with its key is refused like a wrong key (401); the sign-in page
+# and a forged acknowledgement link answer as they answer anyone.
+FIREWALL_PAGE_STATUS = {
+    ("GET", "/console/login"): 200,
+    ("POST", "/console/login"): 401,
+    ("GET", "/ack/{token}"): 410,
+    ("POST", "/ack/{token}"): 410,
+}
+
+# --- the system -----------------------------------------------------------------------------
+
+
+def _org_users(config: dict, code: str) -> list[dict]:
+    org = next(o for o in config["organisations"] if o["code"] == code)
+    return org.setdefault("users", [])
+
+
+def matrix_directory() -> tuple[dict, dict]:
+    """The dev directory with every role the matrix asks, an NGO, and Camden with Ash House."""
+    config, keys = directory()
+    config["organisations"] += [
+        {
+            "code": "LBC",
+            "kind": "local_authority",
+            "name": "Camden Children's Services",
+            "police": "MPS",
+            "neighbours": [],
+            "contacts": [],
+        },
+        {"code": "ASH", "kind": "care_home", "name": "Ash House", "local_authority": "LBC"},
+        {"code": "NGO1", "kind": "ngo", "name": "A Charity"},
+    ]
+    for who in PEOPLE:
+        if who.user in keys:
+            continue
+        keys[who.user] = f"gh_{uuid.uuid4().hex}"
+        _org_users(config, who.org).append(
+            {"id": who.user, "roles": [who.role], "api_key_sha256": hash_api_key(keys[who.user])}
+        )
+    keys["ash-staff1"] = f"gh_{uuid.uuid4().hex}"
+    _org_users(config, "ASH").append(
+        {
+            "id": "ash-staff1",
+            "roles": ["care_staff"],
+            "api_key_sha256": hash_api_key(keys["ash-staff1"]),
+        }
+    )
+    return config, keys
+
+
+async def _raise_alert(system: DevSystem, child: str) -> uuid.UUID:
+    la, home = CHILDREN[child]
+    staff = {"OAK": "oak-staff1", "ELM": "elm-staff1", "ASH": "ash-staff1"}[home]
+    authority = {"LBH": "lbh-dm1", "LBI": "lbi-dm1", "LBC": "ukmpu-1"}[la]
+    async with system.client(authority) as c:
+        r = await c.post(
+            "/events",
+            json=event("child.identified", child, {**IDENTIFIED, "local_authority": la}),
+        )
+        assert r.status_code == 202, r.text
+        r = await c.post("/events", json=event("placement.started", child, placement(child, home)))
+        assert r.status_code == 202, r.text
+    async with system.client(staff) as c:
+        r = await c.post(
+            "/events",
+            json=event(
+                "absence.reported",
+                child,
+                {
+                    "last_seen_at": datetime.now(UTC).isoformat(),
+                    "last_seen_location": "the bus stop",
+                    "placement_id": f"{child}-P1",
+                },
+            ),
+        )
+        assert r.status_code == 202, r.text
+    conn = await asyncpg.connect(system.database_url)
+    try:
+        for _ in range(200):
+            found = await conn.fetchval("SELECT alert_id FROM alerts WHERE child_id = $1", child)
+            if found:
+                return found
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+    raise AssertionError(f"no alert for {child}")
+
+
+@dataclass
+class World:
+    system: DevSystem
+    alerts: dict[str, uuid.UUID]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def world(stack) -> AsyncIterator[World]:
+    config, keys = matrix_directory()
+    db = stack.create_database(f"matrix_{uuid.uuid4().hex[:8]}")
+    s = DevSystem(stack.kafka_bootstrap, db, config, keys)
+    await s.start()
+    try:
+        alerts = {child: await _raise_alert(s, child) for child in CHILDREN}
+        yield World(s, alerts)
+    finally:
+        await s.stop()
+
+
+# --- calling one cell -----------------------------------------------------------------------
+
+
+def _url(path: str, world: World, child: str) -> str:
+    return (
+        path.replace("{alert_id}", str(world.alerts[child]))
+        .replace("{child_id}", child)
+        .replace("{subscription_id}", str(uuid.uuid4()))
+        .replace("{shared_id}", str(uuid.uuid4()))
+        .replace("{kind}", "checkin")
+        .replace("{token}", "forged-token")
+    )
+
+
+def _api_body(method: str, path: str, child: str) -> dict | None:
+    if path == "/api/v1/events":
+        return event(
+            "checkin.recorded",
+            child,
+            {"placement_id": f"{child}-P1", "seen_at": datetime.now(UTC).isoformat()},
+        )
+    if path == "/api/v1/subscriptions" and method == "POST":
+        return {"source_authorities": ["LBH"], "deliver": {"webhook_url": "http://127.0.0.1:9/h"}}
+    return None
+
+
+def _form(path: str, child: str) -> dict[str, str]:
+    if path.endswith("/located"):
+        return {"status": "not-a-status", "location": "home"}
+    if path == "/console/care/{kind}":
+        return {"child_id": child, "event_id": str(uuid.uuid4())}
+    return {}
+
+
+async def call(
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    url: str,
+    json: dict | None = None,
+    data: dict | None = None,
+) -> int:
+    if path == "/console/board/events":
+        async with client.stream(method, url) as r:
+            return r.status_code
+    r = await client.request(method, url, json=json, data=data)
+    return r.status_code
+
+
+async def page_status(console: Console, method: str, path: str, url: str, child: str) -> int:
+    if method == "GET":
+        if path == "/console/board/events":
+            async with console.client() as c:
+                return await call(c, method, path, url)
+        return (await console.get(url)).status_code
+    return (await console.post(url, _form(path, child))).status_code
+
+
+# --- the tests ------------------------------------------------------------------------------
+
+
+def declared_routes(tmp_path) -> set[tuple[str, str]]:
+    path = tmp_path / "goldenhour.yaml"
+    path.write_text(yaml.safe_dump(directory()[0]))
+    app = create_app(_settings(str(path)))
+    found = set()
+    for route in iter_route_contexts(app.routes):
+        for method in route.methods or ():
+            if method != "HEAD":
+                found.add((method, route.path))
+    return found
+
+
+def _settings(config_path: str, **env: str) -> Settings:
+    return Settings.model_validate(
+        {
+            "GOLDENHOUR_CONFIG": config_path,
+            "GOLDENHOUR_KAFKA_BOOTSTRAP": "127.0.0.1:9",
+            "GOLDENHOUR_DATABASE_URL": "postgresql://nowhere",
+            **env,
+        }
+    )
+
+
+def test_every_route_has_a_row(tmp_path) -> None:
+    routes = declared_routes(tmp_path)
+    assert routes - set(MATRIX) == set(), "routes without a row in the matrix"
+    assert set(MATRIX) - routes == set(), "rows for routes that no longer exist"
+
+
+# Sign-out ends the session the other console rows use: it runs last for each person.
+ORDER = sorted(MATRIX, key=lambda row: row == ("POST", "/console/logout"))
+
+
+PERSON = pytest.mark.parametrize("who", PEOPLE, ids=lambda w: f"{w.kind}-{w.role}-{w.user}")
+
+
+@PERSON
+async def test_every_route_answers_each_person_as_the_rules_say(world: World, who: Who) -> None:
+    system = world.system
+    console = Console(system)
+    await console.get("/console/login")
+    signed_in = await console.post("/console/login", {"api_key": system.keys[who.user]})
+    assert signed_in.status_code == 303, signed_in.text
+    await console.get("/console")  # the session's CSRF token
+    wrong = []
+    async with system.client(who.user) as api, httpx.AsyncClient(base_url=system.api_url) as bare:
+        api.base_url = system.api_url  # paths in the table are absolute
+        for method, path in ORDER:
+            how, rule = MATRIX[(method, path)]
+            for child in CHILDREN:
+                expected = rule(who, child)
+                url = _url(path, world, child)
+                if how == API:
+                    got = await call(api, method, path, url, json=_api_body(method, path, child))
+                elif how == PAGE:
+                    got = await page_status(console, method, path, url, child)
+                elif path == "/console/login":
+                    fresh = Console(system)
+                    await fresh.get("/console/login")
+                    got = (await fresh.post(url, {"api_key": system.keys[who.user]})).status_code
+                else:
+                    got = await call(bare, method, path, url)
+                if got != expected:
+                    wrong.append(f"{method} {path} about {child}: {got}, expected {expected}")
+    assert not wrong, "\n".join(wrong)
+
+
+@PERSON
+async def test_lists_hold_only_the_children_the_person_may_see(world: World, who: Who) -> None:
+    visible = {child for child in CHILDREN if sees(who, child)}
+    async with world.system.client(who.user) as api:
+        listed = (await api.get("/alerts", params={"status": "all"})).json()
+    assert {a["child_id"] for a in listed} == visible
+    console = Console(world.system)
+    await console.get("/console/login")
+    await console.post("/console/login", {"api_key": world.system.keys[who.user]})
+    board = await console.get("/console", params={"status": "all"})
+    assert board.status_code == 200
+    assert {child for child in CHILDREN if child in board.text} == visible
+
+
+async def test_an_immigration_enforcement_key_or_session_gets_nothing_anywhere(
+    world: World, tmp_path
+) -> None:
+    """The real application over the same database, the key slipped past the directory."""
+    system = world.system
+    path = tmp_path / "goldenhour.yaml"
+    path.write_text(yaml.safe_dump(system.config))
+    env = {k: v for k, v in system.env.items() if k.startswith(("GOLDENHOUR_", "TWILIO_", "SMTP_"))}
+    app = create_app(Settings.model_validate({**env, "GOLDENHOUR_CONFIG": str(path)}))
+    sneak_key_in(app.state.config)
+    app.state.pool = await create_pool(system.database_url, min_size=1, max_size=4)
+    # A session for the user, as if one had been written before the directory check.
+    token = await sessions.start(
+        app.state.pool,
+        sessions.Caller(*app.state.config.user_for_key_hash(hash_api_key("hoie-key"))),
+        timedelta(hours=1),
+        datetime.now(UTC),
+    )
+    wrong = []
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            for method, route in sorted(MATRIX):
+                how, _ = MATRIX[(method, route)]
+                if how == BARE and route != "/console/login":
+                    continue  # takes no credential: the key changes nothing
+                for child in CHILDREN:
+                    url = _url(route, world, child)
+                    if route == "/console/login" and method == "POST":
+                        form = {"api_key": "hoie-key", "csrf_token": "t"}
+                        r = await c.post(
+                            url, data=form, headers={"Cookie": f"{sessions.LOGIN_CSRF_COOKIE}=t"}
+                        )
+                    elif how == PAGE:
+                        r = await c.request(
+                            method,
+                            url,
+                            data=_form(route, child) if method == "POST" else None,
+                            headers={"Cookie": f"{sessions.COOKIE}={token}"},
+                        )
+                    else:
+                        r = await c.request(
+                            method,
+                            url,
+                            json=_api_body(method, route, child),
+                            headers={"Authorization": "Bearer hoie-key"},
+                        )
+                    expected = FIREWALL_PAGE_STATUS.get(
+                        (method, route), 303 if how == PAGE else 403
+                    )
+                    if route == "/metrics":
+                        expected = 401  # not the metrics token, whoever holds it
+                    if r.status_code != expected or child in r.text:
+                        wrong.append(f"{method} {route}: {r.status_code}, expected {expected}")
+    finally:
+        await app.state.pool.close()
+    assert not wrong, "\n".join(wrong)
+
+
+# --- events that contradict the record ------------------------------------------------------
+
+
+def identify_again(who: Who, child: str) -> int:
+    """A second identification never moves a child or resets its risk: 409 for whoever may
+    identify at all (an identification cannot be told apart from a first one otherwise)."""
+    return 409 if who.kind in {"local_authority", "police", "ngo", "national"} else 403
+
+
+def take_a_placement(who: Who, child: str) -> int:
+    """Placing the child under another child's placement id: a placement belongs to one child.
+    Only the child's own authority or a national unit gets as far as the conflict."""
+    if who.kind in {"local_authority", "national"} and sees(who, child):
+        return 409
+    return 403
+
+
+def _someone_elses_placement(child: str) -> str:
+    others = [c for c in CHILDREN if c != child]
+    return f"{others[0]}-P1"
+
+
+EVENTS: dict[str, tuple[Callable[[str], dict], Rule]] = {
+    "child.identified again": (
+        lambda child: event(
+            "child.identified",
+            child,
+            {**IDENTIFIED, "local_authority": CHILDREN[child][0], "risk_level": "low"},
+        ),
+        identify_again,
+    ),
+    "placement.started with another child's placement": (
+        lambda child: event(
+            "placement.started",
+            child,
+            {
+                **placement(child, CHILDREN[child][1]),
+                "placement_id": _someone_elses_placement(child),
+            },
+        ),
+        take_a_placement,
+    ),
+}
+
+
+@PERSON
+async def test_events_that_contradict_the_record_change_nothing(world: World, who: Who) -> None:
+    """Run after the routes: were a refusal missing, these would move children about."""
+    conn = await asyncpg.connect(world.system.database_url)
+    try:
+        before = await conn.fetch("SELECT * FROM placements ORDER BY placement_id")
+        children = await conn.fetch("SELECT child_id, local_authority, risk_level FROM children")
+    finally:
+        await conn.close()
+    wrong = []
+    async with world.system.client(who.user) as api:
+        for name, (body, rule) in EVENTS.items():
+            for child in CHILDREN:
+                r = await api.post("/events", json=body(child))
+                if r.status_code != rule(who, child):
+                    wrong.append(
+                        f"{name} about {child}: {r.status_code}, expected {rule(who, child)}"
+                    )
+    conn = await asyncpg.connect(world.system.database_url)
+    try:
+        assert await conn.fetch("SELECT * FROM placements ORDER BY placement_id") == before
+        after = await conn.fetch("SELECT child_id, local_authority, risk_level FROM children")
+        assert sorted(map(tuple, after)) == sorted(map(tuple, children))
+    finally:
+        await conn.close()
+    assert not wrong, "\n".join(wrong)
