@@ -198,6 +198,10 @@ class ChaosSystem:
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(smtp_port),
             "SMTP_FROM": "alerts@goldenhour.example",
+            # The local SMTP server offers no STARTTLS; a real relay must (the default).
+            "SMTP_TLS": "off",
+            # A few keys post thousands of events a second: no per-key limit in the way.
+            "GOLDENHOUR_API_RATE_LIMIT": "off",
             "GOLDENHOUR_KAFKA_SESSION_TIMEOUT_S": "2",
             "GOLDENHOUR_WEBHOOK_ALLOW_PRIVATE": "1",
         }

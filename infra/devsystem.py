@@ -253,6 +253,8 @@ class DevSystem:
     smtp: LocalSmtp = field(init=False)
     parts: dict[str, PartProcess] = field(default_factory=dict)
     api_url: str = ""
+    # Scrapers of /metrics (API and workers' health ports) send it as a bearer token.
+    metrics_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     # The local providers, in this process; the benchmark swaps in processes of their own.
     twilio_server: ClassVar[type] = LocalTwilio
     smtp_server: ClassVar[type] = LocalSmtp
@@ -284,6 +286,12 @@ class DevSystem:
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(self.smtp.port),
             "SMTP_FROM": "alerts@goldenhour.example",
+            # The local SMTP server offers no STARTTLS; a real relay must (the default).
+            "SMTP_TLS": "off",
+            "GOLDENHOUR_METRICS_TOKEN": self.metrics_token,
+            # Tests and the demo post in bursts with one key each; the limit's own test sets
+            # a low one.
+            "GOLDENHOUR_API_RATE_LIMIT": "1000/second",
             # The embedded broker's group join waits half of this: keep start-up quick.
             "GOLDENHOUR_KAFKA_SESSION_TIMEOUT_S": "2",
             # Test and demo webhook receivers listen on 127.0.0.1.
@@ -344,6 +352,10 @@ class DevSystem:
         """Start a part again (after `kill`)."""
         self.parts[part] = PartProcess(part, self.env).start()
         return self.parts[part]
+
+    def metrics_headers(self) -> dict[str, str]:
+        """What a Prometheus scraper of this system sends."""
+        return {"Authorization": f"Bearer {self.metrics_token}"}
 
     def client(self, user_id: str) -> httpx.AsyncClient:
         """An HTTP client of the API holding one user's key."""

@@ -8,6 +8,7 @@ broker makes the worker say 503 instead of hanging its probe.
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
@@ -37,6 +38,21 @@ async def within(work: Awaitable[T], timeout_s: float) -> T:
     return task.result()
 
 
+def metrics_refusal(
+    token: str | None, authorization: str | None
+) -> tuple[int, str, dict[str, str]] | None:
+    """Why /metrics is refused (status, reason, headers), or None for the token's holder.
+
+    Unset, /metrics does not exist (404): its counts of absence reports are nobody's business
+    but the operator's."""
+    if not token:
+        return 404, "Not Found", {}
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return None
+    return 401, "send 'Authorization: Bearer <metrics token>'", {"WWW-Authenticate": "Bearer"}
+
+
 async def run_checks(checks: Mapping[str, Check]) -> dict[str, str]:
     """The reasons of every failing check, by name (empty when all hold)."""
 
@@ -55,10 +71,17 @@ async def run_checks(checks: Mapping[str, Check]) -> dict[str, str]:
 class HealthServer:
     """A small HTTP server beside the worker's own loops."""
 
-    def __init__(self, port: int, checks: Mapping[str, Check], host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        port: int,
+        checks: Mapping[str, Check],
+        host: str = "127.0.0.1",
+        metrics_token: str | None = None,
+    ) -> None:
         self.port = port
         self.host = host
         self.checks = checks
+        self.metrics_token = metrics_token
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -85,5 +108,9 @@ class HealthServer:
             return web.json_response({"status": "unavailable", **failing}, status=503)
         return web.json_response({"status": "ready"})
 
-    async def _metrics(self, _: web.Request) -> web.Response:
+    async def _metrics(self, request: web.Request) -> web.Response:
+        refused = metrics_refusal(self.metrics_token, request.headers.get("Authorization"))
+        if refused is not None:
+            status, reason, headers = refused
+            return web.json_response({"detail": reason}, status=status, headers=headers)
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -13,6 +13,7 @@ import contextlib
 import json
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -131,10 +132,13 @@ class LocalSmtp:
         host: str = "127.0.0.1",
         port: int = 0,
         on_message: Callable[[ReceivedMail], None] | None = None,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self._on_message = on_message
+        # With a context the server offers STARTTLS, as a real relay does; without, it does not.
+        self.tls_context = tls_context
         self._lock = threading.Lock()
         self._messages: list[ReceivedMail] = []
         self._failures: deque[int] = deque()
@@ -204,7 +208,9 @@ class LocalSmtp:
 
     def _start_controller(self) -> None:
         # A fresh Controller each time: a stopped one has closed its event loop.
-        self._controller = _Controller(_Handler(self), hostname=self.host, port=self.port)
+        self._controller = _Controller(
+            _Handler(self), hostname=self.host, port=self.port, tls_context=self.tls_context
+        )
         self._controller.start()
         with self._lock:
             # Not the Controller's own start-up probe (it has connected by now).

@@ -6,7 +6,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from infra.settings import Settings
-from notifiers.base import Channel
+from notifiers.base import Channel, OutboundMessage, PermanentSendError, SendResult
 from notifiers.email import SmtpEmail
 from notifiers.sms import TwilioSms
 from notifiers.voice import OwnedSids, RecordedSid, TwilioVoice
@@ -40,9 +40,38 @@ def owned_sids(pool: asyncpg.Pool) -> OwnedSids:
     return lookup
 
 
-def channels_from(settings: Settings, pool: asyncpg.Pool | None = None) -> dict[str, Channel]:
-    """SMS and voice through Twilio (or a compatible server), email through SMTP, signed
-    webhooks. With the pool, a voice retry finds the call its callbacks recorded."""
+TWILIO_OFF = "Twilio is switched off (GOLDENHOUR_TWILIO_ENABLED=false)"
+
+
+class SwitchedOff:
+    """A channel this deployment cannot send over. Each message fails for good at once, so
+    the failover emails its contact and a contact nobody reached is reported, instead of the
+    message waiting for a channel that never comes."""
+
+    reports_delivery = False
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+
+    async def send(self, msg: OutboundMessage) -> SendResult:
+        raise PermanentSendError(self.reason)
+
+    async def poll(self, provider_id: str) -> str | None:
+        return None
+
+    async def find_sent(self, msg: OutboundMessage) -> str | None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def twilio_channels(settings: Settings, pool: asyncpg.Pool | None = None) -> dict[str, Channel]:
+    """SMS and voice through Twilio (or a compatible server); both switched off unless Twilio
+    is on with every credential set."""
+    if not settings.twilio_ready:
+        return {name: SwitchedOff(name, TWILIO_OFF) for name in ("sms", "voice")}
     twilio = (settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_from_number)
     return {
         "sms": TwilioSms(*twilio, api_base_url=settings.twilio_api_base_url),
@@ -53,6 +82,20 @@ def channels_from(settings: Settings, pool: asyncpg.Pool | None = None) -> dict[
             recorded_sid=recorded_sid(pool) if pool is not None else None,
             owned_sids=owned_sids(pool) if pool is not None else None,
         ),
-        "email": SmtpEmail(settings.smtp_host, settings.smtp_port, settings.smtp_from),
-        "webhook": WebhookChannel(),
+    }
+
+
+def channels_from(settings: Settings, pool: asyncpg.Pool | None = None) -> dict[str, Channel]:
+    """SMS and voice through Twilio (or a compatible server), email through SMTP, signed
+    webhooks. With the pool, a voice retry finds the call its callbacks recorded."""
+    return {
+        **twilio_channels(settings, pool),
+        "email": SmtpEmail(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_from,
+            tls=settings.smtp_tls,
+            ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
+        ),
+        "webhook": WebhookChannel(allow_private=settings.webhook_allow_private),
     }

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ssl
 import time
 from collections import deque
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Literal
 
 import aiosmtplib
 import structlog
@@ -30,6 +32,10 @@ from notifiers.base import (
 
 log = structlog.get_logger(__name__)
 
+# `starttls`: upgrade after EHLO or send nothing; `tls`: TLS from the first byte (port 465);
+# `off`: in clear, for a relay on the same host or network only.
+TlsMode = Literal["starttls", "tls", "off"]
+
 
 def message_id_for(idempotency_key: str) -> str:
     """Deterministic Message-ID, so every retry of one notification carries the same id."""
@@ -40,6 +46,16 @@ def message_id_for(idempotency_key: str) -> str:
 def _one_line(text: str) -> str:
     """Header values must not carry line breaks (header injection, policy errors)."""
     return " ".join(text.splitlines()).strip()
+
+
+def _untrusted_certificate(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate failure behind `exc`, however the SMTP client wrapped it."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _connection_was_stale(exc: BaseException) -> bool:
@@ -68,7 +84,10 @@ class SmtpEmail(Channel):
 
     Up to max_connections connections are open at once; each carries one mail at a time and
     is reused for the next, since a new connection (TCP, EHLO, STARTTLS, AUTH) costs far more
-    than the mail itself. A connection idle for longer than idle_s is not reused."""
+    than the mail itself. A connection idle for longer than idle_s is not reused.
+
+    Mail carries child data: with `tls="starttls"` (the default) a server that does not offer
+    STARTTLS gets nothing, and certificates are always verified."""
 
     name = "email"
     reports_delivery = False
@@ -80,8 +99,8 @@ class SmtpEmail(Channel):
         from_addr: str,
         username: str | None = None,
         password: str | None = None,
-        use_tls: bool = False,
-        start_tls: bool | None = None,
+        tls: TlsMode = "starttls",
+        ca_file: str | None = None,
         timeout: float = 10,
         max_connections: int = 4,
         idle_s: float = 30.0,
@@ -91,8 +110,8 @@ class SmtpEmail(Channel):
         self.from_addr = from_addr
         self.username = username
         self._password = password
-        self.use_tls = use_tls
-        self.start_tls = start_tls  # None: upgrade if the server offers STARTTLS
+        self.tls = tls
+        self.ca_file = ca_file  # a private CA's bundle; None: the system's
         self.timeout = timeout
         self.max_connections = max_connections
         self.idle_s = idle_s
@@ -145,12 +164,22 @@ class SmtpEmail(Channel):
             # e.g. STARTTLS or AUTH demanded but not offered: configuration, not weather.
             log.warning("email.not_supported", error=str(exc), **ctx)
             raise PermanentSendError(f"smtp: {exc}") from exc
-        except (SMTPException, OSError, TimeoutError) as exc:
-            # Connection refused/reset, disconnects and timeouts are all transient.
-            log.warning("email.transport_error", error=repr(exc), **ctx)
-            raise RetryableSendError(f"smtp {self.host}:{self.port}: {exc!r}") from exc
+        except (SMTPException, OSError) as exc:  # TimeoutError is an OSError
+            untrusted = _untrusted_certificate(exc)
+            if untrusted is None:
+                raise self._transport_error(exc, ctx) from exc
+            log.warning("email.certificate_untrusted", error=untrusted.verify_message, **ctx)
+            raise PermanentSendError(
+                f"smtp {self.host}:{self.port}: the server's certificate is not trusted"
+                f" ({untrusted.verify_message}); set SMTP_CA_FILE for a private CA"
+            ) from exc
         log.info("email.accepted", **ctx)
         return SendResult(provider_id=str(mail["Message-ID"]), status="sent")
+
+    def _transport_error(self, exc: BaseException, ctx: dict[str, str]) -> RetryableSendError:
+        """Connection refused/reset, disconnects and timeouts are all transient."""
+        log.warning("email.transport_error", error=repr(exc), **ctx)
+        return RetryableSendError(f"smtp {self.host}:{self.port}: {exc!r}")
 
     def _pool_slot(self) -> asyncio.Semaphore:
         """The semaphore bounding open connections, for the running loop."""
@@ -189,18 +218,38 @@ class SmtpEmail(Channel):
         return None
 
     async def _connect(self) -> aiosmtplib.SMTP:
-        """A new connection, greeted and logged in (connect() closes it itself on failure)."""
+        """A new connection, greeted, in TLS as configured, and logged in.
+
+        STARTTLS and AUTH are done here, not by the client's connect(): it would log in before
+        an upgrade that may not happen, and treats a missing STARTTLS as a connection error."""
         client = aiosmtplib.SMTP(
             hostname=self.host,
             port=self.port,
-            username=self.username,
-            password=self._password,
-            use_tls=self.use_tls,
-            start_tls=self.start_tls,
+            use_tls=self.tls == "tls",
+            start_tls=False,
+            validate_certs=True,
+            cert_bundle=self.ca_file,
             timeout=self.timeout,
         )
-        await client.connect()
+        await client.connect()  # closes the socket itself on failure
+        try:
+            if self.tls == "starttls":
+                await self._start_tls(client)
+            if self.username is not None:
+                await client.login(self.username, self._password or "")
+        except BaseException:
+            client.close()
+            raise
         return client
+
+    async def _start_tls(self, client: aiosmtplib.SMTP) -> None:
+        await client.ehlo()
+        if not client.supports_extension("starttls"):
+            raise SMTPNotSupported(
+                f"{self.host}:{self.port} does not offer STARTTLS, and mail is never sent in"
+                " clear (SMTP_TLS=off only for a local relay)"
+            )
+        await client.starttls()
 
     async def _send_on(self, client: aiosmtplib.SMTP, mail: EmailMessage, to: str) -> None:
         """Send one mail; the connection goes back to the pool only if that fully worked."""

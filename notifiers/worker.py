@@ -88,7 +88,11 @@ def main(settings: Settings) -> int:
         failover = Failover(pool, settings.config, settings.ack_links)
         health = None
         if settings.health_port is not None:
-            health = HealthServer(settings.health_port, health_checks(pool, dispatcher, failover))
+            health = HealthServer(
+                settings.health_port,
+                health_checks(pool, dispatcher, failover),
+                metrics_token=settings.metrics_token,
+            )
             await health.start()
         task = asyncio.create_task(
             run_dispatcher(

@@ -12,16 +12,20 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
+from contracts.api import FieldError, Health, Readiness
 from infra import dead_letters
 from infra.db import BEAT_STALE_S, create_pool, migrate
 from infra.faults import is_transient, patiently
-from infra.health import CHECK_TIMEOUT_S, within
+from infra.health import CHECK_TIMEOUT_S, metrics_refusal, within
 from infra.settings import Settings
 from infra.topics import Topics, ensure_topics
-from services import alerts_api, children_api, intake, twilio_webhooks
+from services import alerts_api, api_schema, children_api, http_limits, intake, twilio_webhooks
 from services.console import ack_link_pages, care, web
 from services.console import pages as console_pages
 from services.console.board import BoardFeed
@@ -83,6 +87,15 @@ async def readiness(app: FastAPI) -> dict[str, str]:
     return {name: reason for result in results for name, reason in result.items()}
 
 
+def _methods_at(request: Request) -> list[str]:
+    """Every method some route answers at the request's path."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        if route.methods and compile_path(route.path)[0].match(request.url.path):
+            methods |= route.methods
+    return sorted(methods)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The API for one process; Kafka and Postgres addresses must be set in `settings`."""
     bootstrap, dsn = settings.require_servers()
@@ -134,15 +147,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.config = config
     app.state.ready_requires = [p.strip() for p in settings.ready_requires.split(",") if p.strip()]
-    app.include_router(intake.router, prefix="/api/v1")
-    app.include_router(alerts_api.router, prefix="/api/v1")
-    app.include_router(children_api.router, prefix="/api/v1")
-    app.include_router(twilio_webhooks.router, prefix="/api/v1")
-    app.include_router(subscriptions_router, prefix="/api/v1")
-    app.include_router(shared_alerts_router, prefix="/api/v1")
-    app.include_router(console_pages.router)
-    app.include_router(care.router)
-    app.include_router(ack_link_pages.router)
+    keyed = api_schema.KEYED
+    app.include_router(intake.router, prefix="/api/v1", responses=keyed)
+    app.include_router(alerts_api.router, prefix="/api/v1", responses=keyed)
+    app.include_router(children_api.router, prefix="/api/v1", responses=keyed)
+    app.include_router(twilio_webhooks.router, prefix="/api/v1", responses=api_schema.SIGNED)
+    app.include_router(subscriptions_router, prefix="/api/v1", responses=keyed)
+    app.include_router(shared_alerts_router, prefix="/api/v1", responses=keyed)
+    # HTML for people, not operations for clients: kept out of the API's schema.
+    app.include_router(console_pages.router, include_in_schema=False)
+    app.include_router(care.router, include_in_schema=False)
+    app.include_router(ack_link_pages.router, include_in_schema=False)
     app.mount("/console/static", StaticFiles(directory=web.HERE / "static"), name="static")
 
     @app.exception_handler(web.NotSignedIn)
@@ -172,17 +187,34 @@ def create_app(settings: Settings) -> FastAPI:
     for transient in (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
         app.add_exception_handler(transient, unavailable)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # The framework answers a JSON body it cannot parse with a bare 400; the API's promise
+        # for any body it cannot read is a 422 naming the body.
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            unreadable = FieldError(loc=["body"], msg="the body is not valid JSON", type="json")
+            return JSONResponse({"detail": [unreadable.model_dump()]}, status_code=422)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # The router names only the first route on the path; a client needs every method.
+            headers["Allow"] = ", ".join(_methods_at(request))
+        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=headers)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=Health)
     async def healthz() -> dict:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Not ready, with the reasons"}},
+    )
     async def readyz(request: Request) -> JSONResponse:
         """Readiness: 503 with the reasons while this process cannot make progress (database
         or broker unreachable, no active relay anywhere, a required part not holding its
@@ -194,11 +226,18 @@ def create_app(settings: Settings) -> FastAPI:
             return JSONResponse(body, 503)
         return JSONResponse({"status": "ready", "outbox_relay_active": active})
 
-    @app.get("/metrics")
+    @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
-        """Prometheus metrics of this process."""
+        """Prometheus metrics of this process, for the holder of the metrics token only: the
+        counts tell how many children are reported missing."""
+        refused = metrics_refusal(settings.metrics_token, request.headers.get("authorization"))
+        if refused is not None:
+            return JSONResponse({"detail": refused[1]}, refused[0], headers=refused[2])
         with contextlib.suppress(Exception):  # the gauge keeps its last count
             await asyncio.wait_for(dead_letters.count_open(request.app.state.pool), 2)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    http_limits.install(app, settings)
+    api_schema.install(app)
 
     return app

@@ -104,9 +104,11 @@ async def login(request: Request) -> Response:
     settings = request.app.state.settings
     pool: asyncpg.Pool = request.app.state.pool
     now = datetime.now(UTC)
+    # The proxy's X-Forwarded-For is believed only from a trusted proxy (services.http_limits).
     address = request.client.host if request.client else "unknown"
-    keys = sessions.failure_keys(user_id or "api-key", address)
-    if await sessions.too_many_failures(pool, keys, settings.login_max_failures, now):
+    keys = sessions.failure_keys(None if api_key else user_id, address)
+    attempt = await sessions.begin_attempt(pool, keys, settings.login_max_failures, now)
+    if attempt is None:
         return _login_page(
             request,
             next_,
@@ -119,8 +121,8 @@ async def login(request: Request) -> Response:
         pool, request.app.state.config, user_id, password, api_key
     )
     if caller is None:
-        await sessions.record_failure(pool, keys, now)
-        # One answer for unknown user, wrong password and wrong key: it tells nobody which.
+        # The attempt stays recorded as a failure. One answer for unknown user, wrong password
+        # and wrong key: it tells nobody which.
         return _login_page(
             request,
             next_,
@@ -128,6 +130,7 @@ async def login(request: Request) -> Response:
             status.HTTP_401_UNAUTHORIZED,
             user_id,
         )
+    await sessions.forget_attempt(pool, attempt)
     token = await sessions.start(pool, caller, timedelta(seconds=settings.session_ttl_s), now)
     await audit(
         pool,

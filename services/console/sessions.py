@@ -2,7 +2,8 @@
 
 The cookie holds a random token; the database keeps only its SHA-256, so a copy of the table
 signs nobody in. Every form carries the session's CSRF token. Failed sign-ins are counted per
-user name and per address in the database, so every API replica enforces the same limit.
+user name and per address in the database, so every API replica enforces the same limit; each
+attempt is recorded as failed before its password is checked, so a burst cannot outrun the count.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ async def check_credentials(
         return caller if caller and caller.org.kind != OrgKind.immigration_enforcement else None
     caller = _caller(config, user_id) if user_id else None
     stored = await passwords.stored_hash(pool, caller.user.id) if caller else None
-    return caller if passwords.verify(stored, password) and caller else None
+    # Verified even for an unknown user (against a dummy hash): the time tells nobody which.
+    matches = await passwords.verify_off_loop(stored, password)
+    return caller if matches and caller else None
 
 
 # An address may fail this many times more than one user name: a council office or a police
@@ -63,29 +66,48 @@ async def check_credentials(
 ADDRESS_FACTOR = 10
 
 
-def failure_keys(user_id: str, address: str) -> list[str]:
-    return [f"user:{user_id.lower()}", f"addr:{address}"]
+def failure_keys(user_id: str | None, address: str) -> list[str]:
+    """What a sign-in attempt counts against: the user name (none for an API key, which cannot
+    be guessed) and the address."""
+    return ([f"user:{user_id.lower()}"] if user_id else []) + [f"addr:{address}"]
 
 
-async def too_many_failures(pool: asyncpg.Pool, keys: list[str], limit: int, now: datetime) -> bool:
-    """True when the user name, or the address, failed too often in the last 15 minutes."""
-    rows = await pool.fetch(
-        "SELECT key, count(*) AS n FROM login_failures WHERE key = ANY($1) AND at > $2"
-        " GROUP BY key",
-        keys,
-        now - FAILURE_WINDOW,
-    )
-    return any(
-        r["n"] >= (limit * ADDRESS_FACTOR if r["key"].startswith("addr:") else limit) for r in rows
-    )
+def _limit_of(key: str, limit: int) -> int:
+    return limit * ADDRESS_FACTOR if key.startswith("addr:") else limit
 
 
-async def record_failure(pool: asyncpg.Pool, keys: list[str], now: datetime) -> None:
+async def begin_attempt(
+    pool: asyncpg.Pool, keys: list[str], limit: int, now: datetime
+) -> list[int] | None:
+    """Record a sign-in attempt as failed before its password is checked, and return its rows;
+    None, recording nothing, when a key has failed (or is being tried) too often in 15 minutes.
+
+    Counted and recorded under a lock per key, so however many attempts arrive at once, at most
+    `limit` passwords per user name are ever checked in a window."""
     async with pool.acquire() as conn, conn.transaction():
-        await conn.executemany(
-            "INSERT INTO login_failures (key, at) VALUES ($1, $2)", [(k, now) for k in keys]
+        for key in sorted(keys):  # one order everywhere: two attempts never wait on each other
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", key)
+        rows = await conn.fetch(
+            "SELECT key, count(*) AS n FROM login_failures WHERE key = ANY($1) AND at > $2"
+            " GROUP BY key",
+            keys,
+            now - FAILURE_WINDOW,
         )
+        if any(r["n"] >= _limit_of(r["key"], limit) for r in rows):
+            return None
+        ids = [
+            await conn.fetchval(
+                "INSERT INTO login_failures (key, at) VALUES ($1, $2) RETURNING id", key, now
+            )
+            for key in keys
+        ]
         await conn.execute("DELETE FROM login_failures WHERE at < $1", now - timedelta(days=1))
+    return ids
+
+
+async def forget_attempt(pool: asyncpg.Pool, attempt: list[int]) -> None:
+    """The attempt succeeded: it is no failure."""
+    await pool.execute("DELETE FROM login_failures WHERE id = ANY($1)", attempt)
 
 
 async def start(pool: asyncpg.Pool, caller: Caller, ttl: timedelta, now: datetime) -> str:

@@ -25,6 +25,8 @@ from infra.devsystem import directory, event
 from infra.supervisor import PartProcess
 from infra.topics import Topics, ensure_topics
 
+METRICS_TOKEN = "metrics-token-of-the-fault-tests"
+
 OPERATIONS = [
     {"id": "ops-1", "name": "Ops One", "phone": "+447700900901", "email": "ops1@gh.example"},
     {"id": "ops-2", "name": "Ops Two", "phone": "+447700900902", "email": "ops2@gh.example"},
@@ -47,7 +49,8 @@ class Worker:
     async def metric(self, name: str, **labels: str) -> float:
         """One sample of the worker's /metrics (0 when absent)."""
         async with httpx.AsyncClient(timeout=5.0) as client:
-            text = (await client.get(f"{self.health_url}/metrics")).text
+            bearer = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+            text = (await client.get(f"{self.health_url}/metrics", headers=bearer)).text
         want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
         for line in text.splitlines():
             sample, _, value = line.rpartition(" ")
@@ -186,6 +189,7 @@ async def streams_worker(
             "GOLDENHOUR_DATABASE_URL": dsn,
             "GOLDENHOUR_TOPIC_PREFIX": topics.prefix,
             "GOLDENHOUR_HEALTH_PORT": str(port),
+            "GOLDENHOUR_METRICS_TOKEN": METRICS_TOKEN,
             "GOLDENHOUR_KAFKA_SESSION_TIMEOUT_S": "2",
             "TMPDIR": str(folder),
             **(env or {}),

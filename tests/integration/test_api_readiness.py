@@ -47,6 +47,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+METRICS_TOKEN = "metrics-token-of-the-readiness-tests"
+
+
 @contextlib.asynccontextmanager
 async def api(
     stack: EmbeddedStack,
@@ -71,6 +74,9 @@ async def api(
         "GOLDENHOUR_API_PORT": str(port),
         "GOLDENHOUR_TOPIC_PREFIX": f"gh-{uuid.uuid4().hex[:8]}",
         "GOLDENHOUR_READY_REQUIRES": ready_requires,
+        "GOLDENHOUR_METRICS_TOKEN": METRICS_TOKEN,
+        # The readiness tests send nothing: no Twilio credentials, so Twilio explicitly off.
+        "GOLDENHOUR_TWILIO_ENABLED": "false",
         "TMPDIR": str(tmp_path),
     }
     part = PartProcess("api", env).start()
@@ -198,7 +204,8 @@ async def test_ready_only_while_every_required_part_holds_its_partitions(
                     " VALUES ('streams.golden_hour_clock', 'intake', 'x', 'parse', 'bad json')"
                 )
                 async with httpx.AsyncClient(timeout=5.0) as client:
-                    metrics = (await client.get(f"{url}/metrics")).text
+                    bearer = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+                    metrics = (await client.get(f"{url}/metrics", headers=bearer)).text
                     assert "goldenhour_dead_letters_open 1.0" in metrics
                     assert (await client.get(f"{url}/readyz")).status_code == 200
                 beating["streams"] = False  # its worker stopped: its beat goes stale

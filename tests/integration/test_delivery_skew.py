@@ -72,6 +72,7 @@ async def dispatchers(
         "TWILIO_API_BASE_URL": twilio.base_url,
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": "9",
+        "SMTP_TLS": "off",
         "SMTP_FROM": "alerts@goldenhour.example",
         "TMPDIR": str(folder),
     }

@@ -97,7 +97,9 @@ async def test_an_email_backlog_never_delays_an_sms(pool, twilio, black_hole) ->
     )
     channels = {
         "sms": TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url),
-        "email": SmtpEmail("127.0.0.1", black_hole.port, "alerts@goldenhour.test", timeout=30),
+        "email": SmtpEmail(
+            "127.0.0.1", black_hole.port, "alerts@goldenhour.test", tls="off", timeout=30
+        ),
     }
     dispatcher = Dispatcher(pool, channels, PUBLIC_URL, repoll_after=timedelta(minutes=5))
     sweeping = asyncio.create_task(dispatcher.sweep_forever())

@@ -62,7 +62,7 @@ async def pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
 async def channels(twilio: LocalTwilio, smtp: LocalSmtp) -> AsyncIterator[dict[str, Channel]]:
     chans: dict[str, Channel] = {
         "sms": TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url),
-        "email": SmtpEmail(smtp.host, smtp.port, "alerts@goldenhour.test"),
+        "email": SmtpEmail(smtp.host, smtp.port, "alerts@goldenhour.test", tls="off"),
     }
     yield chans
     for chan in chans.values():

@@ -484,7 +484,8 @@ async def test_readyz_says_503_while_postgres_is_down(twilio, sms, running) -> N
             )
             sweeping = running.start(dispatcher.sweep_forever(), "sweep")
             port = free_port()
-            health = HealthServer(port, health_checks(pool, dispatcher))
+            token = "metrics-token-of-the-sweep-test"
+            health = HealthServer(port, health_checks(pool, dispatcher), metrics_token=token)
             await health.start()
             url = f"http://127.0.0.1:{port}"
             answers: list[httpx.Response] = []
@@ -519,7 +520,8 @@ async def test_readyz_says_503_while_postgres_is_down(twilio, sms, running) -> N
 
             await eventually(sent, 30, "a message after the outage")
             async with httpx.AsyncClient(timeout=5.0) as client:
-                metrics = (await client.get(f"{url}/metrics")).text
+                bearer = {"Authorization": f"Bearer {token}"}
+                metrics = (await client.get(f"{url}/metrics", headers=bearer)).text
             assert "goldenhour_dispatcher_sweep_failures_total" in metrics
             assert "goldenhour_dispatcher_last_sweep_timestamp_seconds" in metrics
         finally:

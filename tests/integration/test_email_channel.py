@@ -49,7 +49,7 @@ async def smtp() -> AsyncIterator[LocalSmtp]:
 
 @pytest.fixture
 def email(smtp: LocalSmtp) -> SmtpEmail:
-    return SmtpEmail("127.0.0.1", smtp.port, FROM, timeout=5)
+    return SmtpEmail("127.0.0.1", smtp.port, FROM, tls="off", timeout=5)
 
 
 async def test_send_is_received(smtp: LocalSmtp, email: SmtpEmail) -> None:
@@ -85,7 +85,7 @@ async def test_server_stopped_is_retryable(smtp: LocalSmtp, email: SmtpEmail) ->
 
 async def test_nothing_listening_is_retryable() -> None:
     with pytest.raises(RetryableSendError):
-        await SmtpEmail("127.0.0.1", free_port(), FROM, timeout=2).send(outbound())
+        await SmtpEmail("127.0.0.1", free_port(), FROM, tls="off", timeout=2).send(outbound())
 
 
 async def test_rejected_recipient_is_permanent(smtp: LocalSmtp, email: SmtpEmail) -> None:
@@ -138,7 +138,7 @@ async def test_runs_as_a_process() -> None:
         ready = json.loads(await asyncio.wait_for(proc.stdout.readline(), 15))
         assert ready == {"event": "ready", "host": "127.0.0.1", "port": port}
         msg = outbound()
-        await SmtpEmail("127.0.0.1", port, FROM).send(msg)
+        await SmtpEmail("127.0.0.1", port, FROM, tls="off").send(msg)
         record = json.loads(await asyncio.wait_for(proc.stdout.readline(), 5))
         assert record["subject"] == msg.subject and record["rcpt_tos"] == [TO]
         assert record["message_id"] == message_id_for(msg.idempotency_key)
@@ -156,7 +156,7 @@ async def test_sequential_sends_share_one_connection(smtp: LocalSmtp, email: Smt
 
 
 async def test_concurrent_sends_open_at_most_max_connections(smtp: LocalSmtp) -> None:
-    email = SmtpEmail("127.0.0.1", smtp.port, FROM, timeout=5, max_connections=3)
+    email = SmtpEmail("127.0.0.1", smtp.port, FROM, tls="off", timeout=5, max_connections=3)
     results = await asyncio.gather(*(email.send(outbound()) for _ in range(30)))
     assert {r.status for r in results} == {"sent"}
     assert len(smtp.messages) == 30
@@ -189,7 +189,7 @@ async def test_connection_dropped_by_the_server_is_replaced(
 
 
 async def test_connection_idle_too_long_is_not_reused(smtp: LocalSmtp) -> None:
-    email = SmtpEmail("127.0.0.1", smtp.port, FROM, timeout=5, idle_s=0.2)
+    email = SmtpEmail("127.0.0.1", smtp.port, FROM, tls="off", timeout=5, idle_s=0.2)
     await email.send(outbound())
     await email.send(outbound())
     assert smtp.connections == 1

@@ -280,6 +280,7 @@ async def start_run(
         TWILIO_API_BASE_URL=twilio.base_url,
         SMTP_HOST="127.0.0.1",
         SMTP_PORT=str(smtp.port),
+        SMTP_TLS="off",
     )
     runs: list[Run] = []
 

@@ -1,0 +1,69 @@
+"""A worker's /metrics answers only the holder of the metrics token; unset, it is not there.
+The worker's own health server on a port of its own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from infra.health import HealthServer, metrics_refusal
+from infra.stack import free_port
+
+TOKEN = "a-metrics-token-for-the-scraper"
+
+
+async def serving(token: str | None) -> AsyncIterator[str]:
+    port = free_port()
+    server = HealthServer(port, {}, metrics_token=token)
+    await server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def with_token() -> AsyncIterator[str]:
+    async for url in serving(TOKEN):
+        yield url
+
+
+@pytest.fixture
+async def without_token() -> AsyncIterator[str]:
+    async for url in serving(None):
+        yield url
+
+
+async def test_only_the_token_reads_the_metrics(with_token: str) -> None:
+    async with httpx.AsyncClient(base_url=with_token, timeout=5) as c:
+        anonymous = await c.get("/metrics")
+        wrong = await c.get("/metrics", headers={"Authorization": "Bearer " + TOKEN[:-1]})
+        scraper = await c.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+        health = await c.get("/healthz")
+    assert anonymous.status_code == wrong.status_code == 401
+    assert anonymous.headers["WWW-Authenticate"] == "Bearer"
+    assert "python_info" not in anonymous.text + wrong.text
+    assert scraper.status_code == 200 and "python_info" in scraper.text
+    assert health.status_code == 200  # probes need no token
+
+
+async def test_without_a_token_there_are_no_metrics(without_token: str) -> None:
+    async with httpx.AsyncClient(base_url=without_token, timeout=5) as c:
+        r = await c.get("/metrics", headers={"Authorization": "Bearer anything"})
+    assert r.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("authorization", "status"),
+    [(None, 401), ("", 401), (f"Basic {TOKEN}", 401), (f"Bearer {TOKEN}x", 401), (TOKEN, 401)],
+)
+def test_refusals(authorization: str | None, status: int) -> None:
+    refused = metrics_refusal(TOKEN, authorization)
+    assert refused is not None and refused[0] == status
+
+
+def test_the_token_in_any_case_of_the_scheme() -> None:
+    assert metrics_refusal(TOKEN, f"bearer {TOKEN}") is None
+    assert metrics_refusal(None, f"Bearer {TOKEN}") == (404, "Not Found", {})

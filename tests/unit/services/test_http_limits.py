@@ -1,0 +1,142 @@
+"""The limits in front of every route, on a small app in process: the body cap, the per-key
+rate, the settings they read, and what a sign-in attempt counts against."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+
+from contracts.config import GoldenHourConfig
+from infra.devsystem import directory
+from services.console.sessions import failure_keys
+from services.http_limits import BodyLimit, RateLimit, parse_rate, trusted_proxies
+
+CAP = 1024
+
+
+def app_reading_bodies() -> tuple[FastAPI, list[int]]:
+    """An app whose one route reads its body; the list holds the size of each body it read."""
+    app = FastAPI()
+    read: list[int] = []
+
+    @app.post("/in")
+    async def take(request: Request) -> dict:
+        read.append(len(await request.body()))
+        return {"read": read[-1]}
+
+    app.add_middleware(BodyLimit, max_bytes=CAP)
+    return app, read
+
+
+def client(app: FastAPI, key: str | None = None) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://t",
+        headers={"Authorization": f"Bearer {key}"} if key else {},
+    )
+
+
+async def test_a_declared_body_over_the_cap_never_reaches_the_route() -> None:
+    app, read = app_reading_bodies()
+    async with client(app) as c:
+        r = await c.post("/in", content=b"x" * (CAP + 1))
+    assert r.status_code == 413
+    assert r.json() == {"detail": f"the request body is larger than {CAP} bytes"}
+    assert read == []
+
+
+async def test_a_chunked_body_is_not_read_past_the_cap() -> None:
+    app, read = app_reading_bodies()
+    pulled = 0
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        for _ in range(1000):
+            pulled += 1
+            yield b"x" * 512
+
+    async with client(app) as c:
+        r = await c.post("/in", content=chunks())
+    assert r.status_code == 413
+    assert f"{CAP} bytes" in r.json()["detail"]
+    assert read == []
+    # Read only until the cap was crossed: the third 512-byte chunk, of a thousand.
+    assert pulled == CAP // 512 + 1
+
+
+async def test_a_body_at_the_cap_is_read() -> None:
+    app, read = app_reading_bodies()
+    async with client(app) as c:
+        r = await c.post("/in", content=b"x" * CAP)
+    assert r.status_code == 200 and read == [CAP]
+
+
+def rate_limited_app(rate: str) -> tuple[FastAPI, dict[str, str]]:
+    raw, keys = directory()
+    config = GoldenHourConfig.model_validate(raw)
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping() -> dict:
+        return {"ok": True}
+
+    item = parse_rate(rate)
+    assert item is not None
+    app.add_middleware(RateLimit, config=config, rate=item)
+    return app, keys
+
+
+async def test_a_burst_over_the_rate_gets_429_with_retry_after() -> None:
+    app, keys = rate_limited_app("3/minute")
+    async with client(app, keys["mps-cr1"]) as police, client(app, keys["lbh-dm1"]) as council:
+        burst = [(await police.get("/ping")).status_code for _ in range(4)]
+        other = await council.get("/ping")
+    assert burst == [200, 200, 200, 429]
+    assert other.status_code == 200
+
+
+async def test_the_429_says_when_to_retry() -> None:
+    app, keys = rate_limited_app("1/minute")
+    async with client(app, keys["mps-cr1"]) as c:
+        await c.get("/ping")
+        r = await c.get("/ping")
+    assert r.status_code == 429
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+    assert "1 per 1 minute" in r.json()["detail"]
+
+
+async def test_requests_without_a_known_key_are_left_to_authentication() -> None:
+    app, _ = rate_limited_app("1/minute")
+    async with client(app, "not-a-key") as c:
+        answers = [(await c.get("/ping")).status_code for _ in range(3)]
+    assert answers == [200, 200, 200]
+
+
+def test_off_means_no_limit_and_a_bad_rate_names_the_setting() -> None:
+    assert parse_rate("off") is None and parse_rate(" OFF ") is None
+    assert parse_rate("50/second") is not None
+    with pytest.raises(SystemExit, match="GOLDENHOUR_API_RATE_LIMIT='fifty'"):
+        parse_rate("fifty")
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    assert trusted_proxies(" 10.0.0.1, 172.28.0.0/24 ,,") == ["10.0.0.1", "172.28.0.0/24"]
+    assert trusted_proxies("") == []
+    with pytest.raises(SystemExit, match="GOLDENHOUR_TRUSTED_PROXIES: 'proxy.local'"):
+        trusted_proxies("10.0.0.1,proxy.local")
+
+
+@pytest.mark.parametrize(
+    ("user_id", "keys"),
+    [
+        ("LBH-DM1", ["user:lbh-dm1", "addr:192.0.2.4"]),
+        # A key cannot be guessed: only the address counts, so one caller's bad key does not
+        # lock every key holder out of the console.
+        (None, ["addr:192.0.2.4"]),
+    ],
+)
+def test_what_a_sign_in_attempt_counts_against(user_id: str | None, keys: list[str]) -> None:
+    assert failure_keys(user_id, "192.0.2.4") == keys
