@@ -23,10 +23,20 @@ from pydantic import (
     ValidationInfo,
     ValidatorFunctionWrapHandler,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from contracts.fields import MAX_LIST, FreeText, Label, OrgCode, PastTime, RecordId, ShortText
+from contracts.fields import (
+    MAX_LIST,
+    FreeText,
+    Label,
+    Language,
+    OrgCode,
+    PastTime,
+    RecordId,
+    ShortText,
+)
 
 
 def _has_digit(value: str) -> str:
@@ -140,7 +150,7 @@ class ChildDescription(_Data):
     build: ShortText | None = None
     clothing: FreeText | None = None
     distinguishing_features: FreeText | None = None
-    languages: list[ShortText] = Field(default_factory=list, max_length=MAX_LIST)
+    languages: list[Language] = Field(default_factory=list, max_length=MAX_LIST)
 
 
 class NrmReferral(_Data):
@@ -303,6 +313,21 @@ class Event(BaseModel):
             )
         # Its errors keep their own locations, so they surface as ("data", field, ...).
         return model.model_validate(value, context=info.context)
+
+    @model_validator(mode="after")
+    def _case_reference_of_its_authority(self, info: ValidationInfo) -> Event:
+        # On submission only (with `now`), as the future-time rule: a record re-read must parse.
+        if (info.context or {}).get("now") is None or not isinstance(self.data, ChildIdentified):
+            return self
+        prefix = f"{self.data.local_authority}-"
+        if not self.child_id.startswith(prefix):
+            raise PydanticCustomError(
+                "case_reference_authority",
+                "child_id must begin with its local authority's code ({prefix}…):"
+                " a case reference belongs to one authority",
+                {"prefix": prefix},
+            )
+        return self
 
     # builtins.type: inside this class, `type` is the event-type field.
     def data_as(self, model: builtins.type[D]) -> D:

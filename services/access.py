@@ -70,11 +70,12 @@ def check_submit(
         return
     if not may_see(org, child):
         raise Refusal(NOT_YOURS)
-    if event_type == "placement.started" and org.kind not in (
+    if event_type in ("placement.started", "placement.ended") and org.kind not in (
         OrgKind.local_authority,
         OrgKind.national,
     ):
-        raise Refusal("only the child's local authority records a placement")
+        # Ending one cuts the home off from its child: the police may not, only the authority.
+        raise Refusal("only the child's local authority starts or ends a placement")
     if event_type == "child.transferred" and not (
         org.kind == OrgKind.national or org.code == child.local_authority
     ):
@@ -99,6 +100,20 @@ def _check_care_home(
         raise Refusal(f"a care home may not submit {event_type}")
     if placement_id is not None and placement_id != child.placement_id:
         raise Refusal(f"placement {placement_id} is not this child's current placement")
+
+
+def check_identifier(config: GoldenHourConfig, org: Organisation, local_authority: str) -> None:
+    """Raise Refusal unless `org` may identify a child for `local_authority`: an authority for
+    itself, a police force for the authorities it polices, NGO first responders and national
+    units for any authority of the directory. Asked before the child is looked at, so nobody
+    learns whether another authority's case reference exists."""
+    la = config.org(local_authority)
+    if la is None or la.kind != OrgKind.local_authority:
+        raise Refusal(f"unknown local authority {local_authority}")
+    if org.kind == OrgKind.local_authority and org.code != local_authority:
+        raise Refusal(f"a local authority identifies its own children, not {local_authority}'s")
+    if org.kind == OrgKind.police and la.police != org.code:
+        raise Refusal(f"{org.code} does not police {local_authority}")
 
 
 def check_transfer(config: GoldenHourConfig, child: ChildAgencies, to: str) -> None:

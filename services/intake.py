@@ -74,13 +74,13 @@ async def submit_event(request: Request, caller: Caller = Depends(authenticate))
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
         REFUSED.labels("too_large").inc()
         raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail=f"body larger than {MAX_BODY} bytes"
+            status.HTTP_413_CONTENT_TOO_LARGE, detail=f"body larger than {MAX_BODY} bytes"
         )
     raw = await request.body()
     if len(raw) > MAX_BODY:
         REFUSED.labels("too_large").inc()
         raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail=f"body larger than {MAX_BODY} bytes"
+            status.HTTP_413_CONTENT_TOO_LARGE, detail=f"body larger than {MAX_BODY} bytes"
         )
     now = datetime.now(UTC)
     try:
@@ -180,13 +180,13 @@ async def _authorise(
     placement_id = (
         getattr(data, "placement_id", None) if caller.org.kind.value == "care_home" else None
     )
+    if isinstance(data, ChildIdentified):
+        # Before the child is looked at: whether a case reference exists is child data, and
+        # an agency may only ask about the authorities it acts for.
+        access.check_identifier(config, caller.org, data.local_authority)
     access.check_submit(caller.org, event.type.value, agencies, placement_id)
     if isinstance(data, ChildTransferred) and agencies is not None:
         access.check_transfer(config, agencies, data.local_authority)
-    if isinstance(data, ChildIdentified):
-        la = config.org(data.local_authority)
-        if la is None or la.kind.value != "local_authority":
-            raise access.Refusal(f"unknown local authority {data.local_authority}")
     if isinstance(data, PlacementStarted):
         home = config.org(data.care_home)
         if home is None or home.kind.value != "care_home":

@@ -68,8 +68,12 @@ async def set_password(conn: asyncpg.Connection, user_id: str, password: str) ->
         user_id,
         new_hash,
     )
-    # A new password ends every session signed in with the old one.
+    # A new password ends every session signed in with the old one, and the lock-out the
+    # wrong ones earned: an administrator's reset lets the user straight back in.
     await conn.execute("DELETE FROM console_sessions WHERE user_id = $1", user_id)
+    await conn.execute(
+        "DELETE FROM login_failures WHERE starts_with(key, $1)", f"user:{user_id.lower()}@"
+    )
 
 
 async def stored_hash(pool: asyncpg.Pool, user_id: str) -> str | None:

@@ -69,7 +69,7 @@ async def _small_body(request: Request) -> bytes:
     """The body, or 413 once it is larger than any Twilio form (by its length or as read)."""
     declared = request.headers.get("content-length")
     too_large = HTTPException(
-        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        status.HTTP_413_CONTENT_TOO_LARGE,
         detail=f"a Twilio callback is at most {MAX_FORM_BYTES} bytes",
     )
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_FORM_BYTES):

@@ -26,13 +26,15 @@ from contracts.config import GoldenHourConfig
 from contracts.fields import one_line
 from streams.escalation import is_renotify_key
 from streams.kinds import policy_for_alert
-from streams.screen import screen
+from streams.screen import WITHHELD, screen
 
 SMS_MAX = 320
 # The dispatcher appends " Ref XXXXXX" to every SMS, a marker unique to the message that its
 # reconcile looks for; the body leaves room for it so the whole SMS stays within SMS_MAX.
 SMS_REF_ROOM = 11
 SMS_BODY_MAX = SMS_MAX - SMS_REF_ROOM
+# The most of a typed last-seen place an SMS carries: enough for a street and a landmark.
+SMS_PLACE_MAX = 80
 
 HEADLINES = {
     "missing": "GOLDEN HOUR ALERT",
@@ -169,9 +171,13 @@ def sms_alert(
         return _fit(f"{head}: {_situation(facts, now, tz)}", SMS_BODY_MAX - len(tail)) + tail
     seen = f"Last seen {_local(facts.anchor_at, tz)} ({_ago(facts.anchor_at, now)})"
     fixed = f"{head}: child missing, {facts.risk_level.upper()} risk. Case {facts.child_id}. {seen}"
-    place = spoken_location(facts) or "place not given"
-    room = SMS_BODY_MAX - len(fixed) - len(tail) - len(" at .")
-    return f"{fixed} at {_fit(place, max(room, 10))}.{tail}"[:SMS_BODY_MAX]
+    place = spoken_location(facts)
+    if place is None or place == WITHHELD:
+        return f"{fixed}, place {place or 'not given'}.{tail}"[:SMS_BODY_MAX]
+    # In quotes and short: what a reporter typed reads as their words, never as an instruction
+    # of ours, and leaves no room for one.
+    room = min(SMS_PLACE_MAX, SMS_BODY_MAX - len(fixed) - len(tail) - len(' at "".'))
+    return f'{fixed} at "{_fit(place, max(room, 10))}".{tail}'[:SMS_BODY_MAX]
 
 
 def sms_closed(facts: AlertFacts, at: datetime, reason: str, tz: ZoneInfo) -> str:

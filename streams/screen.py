@@ -27,7 +27,7 @@ STATUS_TERMS = (
     r"reasonable grounds",
     r"conclusive grounds",
     r"asylum\w*",
-    r"home office",
+    r"home ?office",
     r"ukvi",
     r"border force",
     r"immigra\w*",
@@ -63,6 +63,15 @@ OWN_WORDS = (
     r"ack \d+",
     r"cancell?ed",
     r"(?:child|she|he) (?:is |was |has been )?(?:found|located|returned)",
+    r"(?:is|now|safe) (?:safe|well|home)",
+    r"safe with",
+    r"call(?:ed|ing)? off",
+    r"do not (?:attend|respond|search)",
+    r"all units",
+    r"(?:update|message|instruction) from",
+    r"disregard",
+    r"ignore (?:this|the|previous)",
+    r"resolved",
 )
 """What our own messages say to stand a reader down: a location saying it could stop a search."""
 
@@ -114,12 +123,35 @@ def _demonym_pattern(entries: str) -> re.Pattern[str]:
 _DEMONYM = _demonym_pattern(DEMONYMS)
 
 
+def _joined_initials(words: str) -> str:
+    """Runs of single letters made one word, so "N.R.M." reads as "nrm" too."""
+    return re.sub(
+        r"\b\w(?: \w\b)+", lambda m: m.group(0) + " " + m.group(0).replace(" ", ""), words
+    )
+
+
+def _script(char: str) -> str:
+    return unicodedata.name(char, "").split(" ", 1)[0]
+
+
+def mixes_scripts(text: str) -> bool:
+    """Whether a word mixes Latin letters with letters of another script: "Eritr\u0435an" with
+    a Cyrillic e reads as the word it imitates but matches no list, so such a word is itself a
+    reason to withhold. A word wholly in another script (a place name in Arabic) is left alone."""
+    for word in re.findall(r"\w+", unicodedata.normalize("NFKC", text)):
+        scripts = {_script(c) for c in word if c.isalpha()}
+        if "LATIN" in scripts and len(scripts) > 1:
+            return True
+    return False
+
+
 def _comparable(text: str) -> str:
     """The text as the word list sees it: compatibility-folded, case-folded, invisible format
-    characters gone (so "N\u200bRM" is "nrm"), everything but letters and digits a space."""
+    characters gone (so "N\u200bRM" is "nrm"), everything but letters and digits a space, and
+    runs of initials also joined up."""
     folded = unicodedata.normalize("NFKC", text).casefold()
     visible = "".join(c for c in folded if unicodedata.category(c) != "Cf")
-    words = re.sub(r"[\W_]+", " ", visible)
+    words = _joined_initials(re.sub(r"[\W_]+", " ", visible))
     for place in PLACES:
         words = re.sub(rf"\b{place}\b", " ", words)
     return f" {words} "
@@ -129,7 +161,7 @@ def mentions_status(text: str) -> bool:
     """Whether `text` mentions nationality or immigration or NRM status, or says what our own
     messages say, by the word lists."""
     words = _comparable(text)
-    return bool(_STATUS.search(words) or _DEMONYM.search(words))
+    return bool(_STATUS.search(words) or _DEMONYM.search(words) or mixes_scripts(text))
 
 
 @dataclass(frozen=True)

@@ -67,9 +67,10 @@ ADDRESS_FACTOR = 10
 
 
 def failure_keys(user_id: str | None, address: str) -> list[str]:
-    """What a sign-in attempt counts against: the user name (none for an API key, which cannot
-    be guessed) and the address."""
-    return ([f"user:{user_id.lower()}"] if user_id else []) + [f"addr:{address}"]
+    """What a sign-in attempt counts against: the user name from this address (none for an API
+    key, which cannot be guessed) and the address. Never the user name alone: then anyone
+    anywhere could lock a duty manager out of the console with five wrong passwords."""
+    return ([f"user:{user_id.lower()}@{address}"] if user_id else []) + [f"addr:{address}"]
 
 
 def _limit_of(key: str, limit: int) -> int:

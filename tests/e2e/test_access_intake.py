@@ -179,12 +179,19 @@ async def test_identification_never_changes_who_acts_but_a_transfer_does(system)
     await place_high_risk_child(system, child)
     await absent(system, "oak-staff1", child, f"{child}-P1")
     alert = (await live_alert(system, child))["alert_id"]
-    again = {**IDENTIFIED, "local_authority": "LBI", "risk_level": "low"}
-    for user in ("mps-cr1", "lbh-dm1", "lbi-dm1"):
+    again = {**IDENTIFIED, "risk_level": "low"}
+    for user in ("mps-cr1", "lbh-dm1"):
         r = await post(system, user, event("child.identified", child, again))
         assert r.status_code == 409, (user, r.text)
         assert "already identified" in r.json()["detail"]
         assert "child.transferred" in r.json()["detail"]
+    # Naming another authority: the case reference is not of its authority (422), or not the
+    # caller's to identify (403), before the record is looked at.
+    moved = {**again, "local_authority": "LBI"}
+    r = await post(system, "mps-cr1", event("child.identified", child, moved))
+    assert r.status_code == 422 and "must begin with its local authority's code" in r.text
+    r = await post(system, "lbi-dm1", event("child.identified", child, again))
+    assert r.status_code == 403 and "identifies its own children" in r.text
     record = await get(system, "lbh-dm1", f"/children/{child}")
     assert record.status_code == 200, record.text
     assert (record.json()["local_authority"], record.json()["risk_level"]) == ("LBH", "high")
@@ -260,3 +267,27 @@ async def test_an_unknown_child_and_someone_elses_get_the_same_answer(system):
         assert to_known.status_code == to_unknown.status_code == 403, (user, event_type)
         assert to_known.content == to_unknown.content, (user, event_type)
         assert "is yours to report on" in to_known.json()["detail"]
+
+
+async def test_another_authority_cannot_tell_whether_a_case_reference_exists(system):
+    """Identifying a child of another authority is refused before the record is looked at, so
+    the answer for a known and an unknown case reference is the same, and nothing is written."""
+    known = "LBH-2026-0106"
+    await place_high_risk_child(system, known)
+    before = await counts(system)
+    for user, data in (
+        ("lbi-dm1", {**IDENTIFIED, "local_authority": "LBH"}),
+        ("lbi-dm1", {**IDENTIFIED, "local_authority": "ZZZ"}),
+    ):
+        to_known = await post(system, user, event("child.identified", known, data))
+        to_unknown = await post(system, user, event("child.identified", "LBH-2026-9998", data))
+        assert to_known.status_code == to_unknown.status_code, (to_known.text, data)
+        assert to_known.status_code in (403, 422) and to_known.content == to_unknown.content
+    # Islington's own reference space is its own: it cannot take one of Hackney's.
+    squat = await post(
+        system,
+        "lbi-dm1",
+        event("child.identified", "LBH-2026-0107", {**IDENTIFIED, "local_authority": "LBI"}),
+    )
+    assert squat.status_code == 422, squat.text
+    assert await counts(system) == before

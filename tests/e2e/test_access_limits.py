@@ -97,7 +97,7 @@ async def test_a_burst_of_wrong_passwords_checks_at_most_the_limit(system: DevSy
         await probe
 
     assert set(answers) <= {401, 429}, answers
-    checked = [k for k in await failure_keys(system) if k == "user:lbh-sw1"]
+    checked = [k for k in await failure_keys(system) if k.startswith("user:lbh-sw1@")]
     assert 1 <= len(checked) <= 5, f"{len(checked)} passwords checked against a limit of 5"
     assert answers.count(401) == len(checked)
     assert health_waits, "/healthz never answered during the burst"
@@ -136,6 +136,32 @@ async def test_x_forwarded_for_from_a_trusted_proxy_names_the_client(proxied: De
     keys = await failure_keys(proxied)
     assert f"addr:{PROXY_CLIENT}" in keys
     assert "addr:127.0.0.1" not in keys
+
+
+async def _sign_in_from(system: DevSystem, client_address: str, password: str) -> int:
+    console = Console(system)
+    await console.get("/console/login")
+    async with console.client() as c:
+        r = await c.post(
+            "/console/login",
+            data={"user_id": "lbh-sw1", "password": password, "csrf_token": console.csrf},
+            headers={"X-Forwarded-For": client_address},
+        )
+    return r.status_code
+
+
+async def test_wrong_passwords_from_one_address_do_not_lock_the_user_out_elsewhere(
+    proxied: DevSystem,
+) -> None:
+    """An attacker who knows a duty manager's user name locks only their own address out; the
+    duty manager signs in from theirs, and an administrator's new password lifts the lock."""
+    attacker, office = "203.0.113.66", "203.0.113.77"
+    for _ in range(5):
+        assert await _sign_in_from(proxied, attacker, "x" * 12) == 401
+    assert await _sign_in_from(proxied, attacker, PASSWORD) == 429
+    assert await _sign_in_from(proxied, office, PASSWORD) == 303
+    set_password(proxied, "lbh-sw1")
+    assert await _sign_in_from(proxied, attacker, PASSWORD) == 303
 
 
 async def test_a_session_ends_when_it_expires(system: DevSystem) -> None:

@@ -208,9 +208,7 @@ async def test_a_subscriber_the_source_no_longer_lists_as_a_neighbour_is_told_no
     rows = await pool.fetch("SELECT subscription_id FROM notifications WHERE subscription_id"
                             " IS NOT NULL")  # fmt: skip
     assert {r["subscription_id"] for r in rows} == {lbi}
-    status = await pool.fetchval(
-        "SELECT status FROM subscriptions WHERE subscription_id = $1", lbc
-    )
+    status = await pool.fetchval("SELECT status FROM subscriptions WHERE subscription_id = $1", lbc)
     assert status == "active"  # its other sources, should it have any, are untouched
 
 

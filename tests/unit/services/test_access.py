@@ -12,6 +12,7 @@ from services.access import (
     Conflict,
     Refusal,
     agencies,
+    check_identifier,
     check_submit,
     check_transfer,
     may_see,
@@ -41,6 +42,7 @@ def test_care_home_reports_on_its_own_child(event_type):
         ("OAK", "child.transferred", None, "may not submit child.transferred"),
         ("OAK", "checkin.recorded", "P-2", "not this child's current placement"),
         ("MPS", "placement.started", None, "only the child's local authority"),
+        ("MPS", "placement.ended", None, "only the child's local authority"),
         ("MPS", "child.transferred", None, "only the child's local authority or a national"),
     ],
 )
@@ -129,3 +131,31 @@ def test_immigration_enforcement_sees_and_submits_nothing():
     assert not may_see(hoie, CHILD)
     with pytest.raises(Refusal):
         check_submit(hoie, "child.identified", None)
+
+
+@pytest.mark.parametrize(
+    ("code", "la", "why"),
+    [
+        ("LBH", "LBH", None),
+        ("MPS", "LBI", None),  # MPS polices Islington too
+        ("LBI", "LBH", "identifies its own children"),
+        ("LBH", "ZZZ", "unknown local authority ZZZ"),
+        ("LBH", "OAK", "unknown local authority OAK"),
+        ("UKMPU", "LBI", None),
+    ],
+)
+def test_who_may_identify_for_which_authority(code, la, why):
+    """Asked before the child is looked at: nobody learns another authority's references."""
+    if why is None:
+        check_identifier(CONFIG, org(code), la)
+        return
+    with pytest.raises(Refusal, match=why):
+        check_identifier(CONFIG, org(code), la)
+
+
+def test_a_force_identifies_only_for_the_authorities_it_polices():
+    raw = directory()[0]
+    raw["organisations"].append({"code": "TVP", "kind": "police", "name": "Thames Valley"})
+    config = GoldenHourConfig.model_validate(raw)
+    with pytest.raises(Refusal, match="TVP does not police LBH"):
+        check_identifier(config, config.org("TVP"), "LBH")

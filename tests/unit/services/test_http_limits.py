@@ -132,7 +132,9 @@ def test_trusted_proxies_are_addresses_or_networks() -> None:
 @pytest.mark.parametrize(
     ("user_id", "keys"),
     [
-        ("LBH-DM1", ["user:lbh-dm1", "addr:192.0.2.4"]),
+        # The user name from this address: five wrong passwords from anywhere else never
+        # lock the user out here.
+        ("LBH-DM1", ["user:lbh-dm1@192.0.2.4", "addr:192.0.2.4"]),
         # A key cannot be guessed: only the address counts, so one caller's bad key does not
         # lock every key holder out of the console.
         (None, ["addr:192.0.2.4"]),

@@ -231,3 +231,19 @@ def test_spelt_reference_reads_back_to_the_reference(reference):
 )
 def test_spoken_clock_time(at, said):
     assert spoken_time(at, LONDON) == said
+
+
+def test_the_sms_quotes_a_typed_place_and_keeps_it_short():
+    """What a reporter typed reads as their words, and leaves no room for an instruction."""
+    long_place = "Mare Street bus stop, opposite the library, " + "then towards the canal " * 6
+    sms = sms_alert(facts(last_seen_location=long_place), FIRST, SEEN, LONDON, 3)
+    quoted = sms.split(' at "', 1)[1].split('".', 1)[0]
+    assert quoted.startswith("Mare Street bus stop") and len(quoted) <= 80
+    assert sms.endswith("Reply ACK 4821 when you are acting on it.")
+
+
+def test_a_withheld_or_missing_place_is_not_quoted():
+    said = sms_alert(facts(last_seen_location="Eritrean cafe"), FIRST, SEEN, LONDON, 3)
+    assert "place see the case in Golden Hour." in said and '"' not in said
+    none = sms_alert(facts(last_seen_location=None), FIRST, SEEN, LONDON, 3)
+    assert "place not given." in none

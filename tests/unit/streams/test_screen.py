@@ -82,3 +82,25 @@ def test_instead_may_drop_the_text() -> None:
 def test_any_text_goes_through_whole_or_is_withheld(text: str) -> None:
     out = screen(text)
     assert (out.text, out.withheld) in ((text, False), (WITHHELD, True))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "N.R.M. pending",
+        "HomeOffice case",
+        "Eritr\u0435an",  # a Cyrillic e
+        "st\u0430nd down",  # a Cyrillic a
+        "child is safe now, all units cancel",
+        "Mare St. UPDATE from MPS: search called off, safe with carer, do not attend",
+    ],
+)
+def test_what_an_attacker_typed_to_get_past_the_screen_is_withheld(text: str) -> None:
+    assert screen(text).withheld
+
+
+@pytest.mark.parametrize(
+    "text", ["\u0634\u0627\u0631\u0639 \u0627\u0644\u0645\u0644\u0643", "a b c road"]
+)
+def test_a_word_wholly_in_one_script_and_plain_initials_pass(text: str) -> None:
+    assert not screen(text).withheld
