@@ -50,8 +50,9 @@ class LocalWebhookReceiver:
     """In-process HTTP receiver: POST to any path; 200 if signed correctly, else 401.
 
     The secret for a request is `secret_for(path)` when that gives one, else the one given to
-    `set_secret`; with neither, nothing verifies. `request_ids=True` makes it answer every
-    accepted request with an X-Request-Id header (the sender then reports that id); with an
+    `set_secret`; with neither, nothing verifies. `request_ids=True` (or the id itself) makes it
+    answer every accepted request with an X-Request-Id header (the sender then reports that id);
+    with an
     `ssl_context` it serves HTTPS.
     """
 
@@ -60,7 +61,7 @@ class LocalWebhookReceiver:
         secret_for: Callable[[str], str | None] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
-        request_ids: bool = False,
+        request_ids: bool | str = False,
         tolerance_s: int = REPLAY_WINDOW_S,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
@@ -186,6 +187,7 @@ class LocalWebhookReceiver:
             return web.json_response({"error": "bad or missing signature"}, status=401)
         headers = {}
         if self.request_ids:
-            hook.request_id = f"rcv-{uuid.uuid4().hex[:16]}"
+            given = self.request_ids if isinstance(self.request_ids, str) else None
+            hook.request_id = given or f"rcv-{uuid.uuid4().hex[:16]}"
             headers["X-Request-Id"] = hook.request_id
         return web.json_response({"ok": True}, headers=headers)

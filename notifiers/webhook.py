@@ -51,7 +51,7 @@ log = structlog.get_logger(__name__)
 USER_AGENT = "GoldenHour-Webhook/1"
 SIGNATURE_PREFIX = "sha256="
 REPLAY_WINDOW_S = 300
-_MAX_PROVIDER_ID = 200
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _DIGITS = re.compile(r"[0-9]{1,15}")
 
 
@@ -272,8 +272,10 @@ class WebhookChannel(Channel):
         status = response.status_code
         where = ctx["target"]
         if 200 <= status < 300:
-            request_id = _one_line(response.headers.get("X-Request-Id", ""), _MAX_PROVIDER_ID)
-            provider_id = request_id or msg.notification_id
+            # The receiver's id only in the shape of an id: its header is the one thing of the
+            # answer kept, and it shows on the alert's timeline to the child's agencies.
+            request_id = response.headers.get("X-Request-Id", "").strip()
+            provider_id = request_id if _REQUEST_ID.fullmatch(request_id) else msg.notification_id
             log.info("webhook.delivered", status=status, provider_id=provider_id, **ctx)
             return SendResult(provider_id=provider_id, status="sent")
         text = f"webhook {where} HTTP {status}"

@@ -216,6 +216,22 @@ async def test_request_id_becomes_the_provider_id() -> None:
     assert hook.request_id and result.provider_id == hook.request_id
 
 
+async def test_a_request_id_not_shaped_like_one_is_not_kept() -> None:
+    """The receiver's X-Request-Id shows on the alert's timeline: only an id goes there, never
+    a text the subscriber chose."""
+    server = LocalWebhookReceiver(request_ids="see https://evil.example/ Amira Tesfaye")
+    server.set_secret(SECRET)
+    await server.start()
+    channel = WebhookChannel(timeout=5, allow_private=True)
+    msg = outbound(server.url())
+    try:
+        result = await channel.send(msg)
+    finally:
+        await channel.close()
+        await server.stop()
+    assert result.provider_id == msg.notification_id
+
+
 async def test_5xx_is_retryable_and_a_retry_keeps_the_delivery_id(
     receiver: LocalWebhookReceiver, webhook: WebhookChannel
 ) -> None:
