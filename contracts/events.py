@@ -31,7 +31,6 @@ from contracts.fields import (
     MAX_LIST,
     FreeText,
     Label,
-    Language,
     OrgCode,
     PastTime,
     RecordId,
@@ -150,7 +149,9 @@ class ChildDescription(_Data):
     build: ShortText | None = None
     clothing: FreeText | None = None
     distinguishing_features: FreeText | None = None
-    languages: list[Language] = Field(default_factory=list, max_length=MAX_LIST)
+    # Kept as typed in the record; a neighbour gets only the ISO 639 names `contracts.languages`
+    # knows, never this text.
+    languages: list[Label] = Field(default_factory=list, max_length=MAX_LIST)
 
 
 class NrmReferral(_Data):
@@ -320,11 +321,14 @@ class Event(BaseModel):
         if (info.context or {}).get("now") is None or not isinstance(self.data, ChildIdentified):
             return self
         prefix = f"{self.data.local_authority}-"
-        if not self.child_id.startswith(prefix):
+        # The digit rule again after the code: "E09000012-Amira" has its digits in the code.
+        if not self.child_id.startswith(prefix) or not any(
+            c.isdigit() for c in self.child_id[len(prefix) :]
+        ):
             raise PydanticCustomError(
                 "case_reference_authority",
-                "child_id must begin with its local authority's code ({prefix}…):"
-                " a case reference belongs to one authority",
+                "child_id must begin with its local authority's code ({prefix}…) and carry a"
+                " digit after it: a case reference belongs to one authority, and is never a name",
                 {"prefix": prefix},
             )
         return self

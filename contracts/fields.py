@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import phonenumbers
-import pycountry
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -92,35 +91,6 @@ RecordId = Annotated[
 OrgCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Z0-9_-]{2,16}$")]
 """An organisation's code in the directory, e.g. `LBH`: 2–16 of `[A-Z0-9_-]`."""
 
-
-def is_language(value: str) -> bool:
-    """Whether `value` is a language ISO 639 knows, by code (`ti`, `tir`) or English name
-    (`Tigrinya`), case-insensitively."""
-    try:
-        pycountry.languages.lookup(value)
-    except LookupError:
-        return False
-    return True
-
-
-def _language(value: str) -> str:
-    if not is_language(value):
-        raise PydanticCustomError(
-            "language",
-            "not a language '{value}': give an ISO 639 code or its English name (ti, Tigrinya)",
-            {"value": value},
-        )
-    return value
-
-
-Language = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, max_length=60),
-    AfterValidator(_language),
-    ONE_LINE,
-]
-"""A language by its ISO 639 code or English name: shared with neighbours, so never free text
-(a list of free texts once carried a name and a nationality to them)."""
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
 """How far ahead of the server clock a submitted instant may be (skew between devices)."""

@@ -272,12 +272,17 @@ class WebhookChannel(Channel):
         status = response.status_code
         where = ctx["target"]
         if 200 <= status < 300:
-            # The receiver's id only in the shape of an id: its header is the one thing of the
-            # answer kept, and it shows on the alert's timeline to the child's agencies.
+            # Our own id, never the receiver's X-Request-Id: the provider id shows on the
+            # alert's timeline to the child's agencies, and a subscriber's text has no place
+            # there. Theirs goes to our log, in the shape of an id or not at all.
             request_id = response.headers.get("X-Request-Id", "").strip()
-            provider_id = request_id if _REQUEST_ID.fullmatch(request_id) else msg.notification_id
-            log.info("webhook.delivered", status=status, provider_id=provider_id, **ctx)
-            return SendResult(provider_id=provider_id, status="sent")
+            log.info(
+                "webhook.delivered",
+                status=status,
+                receiver_request_id=request_id if _REQUEST_ID.fullmatch(request_id) else None,
+                **ctx,
+            )
+            return SendResult(provider_id=msg.notification_id, status="sent")
         text = f"webhook {where} HTTP {status}"
         log.warning("webhook.refused", status=status, **ctx)
         if 300 <= status < 400:

@@ -102,18 +102,34 @@ def _check_care_home(
         raise Refusal(f"placement {placement_id} is not this child's current placement")
 
 
-def check_identifier(config: GoldenHourConfig, org: Organisation, local_authority: str) -> None:
-    """Raise Refusal unless `org` may identify a child for `local_authority`: an authority for
-    itself, a police force for the authorities it polices, NGO first responders and national
-    units for any authority of the directory. Asked before the child is looked at, so nobody
+def check_identifier(
+    config: GoldenHourConfig, org: Organisation, local_authority: str, child_id: str
+) -> None:
+    """Raise Refusal unless `org` may identify child `child_id` for `local_authority`: an
+    authority for itself, a police force for the authorities it polices, national units for any,
+    and an NGO first responder for any but under references of its own (`LBH-NGO1-…`), so it can
+    neither probe nor take first the authority's. Asked before the child is looked at, so nobody
     learns whether another authority's case reference exists."""
     la = config.org(local_authority)
     if la is None or la.kind != OrgKind.local_authority:
         raise Refusal(f"unknown local authority {local_authority}")
+    # "LB-H-1" is in the reference space of an authority "LB-H", not of "LB".
+    longer = [
+        o.code
+        for o in config.organisations
+        if len(o.code) > len(local_authority) and child_id.startswith(f"{o.code}-")
+    ]
+    if longer:
+        raise Refusal(f"child_id {child_id} is a case reference of {longer[0]}")
     if org.kind == OrgKind.local_authority and org.code != local_authority:
         raise Refusal(f"a local authority identifies its own children, not {local_authority}'s")
     if org.kind == OrgKind.police and la.police != org.code:
         raise Refusal(f"{org.code} does not police {local_authority}")
+    own = f"{local_authority}-{org.code}-"
+    if org.kind == OrgKind.ngo and not child_id.startswith(own):
+        raise Refusal(
+            f"an NGO records the children it identifies under its own references ({own}…)"
+        )
 
 
 def check_transfer(config: GoldenHourConfig, child: ChildAgencies, to: str) -> None:

@@ -183,7 +183,7 @@ async def _authorise(
     if isinstance(data, ChildIdentified):
         # Before the child is looked at: whether a case reference exists is child data, and
         # an agency may only ask about the authorities it acts for.
-        access.check_identifier(config, caller.org, data.local_authority)
+        access.check_identifier(config, caller.org, data.local_authority, event.child_id)
     access.check_submit(caller.org, event.type.value, agencies, placement_id)
     if isinstance(data, ChildTransferred) and agencies is not None:
         access.check_transfer(config, agencies, data.local_authority)

@@ -71,8 +71,9 @@ async def set_password(conn: asyncpg.Connection, user_id: str, password: str) ->
     # A new password ends every session signed in with the old one, and the lock-out the
     # wrong ones earned: an administrator's reset lets the user straight back in.
     await conn.execute("DELETE FROM console_sessions WHERE user_id = $1", user_id)
+    user = f"user:{user_id.lower()}"
     await conn.execute(
-        "DELETE FROM login_failures WHERE starts_with(key, $1)", f"user:{user_id.lower()}@"
+        "DELETE FROM login_failures WHERE key = $1 OR starts_with(key, $1 || '@')", user
     )
 
 

@@ -33,8 +33,11 @@ SMS_MAX = 320
 # reconcile looks for; the body leaves room for it so the whole SMS stays within SMS_MAX.
 SMS_REF_ROOM = 11
 SMS_BODY_MAX = SMS_MAX - SMS_REF_ROOM
-# The most of a typed last-seen place an SMS carries: enough for a street and a landmark.
-SMS_PLACE_MAX = 80
+# The most of a typed last-seen place an SMS carries: a street, a landmark and a postcode.
+SMS_PLACE_MAX = 120
+_QUOTES = str.maketrans(
+    {'"': "'", "\u201c": "'", "\u201d": "'", "\u201e": "'", "\u00ab": "'", "\u00bb": "'"}
+)
 
 HEADLINES = {
     "missing": "GOLDEN HOUR ALERT",
@@ -120,6 +123,14 @@ def withheld_from_sms(facts: AlertFacts) -> list[str]:
     return ["last_seen_location"] if screen(_line(place)).withheld else []
 
 
+def _fit_words(text: str, limit: int) -> str:
+    """`text` within `limit`, cut at a word where it must be cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip(" ,;.") + "…"
+
+
 def _fit(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
@@ -177,7 +188,9 @@ def sms_alert(
     # In quotes and short: what a reporter typed reads as their words, never as an instruction
     # of ours, and leaves no room for one.
     room = min(SMS_PLACE_MAX, SMS_BODY_MAX - len(fixed) - len(tail) - len(' at "".'))
-    return f'{fixed} at "{_fit(place, max(room, 10))}".{tail}'[:SMS_BODY_MAX]
+    # Its own quotes become apostrophes: a typed quote could close ours and open an "instruction".
+    quoted = _fit_words(place.translate(_QUOTES), max(room, 10))
+    return f'{fixed} at "{quoted}".{tail}'[:SMS_BODY_MAX]
 
 
 def sms_closed(facts: AlertFacts, at: datetime, reason: str, tz: ZoneInfo) -> str:

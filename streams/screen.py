@@ -63,14 +63,24 @@ OWN_WORDS = (
     r"ack \d+",
     r"cancell?ed",
     r"(?:child|she|he) (?:is |was |has been )?(?:found|located|returned)",
-    r"(?:is|now|safe) (?:safe|well|home)",
+    r"(?:is|now) safe",
+    r"safe (?:and well|at home|with)",
     r"safe with",
     r"call(?:ed|ing)? off",
     r"do not (?:attend|respond|search)",
+    r"no need",
     r"all units",
-    r"(?:update|message|instruction) from",
+    r"all clear",
+    r"false alarm",
+    r"back (?:at )?home",
+    r"returned (?:home|safe\w*)",
+    r"stop (?:the )?search\w*",
+    r"(?:not|no longer) missing",
+    r"in error",
+    r"test message",
+    r"update from",
     r"disregard",
-    r"ignore (?:this|the|previous)",
+    r"ignore\w*",
     r"resolved",
 )
 """What our own messages say to stand a reader down: a location saying it could stop a search."""
@@ -109,38 +119,75 @@ romania, ethiopia, syria, egypt, somalia, china
 """Demonyms and countries of origin, comma-separated (an entry may be more than one word)."""
 
 # Place names a demonym is part of: a location there must still reach the police.
-PLACES = ("swiss cottage", "new england", "indian queens", "french hay", "english bridge")
+PLACES = (
+    "swiss cottage",
+    "new england",
+    "indian queens",
+    "french hay",
+    "english bridge",
+    "english martyrs",
+    "welsh harp",
+    "china hall",
+    "greek street",
+    "spanish place",
+    "french place",
+)
+# A demonym before one of these is a place (a street, a museum, a shop), not the child's
+# nationality: "outside the Turkish restaurant on Green Lanes" must still reach the police.
+PLACE_NOUNS = (
+    "street", "st", "road", "rd", "place", "lane", "yard", "square", "row", "gardens",
+    "museum", "library", "church", "embassy", "consulate", "centre", "center", "hall",
+    "restaurant", "cafe", "shop", "shops", "supermarket", "market", "bakery", "takeaway",
+    "pub", "bar", "school", "college", "mosque", "temple", "club", "grocer", "grocers",
+)  # fmt: skip
 
-_STATUS = re.compile(r"\b(?:" + "|".join(STATUS_TERMS + OWN_WORDS) + r")\b")
+_STATUS = re.compile(r"\b(?:" + "|".join(STATUS_TERMS + OWN_WORDS) + r")s?\b")
 
 
 def _demonym_pattern(entries: str) -> re.Pattern[str]:
     words = sorted({" ".join(e.split()) for e in entries.split(",") if e.strip()}, key=len)
     alternatives = "|".join(re.escape(w) for w in reversed(words))
-    return re.compile(r"\b(?:" + alternatives + r")s?\b")
+    nouns = "|".join(PLACE_NOUNS)
+    return re.compile(r"\b(?:" + alternatives + r")s?\b(?! (?:" + nouns + r")\b)")
 
 
 _DEMONYM = _demonym_pattern(DEMONYMS)
 
 
 def _joined_initials(words: str) -> str:
-    """Runs of single letters made one word, so "N.R.M." reads as "nrm" too."""
-    return re.sub(
-        r"\b\w(?: \w\b)+", lambda m: m.group(0) + " " + m.group(0).replace(" ", ""), words
-    )
+    """Each run of single letters also as every word it could spell, so "N.R.M." reads as
+    "nrm" too, and so does "a N.R.M. referral"."""
+
+    def spellings(run: re.Match[str]) -> str:
+        letters = run[0].replace(" ", "")
+        joined = {letters[i:j] for i in range(len(letters)) for j in range(i + 2, len(letters) + 1)}
+        return " ".join([run[0], *sorted(joined)])
+
+    return re.sub(r"\b\w(?: \w\b)+", spellings, words)
 
 
 def _script(char: str) -> str:
     return unicodedata.name(char, "").split(" ", 1)[0]
 
 
+# Scripts with letters that look like Latin ones: a word in them may be a word of the lists in
+# disguise ("\u0455\u043e\u043c\u0430\u04cf\u0456" reads "somali").
+LOOKALIKE_SCRIPTS = frozenset({"CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE", "COPTIC"})
+
+
 def mixes_scripts(text: str) -> bool:
-    """Whether a word mixes Latin letters with letters of another script: "Eritr\u0435an" with
-    a Cyrillic e reads as the word it imitates but matches no list, so such a word is itself a
-    reason to withhold. A word wholly in another script (a place name in Arabic) is left alone."""
-    for word in re.findall(r"\w+", unicodedata.normalize("NFKC", text)):
-        scripts = {_script(c) for c in word if c.isalpha()}
+    """Whether a word mixes Latin letters with letters of another script ("Eritr\u0435an" with
+    a Cyrillic e reads as the word it imitates but matches no list), or is in a script whose
+    letters look Latin. A place name in Arabic script is left alone."""
+    words = re.findall(r"\w+", unicodedata.normalize("NFKC", text))
+    # Modifier letters (the apostrophe of King\u02bcs Cross) belong to no script of their own.
+    scripts_of = [
+        {_script(c) for c in w if c.isalpha() and unicodedata.category(c) != "Lm"} for w in words
+    ]
+    for scripts in scripts_of:
         if "LATIN" in scripts and len(scripts) > 1:
+            return True
+        if scripts & LOOKALIKE_SCRIPTS:
             return True
     return False
 
@@ -149,9 +196,14 @@ def _comparable(text: str) -> str:
     """The text as the word list sees it: compatibility-folded, case-folded, invisible format
     characters gone (so "N\u200bRM" is "nrm"), everything but letters and digits a space, and
     runs of initials also joined up."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    visible = "".join(c for c in folded if unicodedata.category(c) != "Cf")
-    words = _joined_initials(re.sub(r"[\W_]+", " ", visible))
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
+    # Accents, combining marks and invisible format characters gone: "\u00c9ritrean" and
+    # "Erit\u034frean" read as "eritrean"; a dotless i as an i.
+    plain = "".join(c for c in folded if unicodedata.category(c) not in ("Mn", "Cf"))
+    plain = plain.replace("\u0131", "i")
+    # Letters apart from digits: "NRM2" reads "nrm 2".
+    spaced = re.sub(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])", " ", plain)
+    words = _joined_initials(re.sub(r"[\W_]+", " ", spaced))
     for place in PLACES:
         words = re.sub(rf"\b{place}\b", " ", words)
     return f" {words} "

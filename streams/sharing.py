@@ -21,7 +21,7 @@ import structlog
 
 from contracts.config import GoldenHourConfig, OrgKind
 from contracts.events import RiskLevel
-from contracts.fields import is_language
+from contracts.languages import shared_language
 from contracts.shared import SharedAlert, SharedAlertPublished
 from infra.db import audit
 from streams.recipients import FirewallViolation
@@ -153,9 +153,15 @@ class Sharing:
             gender=description.get("gender"),
             height_cm=description.get("height_cm"),
             clothing=alert["clothing"] or description.get("clothing"),
-            # Only what ISO 639 names: a record from before languages were checked may hold
-            # free text, which never goes to a neighbour.
-            languages=[x for x in description.get("languages") or [] if is_language(x)],
+            # The ISO 639 names of the languages typed, never the typed text: a list of free
+            # texts once carried a name and a nationality to the neighbours.
+            languages=list(
+                dict.fromkeys(
+                    name
+                    for typed in description.get("languages") or []
+                    if (name := shared_language(typed))
+                )
+            ),
             last_seen_at=alert["anchor_at"],
             last_seen_location=alert["last_seen_location"],
             risk_level=RiskLevel(alert["risk_level"]),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -61,20 +62,37 @@ async def check_credentials(
     return caller if matches and caller else None
 
 
-# An address may fail this many times more than one user name: a council office or a police
-# station signs in from behind one address.
-ADDRESS_FACTOR = 10
+# An address may fail this many times more than one user name from it: a council office or a
+# police station signs in from behind one address. A user name may fail as often from all
+# addresses together: a guesser moving between addresses is stopped there.
+WIDE_FACTOR = 10
+
+
+def _counted_address(address: str) -> str:
+    """An IPv6 client counts by its /64, which one household or attacker holds whole."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def failure_keys(user_id: str | None, address: str) -> list[str]:
-    """What a sign-in attempt counts against: the user name from this address (none for an API
-    key, which cannot be guessed) and the address. Never the user name alone: then anyone
-    anywhere could lock a duty manager out of the console with five wrong passwords."""
-    return ([f"user:{user_id.lower()}@{address}"] if user_id else []) + [f"addr:{address}"]
+    """What a sign-in attempt counts against: the user name from this address, the user name
+    from everywhere (a higher limit), and the address. Never the user name alone at the low
+    limit: then anyone anywhere could lock a duty manager out with five wrong passwords. An API
+    key cannot be guessed: it counts against the address only."""
+    where = _counted_address(address)
+    user = user_id.lower() if user_id else None
+    return ([f"user:{user}@{where}", f"user:{user}"] if user else []) + [f"addr:{where}"]
 
 
 def _limit_of(key: str, limit: int) -> int:
-    return limit * ADDRESS_FACTOR if key.startswith("addr:") else limit
+    return limit if key.startswith("user:") and "@" in key else limit * WIDE_FACTOR
 
 
 async def begin_attempt(

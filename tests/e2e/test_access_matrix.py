@@ -507,14 +507,15 @@ async def test_an_immigration_enforcement_key_or_session_gets_nothing_anywhere(
 
 def identify_again(who: Who, child: str) -> int:
     """A second identification never moves a child or resets its risk: 409 for whoever may
-    identify for the child's authority (an authority for itself, its police force, NGOs and
-    national units); everyone else is refused before the record is looked at, so nobody
-    learns whether another authority's case reference exists."""
+    identify for the child's authority (an authority for itself, its police force, national
+    units); everyone else is refused before the record is looked at, so nobody learns whether
+    another authority's case reference exists. An NGO identifies only under references of its
+    own (`LBH-NGO1-…`), so the authority's are not its to ask about."""
     la = CHILDREN[child][0]
     may_identify = (
         (who.kind == "local_authority" and who.org == la)
         or (who.kind == "police" and POLICE[la] == who.org)
-        or who.kind in {"ngo", "national"}
+        or who.kind == "national"
     )
     return 409 if may_identify else 403
 

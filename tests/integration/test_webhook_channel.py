@@ -202,7 +202,8 @@ async def test_receiver_verifies_with_secret_for_each_path() -> None:
     ]
 
 
-async def test_request_id_becomes_the_provider_id() -> None:
+async def test_the_receivers_request_id_never_becomes_the_provider_id() -> None:
+    """The provider id shows on the alert's timeline: our own id goes there, never theirs."""
     server = LocalWebhookReceiver(request_ids=True)
     server.set_secret(SECRET)
     await server.start()
@@ -213,7 +214,7 @@ async def test_request_id_becomes_the_provider_id() -> None:
         await channel.close()
         await server.stop()
     [hook] = server.received
-    assert hook.request_id and result.provider_id == hook.request_id
+    assert hook.request_id and result.provider_id == hook.delivery_id
 
 
 async def test_a_request_id_not_shaped_like_one_is_not_kept() -> None:

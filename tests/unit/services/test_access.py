@@ -147,10 +147,10 @@ def test_immigration_enforcement_sees_and_submits_nothing():
 def test_who_may_identify_for_which_authority(code, la, why):
     """Asked before the child is looked at: nobody learns another authority's references."""
     if why is None:
-        check_identifier(CONFIG, org(code), la)
+        check_identifier(CONFIG, org(code), la, f"{la}-2026-0001")
         return
     with pytest.raises(Refusal, match=why):
-        check_identifier(CONFIG, org(code), la)
+        check_identifier(CONFIG, org(code), la, f"{la}-2026-0001")
 
 
 def test_a_force_identifies_only_for_the_authorities_it_polices():
@@ -158,4 +158,25 @@ def test_a_force_identifies_only_for_the_authorities_it_polices():
     raw["organisations"].append({"code": "TVP", "kind": "police", "name": "Thames Valley"})
     config = GoldenHourConfig.model_validate(raw)
     with pytest.raises(Refusal, match="TVP does not police LBH"):
-        check_identifier(config, config.org("TVP"), "LBH")
+        check_identifier(config, config.org("TVP"), "LBH", "LBH-2026-0001")
+
+
+def test_an_ngo_identifies_under_references_of_its_own():
+    """So it can neither probe the authority's references nor take one first."""
+    raw = directory()[0]
+    raw["organisations"].append({"code": "NGO1", "kind": "ngo", "name": "First Responders"})
+    config = GoldenHourConfig.model_validate(raw)
+    ngo = config.org("NGO1")
+    check_identifier(config, ngo, "LBH", "LBH-NGO1-2026-7")
+    with pytest.raises(Refusal, match="own references"):
+        check_identifier(config, ngo, "LBH", "LBH-2026-0043")
+
+
+def test_a_reference_in_a_longer_authority_code_is_that_authoritys():
+    raw = directory()[0]
+    raw["organisations"].append(
+        {"code": "LBH-N", "kind": "local_authority", "name": "Hackney North", "police": "MPS"}
+    )
+    config = GoldenHourConfig.model_validate(raw)
+    with pytest.raises(Refusal, match="a case reference of LBH-N"):
+        check_identifier(config, config.org("LBH"), "LBH", "LBH-N-2026-1")

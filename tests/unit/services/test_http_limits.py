@@ -134,7 +134,7 @@ def test_trusted_proxies_are_addresses_or_networks() -> None:
     [
         # The user name from this address: five wrong passwords from anywhere else never
         # lock the user out here.
-        ("LBH-DM1", ["user:lbh-dm1@192.0.2.4", "addr:192.0.2.4"]),
+        ("LBH-DM1", ["user:lbh-dm1@192.0.2.4", "user:lbh-dm1", "addr:192.0.2.4"]),
         # A key cannot be guessed: only the address counts, so one caller's bad key does not
         # lock every key holder out of the console.
         (None, ["addr:192.0.2.4"]),
@@ -142,3 +142,13 @@ def test_trusted_proxies_are_addresses_or_networks() -> None:
 )
 def test_what_a_sign_in_attempt_counts_against(user_id: str | None, keys: list[str]) -> None:
     assert failure_keys(user_id, "192.0.2.4") == keys
+
+
+def test_an_ipv6_client_counts_by_its_64() -> None:
+    """One household or attacker holds a /64 whole: moving within it is the same address."""
+    one = failure_keys("lbh-dm1", "2001:db8:1:2::5")
+    other = failure_keys("lbh-dm1", "2001:db8:1:2:ffff::9")
+    assert (
+        one == other == ["user:lbh-dm1@2001:db8:1:2::/64", "user:lbh-dm1", "addr:2001:db8:1:2::/64"]
+    )
+    assert failure_keys(None, "::ffff:192.0.2.4") == ["addr:192.0.2.4"]

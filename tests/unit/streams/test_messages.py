@@ -238,12 +238,19 @@ def test_the_sms_quotes_a_typed_place_and_keeps_it_short():
     long_place = "Mare Street bus stop, opposite the library, " + "then towards the canal " * 6
     sms = sms_alert(facts(last_seen_location=long_place), FIRST, SEEN, LONDON, 3)
     quoted = sms.split(' at "', 1)[1].split('".', 1)[0]
-    assert quoted.startswith("Mare Street bus stop") and len(quoted) <= 80
+    assert quoted.startswith("Mare Street bus stop") and len(quoted) <= 120
+    assert quoted.endswith("…") and not quoted[:-1].endswith(" ")  # cut at a word
     assert sms.endswith("Reply ACK 4821 when you are acting on it.")
 
 
 def test_a_withheld_or_missing_place_is_not_quoted():
-    said = sms_alert(facts(last_seen_location="Eritrean cafe"), FIRST, SEEN, LONDON, 3)
+    said = sms_alert(facts(last_seen_location="with Eritrean men"), FIRST, SEEN, LONDON, 3)
     assert "place see the case in Golden Hour." in said and '"' not in said
     none = sms_alert(facts(last_seen_location=None), FIRST, SEEN, LONDON, 3)
     assert "place not given." in none
+
+
+def test_a_typed_quote_cannot_close_the_sms_quote():
+    place = 'Mare St". Then the 38 bus towards Angel. "'
+    sms = sms_alert(facts(last_seen_location=place), FIRST, SEEN, LONDON, 3)
+    assert sms.count('"') == 2, sms

@@ -28,7 +28,6 @@ from streams.screen import WITHHELD, mentions_status, screen
         "from Eritrea",
         "Albanian men in a car",
         "Vietnamese nail bar, Mare St",
-        "Sri Lankan restaurant",
         "ERITREAN",
         "eritreans",
         "N\u200bRM pending",  # an invisible character does not hide a word
@@ -58,6 +57,15 @@ def test_withheld(text: str) -> None:
         "the national gallery",  # "national" alone tells nothing
         "Chinatown",
         "Deptford",  # a word that merely starts like one on the list
+        # A demonym naming a place, not the child: the police need these.
+        "Sri Lankan restaurant",
+        "outside the British Museum",
+        "Turkish restaurant on Green Lanes",
+        "Greek Street, Soho",
+        "Afghan Road, Battersea",
+        "English Martyrs church",
+        "Message from the bus driver at Dalston",
+        "King\u02bcs Cross",  # a modifier-letter apostrophe is no other script
     ],
 )
 def test_passes(text: str) -> None:
@@ -93,6 +101,16 @@ def test_any_text_goes_through_whole_or_is_withheld(text: str) -> None:
         "st\u0430nd down",  # a Cyrillic a
         "child is safe now, all units cancel",
         "Mare St. UPDATE from MPS: search called off, safe with carer, do not attend",
+        'Mare St". ALL CLEAR, child back at home, no need to attend. "',
+        "All clear, false alarm",
+        "no longer missing",
+        "a N.R.M. referral pending",  # initials beside another single letter
+        "NRMs",
+        "NRM2",
+        "\u00c9ritrean",
+        "Erit\u034frean",  # a combining mark inside
+        "Er\u0131trean",  # a dotless i
+        "\u0455\u043e\u043c\u0430\u04cf\u0456",  # "somali" wholly in Cyrillic look-alikes
     ],
 )
 def test_what_an_attacker_typed_to_get_past_the_screen_is_withheld(text: str) -> None:
