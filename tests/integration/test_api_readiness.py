@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import yaml
 
 from infra.db import migrate
 from infra.devsystem import IDENTIFIED, directory, event
-from infra.stack import EmbeddedStack
+from infra.stack import EmbeddedStack, free_port
 from infra.supervisor import PartProcess
 from services.outbox import _RELAY_LOCK
 
@@ -39,12 +38,6 @@ async def dsn(own_stack: EmbeddedStack) -> str:
     url = own_stack.create_database(f"t_{uuid.uuid4().hex[:12]}")
     await migrate(url)
     return url
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 METRICS_TOKEN = "metrics-token-of-the-readiness-tests"
@@ -65,7 +58,7 @@ async def api(
         keys.update(made)
     config_path = tmp_path / "goldenhour.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "GOLDENHOUR_CONFIG": str(config_path),

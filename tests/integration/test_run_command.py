@@ -23,17 +23,12 @@ import yaml
 
 from infra.devsystem import IDENTIFIED, TWILIO_FROM, TWILIO_SID, directory, event, placement
 from infra.smtp_local import LocalSmtp
+from infra.stack import free_port
 from infra.twilio_local import LocalTwilio
 
 REPO = Path(__file__).resolve().parents[2]
 CONTROL_ROOM = "+447700900010"  # mps-cr, told at the first step of every high-risk absence
 READY = "Golden Hour is ready"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _children(pid: int) -> set[int]:
@@ -266,7 +261,7 @@ async def start_run(
         for k, v in os.environ.items()
         if k not in ("GOLDENHOUR_KAFKA_BOOTSTRAP", "GOLDENHOUR_DATABASE_URL")
     }
-    port = _free_port()
+    port = free_port()
     env.update(
         GOLDENHOUR_CONFIG=str(config_path),
         GOLDENHOUR_DATA_DIR=str(data_dir),
@@ -355,7 +350,7 @@ async def test_stopping_and_starting_keeps_the_alerts(start_run, providers) -> N
     await first.ready()
     child = await first.absence_opens_alert(twilio)
     # A second `run` on the same folder is refused at once, and says why.
-    other = start_run(GOLDENHOUR_API_PORT=str(_free_port()))
+    other = start_run(GOLDENHOUR_API_PORT=str(free_port()))
     assert await asyncio.to_thread(other.proc.wait, 60) == 1
     assert "another `goldenhour run`" in other.output and str(first.data_dir) in other.output
     assert await asyncio.to_thread(first.interrupt) == 0
