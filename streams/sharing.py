@@ -215,6 +215,7 @@ class Sharing:
         payload = shared.model_dump_json()
         rows: list[tuple] = []
         delivered = []
+        source = self.config.org(alert["local_authority"])
         for sub in subs:
             org = self.config.org(sub["org_code"])
             if org is None:
@@ -225,7 +226,6 @@ class Sharing:
                 raise FirewallViolation(
                     f"subscription {sub['subscription_id']} of {sub['org_code']}"
                 )
-            source = self.config.org(alert["local_authority"])
             if source is None or org.code not in source.neighbours:
                 # The directory no longer lists this subscriber as the source's neighbour (the
                 # rule the API applied when it subscribed): it is told no more of this source's
