@@ -3,11 +3,7 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY contracts contracts
-COPY services services
-COPY streams streams
-COPY notifiers notifiers
-COPY infra infra
+COPY goldenhour goldenhour
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 goldenhour
 USER goldenhour
 ENTRYPOINT ["goldenhour"]

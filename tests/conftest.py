@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from hypothesis import settings
 
-from infra.stack import EmbeddedStack
+from goldenhour.dev.stack import EmbeddedStack
 
 # The default run draws the same examples every time, so a red build means a change broke
 # something, not that the search got lucky. HYPOTHESIS_PROFILE=explore searches afresh and wider.
@@ -36,7 +36,7 @@ def database_url(stack: EmbeddedStack) -> str:
 
 @pytest.fixture
 async def migrated_db(database_url: str) -> AsyncIterator[str]:
-    from infra.db import migrate
+    from goldenhour.infra.db import migrate
 
     await migrate(database_url)
     yield database_url

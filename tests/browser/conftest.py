@@ -18,8 +18,8 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
-from infra.devsystem import DevSystem, directory
-from infra.stack import EmbeddedStack
+from goldenhour.dev.devsystem import DevSystem, directory
+from goldenhour.dev.stack import EmbeddedStack
 from tests.e2e.console_client import PASSWORD, set_password
 
 CHROMIUM = Path("/usr/bin/chromium")

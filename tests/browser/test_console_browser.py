@@ -17,8 +17,8 @@ from pathlib import Path
 import asyncpg
 from playwright.async_api import Browser, Page, expect
 
-from infra.devsystem import DevSystem
-from infra.stack import EmbeddedStack
+from goldenhour.dev.devsystem import DevSystem
+from goldenhour.dev.stack import EmbeddedStack
 from tests.browser.conftest import PageFactory, new_context, sign_in, start_system
 from tests.e2e.conftest import place_high_risk_child, report_absence, until
 from tests.e2e.console_client import PASSWORD

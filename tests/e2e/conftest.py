@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from contracts.config import GoldenHourConfig
-from infra.devsystem import IDENTIFIED, DevSystem, directory, event, placement
-from infra.stack import EmbeddedStack
+from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.dev.devsystem import IDENTIFIED, DevSystem, directory, event, placement
+from goldenhour.dev.stack import EmbeddedStack
 
 CHILD = "LBH-2026-0042"
 

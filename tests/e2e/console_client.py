@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from infra.devsystem import DevSystem
+from goldenhour.dev.devsystem import DevSystem
 
 PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -19,7 +19,15 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 def run_set_password(system: DevSystem, user_id: str, password: str) -> subprocess.CompletedProcess:
     """`goldenhour users set-password`, as an operator would run it."""
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", "users", "set-password", user_id, "--stdin"],
+        [
+            sys.executable,
+            "-m",
+            "goldenhour",
+            "users",
+            "set-password",
+            user_id,
+            "--stdin",
+        ],
         input=password + "\n",
         env={**system.env, "GOLDENHOUR_LOG_LEVEL": "warning"},
         capture_output=True,

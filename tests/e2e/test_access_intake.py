@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest_asyncio
 
-from infra.devsystem import IDENTIFIED, DevSystem, directory, event, placement
+from goldenhour.dev.devsystem import IDENTIFIED, DevSystem, directory, event, placement
 from tests.e2e.conftest import place_high_risk_child
 
 OAK_MANAGER = "+447700900020"

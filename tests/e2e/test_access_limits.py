@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 import pytest_asyncio
 
-from infra.devsystem import IDENTIFIED, DevSystem, directory, event
+from goldenhour.dev.devsystem import IDENTIFIED, DevSystem, directory, event
 from tests.e2e.console_client import PASSWORD, Console, run_set_password, set_password
 
 MB = 1024 * 1024

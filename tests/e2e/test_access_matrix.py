@@ -23,12 +23,12 @@ import pytest_asyncio
 import yaml
 from fastapi.routing import iter_route_contexts
 
-from contracts.config import hash_api_key
-from infra.db import create_pool
-from infra.devsystem import IDENTIFIED, DevSystem, directory, event, placement
-from infra.settings import Settings
-from services.app import create_app
-from services.console import sessions
+from goldenhour.contracts.config import hash_api_key
+from goldenhour.dev.devsystem import IDENTIFIED, DevSystem, directory, event, placement
+from goldenhour.infra.db import create_pool
+from goldenhour.infra.settings import Settings
+from goldenhour.services.app import create_app
+from goldenhour.services.console import sessions
 from tests.e2e.console_client import Console
 from tests.e2e.test_scenario_5_firewall import sneak_key_in
 

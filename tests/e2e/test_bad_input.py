@@ -12,7 +12,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from infra.devsystem import TWILIO_FROM, DevSystem, directory, event
+from goldenhour.dev.devsystem import TWILIO_FROM, DevSystem, directory, event
 from tests.e2e.conftest import CHILD, place_high_risk_child, report_absence, the_alert, until
 
 

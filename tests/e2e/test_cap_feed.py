@@ -15,8 +15,8 @@ import asyncpg
 import httpx
 from lxml import etree
 
-from contracts.shared import SHARED_FIELDS, SharedAlert
-from infra.devsystem import DevSystem
+from goldenhour.contracts.shared import SHARED_FIELDS, SharedAlert
+from goldenhour.dev.devsystem import DevSystem
 from tests.e2e.conftest import CHILD, place_high_risk_child, report_absence, the_alert
 
 XSD = Path(__file__).parents[1] / "data" / "cap" / "CAP-v1.2.xsd"

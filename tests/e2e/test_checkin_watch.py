@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from infra.devsystem import IDENTIFIED, DevSystem, event, placement
+from goldenhour.dev.devsystem import IDENTIFIED, DevSystem, event, placement
 from tests.e2e.conftest import CHILD, until
 
 WATCHERS = {"checkin_interval_unit": "1s", "checkin_grace": "1s", "concern_escalate_after": "2s"}

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import httpx
 
-from infra.devsystem import DevSystem
+from goldenhour.dev.devsystem import DevSystem
 from tests.e2e.conftest import CHILD, place_high_risk_child, report_absence
 
 

@@ -14,8 +14,8 @@ from unittest import mock
 import asyncpg
 import pytest_asyncio
 
-from contracts.ack_link import AckLinks
-from infra.devsystem import DevSystem, directory
+from goldenhour.dev.devsystem import DevSystem, directory
+from goldenhour.infra.ack_links import AckLinks
 from tests.e2e.conftest import place_high_risk_child, report_absence, step_keys, until
 from tests.e2e.console_client import PASSWORD, Console, run_set_password, set_password
 

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
-from infra.devsystem import DevSystem
+from goldenhour.dev.devsystem import DevSystem
 from tests.e2e.conftest import CHILD, place_high_risk_child, report_absence, step_keys, until
 from tests.integration.streams_worker import eventually, fetch, fetchval, produce
 
@@ -37,7 +37,7 @@ async def dlq(system: DevSystem, *args: str) -> subprocess.CompletedProcess:
     """`goldenhour dlq …` as an operator runs it, against the running system."""
     return await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "services.cli", "dlq", *args],
+        [sys.executable, "-m", "goldenhour", "dlq", *args],
         env=system.env,
         capture_output=True,
         text=True,

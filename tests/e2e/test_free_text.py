@@ -14,8 +14,8 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from infra.devsystem import DevSystem, directory, event
-from streams.screen import WITHHELD
+from goldenhour.dev.devsystem import DevSystem, directory, event
+from goldenhour.wording.screen import WITHHELD
 from tests.e2e.conftest import CHILD, place_high_risk_child, until
 from tests.e2e.console_client import Console, set_password
 from tests.e2e.test_bad_input import absence, counts, refused

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from infra.devsystem import DevSystem, directory
+from goldenhour.dev.devsystem import DevSystem, directory
 from tests.e2e.conftest import place_high_risk_child, report_absence
 
 EXAMPLES = 8

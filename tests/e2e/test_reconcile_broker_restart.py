@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 
-from infra.db import migrate
-from infra.devsystem import DevSystem, directory
-from infra.stack import EmbeddedStack
-from streams.handlers import CONSUMER
+from goldenhour.dev.devsystem import DevSystem, directory
+from goldenhour.dev.stack import EmbeddedStack
+from goldenhour.infra.db import migrate
+from goldenhour.streams.handlers import CONSUMER
 from tests.e2e.conftest import place_high_risk_child, report_absence, the_alert
 
 pytestmark = pytest.mark.e2e

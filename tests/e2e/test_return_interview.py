@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 
-from infra.devsystem import DevSystem, event
+from goldenhour.dev.devsystem import DevSystem, event
 from tests.e2e.conftest import place_high_risk_child, report_absence, until
 
 WATCHERS = {"return_interview_reminder": "2s", "return_interview_due": "4s"}

@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 
-from infra.devsystem import IDENTIFIED, DevSystem, event, placement
+from goldenhour.dev.devsystem import IDENTIFIED, DevSystem, event, placement
 from tests.e2e.conftest import CHILD, report_absence, until
 
 DUTY, SOCIAL_WORKER, CONTROL_ROOM = "+447700900001", "+447700900003", "+447700900010"

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from infra.devsystem import TWILIO_FROM, event
+from goldenhour.dev.devsystem import TWILIO_FROM, event
 from tests.e2e.conftest import (
     CHILD,
     place_high_risk_child,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from infra.devsystem import IDENTIFIED, DevSystem, event, placement
+from goldenhour.dev.devsystem import IDENTIFIED, DevSystem, event, placement
 from tests.e2e.conftest import until
 
 WITHIN = 2.0  # seconds: the scaled-down golden hour after identification

@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
-from infra.devsystem import DevSystem
-from notifiers.email import message_id_for
+from goldenhour.dev.devsystem import DevSystem
+from goldenhour.notifiers.email import message_id_for
 from tests.e2e.conftest import place_high_risk_child, report_absence, the_alert, until
 
 STEP0 = {"+447700900010", "+447700900001", "+447700900020"}

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from fastapi import Depends, FastAPI
 
-from contracts.config import GoldenHourConfig, Organisation, OrgKind, User, hash_api_key
-from infra.devsystem import directory
-from services.auth import Caller, authenticate
+from goldenhour.contracts.config import GoldenHourConfig, Organisation, OrgKind, User, hash_api_key
+from goldenhour.dev.devsystem import directory
+from goldenhour.services.auth import Caller, authenticate
 
 HOIE = {
     "code": "HOIE",
@@ -38,7 +38,7 @@ def test_every_part_refuses_to_start_with_it_in_the_directory(tmp_path, part):
         "GOLDENHOUR_DATABASE_URL": "postgresql://x",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "services.cli", part],
+        [sys.executable, "-m", "goldenhour", part],
         env=env,
         capture_output=True,
         text=True,
@@ -60,7 +60,7 @@ def test_it_cannot_even_be_named_as_a_neighbour_or_police(tmp_path, as_neighbour
         lbh["police"] = "HOIE"
     path = tmp_path / "goldenhour.yaml"
     path.write_text(yaml.safe_dump(config))
-    from contracts.config import ConfigError, load_config
+    from goldenhour.contracts.config import ConfigError, load_config
 
     with pytest.raises(ConfigError, match="HOIE"):
         load_config(path)
@@ -104,8 +104,8 @@ async def test_a_key_that_slipped_in_reads_nothing():
 async def test_every_route_that_reads_or_writes_child_data_refuses_it(tmp_path):
     """The real application's routes, each called with such a key: 403 before anything is read
     (no database behind this app: a route that got further would fail differently)."""
-    from infra.settings import Settings
-    from services.app import create_app
+    from goldenhour.infra.settings import Settings
+    from goldenhour.services.app import create_app
 
     path = tmp_path / "goldenhour.yaml"
     path.write_text(yaml.safe_dump(directory()[0]))

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from contracts.shared import SHARED_FIELDS
-from infra.devsystem import TWILIO_FROM, event
-from infra.webhook_local import LocalWebhookReceiver
+from goldenhour.contracts.shared import SHARED_FIELDS
+from goldenhour.dev.devsystem import TWILIO_FROM, event
+from goldenhour.dev.webhook_local import LocalWebhookReceiver
 from tests.e2e.conftest import CHILD, place_high_risk_child, report_absence, the_alert, until
 
 LBI_DUTY = "+447700900101"

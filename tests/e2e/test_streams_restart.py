@@ -7,7 +7,7 @@ import asyncio
 from collections import Counter
 from urllib.parse import parse_qs, urlsplit
 
-from infra.twilio_local import SentSms
+from goldenhour.dev.twilio_local import SentSms
 from tests.e2e.conftest import place_high_risk_child, report_absence, step_keys, the_alert, until
 
 STEP0 = {"+447700900010", "+447700900001", "+447700900020"}

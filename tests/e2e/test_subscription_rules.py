@@ -19,9 +19,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from contracts.config import hash_api_key
-from infra.devsystem import DevSystem, directory
-from infra.webhook_local import LocalWebhookReceiver
+from goldenhour.contracts.config import hash_api_key
+from goldenhour.dev.devsystem import DevSystem, directory
+from goldenhour.dev.webhook_local import LocalWebhookReceiver
 from tests.e2e.conftest import place_high_risk_child, report_absence, until
 
 PUBLIC_HOOK = "https://93.184.216.34/goldenhour/alerts"

@@ -18,11 +18,11 @@ import pytest_asyncio
 from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
 
-from contracts.config import GoldenHourConfig, Organisation, OrgKind, User
-from contracts.shared import SubscriptionRequest
-from infra.devsystem import DevSystem, directory
-from services.auth import Caller
-from services.subscriptions_api import neighbours_of, plan_subscription
+from goldenhour.contracts.config import GoldenHourConfig, Organisation, OrgKind, User
+from goldenhour.contracts.shared import SubscriptionRequest
+from goldenhour.dev.devsystem import DevSystem, directory
+from goldenhour.services.auth import Caller
+from goldenhour.services.subscriptions_api import neighbours_of, plan_subscription
 
 HOOK = "http://127.0.0.1:9/hook"
 

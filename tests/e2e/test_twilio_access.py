@@ -18,8 +18,8 @@ import pytest
 import yaml
 from twilio.request_validator import RequestValidator
 
-from infra.devsystem import TWILIO_FROM, TWILIO_SID, DevSystem, directory
-from services.ack_codes import PER_NUMBER
+from goldenhour.dev.devsystem import TWILIO_FROM, TWILIO_SID, DevSystem, directory
+from goldenhour.services.ack_codes import PER_NUMBER
 from tests.e2e.conftest import place_high_risk_child, report_absence, the_alert, until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,7 +36,7 @@ def _refusal(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
         config = Path(scratch) / "goldenhour.yaml"
         config.write_text(yaml.safe_dump(directory()[0], sort_keys=False))
         return subprocess.run(
-            [sys.executable, "-m", "services.cli", command],
+            [sys.executable, "-m", "goldenhour", command],
             cwd=REPO,
             env={
                 **{k: v for k, v in os.environ.items() if not k.startswith("TWILIO_")},

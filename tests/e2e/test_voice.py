@@ -15,9 +15,9 @@ import asyncpg
 import httpx
 import pytest
 
-from infra.devsystem import DevSystem, directory
-from infra.stack import EmbeddedStack
-from streams.messages import spell_out
+from goldenhour.dev.devsystem import DevSystem, directory
+from goldenhour.dev.stack import EmbeddedStack
+from goldenhour.wording.messages import spell_out
 from tests.e2e.conftest import CHILD, place_high_risk_child, report_absence, until
 
 CONTROL_ROOM, DUTY, HOME = "+447700900010", "+447700900001", "+447700900020"

@@ -19,11 +19,11 @@ import httpx
 import yaml
 from aiokafka import AIOKafkaProducer
 
-from contracts.events import IntakeRecord, Submitter, parse_event
-from infra.db import migrate
-from infra.devsystem import directory, event
-from infra.supervisor import PartProcess
-from infra.topics import Topics, ensure_topics
+from goldenhour.contracts.events import IntakeRecord, Submitter, parse_event
+from goldenhour.dev.devsystem import directory, event
+from goldenhour.dev.supervisor import PartProcess
+from goldenhour.infra.db import migrate
+from goldenhour.infra.topics import Topics, ensure_topics
 
 METRICS_TOKEN = "metrics-token-of-the-fault-tests"
 

@@ -9,8 +9,8 @@ import uuid
 
 import asyncpg
 
-from services.ack_codes import PER_NUMBER, check_reply
-from services.twilio_replays import first_delivery
+from goldenhour.services.ack_codes import PER_NUMBER, check_reply
+from goldenhour.services.twilio_replays import first_delivery
 
 PHONE = "+447700900001"
 

@@ -18,11 +18,11 @@ import httpx
 import pytest
 import yaml
 
-from infra.db import migrate
-from infra.devsystem import IDENTIFIED, directory, event
-from infra.stack import EmbeddedStack, free_port
-from infra.supervisor import PartProcess
-from services.outbox import _RELAY_LOCK
+from goldenhour.dev.devsystem import IDENTIFIED, directory, event
+from goldenhour.dev.stack import EmbeddedStack, free_port
+from goldenhour.dev.supervisor import PartProcess
+from goldenhour.infra.db import migrate
+from goldenhour.services.outbox import _RELAY_LOCK
 
 Body = dict
 

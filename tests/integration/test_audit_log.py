@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from infra.db import audit, create_pool
+from goldenhour.infra.db import audit, create_pool
 
 CHANGES = {
     "update": "UPDATE audit_log SET actor = 'user:someone-else', detail = '{}' WHERE id = $1",

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from services.console.board import BoardFeed
+from goldenhour.services.console.board import BoardFeed
 
 LISTENERS = (
     "SELECT count(*) FROM pg_stat_activity"

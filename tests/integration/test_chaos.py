@@ -19,8 +19,8 @@ import asyncpg
 import httpx
 import pytest
 
-from chaos import faults, invariants
-from infra.smtp_local import LocalSmtp, serve_control
+from goldenhour.chaos import faults, invariants
+from goldenhour.dev.smtp_local import LocalSmtp, serve_control
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -151,7 +151,7 @@ async def test_the_checks_report_a_lost_event_an_unsent_message_and_an_undecided
 def test_a_quick_chaos_run_keeps_every_promise(tmp_path: Path):
     out = tmp_path / "chaos.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "chaos", "--quick", "--json", str(out)],
+        [sys.executable, "-m", "goldenhour", "chaos", "--quick", "--json", str(out)],
         cwd=REPO,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

@@ -14,10 +14,10 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
-from contracts.config import GoldenHourConfig
-from infra.db import DbLimits, connect, create_pool
-from infra.devsystem import directory
-from streams.clock_store import ClockStore
+from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.dev.devsystem import directory
+from goldenhour.infra.db import DbLimits, connect, create_pool
+from goldenhour.streams.clock_store import ClockStore
 from tests.integration.streams_worker import (
     absence,
     eventually,

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from infra.faketime import skewed
+from goldenhour.dev.faketime import skewed
 from tests.integration.streams_worker import eventually, fetch, fetchval, prepare, streams_worker
 
 CHILD = "LBH-2026-0777"

@@ -13,14 +13,14 @@ import pytest
 import yaml
 from fastapi import FastAPI
 
-from contracts.config import hash_api_key
-from infra.db import create_pool
-from infra.devsystem import directory
-from infra.settings import Settings
-from services import passwords
-from services.app import create_app
-from services.auth import Caller
-from services.console import sessions
+from goldenhour.contracts.config import hash_api_key
+from goldenhour.dev.devsystem import directory
+from goldenhour.infra.db import create_pool
+from goldenhour.infra.settings import Settings
+from goldenhour.services import passwords
+from goldenhour.services.app import create_app
+from goldenhour.services.auth import Caller
+from goldenhour.services.console import sessions
 from tests.e2e.test_scenario_5_firewall import sneak_key_in
 
 PASSWORD = "a long enough password for hoie"

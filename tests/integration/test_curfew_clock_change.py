@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from contracts.config import GoldenHourConfig
-from contracts.events import IntakeRecord, Submitter, parse_event
-from infra.db import create_pool
-from infra.devsystem import directory, event
-from streams.clock_store import ClockStore
-from streams.watch_store import WatchStore
+from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.contracts.events import IntakeRecord, Submitter, parse_event
+from goldenhour.dev.devsystem import directory, event
+from goldenhour.infra.db import create_pool
+from goldenhour.streams.clock_store import ClockStore
+from goldenhour.streams.watch_store import WatchStore
 
 CHILD = "LBH-2026-0077"
 GRACE = timedelta(minutes=15)

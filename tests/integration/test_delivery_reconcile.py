@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from infra.db import create_pool
-from infra.twilio_local import LocalTwilio
-from notifiers.base import OutboundMessage
-from notifiers.dispatcher import Dispatcher
-from notifiers.sms import TwilioSms, ref_of
+from goldenhour.dev.twilio_local import LocalTwilio
+from goldenhour.infra.db import create_pool
+from goldenhour.notifiers.base import OutboundMessage
+from goldenhour.notifiers.dispatcher import Dispatcher
+from goldenhour.notifiers.sms import TwilioSms, ref_of
 from tests.integration.test_dispatcher import ACCOUNT, FROM, PHONE, PUBLIC_URL, TOKEN, add_row, row
 
 

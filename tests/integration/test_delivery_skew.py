@@ -21,12 +21,12 @@ import httpx
 import pytest
 import yaml
 
-from infra.db import migrate
-from infra.devsystem import directory
-from infra.faketime import skewed
-from infra.supervisor import PartProcess
-from infra.topics import Topics, ensure_topics
-from infra.twilio_local import LocalTwilio
+from goldenhour.dev.devsystem import directory
+from goldenhour.dev.faketime import skewed
+from goldenhour.dev.supervisor import PartProcess
+from goldenhour.dev.twilio_local import LocalTwilio
+from goldenhour.infra.db import migrate
+from goldenhour.infra.topics import Topics, ensure_topics
 from tests.integration.streams_worker import free_port
 
 ACCOUNT = "AC" + "7d" * 16

@@ -14,11 +14,11 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from infra.db import create_pool
-from infra.twilio_local import LocalTwilio
-from notifiers.dispatcher import Dispatcher
-from notifiers.email import SmtpEmail
-from notifiers.sms import TwilioSms
+from goldenhour.dev.twilio_local import LocalTwilio
+from goldenhour.infra.db import create_pool
+from goldenhour.notifiers.dispatcher import Dispatcher
+from goldenhour.notifiers.email import SmtpEmail
+from goldenhour.notifiers.sms import TwilioSms
 from tests.integration.test_dispatcher import ACCOUNT, FROM, PHONE, PUBLIC_URL, TOKEN, add_row, row
 
 EMAILS = 300

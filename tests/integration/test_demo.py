@@ -21,7 +21,7 @@ def test_demo_runs_scenario_1_and_prints_the_timeline() -> None:
         if k not in ("GOLDENHOUR_KAFKA_BOOTSTRAP", "GOLDENHOUR_DATABASE_URL")
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "services.cli", "demo"],
+        [sys.executable, "-m", "goldenhour", "demo"],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,

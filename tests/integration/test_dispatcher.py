@@ -15,13 +15,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra.db import create_pool
-from infra.smtp_local import LocalSmtp
-from infra.twilio_local import LocalTwilio
-from notifiers.base import Channel, OutboundMessage
-from notifiers.dispatcher import BACKOFF_CAP_S, Dispatcher, backoff
-from notifiers.email import SmtpEmail, message_id_for
-from notifiers.sms import TwilioSms, with_ref
+from goldenhour.dev.smtp_local import LocalSmtp
+from goldenhour.dev.twilio_local import LocalTwilio
+from goldenhour.infra.db import create_pool
+from goldenhour.notifiers.base import Channel, OutboundMessage
+from goldenhour.notifiers.dispatcher import BACKOFF_CAP_S, Dispatcher, backoff
+from goldenhour.notifiers.email import SmtpEmail, message_id_for
+from goldenhour.notifiers.sms import TwilioSms, with_ref
 
 ACCOUNT = "AC" + "2e" * 16
 TOKEN = "dispatcher-test-token"

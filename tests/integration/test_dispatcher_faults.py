@@ -15,19 +15,19 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from contracts.config import GoldenHourConfig
-from contracts.derived import NotificationRequested, NotificationSent
-from infra.db import DbLimits, create_pool, migrate
-from infra.devsystem import directory
-from infra.health import HealthServer
-from infra.stack import EmbeddedStack
-from infra.topics import Topics, ensure_topics
-from infra.twilio_local import LocalTwilio
-from notifiers.base import Channel, OutboundMessage, SendResult
-from notifiers.consumer import Poison, read_request
-from notifiers.dispatcher import SWEEP_FAILURES, Dispatcher
-from notifiers.sms import TwilioSms
-from notifiers.worker import health_checks
+from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.contracts.derived import NotificationRequested, NotificationSent
+from goldenhour.dev.devsystem import directory
+from goldenhour.dev.stack import EmbeddedStack
+from goldenhour.dev.twilio_local import LocalTwilio
+from goldenhour.infra.db import DbLimits, create_pool, migrate
+from goldenhour.infra.health import HealthServer
+from goldenhour.infra.topics import Topics, ensure_topics
+from goldenhour.notifiers.base import Channel, OutboundMessage, SendResult
+from goldenhour.notifiers.consumer import Poison, read_request
+from goldenhour.notifiers.dispatcher import SWEEP_FAILURES, Dispatcher
+from goldenhour.notifiers.sms import TwilioSms
+from goldenhour.notifiers.worker import health_checks
 from tests.integration.test_dispatcher import ACCOUNT, FROM, PUBLIC_URL, TOKEN, add_row, row
 
 CHILD = "LBH-2026-0042"

@@ -13,10 +13,15 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from infra.smtp_local import LocalSmtp
-from infra.waiting import wait_for_matches
-from notifiers.base import Channel, OutboundMessage, PermanentSendError, RetryableSendError
-from notifiers.email import SmtpEmail, message_id_for
+from goldenhour.dev.smtp_local import LocalSmtp
+from goldenhour.dev.waiting import wait_for_matches
+from goldenhour.notifiers.base import (
+    Channel,
+    OutboundMessage,
+    PermanentSendError,
+    RetryableSendError,
+)
+from goldenhour.notifiers.email import SmtpEmail, message_id_for
 
 FROM = "alerts@goldenhour.test"
 TO = "duty.manager@council.test"
@@ -130,7 +135,7 @@ async def test_header_injection_is_neutralised(smtp: LocalSmtp, email: SmtpEmail
 async def test_runs_as_a_process() -> None:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "infra.smtp_local", "--port", str(port),
+        sys.executable, "-m", "goldenhour.dev.smtp_local", "--port", str(port),
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:

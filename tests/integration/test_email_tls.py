@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.smtp_local import LocalSmtp
-from notifiers.base import OutboundMessage, PermanentSendError
-from notifiers.email import SmtpEmail
+from goldenhour.dev.smtp_local import LocalSmtp
+from goldenhour.notifiers.base import OutboundMessage, PermanentSendError
+from goldenhour.notifiers.email import SmtpEmail
 
 FROM = "alerts@goldenhour.test"
 

@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from contracts.config import GoldenHourConfig
-from infra.db import create_pool
-from infra.devsystem import directory
-from notifiers.failover import Failover
+from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.dev.devsystem import directory
+from goldenhour.infra.db import create_pool
+from goldenhour.notifiers.failover import Failover
 
 
 @pytest.fixture

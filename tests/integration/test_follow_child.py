@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from streams.follow import current_placement, follow_child
+from goldenhour.streams.follow import current_placement, follow_child
 
 CHILD = "LBH-2026-0042"
 

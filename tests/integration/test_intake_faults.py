@@ -11,7 +11,7 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from infra.stack import EmbeddedStack
+from goldenhour.dev.stack import EmbeddedStack
 from tests.integration.streams_worker import (
     absence,
     eventually,

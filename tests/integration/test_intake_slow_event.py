@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from contracts.config import GoldenHourConfig
-from infra.db import DbLimits, create_pool
-from infra.devsystem import directory, event
-from streams import intake
-from streams.clock_store import Outcome
-from streams.intake import Incoming, IntakeApplier
-from streams.readiness import RetryBoard
+from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.dev.devsystem import directory, event
+from goldenhour.infra.db import DbLimits, create_pool
+from goldenhour.streams import intake
+from goldenhour.streams.clock_store import Outcome
+from goldenhour.streams.intake import Incoming, IntakeApplier
+from goldenhour.streams.readiness import RetryBoard
 
 SLOW, QUICK = "LBH-2026-0901", "LBH-2026-0902"
 

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PART = textwrap.dedent(
     """
     import signal, time
-    from services.cli import exit_when_orphaned
+    from goldenhour import exit_when_orphaned
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     exit_when_orphaned(grace_s=0.5)
     print("ready", flush=True)

@@ -21,11 +21,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from infra.db import create_pool, migrate
-from infra.stack import EmbeddedStack, die_with_parent
-from infra.topics import Topics, ensure_topics
-from services.intake import OUTBOX_CHANNEL
-from services.outbox import OutboxRelay
+from goldenhour.dev.stack import EmbeddedStack, die_with_parent
+from goldenhour.infra.db import create_pool, migrate
+from goldenhour.infra.topics import Topics, ensure_topics
+from goldenhour.services.intake import OUTBOX_CHANNEL
+from goldenhour.services.outbox import OutboxRelay
 from tests.e2e.conftest import until
 
 # Far longer than any test waits: a row that arrives was relayed because of a nudge.
@@ -314,8 +314,8 @@ async def test_a_standby_takes_over_when_the_active_relay_stops(
 
 _RELAY_PROCESS = """
 import asyncio, sys
-from infra.db import create_pool
-from services.outbox import OutboxRelay
+from goldenhour.infra.db import create_pool
+from goldenhour.services.outbox import OutboxRelay
 
 async def main(dsn, bootstrap):
     pool = await create_pool(dsn)

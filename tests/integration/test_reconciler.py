@@ -13,12 +13,12 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from infra.db import create_pool, migrate
-from infra.stack import EmbeddedStack
-from infra.topics import Topics, ensure_topics
-from services.outbox import OutboxRelay
-from services.reconciler import BrokerView, Reconciler, Row, lost_reason, plan
-from streams.handlers import CONSUMER
+from goldenhour.dev.stack import EmbeddedStack
+from goldenhour.infra.db import create_pool, migrate
+from goldenhour.infra.topics import Topics, ensure_topics
+from goldenhour.services.outbox import OutboxRelay
+from goldenhour.services.reconciler import BrokerView, Reconciler, Row, lost_reason, plan
+from goldenhour.streams.handlers import CONSUMER
 from tests.e2e.conftest import until
 from tests.integration.test_outbox_relay import broker_cluster, consume_until, until_async
 

@@ -21,10 +21,17 @@ import httpx
 import pytest
 import yaml
 
-from infra.devsystem import IDENTIFIED, TWILIO_FROM, TWILIO_SID, directory, event, placement
-from infra.smtp_local import LocalSmtp
-from infra.stack import free_port
-from infra.twilio_local import LocalTwilio
+from goldenhour.dev.devsystem import (
+    IDENTIFIED,
+    TWILIO_FROM,
+    TWILIO_SID,
+    directory,
+    event,
+    placement,
+)
+from goldenhour.dev.smtp_local import LocalSmtp
+from goldenhour.dev.stack import free_port
+from goldenhour.dev.twilio_local import LocalTwilio
 
 REPO = Path(__file__).resolve().parents[2]
 CONTROL_ROOM = "+447700900010"  # mps-cr, told at the first step of every high-risk absence
@@ -118,7 +125,7 @@ class Run:
     def start(self) -> Run:
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "run"],
+                [sys.executable, "-m", "goldenhour", "run"],
                 cwd=REPO,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
@@ -142,7 +149,7 @@ class Run:
         """The PID of the running part (`api`, `streams`, `dispatcher`)."""
         for pid in self.descendants():
             argv = _cmdline(pid)
-            if argv[-2:] == ["services.cli", name] and _running(pid):
+            if argv[-2:] == ["goldenhour", name] and _running(pid):
                 return pid
         return None
 

@@ -10,14 +10,14 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from contracts.config import GoldenHourConfig
-from contracts.shared import SHARED_FIELDS, SharedAlertPublished
-from infra.db import create_pool
-from infra.devsystem import IDENTIFIED, directory
-from streams.clock_store import ClockStore
-from streams.recipients import FirewallViolation
-from streams.screen import WITHHELD
-from streams.sharing import LEFT_DIRECTORY
+from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.contracts.shared import SHARED_FIELDS, SharedAlertPublished
+from goldenhour.dev.devsystem import IDENTIFIED, directory
+from goldenhour.infra.db import create_pool
+from goldenhour.streams.clock_store import ClockStore
+from goldenhour.streams.recipients import FirewallViolation
+from goldenhour.streams.sharing import LEFT_DIRECTORY
+from goldenhour.wording.screen import WITHHELD
 from tests.integration.test_clock_store import record
 
 CHILD = "LBH-2026-0042"

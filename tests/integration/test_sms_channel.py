@@ -17,14 +17,14 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from infra.twilio_local import LocalTwilio
-from notifiers.base import (
+from goldenhour.dev.twilio_local import LocalTwilio
+from goldenhour.notifiers.base import (
     Channel,
     OutboundMessage,
     PermanentSendError,
     RetryableSendError,
 )
-from notifiers.sms import TwilioSms, ref_of
+from goldenhour.notifiers.sms import TwilioSms, ref_of
 
 ACCOUNT = "AC" + "1f" * 16
 TOKEN = "local-auth-token"
@@ -325,7 +325,7 @@ async def test_control_endpoints(twilio: LocalTwilio, sms: TwilioSms) -> None:
 async def test_runs_as_a_process() -> None:
     port = closed_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "infra.twilio_local", "--port", str(port),
+        sys.executable, "-m", "goldenhour.dev.twilio_local", "--port", str(port),
         "--account-sid", ACCOUNT, "--auth-token", TOKEN,
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip

@@ -22,7 +22,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from infra.stack import EmbeddedStack, StackError, _sweep_stale_dirs
+from goldenhour.dev.stack import EmbeddedStack, StackError, _sweep_stale_dirs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -188,7 +188,7 @@ def test_given_data_dir_persists() -> None:
 
 _ORPHAN_SCRIPT = """
 import json, sys, time
-from infra.stack import EmbeddedStack
+from goldenhour.dev.stack import EmbeddedStack
 s = EmbeddedStack(durable=False).start()
 print("PIDS=" + json.dumps(list(s.pids.values())), flush=True)
 print("DIR=" + str(s.data_dir), flush=True)
@@ -219,7 +219,7 @@ def test_children_die_with_sigkilled_parent() -> None:
             shutil.rmtree(info["DIR"], ignore_errors=True)
 
 
-_UP_SCRIPT = "from infra.stack import stack_up_main; raise SystemExit(stack_up_main())"
+_UP_SCRIPT = "from goldenhour.dev.stack import stack_up_main; raise SystemExit(stack_up_main())"
 
 
 def test_stack_up_main_stops_on_sigterm() -> None:

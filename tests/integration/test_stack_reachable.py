@@ -17,8 +17,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from infra.pg_binaries import can_enter, can_run, package_bin_dir, server_user
-from infra.stack import EmbeddedStack, StackError
+from goldenhour.dev.pg_binaries import can_enter, can_run, package_bin_dir, server_user
+from goldenhour.dev.stack import EmbeddedStack, StackError
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as nobody")
 

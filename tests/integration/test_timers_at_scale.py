@@ -21,10 +21,10 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from contracts.config import GoldenHourConfig
-from infra.db import create_pool, migrate
-from infra.devsystem import directory
-from streams.clock_store import ClockStore
+from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.dev.devsystem import directory
+from goldenhour.infra.db import create_pool, migrate
+from goldenhour.streams.clock_store import ClockStore
 
 # The default policy's steps by their stable keys, first to last.
 STEPS = [s.key for s in GoldenHourConfig.model_validate(directory()[0]).policy_for("high").steps]

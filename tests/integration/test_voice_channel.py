@@ -15,9 +15,9 @@ import pytest
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from infra.twilio_local import LocalTwilio
-from notifiers.base import OutboundMessage, PermanentSendError, RetryableSendError
-from notifiers.voice import TwilioVoice, call_status
+from goldenhour.dev.twilio_local import LocalTwilio
+from goldenhour.notifiers.base import OutboundMessage, PermanentSendError, RetryableSendError
+from goldenhour.notifiers.voice import TwilioVoice, call_status
 
 ACCOUNT = "AC" + "2e" * 16
 TOKEN = "local-auth-token"

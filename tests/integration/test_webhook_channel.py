@@ -13,9 +13,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra.webhook_local import LocalWebhookReceiver, ReceivedHook
-from notifiers.base import Channel, OutboundMessage, PermanentSendError, RetryableSendError
-from notifiers.webhook import USER_AGENT, WebhookChannel, sign, verify
+from goldenhour.dev.webhook_local import LocalWebhookReceiver, ReceivedHook
+from goldenhour.infra.webhook_signing import sign, verify
+from goldenhour.notifiers.base import (
+    Channel,
+    OutboundMessage,
+    PermanentSendError,
+    RetryableSendError,
+)
+from goldenhour.notifiers.webhook import USER_AGENT, WebhookChannel
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec_" + "k3y" * 10

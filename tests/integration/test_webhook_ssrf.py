@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from infra.webhook_local import LocalWebhookReceiver
-from notifiers.base import OutboundMessage, PermanentSendError, RetryableSendError
-from notifiers.webhook import WebhookChannel
-from services.webhook_urls import Resolver, check_webhook_url
+from goldenhour.dev.webhook_local import LocalWebhookReceiver
+from goldenhour.infra.webhook_urls import Resolver, check_webhook_url
+from goldenhour.notifiers.base import OutboundMessage, PermanentSendError, RetryableSendError
+from goldenhour.notifiers.webhook import WebhookChannel
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec_" + "s5rf" * 8
@@ -207,10 +207,10 @@ async def test_tls_checks_the_certificate_for_the_name_not_the_address(tls_recei
 
 LOGGED_DELIVERY = """
 import asyncio, json, sys, uuid
-from infra import logs
-from infra.webhook_local import LocalWebhookReceiver
-from notifiers.base import OutboundMessage, PermanentSendError
-from notifiers.webhook import WebhookChannel
+from goldenhour.infra import logs
+from goldenhour.dev.webhook_local import LocalWebhookReceiver
+from goldenhour.notifiers.base import OutboundMessage, PermanentSendError
+from goldenhour.notifiers.webhook import WebhookChannel
 
 SECRET, LEAK = sys.argv[1], sys.argv[2]
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench import directory, providers, report
-from bench.stats import fmt, percentile, ratio, summary, table
-from contracts.config import GoldenHourConfig, hash_api_key
+from goldenhour.bench import directory, providers, report
+from goldenhour.bench.stats import fmt, percentile, ratio, summary, table
+from goldenhour.contracts.config import GoldenHourConfig, hash_api_key
 
 
 @pytest.mark.parametrize(

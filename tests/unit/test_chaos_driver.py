@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chaos.driver import plan_children
+from goldenhour.chaos.driver import plan_children
 
 
 def test_plans_are_seeded_and_spread_over_the_window():

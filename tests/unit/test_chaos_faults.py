@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chaos import faults
-from chaos.faults import schedule, settled_at
+from goldenhour.chaos import faults
+from goldenhour.chaos.faults import schedule, settled_at
 
 PARTS = ["api-1", "api-2", "streams-1", "streams-2", "dispatcher-1", "dispatcher-2"]
 

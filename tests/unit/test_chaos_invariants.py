@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from chaos import config as chaos_config
-from chaos import faults
-from chaos.invariants import (
+from goldenhour.chaos import config as chaos_config
+from goldenhour.chaos import faults
+from goldenhour.chaos.invariants import (
     Note,
     Probe,
     SmsLatency,
@@ -34,7 +34,7 @@ from chaos.invariants import (
     step_lateness,
     unmatched_sms,
 )
-from contracts.config import GoldenHourConfig
+from goldenhour.contracts.config import GoldenHourConfig
 
 A = "00000000-0000-0000-0000-00000000000a"
 B = "00000000-0000-0000-0000-00000000000b"

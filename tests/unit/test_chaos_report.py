@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from chaos import report
+from goldenhour.chaos import report
 
 RESULT = {
     "seed": 1,

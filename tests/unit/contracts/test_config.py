@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from contracts.config import (
+from goldenhour.contracts.config import (
     ConfigError,
     GoldenHourConfig,
     OrgKind,
@@ -19,7 +19,7 @@ from contracts.config import (
     hash_api_key,
     load_config,
 )
-from contracts.events import RiskLevel
+from goldenhour.contracts.events import RiskLevel
 
 EXAMPLE = Path(__file__).with_name("design_example.yaml")
 RAW: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())

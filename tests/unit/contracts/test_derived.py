@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from contracts.derived import (
+from goldenhour.contracts.derived import (
     DERIVED_TYPES,
     AlertAcknowledged,
     AlertRaised,
@@ -23,7 +23,7 @@ from contracts.derived import (
     StepFired,
     parse_derived,
 )
-from contracts.events import RiskLevel
+from goldenhour.contracts.events import RiskLevel
 
 NOW = datetime(2026, 11, 22, 21, 40, tzinfo=UTC)
 ALERT = uuid.uuid4()

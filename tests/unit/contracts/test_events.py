@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from contracts.events import (
+from goldenhour.contracts.events import (
     EVENT_DATA,
     AbsenceReported,
     ChildId,

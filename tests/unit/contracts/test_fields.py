@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import AfterValidator, StringConstraints, TypeAdapter, ValidationError
 
-from contracts.config import GoldenHourConfig
-from contracts.events import Event
-from contracts.fields import (
+from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.contracts.events import Event
+from goldenhour.contracts.fields import (
     ONE_LINE,
     Duration,
     FreeText,
@@ -27,8 +27,8 @@ from contracts.fields import (
     one_line,
     parse_duration,
 )
-from contracts.policy import _recipient
-from contracts.shared import SharedAlert, SubscriptionRequest
+from goldenhour.contracts.policy import _recipient
+from goldenhour.contracts.shared import SharedAlert, SubscriptionRequest
 from tests.unit.contracts.test_safeguarding import EVENT_MODELS, walk
 
 DURATION = TypeAdapter(Duration)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from contracts.languages import shared_language
+from goldenhour.contracts.languages import shared_language
 
 
 @pytest.mark.parametrize(

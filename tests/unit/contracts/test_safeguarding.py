@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from contracts import derived, events
-from contracts.shared import SHARED_FIELDS, SharedAlert
+from goldenhour.contracts import derived, events
+from goldenhour.contracts.shared import SHARED_FIELDS, SharedAlert
 
 FORBIDDEN = ("immigration", "nationality", "visa", "asylum", "name")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from contracts.policy import Delivery, Policy, Step
+from goldenhour.contracts.policy import Delivery, Policy, Step
 
 MPU = {"after": "15m", "notify": ["national.missing_persons_unit"], "channels": ["sms"]}
 POLICE = {"after": "15m", "notify": ["police.control_room"], "channels": ["sms", "voice"]}

@@ -7,7 +7,7 @@ import pytest
 from aiokafka import errors as kafka_errors
 from pydantic import BaseModel, ValidationError
 
-from infra.faults import is_transient
+from goldenhour.infra.faults import is_transient
 
 
 class _Model(BaseModel):

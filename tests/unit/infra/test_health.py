@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from infra import health
+from goldenhour.infra import health
 
 
 async def _stubborn(release: asyncio.Event) -> str | None:

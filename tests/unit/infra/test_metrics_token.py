@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from infra.health import HealthServer, metrics_refusal
-from infra.stack import free_port
+from goldenhour.dev.stack import free_port
+from goldenhour.infra.health import HealthServer, metrics_refusal
 
 TOKEN = "a-metrics-token-for-the-scraper"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.restarts import ReadyLine, RestartPolicy, Restarts
+from goldenhour.dev.restarts import ReadyLine, RestartPolicy, Restarts
 
 POLICY = RestartPolicy(base_s=0.5, cap_s=30.0, stable_s=30.0, max_failures=6, window_s=300.0)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from notifiers.failover_rules import (
+from goldenhour.notifiers.failover_rules import (
     Message,
     grouped,
     needs_failover,

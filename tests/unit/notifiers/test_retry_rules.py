@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notifiers import retry_rules as rules
+from goldenhour.notifiers import retry_rules as rules
 
 T0 = datetime(2026, 11, 22, 21, 40, tzinfo=UTC)
 ALERT = uuid.uuid4()

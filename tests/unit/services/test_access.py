@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from contracts.config import GoldenHourConfig
-from infra.devsystem import directory
-from services.access import (
+from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.dev.devsystem import directory
+from goldenhour.services.access import (
     ALREADY_IDENTIFIED,
     NOT_YOURS,
     Conflict,

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from infra.settings import Settings
-from notifiers.base import OutboundMessage, PermanentSendError
-from notifiers.channels import SwitchedOff, twilio_channels
-from services.ack_codes import PER_ALERT, PER_NUMBER, ToldAlert, judge
-from services.twilio_replays import callback_digest
+from goldenhour.infra.settings import Settings
+from goldenhour.notifiers.base import OutboundMessage, PermanentSendError
+from goldenhour.notifiers.channels import SwitchedOff, twilio_channels
+from goldenhour.services.ack_codes import PER_ALERT, PER_NUMBER, ToldAlert, judge
+from goldenhour.services.twilio_replays import callback_digest
 
 HACKNEY = ToldAlert(uuid.uuid4(), "LBH-2026-0042", "482193", "lbh-duty", "LBH")
 OTHER = ToldAlert(uuid.uuid4(), "LBH-2026-0043", "730118", "lbh-duty", "LBH")
@@ -92,7 +92,7 @@ def test_a_replay_has_the_digest_of_its_original_and_any_change_another():
 
 
 def test_the_local_twilio_refuses_an_empty_auth_token():
-    from infra.twilio_local import LocalTwilio
+    from goldenhour.dev.twilio_local import LocalTwilio
 
     with pytest.raises(ValueError, match="auth_token"):
         LocalTwilio("AC" + "0" * 32, "")

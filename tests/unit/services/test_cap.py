@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from contracts.shared import SHARED_FIELDS, SharedAlert
-from services.cap import (
+from goldenhour.contracts.shared import SHARED_FIELDS, SharedAlert
+from goldenhour.services.cap import (
     PARAMETER_FIELDS,
     atom_feed,
     cap_alert,

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from services.console.board import BoardFilters
-from services.console.forms import form_time
-from services.console.sessions import csrf_ok
-from services.console.web import safe_next
+from goldenhour.services.console.board import BoardFilters
+from goldenhour.services.console.forms import form_time
+from goldenhour.services.console.sessions import csrf_ok
+from goldenhour.services.console.web import safe_next
 
 LONDON = ZoneInfo("Europe/London")
 NOW = datetime(2026, 11, 23, 3, 12, tzinfo=UTC)

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from contracts.config import GoldenHourConfig
-from infra.devsystem import directory
-from services.console.sessions import failure_keys
-from services.http_limits import BodyLimit, RateLimit, parse_rate, trusted_proxies
+from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.dev.devsystem import directory
+from goldenhour.services.console.sessions import failure_keys
+from goldenhour.services.http_limits import BodyLimit, RateLimit, parse_rate, trusted_proxies
 
 CAP = 1024
 

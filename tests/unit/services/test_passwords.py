@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services import passwords
+from goldenhour.services import passwords
 
 
 def test_a_hash_verifies_its_password_only():

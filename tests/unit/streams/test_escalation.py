@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.escalation import ClockState, Plan, Recipient, deliveries, plan
+from goldenhour.streams.escalation import ClockState, Plan, Recipient, deliveries, plan
 
 T0 = datetime(2026, 11, 22, 21, 40, tzinfo=UTC)
 M = timedelta(minutes=1)

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from contracts.events import IntakeRecord
-from infra.backoff import delay
-from infra.devsystem import event
-from streams.handlers import Poison, read_record
-from streams.readiness import RETRY_UNREADY_AFTER_S, ClaimStreak, RetryBoard
+from goldenhour.contracts.events import IntakeRecord
+from goldenhour.dev.devsystem import event
+from goldenhour.infra.backoff import delay
+from goldenhour.streams.handlers import Poison, read_record
+from goldenhour.streams.readiness import RETRY_UNREADY_AFTER_S, ClaimStreak, RetryBoard
 
 
 def _record(**event_changes: object) -> dict:

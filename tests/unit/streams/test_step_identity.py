@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.policy import Policy, Step
-from streams.escalation import (
+from goldenhour.contracts.policy import Policy, Step
+from goldenhour.streams.escalation import (
     ClockState,
     Recipient,
     allot,

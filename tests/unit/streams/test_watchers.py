@@ -11,8 +11,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from contracts.config import Watchers
-from contracts.events import (
+from goldenhour.contracts.config import Watchers
+from goldenhour.contracts.events import (
     AbsenceReported,
     CheckinRecorded,
     ChildIdentified,
@@ -22,7 +22,7 @@ from contracts.events import (
     ReturnInterviewCompleted,
     RiskSignal,
 )
-from streams.watchers import (
+from goldenhour.streams.watchers import (
     CONCERNS,
     RISK_ORDER,
     Action,

@@ -1,0 +1,1 @@
+"""Golden Hour: missing-child alert and golden-hour response."""

@@ -1,0 +1,186 @@
+"""`goldenhour`: the entry points of every part, and `run` to start them all."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import threading
+
+import structlog
+from pydantic import ValidationError
+
+from goldenhour.contracts.config import ConfigError
+from goldenhour.infra.logs import configure
+from goldenhour.infra.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def _settings(twilio: bool = False) -> Settings:
+    """The environment and the config file, refused at start with the bad entry named; with
+    `twilio`, for a part that sends or receives through Twilio, its credentials too."""
+    try:
+        settings = Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:  # names the missing or bad variable
+        raise SystemExit(f"goldenhour: bad environment: {exc}") from None
+    try:
+        settings.config  # noqa: B018 - validate now, not on first use
+    except ConfigError as exc:
+        raise SystemExit(f"goldenhour: {exc}") from None
+    if twilio:
+        settings.require_twilio()
+    return settings
+
+
+def exit_when_orphaned(grace_s: float = 10.0) -> None:
+    """End this part if its supervisor dies and its own graceful stop hangs.
+
+    A supervisor's death sends the part SIGTERM (PDEATHSIG), but a graceful stop can wait on a
+    broker or database that went down with the supervisor; past `grace_s` the part exits
+    anyway, so no orphan is left behind. A part with no supervisor (PID 1 in a container) is
+    left to its own signals."""
+    parent = os.getppid()
+    if parent <= 1:
+        return
+
+    # An Event's wait, not time.sleep: a part run with its wall clock shifted (libfaketime, to
+    # prove the clocks of hosts need not agree) gets EINVAL from time.sleep's clock_nanosleep.
+    never = threading.Event()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            never.wait(0.5)
+        never.wait(grace_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    from goldenhour.infra.db import migrate
+
+    _, dsn = _settings().require_servers()
+    applied = asyncio.run(migrate(dsn))
+    print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")
+    return 0
+
+
+def cmd_api(_: argparse.Namespace) -> int:
+    exit_when_orphaned()
+    import uvicorn
+
+    from goldenhour.services.app import create_app
+
+    settings = _settings(twilio=True)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
+        access_log=False,
+        # X-Forwarded-For is believed only from GOLDENHOUR_TRUSTED_PROXIES (services.http_limits).
+        proxy_headers=False,
+    )
+    return 0
+
+
+def cmd_streams(_: argparse.Namespace) -> int:
+    exit_when_orphaned()
+    from goldenhour.streams.worker import main as streams_main
+
+    return streams_main(_settings())
+
+
+def cmd_dispatcher(_: argparse.Namespace) -> int:
+    exit_when_orphaned()
+    from goldenhour.notifiers.worker import main as dispatcher_main
+
+    return dispatcher_main(_settings(twilio=True))
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    from goldenhour.services.dlq import main as dlq_main
+
+    return dlq_main(_settings(), args)
+
+
+def cmd_run(_: argparse.Namespace) -> int:
+    """Every part as a child process, on the embedded stack unless both addresses are set."""
+    from goldenhour.dev.supervisor import run_all
+
+    return run_all(_settings(twilio=True))
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from goldenhour.dev.stack import stack_up_main
+
+    if args.action != "up":
+        raise SystemExit("usage: goldenhour stack up")
+    return stack_up_main()
+
+
+def cmd_demo(_: argparse.Namespace) -> int:
+    from goldenhour.demo.run import main as demo_main
+
+    return demo_main()
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from goldenhour.services.passwords import set_password_main
+
+    return set_password_main(_settings(), args.user_id, from_stdin=args.stdin)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # the bench parses its own options
+        from goldenhour.bench.main import main as bench_main
+
+        return bench_main(argv[1:])
+    if argv[:1] == ["chaos"]:  # so does the fault-injection harness
+        from goldenhour.chaos.main import main as chaos_main
+
+        return chaos_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="goldenhour", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="API and every worker, on the embedded stack unless configured")
+    sub.add_parser("api", help="the HTTP API and the outbox relay")
+    sub.add_parser("streams", help="the golden-hour clock (faust worker)")
+    sub.add_parser("dispatcher", help="the SMS and email dispatcher")
+    sub.add_parser("migrate", help="apply the database migrations")
+    stack = sub.add_parser("stack", help="the embedded Kafka and PostgreSQL")
+    stack.add_argument("action", choices=["up"])
+    sub.add_parser("demo", help="acceptance scenario 1 on the embedded stack, with a timeline")
+    users = sub.add_parser("users", help="manage console sign-in")
+    users.add_argument("action", choices=["set-password"])
+    users.add_argument("user_id", help="a user id of the directory")
+    users.add_argument(
+        "--stdin", action="store_true", help="read the password from standard input, not a prompt"
+    )
+    dlq = sub.add_parser("dlq", help="dead letters: records a consumer could never apply")
+    dlq_sub = dlq.add_subparsers(dest="action", required=True)
+    dlq_sub.add_parser("list", help="the dead letters not yet replayed")
+    show = dlq_sub.add_parser("show", help="one dead letter, with its error and raw record")
+    show.add_argument("id", type=int)
+    replay = dlq_sub.add_parser("replay", help="apply again through the normal path, once mended")
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", type=int, nargs="?")
+    which.add_argument("--all", action="store_true", help="every dead letter not yet replayed")
+    sub.add_parser("bench", help="measure latency, timers, ingest and recovery (see bench -h)")
+    sub.add_parser("chaos", help="inject faults into a whole system and check the promises")
+    args = parser.parse_args(argv)
+    configure(os.environ.get("GOLDENHOUR_LOG_LEVEL", "info"))
+    handler = {
+        "run": cmd_run,
+        "api": cmd_api,
+        "streams": cmd_streams,
+        "dispatcher": cmd_dispatcher,
+        "migrate": cmd_migrate,
+        "stack": cmd_stack,
+        "demo": cmd_demo,
+        "users": cmd_users,
+        "dlq": cmd_dlq,
+    }[args.command]
+    return handler(args)

@@ -1,0 +1,247 @@
+"""Dead letters: records a consumer can never apply, kept with their error until an operator
+replays them, and the operations contacts told of each.
+
+A record is dead-lettered only for a deterministic failure (it does not parse, has an unknown
+`schema_version`, fails validation, or its handler raises on it every time while the database
+answers). A transient failure is retried without limit and never comes here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+import structlog
+from prometheus_client import Counter, Gauge
+
+from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.infra.db import audit
+
+log = structlog.get_logger(__name__)
+
+DEAD_LETTERED = Counter(
+    "goldenhour_dead_letters_total", "Records set aside as dead letters", ["consumer", "reason"]
+)
+OPEN = Gauge("goldenhour_dead_letters_open", "Dead letters not yet replayed (as last counted)")
+
+REASONS = ("parse", "schema", "validation", "handler")
+OPERATIONS_ORG = "OPERATIONS"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One record that could not be applied, as it came off the topic."""
+
+    consumer: str
+    topic: str
+    raw: bytes
+    reason: str
+    error: str
+    key: bytes | None = None
+    partition: int | None = None
+    offset: int | None = None
+    event_id: uuid.UUID | None = None
+    child_id: str | None = None
+
+
+_INSERT = """
+INSERT INTO dead_letters (consumer, topic, kafka_partition, kafka_offset, key, raw, event_id,
+                          child_id, reason, error)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (consumer, event_id) WHERE status = 'dead' AND event_id IS NOT NULL DO NOTHING
+RETURNING id
+"""
+
+
+async def record(
+    conn: asyncpg.Connection, letter: DeadLetter, config: GoldenHourConfig, now: datetime
+) -> int | None:
+    """Keep the letter, audit it and tell the operations contacts, in the caller's transaction.
+
+    Returns the dead letter's id, or None when this event already has an open one (a redelivery
+    of the same poison event is not counted twice)."""
+    if letter.reason not in REASONS:
+        raise ValueError(f"unknown dead-letter reason {letter.reason!r}")
+    dead_id = await conn.fetchval(
+        _INSERT,
+        letter.consumer,
+        letter.topic,
+        letter.partition,
+        letter.offset,
+        letter.key,
+        letter.raw,
+        letter.event_id,
+        letter.child_id,
+        letter.reason,
+        letter.error[:2000],
+    )
+    if dead_id is None:
+        return None
+    await audit(
+        conn,
+        "event.dead_lettered",
+        letter.child_id,
+        None,
+        {
+            "dead_letter_id": dead_id,
+            "consumer": letter.consumer,
+            "reason": letter.reason,
+            "event_id": str(letter.event_id) if letter.event_id else None,
+            "error": letter.error[:500],
+        },
+        actor=f"system:{letter.consumer}",
+    )
+    await tell_operations(
+        conn,
+        config,
+        f"dead_letter:{dead_id}",
+        f"Golden Hour: a record could not be applied (dead letter {dead_id})",
+        (
+            f"The {letter.consumer} consumer could not apply a record from {letter.topic}"
+            f" and set it aside as dead letter {dead_id}.\n\n"
+            f"Reason: {letter.reason}\nError: {letter.error[:500]}\n"
+            f"Event: {letter.event_id or 'unreadable'}\nCase: {letter.child_id or 'unknown'}\n\n"
+            f"Look at it with `goldenhour dlq show {dead_id}`; once the cause is mended,"
+            f" `goldenhour dlq replay {dead_id}` applies it through the normal path.\n"
+        ),
+        now,
+    )
+    DEAD_LETTERED.labels(letter.consumer, letter.reason).inc()
+    log.error(
+        "event.dead_lettered",
+        dead_letter_id=dead_id,
+        consumer=letter.consumer,
+        reason=letter.reason,
+        event_id=str(letter.event_id) if letter.event_id else None,
+        child_id=letter.child_id,
+        error=letter.error[:500],
+    )
+    return dead_id
+
+
+async def tell_operations(
+    conn: asyncpg.Connection,
+    config: GoldenHourConfig,
+    key: str,
+    subject: str,
+    body: str,
+    now: datetime,
+) -> list[uuid.UUID]:
+    """Queue one email to every operations contact, once per `key`; the dispatcher sends it.
+
+    Returns the ids of the messages queued (none when the config names no operations contacts,
+    or when this key was already told)."""
+    ids = []
+    for contact in config.operations:
+        nid = uuid.uuid4()
+        inserted = await conn.fetchval(
+            "INSERT INTO notifications (notification_id, alert_id, child_id, step_key, contact_id,"
+            " org_code, channel, address, subject, body, status, next_attempt_at, created_at)"
+            " VALUES ($1, NULL, NULL, $2, $3, $4, 'email', $5, $6, $7, 'pending', $8, $8)"
+            " ON CONFLICT DO NOTHING RETURNING true",
+            nid,
+            f"operations:{key}"[:200],
+            contact.id,
+            OPERATIONS_ORG,
+            str(contact.email),
+            subject,
+            body,
+            now,
+        )
+        if inserted:
+            ids.append(nid)
+    return ids
+
+
+async def count_open(pool: asyncpg.Pool) -> int:
+    """Dead letters not yet replayed; also sets the gauge."""
+    n = await pool.fetchval("SELECT count(*) FROM dead_letters WHERE status = 'dead'")
+    OPEN.set(n)
+    return int(n)
+
+
+# --- operating them: `goldenhour dlq` ---------------------------------------------------------
+
+
+class ReplayRefused(Exception):
+    """A dead letter that cannot be replayed: unknown, or replayed already."""
+
+    def __init__(self, dead_id: int, why: str) -> None:
+        super().__init__(f"dead letter {dead_id}: {why}")
+        self.dead_id = dead_id
+
+
+async def list_open(conn: asyncpg.Connection, limit: int = 500) -> list[asyncpg.Record]:
+    """Dead letters not yet replayed, oldest first."""
+    return await conn.fetch(
+        "SELECT * FROM dead_letters WHERE status = 'dead' ORDER BY id LIMIT $1", limit
+    )
+
+
+async def get(conn: asyncpg.Connection, dead_id: int) -> asyncpg.Record | None:
+    """One dead letter, replayed or not."""
+    return await conn.fetchrow("SELECT * FROM dead_letters WHERE id = $1", dead_id)
+
+
+async def replay(
+    conn: asyncpg.Connection, dead_id: int, by: str, outbox_channel: str | None = None
+) -> int:
+    """Send the letter's record through the normal path again: an outbox row the relay
+    publishes to the letter's topic, where its consumer applies it (idempotent on event_id).
+    The row, the letter marked `replayed` and the audit line commit together, so a letter is
+    replayed at most once; should the record fail again it comes back as a new dead letter.
+    Returns the outbox row's id; raises ReplayRefused."""
+    async with conn.transaction():
+        letter = await conn.fetchrow(
+            "UPDATE dead_letters SET status = 'replayed', replayed_at = now(), replayed_by = $2"
+            " WHERE id = $1 AND status = 'dead' RETURNING *",
+            dead_id,
+            by,
+        )
+        if letter is None:
+            known = await get(conn, dead_id)
+            if known is None:
+                raise ReplayRefused(dead_id, "no such dead letter")
+            raise ReplayRefused(
+                dead_id,
+                f"already replayed at {known['replayed_at']:%Y-%m-%d %H:%M:%S} by"
+                f" {known['replayed_by']}",
+            )
+        key = (
+            letter["key"].decode("utf-8", "replace")
+            if letter["key"] is not None
+            else letter["child_id"] or ""
+        )
+        outbox_id = await conn.fetchval(
+            "INSERT INTO outbox (topic, key, payload, event_id) VALUES ($1, $2, $3, $4)"
+            " RETURNING id",
+            letter["topic"],
+            key,
+            letter["raw"],
+            letter["event_id"],
+        )
+        await audit(
+            conn,
+            "event.dead_letter_replayed",
+            letter["child_id"],
+            None,
+            {
+                "dead_letter_id": dead_id,
+                "consumer": letter["consumer"],
+                "event_id": str(letter["event_id"]) if letter["event_id"] else None,
+                "outbox_id": outbox_id,
+            },
+            actor=f"operator:{by}",
+        )
+        if outbox_channel:
+            await conn.execute(f"NOTIFY {outbox_channel}")  # delivered at commit
+    log.info(
+        "event.dead_letter_replayed",
+        dead_letter_id=dead_id,
+        event_id=str(letter["event_id"]) if letter["event_id"] else None,
+        child_id=letter["child_id"],
+        by=by,
+    )
+    return int(outbox_id)

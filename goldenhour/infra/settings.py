@@ -1,0 +1,159 @@
+"""One settings object per process, built from the environment."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from goldenhour.contracts.config import GoldenHourConfig, load_config
+from goldenhour.infra.ack_links import AckLinks
+from goldenhour.infra.db import DbLimits
+
+
+class Settings(BaseSettings):
+    """Golden Hour's environment. Names are the documented environment variables."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    config_path: Path = Field(alias="GOLDENHOUR_CONFIG")
+    kafka_bootstrap: str | None = Field(default=None, alias="GOLDENHOUR_KAFKA_BOOTSTRAP")
+    database_url: str | None = Field(default=None, alias="GOLDENHOUR_DATABASE_URL")
+    api_host: str = Field(default="127.0.0.1", alias="GOLDENHOUR_API_HOST")
+    api_port: int = Field(default=8000, alias="GOLDENHOUR_API_PORT")
+    public_url: str = Field(default="http://127.0.0.1:8000", alias="GOLDENHOUR_PUBLIC_URL")
+    topic_prefix: str = Field(default="goldenhour", alias="GOLDENHOUR_TOPIC_PREFIX")
+    # Seconds a message may sit in `sent` without a status callback before it is re-polled.
+    repoll_after_s: float = Field(default=120.0, alias="GOLDENHOUR_REPOLL_AFTER_S")
+    # Seconds a send may take before another dispatcher treats its holder as dead.
+    send_lease_s: float = Field(default=60.0, alias="GOLDENHOUR_SEND_LEASE_S")
+    # How long a consumer's fetch may wait for data. The embedded broker answers a waiting fetch
+    # only when this runs out, so it bounds each hop's latency there; real Kafka answers early.
+    fetch_max_wait_ms: int = Field(default=10, alias="GOLDENHOUR_FETCH_MAX_WAIT_MS")
+    # A new consumer group's first assignment waits for half of it on the embedded broker; real
+    # Kafka refuses less than 6 s by default.
+    kafka_session_timeout_s: float = Field(default=6.0, alias="GOLDENHOUR_KAFKA_SESSION_TIMEOUT_S")
+    log_level: str = Field(default="info", alias="GOLDENHOUR_LOG_LEVEL")
+    # Webhook URLs may resolve to loopback/private addresses (tests and the demo only).
+    webhook_allow_private: bool = Field(default=False, alias="GOLDENHOUR_WEBHOOK_ALLOW_PRIVATE")
+    # Failed webhook attempts in a row after which a subscription is disabled (its owner told).
+    webhook_max_failures: int = Field(default=5, alias="GOLDENHOUR_WEBHOOK_MAX_FAILURES", ge=1)
+
+    # Signs the acknowledgement links in emails; the API and the streams worker must share it.
+    # Unset, emails carry no link (the SMS reply and the console still acknowledge).
+    secret_key: str | None = Field(default=None, alias="GOLDENHOUR_SECRET_KEY", min_length=32)
+    ack_link_ttl_s: int = Field(default=24 * 3600, alias="GOLDENHOUR_ACK_LINK_TTL_S", ge=60)
+    # Console sign-in: how long a session lasts, and failed sign-ins allowed per 15 minutes.
+    session_ttl_s: int = Field(default=12 * 3600, alias="GOLDENHOUR_SESSION_TTL_S", ge=60)
+    login_max_failures: int = Field(default=5, alias="GOLDENHOUR_LOGIN_MAX_FAILURES", ge=1)
+
+    # Bounds on every database connection (see infra.db.DbLimits): defaults free a hung
+    # worker's locks within seconds.
+    db_connect_timeout_s: float = Field(default=5.0, alias="GOLDENHOUR_DB_CONNECT_TIMEOUT_S", gt=0)
+    db_command_timeout_s: float = Field(default=15.0, alias="GOLDENHOUR_DB_COMMAND_TIMEOUT_S", gt=0)
+    db_statement_timeout_s: float = Field(
+        default=10.0, alias="GOLDENHOUR_DB_STATEMENT_TIMEOUT_S", gt=0
+    )
+    db_idle_in_transaction_s: float = Field(
+        default=5.0, alias="GOLDENHOUR_DB_IDLE_IN_TRANSACTION_S", gt=0
+    )
+    # Where `goldenhour run` keeps its embedded database (unset: the user's data directory).
+    data_dir: Path | None = Field(default=None, alias="GOLDENHOUR_DATA_DIR")
+    # Workers (streams, dispatcher) serve /healthz, /readyz and /metrics on this port when set.
+    health_port: int | None = Field(default=None, alias="GOLDENHOUR_HEALTH_PORT")
+    # Parts the API's /readyz also requires to hold their partitions (`run` sets both).
+    ready_requires: str = Field(default="", alias="GOLDENHOUR_READY_REQUIRES")
+
+    # Twilio may be switched off only explicitly: with it on, an empty TWILIO_AUTH_TOKEN would
+    # let anyone sign a callback, so every part refuses to start (see `require_twilio`).
+    twilio_enabled: bool = Field(default=True, alias="GOLDENHOUR_TWILIO_ENABLED")
+    twilio_account_sid: str = Field(default="", alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: str = Field(default="", alias="TWILIO_AUTH_TOKEN")
+    twilio_from_number: str = Field(default="", alias="TWILIO_FROM_NUMBER")
+    twilio_api_base_url: str | None = Field(default=None, alias="TWILIO_API_BASE_URL")
+    smtp_host: str = Field(default="127.0.0.1", alias="SMTP_HOST")
+    smtp_port: int = Field(default=25, alias="SMTP_PORT")
+    smtp_from: str = Field(default="goldenhour@localhost", alias="SMTP_FROM")
+    # `starttls` (required, the default), `tls` (implicit TLS, port 465) or `off` (a local relay
+    # only): mail carries child data and is never sent in clear by accident.
+    smtp_tls: Literal["starttls", "tls", "off"] = Field(default="starttls", alias="SMTP_TLS")
+    # A CA bundle to verify the SMTP server's certificate with (unset: the system's).
+    smtp_ca_file: Path | None = Field(default=None, alias="SMTP_CA_FILE")
+
+    # Addresses (IPs or CIDRs, comma-separated) of reverse proxies whose X-Forwarded-For is
+    # believed; from anyone else the header is ignored and the peer address counts.
+    trusted_proxies: str = Field(default="", alias="GOLDENHOUR_TRUSTED_PROXIES")
+    # /metrics answers only with `Authorization: Bearer <this>`; unset, /metrics is not served.
+    metrics_token: str | None = Field(default=None, alias="GOLDENHOUR_METRICS_TOKEN", min_length=16)
+    # Requests per API key (a `limits` rate string, e.g. "50/second"); "off" for none.
+    api_rate_limit: str = Field(default="50/second", alias="GOLDENHOUR_API_RATE_LIMIT")
+    # The largest request body any route reads; larger ones are refused before they are read.
+    max_body_bytes: int = Field(default=64 * 1024, alias="GOLDENHOUR_MAX_BODY_BYTES", ge=1024)
+
+    @cached_property
+    def config(self) -> GoldenHourConfig:
+        """The validated directory and policies (refused at start when invalid)."""
+        return load_config(self.config_path)
+
+    @cached_property
+    def ack_links(self) -> AckLinks | None:
+        """The email acknowledgement links, when a secret key is set."""
+        if not self.secret_key:
+            return None
+        return AckLinks(self.secret_key, self.public_url, self.ack_link_ttl_s)
+
+    @property
+    def db_limits(self) -> DbLimits:
+        """The bounds every pool and dedicated connection of this process uses."""
+        return DbLimits(
+            connect_timeout_s=self.db_connect_timeout_s,
+            command_timeout_s=self.db_command_timeout_s,
+            statement_timeout_s=self.db_statement_timeout_s,
+            idle_in_transaction_s=self.db_idle_in_transaction_s,
+        )
+
+    @property
+    def twilio_ready(self) -> bool:
+        """Twilio is switched on and has every credential (so its signatures mean something)."""
+        return self.twilio_enabled and all(
+            (self.twilio_account_sid, self.twilio_auth_token, self.twilio_from_number)
+        )
+
+    def require_twilio(self) -> None:
+        """Refuse to start a part that talks to Twilio with a credential missing, naming it,
+        unless Twilio is switched off explicitly (GOLDENHOUR_TWILIO_ENABLED=false)."""
+        if not self.twilio_enabled:
+            return
+        missing = [
+            name
+            for name, value in (
+                ("TWILIO_ACCOUNT_SID", self.twilio_account_sid),
+                ("TWILIO_AUTH_TOKEN", self.twilio_auth_token),
+                ("TWILIO_FROM_NUMBER", self.twilio_from_number),
+            )
+            if not value.strip()
+        ]
+        if missing:
+            raise SystemExit(
+                f"goldenhour: {', '.join(missing)} is empty: an empty auth token would let anyone"
+                " sign a Twilio callback. Set it, or set GOLDENHOUR_TWILIO_ENABLED=false to run"
+                " without SMS and voice."
+            )
+
+    def require_servers(self) -> tuple[str, str]:
+        """Kafka and Postgres addresses, for the parts that never start the embedded stack."""
+        missing = [
+            name
+            for name, value in (
+                ("GOLDENHOUR_KAFKA_BOOTSTRAP", self.kafka_bootstrap),
+                ("GOLDENHOUR_DATABASE_URL", self.database_url),
+            )
+            if not value
+        ]
+        if missing:
+            raise SystemExit(f"{', '.join(missing)} is not set (or use `goldenhour run`)")
+        assert self.kafka_bootstrap and self.database_url
+        return self.kafka_bootstrap, self.database_url

@@ -1,0 +1,515 @@
+"""The dispatcher: sends each message row once, over its channel, and keeps its state visible.
+
+A message's life: pending → sending → sent → delivered / failed (or cancelled once its step no
+longer matters). Postgres is the record. A `notification.requested` event on Kafka is the fast
+path that wakes the dispatcher (notifiers/consumer.py); a sweep of each channel's pending index
+is the safety net that finds anything Kafka did not bring (a lost event, a retry falling due, a
+lease left behind by a killed dispatcher). Neither loop stops on any error, and no send's failure
+stops another send; each channel sends on slots of its own, so no backlog starves another.
+
+Once: a row is claimed by a conditional UPDATE (one claimer wins) that increments its fencing
+token, `claim`; every lease is the database's clock. Just before the provider is called the
+holder checks that its claim is current and its lease unexpired, and every mark presents the
+token, so a holder whose lease was taken over neither sends nor marks. After an outcome that may
+have reached the provider, nobody looks or resends before the provider has had time to finish,
+and then looks for the message by its own marker (notifiers/sms.py) before any resend. When to
+retry and when to stop is notifiers/retry_rules.py; the SQL is notifiers/claims.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+
+import asyncpg
+import structlog
+from prometheus_client import Counter, Gauge
+
+from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.contracts.derived import NotificationRequested
+from goldenhour.infra.backoff import delay
+from goldenhour.infra.settings import Settings
+from goldenhour.infra.topics import Topics
+from goldenhour.notifiers import claims
+from goldenhour.notifiers import retry_rules as rules
+from goldenhour.notifiers.base import (
+    Channel,
+    OutboundMessage,
+    PermanentSendError,
+    RetryableSendError,
+)
+from goldenhour.notifiers.consumer import RequestConsumer
+from goldenhour.notifiers.retry_rules import BACKOFF_CAP_S as BACKOFF_CAP_S  # the tests' bound
+from goldenhour.notifiers.retry_rules import backoff as backoff
+from goldenhour.notifiers.status import apply_status, provider_status
+from goldenhour.notifiers.subscription_health import WebhookSubscriptions
+
+log = structlog.get_logger(__name__)
+
+SENT = Counter("goldenhour_notifications_sent_total", "Messages handed to a provider", ["channel"])
+RETRIED = Counter("goldenhour_notifications_retried_total", "Send attempts to retry", ["channel"])
+FAILED = Counter("goldenhour_notifications_failed_total", "Messages given up", ["channel"])
+CANCELLED = Counter(
+    "goldenhour_notifications_cancelled_total",
+    "Messages no longer retried because their step stopped mattering",
+    ["channel"],
+)
+SWEEP_FAILURES = Counter("goldenhour_dispatcher_sweep_failures_total", "Sweeps that raised")
+LAST_SWEEP = Gauge(
+    "goldenhour_dispatcher_last_sweep_timestamp_seconds", "When the last sweep completed"
+)
+TASK_FAILURES = Counter(
+    "goldenhour_dispatcher_task_failures_total", "Send or re-poll tasks that raised", ["channel"]
+)
+
+# One sweep's bound: a database that stopped answering must not hold the safety net.
+SWEEP_BOUND_S = 30.0
+# Each channel sends on slots of its own, SMS and voice the most: the golden hour is measured by
+# them, and an email backlog (a server that accepts and never answers) can fill only its own.
+SLOTS = {"sms": 32, "voice": 16, "email": 4, "webhook": 8}
+OTHER_SLOTS = 4
+POLL_SLOTS = 8
+# At most this many messages of one channel wait for a slot here; the rest wait in the table.
+QUEUE_DEPTH = 500
+# How long after an ambiguous outcome the provider may still be creating the message, on top of
+# its timeout (a list lagging 30 s behind its writes still shows it then).
+PROCESSING_ALLOWANCE = timedelta(seconds=40)
+# Between the fence and the provider's answer, besides the channel's own timeout.
+SEND_MARGIN_S = 2.0
+
+
+def _attempted(row: asyncpg.Record) -> rules.Attempted:
+    return rules.Attempted(
+        channel=row["channel"],
+        step_key=row["step_key"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        alert_id=row["alert_id"],
+        alert_status=row["alert_status"],
+    )
+
+
+class Dispatcher:
+    """Claims message rows and hands them to their channel."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        channels: dict[str, Channel],
+        public_url: str,
+        repoll_after: timedelta,
+        lease: timedelta = timedelta(seconds=60),
+        webhooks: WebhookSubscriptions | None = None,
+        concurrency: int | Mapping[str, int] | None = None,
+        sweep_every_s: float = 0.5,
+        processing_allowance: timedelta = PROCESSING_ALLOWANCE,
+    ) -> None:
+        self.lease = lease
+        self.webhooks = webhooks
+        self.pool = pool
+        self.channels = channels
+        self.public_url = public_url.rstrip("/")
+        self.repoll_after = repoll_after
+        self.sweep_every_s = sweep_every_s
+        self.processing_allowance = processing_allowance
+        if isinstance(concurrency, int):  # one bound for every channel (tests)
+            sizes = {name: min(concurrency, SLOTS.get(name, OTHER_SLOTS)) for name in channels}
+        else:
+            sizes = {**SLOTS, **(concurrency or {})}
+        self._slots = {name: asyncio.Semaphore(sizes.get(name, OTHER_SLOTS)) for name in channels}
+        self._polls = asyncio.Semaphore(POLL_SLOTS)
+        self._tasks: set[asyncio.Task] = set()
+        # Waiting for a slot or being sent here, by channel: never queued twice.
+        self._queued: dict[uuid.UUID, str] = {}
+        self._rng = random.Random()
+        # A send past this is abandoned: its row stays leased and is reconciled on take-over.
+        self._task_bound_s = lease.total_seconds() + 30.0
+        self.last_sweep_at: float | None = None  # time.monotonic() of the last completed sweep
+        self.last_sweep_error: str | None = None
+        self.requests: RequestConsumer | None = None
+
+    # --- entry points ---------------------------------------------------------------
+
+    async def consume(
+        self,
+        bootstrap: str,
+        topic: str,
+        group_id: str,
+        session_timeout_s: float = 6.0,
+        fetch_max_wait_ms: int = 50,
+        *,
+        config: GoldenHourConfig,
+        topics: Topics | None = None,
+    ) -> None:
+        """Send each requested message as soon as its event arrives; never returns.
+
+        `config` names the operations contacts told of a dead-lettered record; `topics`, when
+        given, are created again if the broker lost them."""
+        self.requests = RequestConsumer(
+            self.pool,
+            config,
+            self._wake,
+            bootstrap,
+            topic,
+            group_id,
+            session_timeout_s=session_timeout_s,
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            topics=topics,
+        )
+        await self.requests.run()
+
+    def _wake(self, request: NotificationRequested) -> None:
+        self._queue(request.notification_id, request.channel, self.send_requested)
+
+    async def sweep_forever(self) -> None:
+        """The safety net: due retries, requests Kafka did not bring, expired leases, re-polls.
+        Survives any failure of a sweep, and backs off while they repeat."""
+        failures = 0
+        while True:
+            try:
+                async with asyncio.timeout(SWEEP_BOUND_S):
+                    # The database's clock, not this host's: leases are compared with it.
+                    await self.sweep(await self.pool.fetchval("SELECT now()"))
+            except Exception as exc:  # noqa: BLE001 - the safety net must never stop
+                failures += 1
+                SWEEP_FAILURES.inc()
+                self.last_sweep_error = repr(exc)[:300]
+                if failures == 1:
+                    log.warning("dispatcher.sweep_failed", error=self.last_sweep_error)
+                await asyncio.sleep(max(self.sweep_every_s, delay(failures, 0.2, 5.0, self._rng)))
+                continue
+            if failures:
+                log.info("dispatcher.sweep_recovered", failures=failures)
+            failures, self.last_sweep_error = 0, None
+            self.last_sweep_at = time.monotonic()
+            LAST_SWEEP.set_to_current_time()
+            await asyncio.sleep(self.sweep_every_s)
+
+    def sweep_problem(self, stale_after_s: float | None = None) -> str | None:
+        """Why the sweep cannot be counted on now (it has not completed lately), or None."""
+        stale_after_s = stale_after_s or max(5.0, 10 * self.sweep_every_s)
+        if self.last_sweep_at is None:
+            return f"no sweep completed yet ({self.last_sweep_error or 'starting'})"
+        age = time.monotonic() - self.last_sweep_at
+        if age > stale_after_s:
+            return f"last sweep completed {age:.0f}s ago ({self.last_sweep_error or 'stuck'})"
+        return None
+
+    async def drain(self) -> None:
+        """Wait for the sends in flight."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # --- one cycle ------------------------------------------------------------------
+
+    async def send_requested(
+        self, notification_id: uuid.UUID, due_by: datetime | None = None
+    ) -> None:
+        """Claim the message if it is pending and due (by `due_by`, else the database's now),
+        and send it."""
+        row = await self.pool.fetchrow(
+            claims.CLAIM_DUE, notification_id, self.lease.total_seconds(), due_by
+        )
+        if row is not None:
+            await self._deliver(row, reconcile=row["look_after"] is not None)
+
+    async def take_over(
+        self, notification_id: uuid.UUID, expired_by: datetime | None = None
+    ) -> None:
+        """Claim a message whose lease ran out (by `expired_by`, else the database's now) and
+        reconcile before sending."""
+        row = await self.pool.fetchrow(
+            claims.CLAIM_EXPIRED, notification_id, self.lease.total_seconds(), expired_by
+        )
+        if row is not None:
+            await self._deliver(row, reconcile=True)
+
+    async def sweep(self, now: datetime) -> None:
+        """One pass of the safety net at `now` (the database's): each channel's due and
+        expired rows, then the re-polls."""
+        for name in self.channels:
+            queued = [n for n, ch in self._queued.items() if ch == name]
+            room = QUEUE_DEPTH - len(queued)
+            if room <= 0:
+                continue
+            for row in await self.pool.fetch(claims.DUE, name, now, room, queued):
+                self._queue(row["notification_id"], name, self.send_requested, now)
+            for row in await self.pool.fetch(claims.EXPIRED, name, now, room, queued):
+                self._queue(row["notification_id"], name, self.take_over, now)
+        stale = await self.pool.fetch(
+            claims.STALE_SENT,
+            now - self.repoll_after,
+            [name for name, ch in self.channels.items() if ch.reports_delivery],
+        )
+        for row in stale:
+            self._spawn(self._repoll(row), self._polls, row["channel"], row["notification_id"])
+
+    def _queue(self, notification_id: uuid.UUID, channel: str, send, *args) -> None:
+        """Send once a slot of the channel is free, unless this message already waits here."""
+        if notification_id in self._queued:
+            return
+        slots = self._slots.get(channel)
+        if slots is None:
+            log.error(
+                "dispatcher.unknown_channel", notification_id=str(notification_id), channel=channel
+            )
+            return
+        self._queued[notification_id] = channel
+        task = self._spawn(send(notification_id, *args), slots, channel, notification_id)
+        task.add_done_callback(lambda _: self._queued.pop(notification_id, None))
+
+    def _spawn(
+        self, coro, slots: asyncio.Semaphore, channel: str | None, notification_id: uuid.UUID
+    ) -> asyncio.Task:
+        task = asyncio.create_task(self._bounded(coro, slots, channel, notification_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _bounded(
+        self, coro, slots: asyncio.Semaphore, channel: str | None, notification_id: uuid.UUID
+    ) -> None:
+        try:
+            async with slots:
+                try:
+                    async with asyncio.timeout(self._task_bound_s):
+                        await coro
+                except Exception as exc:  # noqa: BLE001 - one message's failure stops nothing
+                    # The row stays leased; the sweep takes it up again when the lease expires,
+                    # and reconciles with the provider before any resend.
+                    TASK_FAILURES.labels(channel or "").inc()
+                    log.warning(
+                        "dispatcher.task_failed",
+                        notification_id=str(notification_id),
+                        channel=channel,
+                        error=repr(exc)[:500],
+                    )
+        finally:
+            coro.close()  # cancelled while it waited for a slot: it never started
+
+    async def _webhook_failed(self, row: asyncpg.Record, error: str) -> None:
+        if row["channel"] == "webhook" and self.webhooks:
+            for notification_id in await self.webhooks.failed(row, error):
+                self._queue(notification_id, "email", self.send_requested)
+
+    def _message(self, row: asyncpg.Record, secret: str | None = None) -> OutboundMessage:
+        key = f"{row['alert_id']}:{row['step_key']}:{row['contact_id']}:{row['channel']}"
+        callback = None
+        if row["channel"] == "sms":
+            callback = f"{self.public_url}/api/v1/webhooks/twilio/status?n={row['notification_id']}"
+        return OutboundMessage(
+            notification_id=str(row["notification_id"]),
+            idempotency_key=key,
+            to=row["address"],
+            subject=row["subject"],
+            body=row["body"],
+            status_callback_url=callback,
+            sent_since=row["created_at"],
+            signing_secret=secret,
+        )
+
+    def _timeout_s(self, channel: Channel) -> float:
+        return float(getattr(channel, "timeout", 0.0) or 0.0)
+
+    async def _deliver(self, row: asyncpg.Record, reconcile: bool) -> None:
+        channel = self.channels[row["channel"]]
+        bound = log.bind(
+            alert_id=str(row["alert_id"]) if row["alert_id"] else None,
+            child_id=row["child_id"],
+            notification_id=str(row["notification_id"]),
+            channel=row["channel"],
+            step_key=row["step_key"],
+        )
+        if row["attempts"] > 1:
+            # A retry: the step may have stopped mattering since the last try.
+            stopped = rules.stop(_attempted(row), row["db_now"])
+            if stopped is not None and not reconcile:
+                await self._stop(row, stopped, bound)
+                return
+        try:
+            secret = None
+            if row["channel"] == "webhook":
+                secret = await self.webhooks.secret(row) if self.webhooks else None
+                if secret is None:
+                    await self._fail(row, "the subscription is no longer active", bound)
+                    return
+            msg = self._message(row, secret)
+            if reconcile:
+                # An earlier attempt may have reached the provider: ask before sending again.
+                provider_id = await channel.find_sent(msg)
+                if provider_id is not None:
+                    bound.info("notification.reconciled", provider_id=provider_id)
+                    await self._mark_sent(row, provider_id, "sent", bound)
+                    return
+                if row["attempts"] > 1:
+                    stopped = rules.stop(_attempted(row), row["db_now"])
+                    if stopped is not None:
+                        await self._stop(row, stopped, bound)
+                        return
+            send_bound_s = self._timeout_s(channel) + SEND_MARGIN_S
+            if (
+                await self.pool.fetchval(
+                    claims.FENCE, row["notification_id"], row["claim"], send_bound_s
+                )
+                is None
+            ):
+                bound.warning("notification.lease_lost", claim=row["claim"], before="send")
+                return
+            result = await channel.send(msg)
+        except RetryableSendError as exc:
+            await self._webhook_failed(row, str(exc))
+            await self._retry_or_stop(row, exc, channel, bound)
+            return
+        except PermanentSendError as exc:
+            await self._webhook_failed(row, str(exc))
+            await self._fail(row, str(exc), bound, code=exc.code)
+            return
+        if row["channel"] == "webhook" and self.webhooks:
+            await self.webhooks.succeeded(row)
+        SENT.labels(row["channel"]).inc()
+        if await self._mark_sent(row, result.provider_id, result.status, bound):
+            bound.info("notification.sent", provider_id=result.provider_id)
+
+    async def _mark_sent(self, row: asyncpg.Record, provider_id: str, status: str, bound) -> bool:
+        marked = await self.pool.fetchrow(
+            claims.MARK_SENT,
+            row["notification_id"],
+            provider_id,
+            status,
+            {
+                "contact_id": row["contact_id"],
+                "channel": row["channel"],
+                "provider_id": provider_id,
+            },
+            row["claim"],
+        )
+        if marked is None:
+            bound.warning(
+                "notification.lease_lost", claim=row["claim"], mark="sent", provider_id=provider_id
+            )
+            return False
+        return True
+
+    async def _retry_or_stop(
+        self, row: asyncpg.Record, exc: RetryableSendError, channel: Channel, bound
+    ) -> None:
+        error = str(exc)
+        now = await self.pool.fetchval("SELECT now()")
+        decision = rules.after_failure(_attempted(row), exc.retry_after, now, self._rng)
+        if decision.action == "cancel" and exc.ambiguous:
+            # The provider may have it: look once it has had time, so the row says what
+            # happened (sent, or cancelled by the same rule then).
+            decision = rules.Decision("retry", wait_s=0.0)
+        if decision.action != "retry":
+            reason = f"{decision.reason}: {error}"
+            await self._stop(row, rules.Decision(decision.action, reason), bound)
+            return
+        RETRIED.labels(row["channel"]).inc()
+        look_s = None
+        if exc.ambiguous:
+            # The provider may still be creating it: neither look for it nor resend before it
+            # has had its timeout and its processing time.
+            look_s = self._timeout_s(channel) + self.processing_allowance.total_seconds()
+        marked = await self.pool.fetchrow(
+            claims.MARK_RETRY,
+            row["notification_id"],
+            error,
+            decision.wait_s,
+            look_s,
+            row["claim"],
+        )
+        if marked is None:
+            bound.warning("notification.lease_lost", claim=row["claim"], mark="retry")
+            return
+        bound.warning(
+            "notification.retry",
+            attempts=row["attempts"],
+            delay_s=round(decision.wait_s, 2),
+            ambiguous=exc.ambiguous,
+            next_attempt_at=marked["next_attempt_at"].isoformat(),
+            error=error,
+        )
+
+    async def _stop(self, row: asyncpg.Record, decision: rules.Decision, bound) -> None:
+        if decision.action == "cancel":
+            reason = decision.reason or "no longer needed"
+            done = await self.pool.fetchrow(
+                claims.MARK_CANCELLED,
+                row["notification_id"],
+                reason,
+                {"reason": reason},
+                row["claim"],
+            )
+            if done is None:
+                bound.warning("notification.lease_lost", claim=row["claim"], mark="cancelled")
+                return
+            CANCELLED.labels(row["channel"]).inc()
+            bound.info("notification.cancelled", reason=reason, attempts=row["attempts"])
+            return
+        await self._fail(row, decision.reason or "failed", bound)
+
+    async def _fail(self, row, error: str, bound, code: int | None = None) -> None:
+        done = await self.pool.fetchrow(
+            claims.MARK_FAILED,
+            row["notification_id"],
+            error,
+            {"error": error, "code": code},
+            row["claim"],
+        )
+        if done is None:
+            bound.warning("notification.lease_lost", claim=row["claim"], mark="failed")
+            return
+        FAILED.labels(row["channel"]).inc()
+        bound.error("notification.failed", error=error, code=code, attempts=row["attempts"])
+
+    async def _repoll(self, row: asyncpg.Record) -> None:
+        """A message left in `sent` without a callback: ask the provider where it is."""
+        status = await self.channels[row["channel"]].poll(row["provider_id"])
+        ours = provider_status(status) if status else None
+        if ours is not None and ours != "sent":
+            await apply_status(self.pool, ours, None, notification_id=row["notification_id"])
+
+
+async def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> None:
+    """Run a loop that must never stop; should it ever raise, start it again."""
+    while True:
+        try:
+            await loop()
+        except Exception as exc:  # noqa: BLE001 - the loops catch their own; this is the last net
+            log.error("dispatcher.loop_restarted", loop=name, error=repr(exc)[:500])
+        await asyncio.sleep(1.0)
+
+
+async def run_dispatcher(
+    dispatcher: Dispatcher, bootstrap: str, topics: Topics, group: str, settings: Settings
+) -> None:
+    """Consume and sweep until cancelled, then let the sends in flight finish."""
+
+    def consume() -> Awaitable[None]:
+        return dispatcher.consume(
+            bootstrap,
+            topics.notifications,
+            group,
+            settings.kafka_session_timeout_s,
+            settings.fetch_max_wait_ms,
+            config=settings.config,
+            topics=topics,
+        )
+
+    tasks = [
+        asyncio.create_task(_supervised("consume", consume), name="consume"),
+        asyncio.create_task(_supervised("sweep", dispatcher.sweep_forever), name="sweep"),
+    ]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for t in tasks:
+            t.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await dispatcher.drain()

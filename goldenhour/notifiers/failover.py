@@ -1,0 +1,378 @@
+"""The failover loop of the dispatcher process: a contact whose SMS the provider has not taken
+is called (and emailed); a contact no channel reached is reported to a person.
+
+Every decision is by the database's clock and lands as message rows keyed by (alert, step,
+contact, channel), which the dispatcher's sweep sends: N replicas running this loop at once
+insert each row once (ON CONFLICT DO NOTHING), and only the replica whose insert took writes the
+audit line."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import structlog
+from prometheus_client import Counter
+
+from goldenhour.contracts.alert_kinds import policy_for_alert
+from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.infra.ack_links import AckLinks
+from goldenhour.infra.backoff import delay
+from goldenhour.infra.db import audit
+from goldenhour.infra.dead_letters import OPERATIONS_ORG
+from goldenhour.notifiers import failover_rules as rules
+from goldenhour.wording import messages
+
+log = structlog.get_logger(__name__)
+
+FAILOVERS = Counter(
+    "goldenhour_failovers_total", "Messages added because an SMS was not accepted", ["channel"]
+)
+UNREACHABLE = Counter(
+    "goldenhour_unreachable_told_total", "Contacts reported unreachable to a person"
+)
+LOOP_FAILURES = Counter("goldenhour_failover_loop_failures_total", "Failover passes that raised")
+
+ACTOR = "system:dispatcher"
+# The messages of unresolved alerts whose contact may still need a call or a notice: every
+# message of a (step, contact) that has one not yet accepted and not yet reported.
+_MESSAGES = """
+WITH unanswered AS (
+    SELECT DISTINCT alert_id, step_key, contact_id FROM notifications
+    WHERE status IN ('pending', 'sending', 'failed') AND unreachable_told_at IS NULL
+      AND alert_id IS NOT NULL AND (status = 'failed' OR created_at <= now() - $1::interval)
+)
+SELECT n.notification_id, n.alert_id, n.step_key, n.contact_id, n.channel, n.status,
+       n.created_at, n.failover_of, n.last_error, a.status AS alert_status
+FROM unanswered u
+JOIN notifications n USING (alert_id, step_key, contact_id)
+JOIN alerts a ON a.alert_id = n.alert_id
+WHERE a.status <> 'resolved' AND n.channel IN ('sms', 'voice', 'email')
+  AND n.step_key NOT LIKE 'unreachable.%'
+  -- A neighbour's subscriber hears only the minimised shared alert: never a call or our email.
+  AND n.subscription_id IS NULL AND n.step_key NOT LIKE 'share%'
+"""
+_NOTICED = """
+SELECT DISTINCT alert_id, step_key FROM notifications
+WHERE alert_id = ANY($1) AND step_key LIKE 'unreachable.%'
+"""
+_INSERT = """
+INSERT INTO notifications (notification_id, alert_id, child_id, step_key, contact_id, org_code,
+                           channel, address, subject, body, status, next_attempt_at, created_at,
+                           failover_of)
+SELECT n.id, $1, $2, $3, n.contact_id, n.org_code, n.channel, n.address, n.subject, n.body,
+       'pending', $4, $4, $5
+FROM unnest($6::uuid[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+            $12::text[]) AS n(id, contact_id, org_code, channel, address, subject, body)
+ON CONFLICT (alert_id, step_key, contact_id, channel) DO NOTHING
+RETURNING notification_id, contact_id, channel
+"""
+_TOLD = """
+UPDATE notifications SET unreachable_told_at = $2, updated_at = now()
+WHERE notification_id = ANY($1) AND unreachable_told_at IS NULL
+"""
+
+Row = tuple[str, str, str, str, str, str]  # contact_id, org_code, channel, address, subject, body
+
+
+class Failover:
+    """Calls and emails contacts whose SMS is stuck; reports contacts nobody reached."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        config: GoldenHourConfig,
+        ack_links: AckLinks | None = None,
+        every_s: float = 1.0,
+        pass_bound_s: float = 20.0,
+    ) -> None:
+        self.pool = pool
+        self.config = config
+        self.ack_links = ack_links
+        self.every_s = every_s
+        self.pass_bound_s = pass_bound_s
+        self.last_pass_at: float | None = None  # time.monotonic() of the last completed pass
+        self.last_error: str | None = None
+        self._rng = random.Random()
+        self._nobody_to_tell: set[rules.Group] = set()  # logged once each
+
+    async def run_forever(self) -> None:
+        """One pass a second; survives any failure of a pass and backs off while they repeat."""
+        failures = 0
+        while True:
+            try:
+                async with asyncio.timeout(self.pass_bound_s):
+                    await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the loop must outlive whatever one pass meets
+                failures += 1
+                LOOP_FAILURES.inc()
+                self.last_error = repr(exc)[:300]
+                if failures == 1 or failures % 30 == 0:
+                    log.warning("failover.pass_failed", error=self.last_error, failures=failures)
+                await asyncio.sleep(max(self.every_s, delay(failures, 0.5, 10.0, self._rng)))
+                continue
+            if failures:
+                log.info("failover.recovered", failures=failures)
+            failures, self.last_error = 0, None
+            self.last_pass_at = time.monotonic()
+            await asyncio.sleep(self.every_s)
+
+    def problem(self, stale_after_s: float = 30.0) -> str | None:
+        """Why the loop cannot be counted on now (no pass completed lately), or None."""
+        if self.last_pass_at is None:
+            return f"no failover pass completed yet ({self.last_error or 'starting'})"
+        age = time.monotonic() - self.last_pass_at
+        if age > stale_after_s:
+            return f"last failover pass completed {age:.0f}s ago ({self.last_error or 'stuck'})"
+        return None
+
+    async def run_once(self) -> tuple[int, int]:
+        """One pass: (messages added by failover, contacts reported unreachable)."""
+        delivery = self.config.delivery
+        async with self.pool.acquire() as conn:
+            now: datetime = await conn.fetchval("SELECT now()")
+            # Only a (step, contact) with a message unanswered this long can need either.
+            soonest = min(delivery.sms_failover_after, delivery.unreachable_after)
+            rows = await conn.fetch(_MESSAGES, soonest)
+            groups = rules.grouped(map(_message, rows))
+            due = [
+                m
+                for group in groups.values()
+                for m in group
+                if rules.needs_failover(m, group, now, delivery.sms_failover_after)
+            ]
+            alerts = await self._alerts(conn, {m.alert_id for m in due})
+            added = 0
+            for sms in due:
+                if alerts[sms.alert_id]["status"] == "open":  # acknowledged: someone acts
+                    added += await self._fail_over(conn, alerts[sms.alert_id], sms, now)
+            if added:  # the new rows are part of their contact's story from here on
+                rows = await conn.fetch(_MESSAGES, soonest)
+                groups = rules.grouped(map(_message, rows))
+            is_open = {r["alert_id"]: r["alert_status"] == "open" for r in rows}
+            found = [
+                u
+                for (alert_id, _, _), group in groups.items()
+                if (
+                    u := rules.unreachable(
+                        group, now, delivery.unreachable_after, is_open[alert_id]
+                    )
+                )
+                is not None
+            ]
+            if not found:
+                return added, 0
+            alerts = await self._alerts(conn, {u.group[0] for u in found})
+            noticed = {
+                (r["alert_id"], r["step_key"]) for r in await conn.fetch(_NOTICED, list(alerts))
+            }
+            told = 0
+            for u in found:
+                alert_id, _, contact_id = u.group
+                if (alert_id, rules.unreachable_step(contact_id)) in noticed:
+                    # Told once per alert and contact; later failures are covered by that notice.
+                    await conn.execute(_TOLD, list(u.covers), now)
+                    continue
+                told += await self._tell(conn, alerts[alert_id], u, now)
+                noticed.add((alert_id, rules.unreachable_step(contact_id)))
+            return added, told
+
+    async def _alerts(self, conn: asyncpg.Connection, ids: set[uuid.UUID]) -> dict[uuid.UUID, Any]:
+        if not ids:
+            return {}
+        rows = await conn.fetch("SELECT * FROM alerts WHERE alert_id = ANY($1)", list(ids))
+        return {r["alert_id"]: r for r in rows}
+
+    async def _insert(
+        self,
+        conn: asyncpg.Connection,
+        alert: asyncpg.Record,
+        step_key: str,
+        now: datetime,
+        failover_of: uuid.UUID | None,
+        rows: list[tuple[uuid.UUID, Row]],
+    ) -> list[asyncpg.Record]:
+        cols: list[list] = [[] for _ in range(7)]
+        for nid, row in rows:
+            for col, value in zip(cols, (nid, *row), strict=True):
+                col.append(value)
+        return await conn.fetch(
+            _INSERT, alert["alert_id"], alert["child_id"], step_key, now, failover_of, *cols
+        )
+
+    async def _fail_over(
+        self, conn: asyncpg.Connection, alert: asyncpg.Record, sms: rules.Message, now: datetime
+    ) -> int:
+        """A call (and an email) for the contact of a stuck SMS; the number of rows added."""
+        found = self.config.contact(sms.contact_id)
+        if found is None:  # left the directory since: the SMS's own number is all there is
+            log.warning("failover.unknown_contact", contact_id=sms.contact_id)
+            return 0
+        org, contact = found
+        facts = messages.alert_facts(alert, self.config)
+        policy = policy_for_alert(self.config, alert["kind"], alert["risk_level"])
+        tz = self.config.tz
+        spoken = messages.voice_alert(facts, sms.step_key, now, tz, policy.renotify_max)
+        rows: list[tuple[uuid.UUID, Row]] = [
+            (uuid.uuid4(), (contact.id, org.code, "voice", contact.phone, "", spoken))
+        ]
+        email_id = uuid.uuid4()
+        link = self.ack_links.url(email_id) if self.ack_links else None
+        subject, body = messages.email_alert(
+            facts, sms.step_key, now, tz, policy.renotify_max, link
+        )
+        rows.append((email_id, (contact.id, org.code, "email", str(contact.email), subject, body)))
+        async with conn.transaction():
+            added = await self._insert(conn, alert, sms.step_key, now, sms.notification_id, rows)
+            why = (
+                f"the SMS failed: {sms.last_error or 'no reason given'}"
+                if sms.status == "failed"
+                else f"the SMS was not accepted within {self.config.delivery.sms_failover_after}"
+            )
+            for r in added:
+                await audit(
+                    conn,
+                    "notification.failover",
+                    alert["child_id"],
+                    alert["alert_id"],
+                    {
+                        "notification_id": str(r["notification_id"]),
+                        "failover_of": str(sms.notification_id),
+                        "channel": r["channel"],
+                        "contact_id": sms.contact_id,
+                        "step_key": sms.step_key,
+                        "reason": why,
+                    },
+                    actor=ACTOR,
+                )
+        for r in added:
+            FAILOVERS.labels(r["channel"]).inc()
+            log.warning(
+                "notification.failover",
+                alert_id=str(alert["alert_id"]),
+                child_id=alert["child_id"],
+                notification_id=str(r["notification_id"]),
+                failover_of=str(sms.notification_id),
+                channel=r["channel"],
+                step_key=sms.step_key,
+            )
+        return len(added)
+
+    def _recipients(
+        self, alert: asyncpg.Record, contact_id: str
+    ) -> list[tuple[str, str, str, str]]:
+        """Who hears that contact_id was not reached: the child's local authority's duty
+        managers and the operations contacts, never the contact itself (so an unreachable duty
+        manager is reported to the others and to operations). (contact_id, org, phone, email)."""
+        found: dict[str, tuple[str, str, str, str]] = {}
+        la = self.config.org(alert["local_authority"])
+        for c in la.contacts if la is not None else []:
+            if c.role == "duty_manager" and c.id != contact_id:
+                found[c.id] = (c.id, la.code, c.phone, str(c.email))
+        for op in self.config.operations:
+            if op.id != contact_id:
+                found.setdefault(op.id, (op.id, OPERATIONS_ORG, op.phone, str(op.email)))
+        return list(found.values())
+
+    def _notice(self, alert: asyncpg.Record, u: rules.Unreachable) -> tuple[str, str, str]:
+        """SMS body, email subject and body saying who could not be reached and why: the
+        contact's organisation and role and the case reference, never the child's name."""
+        contact_id = u.group[2]
+        found = self.config.contact(contact_id)
+        if found is not None:
+            org, contact = found
+            who = f"{org.name or org.code} {contact.role.replace('_', ' ')}"
+        else:
+            who = f"contact {contact_id}"
+        case = alert["child_id"]
+        what = f"{alert['kind'].replace('_', ' ')} alert, {alert['risk_level']} risk"
+        if u.reached:
+            head = f"a message to {who} about case {case} failed for good"
+            ask = "Another channel reached them; check their details in the directory."
+        else:
+            head = f"could not reach {who} about case {case}"
+            ask = "Please reach them another way now."
+        sms = f"GOLDEN HOUR: {head} ({what}). {ask} Tried: {u.why}"
+        subject = f"Golden Hour: {head}"
+        body = (
+            f"Golden Hour: {head} ({what}).\n\n{ask}\n\n"
+            f"Step: {u.group[1]}\nWhat was tried: {u.why}\n"
+            f"Alert: {alert['alert_id']}\n"
+        )
+        return messages_fit(sms), subject[:200], body
+
+    async def _tell(
+        self, conn: asyncpg.Connection, alert: asyncpg.Record, u: rules.Unreachable, now: datetime
+    ) -> int:
+        """The notice for one contact, by SMS and email to each recipient; 1 if this pass
+        sent it, 0 if another replica did or there is nobody to tell."""
+        alert_id, step_key, contact_id = u.group
+        bound = log.bind(alert_id=str(alert_id), child_id=alert["child_id"], contact_id=contact_id)
+        recipients = self._recipients(alert, contact_id)
+        if not recipients:
+            if u.group not in self._nobody_to_tell:
+                self._nobody_to_tell.add(u.group)
+                bound.error("contact.unreachable_nobody_to_tell", step_key=step_key, why=u.why)
+            return 0
+        sms, subject, body = self._notice(alert, u)
+        rows: list[tuple[uuid.UUID, Row]] = []
+        for rid, org_code, phone, email in recipients:
+            rows.append((uuid.uuid4(), (rid, org_code, "sms", phone, "", sms)))
+            rows.append((uuid.uuid4(), (rid, org_code, "email", email, subject, body)))
+        notice = rules.unreachable_step(contact_id)
+        async with conn.transaction():
+            added = await self._insert(conn, alert, notice, now, None, rows)
+            await conn.execute(_TOLD, list(u.covers), now)
+            if added:
+                await audit(
+                    conn,
+                    "contact.unreachable",
+                    alert["child_id"],
+                    alert_id,
+                    {
+                        "contact_id": contact_id,
+                        "step_key": step_key,
+                        "reached": u.reached,
+                        "why": u.why,
+                        "told": sorted({r["contact_id"] for r in added}),
+                        "notifications": [str(n) for n in u.covers],
+                    },
+                    actor=ACTOR,
+                )
+        if not added:
+            return 0
+        UNREACHABLE.inc()
+        bound.error(
+            "contact.unreachable",
+            step_key=step_key,
+            reached=u.reached,
+            why=u.why,
+            told=len({r["contact_id"] for r in added}),
+        )
+        return 1
+
+
+def messages_fit(text: str, limit: int = 1500) -> str:
+    """An SMS body inside Twilio's 1600-character limit."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _message(r: asyncpg.Record) -> rules.Message:
+    return rules.Message(
+        notification_id=r["notification_id"],
+        alert_id=r["alert_id"],
+        step_key=r["step_key"],
+        contact_id=r["contact_id"],
+        channel=r["channel"],
+        status=r["status"],
+        created_at=r["created_at"],
+        failover_of=r["failover_of"],
+        last_error=r["last_error"],
+    )

@@ -1,0 +1,112 @@
+"""A webhook subscription's health: its secret for signing, its run of failures, and disabling
+it (with an email to its owner) when the run grows too long."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+
+from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.infra.db import audit
+
+log = structlog.get_logger(__name__)
+
+
+class WebhookSubscriptions:
+    """What the dispatcher asks about the subscription behind a webhook delivery."""
+
+    def __init__(self, pool: asyncpg.Pool, config: GoldenHourConfig, max_failures: int) -> None:
+        self.pool = pool
+        self.config = config
+        self.max_failures = max_failures
+
+    async def secret(self, row: asyncpg.Record) -> str | None:
+        """The signing secret, or None when the subscription is no longer active."""
+        sub = await self.pool.fetchrow(
+            "SELECT status, webhook_secret FROM subscriptions WHERE subscription_id = $1",
+            row["subscription_id"],
+        )
+        return sub["webhook_secret"] if sub is not None and sub["status"] == "active" else None
+
+    async def succeeded(self, row: asyncpg.Record) -> None:
+        await self.pool.execute(
+            "UPDATE subscriptions SET consecutive_failures = 0 WHERE subscription_id = $1"
+            " AND consecutive_failures <> 0",
+            row["subscription_id"],
+        )
+
+    async def failed(self, row: asyncpg.Record, error: str) -> list[uuid.UUID]:
+        """Count a failed attempt; at the limit, disable the subscription and return the ids of
+        the emails that tell its organisation's duty managers."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            sub = await conn.fetchrow(
+                "UPDATE subscriptions SET consecutive_failures = consecutive_failures + 1"
+                " WHERE subscription_id = $1 AND status = 'active' RETURNING *",
+                row["subscription_id"],
+            )
+            if sub is None or sub["consecutive_failures"] < self.max_failures:
+                return []
+            now = datetime.now(UTC)
+            await conn.execute(
+                "UPDATE subscriptions SET status = 'disabled', disabled_at = $2"
+                " WHERE subscription_id = $1",
+                sub["subscription_id"],
+                now,
+            )
+            await audit(
+                conn,
+                "subscription.disabled",
+                None,
+                None,
+                {
+                    "subscription_id": str(sub["subscription_id"]),
+                    "failures": sub["consecutive_failures"],
+                    "error": error[:300],
+                },
+                actor="system:dispatcher",
+            )
+            log.warning(
+                "subscription.disabled",
+                subscription_id=str(sub["subscription_id"]),
+                org=sub["org_code"],
+                failures=sub["consecutive_failures"],
+            )
+            return await self._tell_owner(conn, sub, row, error, now)
+
+    async def _tell_owner(self, conn, sub, row, error: str, now: datetime) -> list[uuid.UUID]:
+        org = self.config.org(sub["org_code"])
+        owners = [c for c in (org.contacts if org else []) if c.role == "duty_manager"]
+        subject = "Golden Hour: your shared-alert webhook was disabled"
+        body = (
+            f"The webhook subscription {sub['subscription_id']} of {sub['org_code']} to\n"
+            f"{sub['webhook_url']}\nfailed {sub['consecutive_failures']} deliveries in a row "
+            f"(last: {error[:200]}) and has been disabled.\n\n"
+            "Shared alerts from neighbouring authorities no longer reach that address. Fix the\n"
+            "receiver, then create the subscription again (POST /api/v1/subscriptions).\n"
+        )
+        ids = []
+        for contact in owners:
+            nid = uuid.uuid4()
+            inserted = await conn.fetchval(
+                "INSERT INTO notifications (notification_id, alert_id, child_id, step_key,"
+                " contact_id, org_code, channel, address, subject, body, status, next_attempt_at,"
+                " created_at, subscription_id) VALUES ($1, $2, $3, $4, $5, $6, 'email', $7, $8,"
+                " $9, 'pending', $10, $10, $11) ON CONFLICT DO NOTHING RETURNING true",
+                nid,
+                row["alert_id"],
+                row["child_id"],
+                f"subscription_disabled_{str(sub['subscription_id'])[:8]}",
+                contact.id,
+                sub["org_code"],
+                str(contact.email),
+                subject,
+                body,
+                now,
+                sub["subscription_id"],
+            )
+            if inserted:
+                ids.append(nid)
+        return ids

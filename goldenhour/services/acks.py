@@ -1,0 +1,106 @@
+"""Acknowledging an alert, from any channel: API, SMS reply, console, email link."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+import structlog
+
+from goldenhour.contracts.derived import AlertAcknowledged
+from goldenhour.infra.db import audit
+from goldenhour.services.intake import OUTBOX_CHANNEL
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class AckResult:
+    """The alert as it stands after the acknowledgement, and whether this one was new."""
+
+    alert_id: uuid.UUID
+    child_id: str
+    status: str
+    new: bool
+
+
+async def acknowledge(
+    conn: asyncpg.Connection,
+    alert_id: uuid.UUID,
+    *,
+    org_code: str,
+    user_id: str | None,
+    contact_id: str | None,
+    via: str,
+    now: datetime,
+    alerts_topic: str,
+) -> AckResult | None:
+    """Record who acknowledged; idempotent per person. None when the alert does not exist."""
+    async with conn.transaction():
+        alert = await conn.fetchrow(
+            "SELECT alert_id, child_id, status FROM alerts WHERE alert_id = $1 FOR UPDATE",
+            alert_id,
+        )
+        if alert is None:
+            return None
+        already = await conn.fetchval(
+            "SELECT true FROM acknowledgements WHERE alert_id = $1"
+            " AND user_id IS NOT DISTINCT FROM $2 AND contact_id IS NOT DISTINCT FROM $3",
+            alert_id,
+            user_id,
+            contact_id,
+        )
+        if already or alert["status"] == "resolved":
+            return AckResult(alert_id, alert["child_id"], alert["status"], new=False)
+        await conn.execute(
+            "INSERT INTO acknowledgements (alert_id, org_code, user_id, contact_id, via,"
+            " acknowledged_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            alert_id,
+            org_code,
+            user_id,
+            contact_id,
+            via,
+            now,
+        )
+        status = await conn.fetchval(
+            "UPDATE alerts SET status = 'acknowledged',"
+            " acknowledged_at = COALESCE(acknowledged_at, $2),"
+            " updated_at = now() WHERE alert_id = $1 RETURNING status",
+            alert_id,
+            now,
+        )
+        actor = f"user:{user_id}" if user_id else f"contact:{contact_id}"
+        await audit(
+            conn,
+            "alert.acknowledged",
+            alert["child_id"],
+            alert_id,
+            {"via": via, "org_code": org_code},
+            actor=actor,
+        )
+        derived = AlertAcknowledged(
+            occurred_at=now,
+            child_id=alert["child_id"],
+            alert_id=alert_id,
+            by_user=user_id,
+            by_contact=contact_id,
+            via=via,
+            at=now,
+        )
+        await conn.execute(
+            "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)",
+            alerts_topic,
+            alert["child_id"],
+            derived.model_dump_json().encode(),
+        )
+        await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+    log.info(
+        "alert.acknowledged",
+        alert_id=str(alert_id),
+        child_id=alert["child_id"],
+        via=via,
+        event_id=str(derived.event_id),
+    )
+    return AckResult(alert_id, alert["child_id"], status, new=True)

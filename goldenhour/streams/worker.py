@@ -1,0 +1,33 @@
+"""`goldenhour streams`: one streams worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+from goldenhour.infra.logs import quiet_faust
+from goldenhour.infra.settings import Settings
+
+
+def main(settings: Settings) -> int:
+    """Run the faust worker until a signal stops it."""
+    import faust
+
+    from goldenhour.infra.faults import patiently
+    from goldenhour.infra.topics import Topics, ensure_topics
+    from goldenhour.streams.app import build_app
+
+    bootstrap, _ = settings.require_servers()
+    # Started while the broker is down, the worker waits for it.
+    asyncio.run(
+        patiently("broker", lambda: ensure_topics(bootstrap, Topics(settings.topic_prefix)))
+    )
+    # faust keeps a data directory even with in-memory tables; keep it out of the working one.
+    with tempfile.TemporaryDirectory(prefix="goldenhour-streams-") as datadir:
+        app = build_app(settings, Path(datadir))
+        worker = faust.Worker(app, loglevel="WARNING", quiet=True, override_logging=False)
+        worker.spinner = None  # it would write terminal escape codes to a log
+        quiet_faust()
+        worker.execute_from_commandline()
+    return 0

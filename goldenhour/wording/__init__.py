@@ -1,0 +1,2 @@
+"""What people are told: the wording of every SMS, email, call and shared alert, and the screen
+of what a message to another agency may carry. Pure: no I/O, the time passed in."""
