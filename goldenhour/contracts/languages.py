@@ -10,6 +10,7 @@ most often spoken by children referred to the NRM, with the names people use for
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import pycountry
 
@@ -45,7 +46,7 @@ def _names() -> dict[str, str]:
     """Every accepted spelling, case-folded, to the language's ISO 639 English name."""
     known: dict[str, str] = {}
 
-    def add(language) -> None:  # noqa: ANN001 - a pycountry record
+    def add(language: Any) -> None:  # a pycountry record: the library has no types
         name = language.name
         for spelling in (name, getattr(language, "alpha_2", None), language.alpha_3):
             if spelling:

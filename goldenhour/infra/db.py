@@ -90,7 +90,8 @@ async def create_pool(
     pool = await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, init=init, **limits.connect_kwargs()
     )
-    assert pool is not None
+    if pool is None:  # only a pool created without awaiting it is None
+        raise RuntimeError("asyncpg.create_pool returned no pool")
     return pool
 
 

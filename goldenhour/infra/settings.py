@@ -145,15 +145,15 @@ class Settings(BaseSettings):
 
     def require_servers(self) -> tuple[str, str]:
         """Kafka and Postgres addresses, for the parts that never start the embedded stack."""
-        missing = [
-            name
-            for name, value in (
-                ("GOLDENHOUR_KAFKA_BOOTSTRAP", self.kafka_bootstrap),
-                ("GOLDENHOUR_DATABASE_URL", self.database_url),
-            )
-            if not value
-        ]
-        if missing:
+        kafka, database = self.kafka_bootstrap, self.database_url
+        if not kafka or not database:
+            missing = [
+                name
+                for name, value in (
+                    ("GOLDENHOUR_KAFKA_BOOTSTRAP", kafka),
+                    ("GOLDENHOUR_DATABASE_URL", database),
+                )
+                if not value
+            ]
             raise SystemExit(f"{', '.join(missing)} is not set (or use `goldenhour run`)")
-        assert self.kafka_bootstrap and self.database_url
-        return self.kafka_bootstrap, self.database_url
+        return kafka, database
