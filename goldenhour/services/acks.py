@@ -11,7 +11,8 @@ import structlog
 
 from goldenhour.contracts.derived import AlertAcknowledged
 from goldenhour.infra.db import audit
-from goldenhour.services.intake import OUTBOX_CHANNEL
+from goldenhour.services import db
+from goldenhour.streams import alert_commands
 
 log = structlog.get_logger(__name__)
 
@@ -39,15 +40,11 @@ async def acknowledge(
 ) -> AckResult | None:
     """Record who acknowledged; idempotent per person. None when the alert does not exist."""
     async with conn.transaction():
-        alert = await conn.fetchrow(
-            "SELECT alert_id, child_id, status FROM alerts WHERE alert_id = $1 FOR UPDATE",
-            alert_id,
-        )
+        alert = await conn.fetchrow(db.LOCK_ALERT, alert_id)
         if alert is None:
             return None
         already = await conn.fetchval(
-            "SELECT true FROM acknowledgements WHERE alert_id = $1"
-            " AND user_id IS NOT DISTINCT FROM $2 AND contact_id IS NOT DISTINCT FROM $3",
+            db.ACKNOWLEDGED_ALREADY,
             alert_id,
             user_id,
             contact_id,
@@ -55,8 +52,7 @@ async def acknowledge(
         if already or alert["status"] == "resolved":
             return AckResult(alert_id, alert["child_id"], alert["status"], new=False)
         await conn.execute(
-            "INSERT INTO acknowledgements (alert_id, org_code, user_id, contact_id, via,"
-            " acknowledged_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            db.RECORD_ACKNOWLEDGEMENT,
             alert_id,
             org_code,
             user_id,
@@ -64,13 +60,7 @@ async def acknowledge(
             via,
             now,
         )
-        status = await conn.fetchval(
-            "UPDATE alerts SET status = 'acknowledged',"
-            " acknowledged_at = COALESCE(acknowledged_at, $2),"
-            " updated_at = now() WHERE alert_id = $1 RETURNING status",
-            alert_id,
-            now,
-        )
+        status = await alert_commands.acknowledge(conn, alert_id, now)
         actor = f"user:{user_id}" if user_id else f"contact:{contact_id}"
         await audit(
             conn,
@@ -90,12 +80,12 @@ async def acknowledge(
             at=now,
         )
         await conn.execute(
-            "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)",
+            db.QUEUE_OUTBOX_ROW,
             alerts_topic,
             alert["child_id"],
             derived.model_dump_json().encode(),
         )
-        await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+        await conn.execute(db.NOTIFY_OUTBOX)
     log.info(
         "alert.acknowledged",
         alert_id=str(alert_id),

@@ -19,7 +19,7 @@ from goldenhour.contracts.api import (
     StepView,
 )
 from goldenhour.contracts.config import GoldenHourConfig, OrgKind
-from goldenhour.services import access
+from goldenhour.services import access, db
 from goldenhour.services.acks import acknowledge
 from goldenhour.services.auth import Caller, authenticate
 
@@ -34,17 +34,9 @@ _STATUS = {
 }
 
 
-def visible_sql(n: int) -> str:
-    """The alerts a caller may see, as SQL over `alerts a` with parameters $n…$n+2 from
-    `visibility_args`: the rule of `access.may_see`, applied in the query, not row by row."""
-    return (
-        f"(${n} OR a.local_authority = ${n + 1} OR a.care_home = ${n + 1}"
-        f" OR a.local_authority = ANY(${n + 2}))"
-    )
-
-
 def visibility_args(config: GoldenHourConfig, caller: Caller) -> tuple[bool, str, list[str]]:
-    """The parameters of `visible_sql`."""
+    """The caller's parameters to the visibility rule of `db.VISIBLE_ALERTS` and
+    `db.BOARD_ALERTS`: national or not, the organisation, the authorities it polices."""
     national = caller.org.kind == OrgKind.national
     return national, caller.org.code, access.policed_by(config, caller.org)
 
@@ -61,8 +53,7 @@ async def list_alerts(
     """Alerts the caller may see, newest first."""
     limit = max(1, min(limit, 1000))
     rows = await request.app.state.pool.fetch(
-        f"SELECT * FROM alerts a WHERE a.status = ANY($1) AND {visible_sql(2)}"
-        " ORDER BY a.opened_at DESC LIMIT $5",
+        db.VISIBLE_ALERTS,
         list(_STATUS[status_]),
         *visibility_args(request.app.state.config, caller),
         limit,
@@ -73,7 +64,7 @@ async def list_alerts(
 async def _visible_alert(
     request: Request, caller: Caller, alert_id: uuid.UUID, conn: asyncpg.Connection
 ) -> asyncpg.Record:
-    alert = await conn.fetchrow("SELECT * FROM alerts WHERE alert_id = $1", alert_id)
+    alert = await conn.fetchrow(db.ALERT_BY_ID, alert_id)
     if alert is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such alert")
     child = access.agencies(
@@ -107,18 +98,9 @@ async def get_alert(
 async def load_detail(conn: asyncpg.Connection, alert: asyncpg.Record) -> AlertDetail:
     """An alert with its steps, notifications and acknowledgements, in order."""
     alert_id = alert["alert_id"]
-    steps = await conn.fetch(
-        "SELECT * FROM alert_steps WHERE alert_id = $1 ORDER BY decided_at, due_at, step_key",
-        alert_id,
-    )
-    notes = await conn.fetch(
-        "SELECT * FROM notifications WHERE alert_id = $1 ORDER BY created_at, step_key,"
-        " contact_id, channel",
-        alert_id,
-    )
-    acks = await conn.fetch(
-        "SELECT * FROM acknowledgements WHERE alert_id = $1 ORDER BY acknowledged_at", alert_id
-    )
+    steps = await conn.fetch(db.ALERT_STEPS, alert_id)
+    notes = await conn.fetch(db.ALERT_NOTIFICATIONS, alert_id)
+    acks = await conn.fetch(db.ALERT_ACKNOWLEDGEMENTS, alert_id)
     return AlertDetail.model_validate(
         {
             **dict(alert),
@@ -152,5 +134,6 @@ async def ack_alert(
             now=datetime.now(UTC),
             alerts_topic=request.app.state.topics.alerts,
         )
-    assert result is not None
+    if result is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such alert")
     return AckAnswer(alert_id=alert_id, status=result.status, acknowledged=True)

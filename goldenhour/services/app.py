@@ -33,8 +33,14 @@ from goldenhour.services import (
     intake,
     twilio_webhooks,
 )
-from goldenhour.services.console import ack_link_pages, care, web
-from goldenhour.services.console import pages as console_pages
+from goldenhour.services.console import (
+    ack_link_pages,
+    board_pages,
+    care,
+    case_pages,
+    sign_in,
+    web,
+)
 from goldenhour.services.console.board import BoardFeed
 from goldenhour.services.outbox import RELAY_ROLE, OutboxRelay
 from goldenhour.services.reconciler import Reconciler
@@ -81,7 +87,7 @@ async def readiness(app: FastAPI) -> dict[str, str]:
             return await within(check(), CHECK_TIMEOUT_S)
         except TimeoutError:
             return {name: "unreachable: timed out"}
-        except Exception as exc:  # noqa: BLE001 - any failure is a reason to say not ready
+        except Exception as exc:  # any failure is a reason to say not ready
             return {name: f"unreachable: {exc!r}"[:300]}
 
     async def broker() -> dict[str, str]:
@@ -162,7 +168,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(subscriptions_router, prefix="/api/v1", responses=keyed)
     app.include_router(shared_alerts_router, prefix="/api/v1", responses=keyed)
     # HTML for people, not operations for clients: kept out of the API's schema.
-    app.include_router(console_pages.router, include_in_schema=False)
+    for console_router in (sign_in.router, board_pages.router, case_pages.router):
+        app.include_router(console_router, include_in_schema=False)
     app.include_router(care.router, include_in_schema=False)
     app.include_router(ack_link_pages.router, include_in_schema=False)
     app.mount("/console/static", StaticFiles(directory=web.HERE / "static"), name="static")

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 import asyncpg
 
 from goldenhour.infra import dead_letters
-from goldenhour.infra.db import connect
+from goldenhour.infra.db import DbLimits, connect
 from goldenhour.infra.settings import Settings
-from goldenhour.services.intake import OUTBOX_CHANNEL
+from goldenhour.services.db import OUTBOX_CHANNEL
 
 ERROR_WIDTH = 60
 
@@ -28,13 +28,12 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     """Run one `dlq` action; 0 on success, 1 when a dead letter named is unknown or refused."""
     if not settings.database_url:
         raise SystemExit("goldenhour dlq: GOLDENHOUR_DATABASE_URL is not set")
-    return asyncio.run(_main(settings, args))
+    return asyncio.run(_main(settings.database_url, settings.db_limits, args))
 
 
-async def _main(settings: Settings, args: argparse.Namespace) -> int:
-    assert settings.database_url
+async def _main(dsn: str, limits: DbLimits, args: argparse.Namespace) -> int:
     try:
-        conn = await connect(settings.database_url, settings.db_limits)
+        conn = await connect(dsn, limits)
     except (OSError, asyncpg.PostgresError) as exc:
         print(f"goldenhour dlq: cannot reach the database: {exc}", file=sys.stderr)
         return 2

@@ -23,8 +23,9 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from goldenhour.contracts.config import GoldenHourConfig, hash_api_key
+from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.infra.settings import Settings
+from goldenhour.services.auth import key_owner
 
 log = structlog.get_logger(__name__)
 
@@ -129,7 +130,7 @@ class RateLimit:
 
     def _user(self, scope: Scope) -> str | None:
         key = api_key_of(scope)
-        found = self.config.user_for_key_hash(hash_api_key(key)) if key else None
+        found = key_owner(self.config, scope.setdefault("state", {}), key) if key else None
         return found[1].id if found else None
 
 

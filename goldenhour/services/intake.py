@@ -24,32 +24,16 @@ from goldenhour.contracts.events import (
     Submitter,
     parse_event,
 )
-from goldenhour.services import access
+from goldenhour.infra.db import audit
+from goldenhour.services import access, db
 from goldenhour.services.auth import Caller, authenticate
+from goldenhour.streams import alert_commands
 
 log = structlog.get_logger(__name__)
 router = APIRouter()
 
-MAX_BODY = 64 * 1024
-OUTBOX_CHANNEL = "goldenhour_outbox"
-
 ACCEPTED = Counter("goldenhour_events_accepted_total", "Events accepted", ["type"])
 REFUSED = Counter("goldenhour_events_refused_total", "Events refused", ["reason"])
-
-
-# The event, its outbox row and its audit line in one round trip; nothing when the id is known.
-_RECORD_SQL = """
-WITH e AS (
-    INSERT INTO events (event_id, type, child_id, occurred_at, received_at, org_code, user_id, data)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-    ON CONFLICT (event_id) DO NOTHING RETURNING event_id
-), o AS (
-    INSERT INTO outbox (topic, key, payload, event_id) SELECT $9, $3, $10, $1 FROM e
-), a AS (
-    INSERT INTO audit_log (actor, action, child_id, detail) SELECT $11, $12, $3, $13 FROM e
-)
-SELECT count(*) = 1 FROM e
-"""
 
 
 def _errors(exc: ValidationError) -> list[dict]:
@@ -70,18 +54,8 @@ def _errors(exc: ValidationError) -> list[dict]:
 )
 async def submit_event(request: Request, caller: Caller = Depends(authenticate)) -> JSONResponse:
     """Accept one intake event; a known event_id answers 200 duplicate and changes nothing."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        REFUSED.labels("too_large").inc()
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE, detail=f"body larger than {MAX_BODY} bytes"
-        )
+    # The body cap is the app's (services.http_limits): a larger body never reaches this route.
     raw = await request.body()
-    if len(raw) > MAX_BODY:
-        REFUSED.labels("too_large").inc()
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE, detail=f"body larger than {MAX_BODY} bytes"
-        )
     now = datetime.now(UTC)
     try:
         event = parse_event(raw, now)
@@ -96,12 +70,10 @@ async def submit_event(request: Request, caller: Caller = Depends(authenticate))
     except access.Refusal as exc:
         REFUSED.labels("forbidden").inc()
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None
-    if not new:
-        return JSONResponse(
-            {"event_id": str(event.event_id), "status": "duplicate"}, status.HTTP_200_OK
-        )
+    answer = EventAccepted(event_id=event.event_id, status="accepted" if new else "duplicate")
     return JSONResponse(
-        {"event_id": str(event.event_id), "status": "accepted"}, status.HTTP_202_ACCEPTED
+        answer.model_dump(mode="json"),
+        status.HTTP_202_ACCEPTED if new else status.HTTP_200_OK,
     )
 
 
@@ -117,7 +89,7 @@ async def accept_event(app: FastAPI, caller: Caller, event: Event, now: datetime
     """
     pool: asyncpg.Pool = app.state.pool
     async with pool.acquire() as conn, conn.transaction():
-        now = await conn.fetchval("SELECT now()")
+        now = await conn.fetchval(db.DATABASE_NOW)
         record = IntakeRecord(
             event=event,
             submitted_by=Submitter(org_code=caller.org.code, user_id=caller.user.id),
@@ -132,7 +104,7 @@ async def accept_event(app: FastAPI, caller: Caller, event: Event, now: datetime
                 return False
             raise
         inserted = await conn.fetchval(
-            _RECORD_SQL,
+            db.RECORD_EVENT,
             event.event_id,
             event.type.value,
             event.child_id,
@@ -143,12 +115,17 @@ async def accept_event(app: FastAPI, caller: Caller, event: Event, now: datetime
             event.data.model_dump(mode="json"),
             app.state.topics.intake,
             record.model_dump_json().encode(),
-            caller.actor,
-            f"event.{event.type.value}",
-            {"event_id": str(event.event_id)},
         )
         if not inserted:
             return False
+        await audit(
+            conn,
+            f"event.{event.type.value}",
+            event.child_id,
+            None,
+            {"event_id": str(event.event_id)},
+            actor=caller.actor,
+        )
         await _project(conn, event, now)
     app.state.relay.nudge()
     ACCEPTED.labels(event.type.value).inc()
@@ -165,12 +142,7 @@ async def accept_event(app: FastAPI, caller: Caller, event: Event, now: datetime
 async def _authorise(
     config: GoldenHourConfig, conn: asyncpg.Connection, caller: Caller, event: Event
 ) -> None:
-    child = await conn.fetchrow(
-        "SELECT c.local_authority, p.care_home, p.placement_id FROM children c"
-        " LEFT JOIN placements p ON p.child_id = c.child_id AND p.ended_at IS NULL"
-        " WHERE c.child_id = $1 FOR UPDATE OF c",
-        event.child_id,
-    )
+    child = await conn.fetchrow(db.LOCK_CHILD_WITH_PLACEMENT, event.child_id)
     agencies = (
         access.agencies(config, child["local_authority"], child["care_home"], child["placement_id"])
         if child
@@ -199,8 +171,7 @@ async def _authorise(
 
 async def _recorded_already(conn: asyncpg.Connection, caller: Caller, event: Event) -> bool:
     return await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM events WHERE event_id = $1 AND org_code = $2"
-        " AND type = $3 AND child_id = $4)",
+        db.EVENT_RECORDED_ALREADY,
         event.event_id,
         caller.org.code,
         event.type.value,
@@ -214,13 +185,7 @@ async def _project(conn: asyncpg.Connection, event: Event, now: datetime) -> Non
     if isinstance(data, ChildIdentified):
         # Two first identifications racing: the loser finds the child there and is refused.
         created = await conn.fetchval(
-            """
-            INSERT INTO children (child_id, local_authority, risk_level, exploitation_types,
-                                  description, identified_at)
-            VALUES ($1, $2, $3, $4, $5, $6)
-            ON CONFLICT (child_id) DO NOTHING
-            RETURNING child_id
-            """,
+            db.IDENTIFY_CHILD,
             event.child_id,
             data.local_authority,
             data.risk_level.value,
@@ -233,25 +198,10 @@ async def _project(conn: asyncpg.Connection, event: Event, now: datetime) -> Non
     elif isinstance(data, ChildTransferred):
         await _transfer(conn, event.child_id, data)
     elif isinstance(data, PlacementStarted):
-        await _lock_live_alerts(conn, event.child_id)
-        await conn.execute(
-            "UPDATE placements SET ended_at = $2, end_reason = 'superseded'"
-            " WHERE child_id = $1 AND ended_at IS NULL",
-            event.child_id,
-            event.occurred_at,
-        )
-        # The WHERE keeps an upsert from taking a placement id from the child that holds it.
+        await alert_commands.lock_live_alerts(conn, event.child_id)
+        await conn.execute(db.SUPERSEDE_PLACEMENTS, event.child_id, event.occurred_at)
         held = await conn.fetchval(
-            """
-            INSERT INTO placements (placement_id, child_id, care_home, risk,
-                                    checkin_interval_minutes, curfew, started_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7)
-            ON CONFLICT (placement_id) DO UPDATE SET care_home = EXCLUDED.care_home,
-                risk = EXCLUDED.risk, checkin_interval_minutes = EXCLUDED.checkin_interval_minutes,
-                curfew = EXCLUDED.curfew, ended_at = NULL
-            WHERE placements.child_id = EXCLUDED.child_id
-            RETURNING placement_id
-            """,
+            db.START_PLACEMENT,
             data.placement_id,
             event.child_id,
             data.care_home,
@@ -265,75 +215,24 @@ async def _project(conn: asyncpg.Connection, event: Event, now: datetime) -> Non
                 f"placement {data.placement_id} belongs to another child;"
                 " a new placement needs a placement_id of its own"
             )
-        await _follow_placement(conn, event.child_id, data)
+        await alert_commands.follow_placement(
+            conn, event.child_id, data.placement_id, data.care_home
+        )
         if data.risk and data.risk.level:
-            await conn.execute(
-                "UPDATE children SET risk_level = $2, updated_at = now() WHERE child_id = $1",
-                event.child_id,
-                data.risk.level.value,
-            )
+            await conn.execute(db.SET_CHILD_RISK, event.child_id, data.risk.level.value)
     elif isinstance(data, PlacementEnded):
         await conn.execute(
-            "UPDATE placements SET ended_at = $2, end_reason = $3 WHERE placement_id = $1",
+            db.END_PLACEMENT,
             data.placement_id,
             event.occurred_at,
             data.reason,
         )
 
 
-async def _lock_live_alerts(conn: asyncpg.Connection, child_id: str) -> None:
-    # Alerts before placements, as the clock takes them when it opens an alert from the
-    # placement it holds: the move and a new alert wait for each other, never in a circle.
-    await conn.execute(
-        "SELECT 1 FROM alerts WHERE child_id = $1 AND status <> 'resolved' FOR UPDATE", child_id
-    )
-
-
-async def _follow_placement(
-    conn: asyncpg.Connection, child_id: str, data: PlacementStarted
-) -> None:
-    """Every open alert of the child goes where the child went: its new home sees it, and the
-    later steps tell that home's manager."""
-    moved = await conn.fetch(
-        "UPDATE alerts SET placement_id = $2, care_home = $3, updated_at = now()"
-        " WHERE child_id = $1 AND status <> 'resolved'"
-        " AND (placement_id IS DISTINCT FROM $2 OR care_home IS DISTINCT FROM $3)"
-        " RETURNING alert_id",
-        child_id,
-        data.placement_id,
-        data.care_home,
-    )
-    for row in moved:
-        log.info(
-            "alert.followed_placement",
-            alert_id=str(row["alert_id"]),
-            child_id=child_id,
-            care_home=data.care_home,
-        )
-
-
 async def _transfer(conn: asyncpg.Connection, child_id: str, data: ChildTransferred) -> None:
     """The child and its open alerts move to the new authority together."""
-    await _lock_live_alerts(conn, child_id)
+    await alert_commands.lock_live_alerts(conn, child_id)
     # A clock opening an alert holds the placement it read: wait for it, then move that too.
-    await conn.execute(
-        "SELECT 1 FROM placements WHERE child_id = $1 AND ended_at IS NULL FOR UPDATE", child_id
-    )
-    await conn.execute(
-        "UPDATE children SET local_authority = $2, updated_at = now() WHERE child_id = $1",
-        child_id,
-        data.local_authority,
-    )
-    moved = await conn.fetch(
-        "UPDATE alerts SET local_authority = $2, updated_at = now()"
-        " WHERE child_id = $1 AND status <> 'resolved' RETURNING alert_id",
-        child_id,
-        data.local_authority,
-    )
-    for row in moved:
-        log.info(
-            "alert.transferred",
-            alert_id=str(row["alert_id"]),
-            child_id=child_id,
-            local_authority=data.local_authority,
-        )
+    await conn.execute(db.LOCK_CURRENT_PLACEMENT, child_id)
+    await conn.execute(db.TRANSFER_CHILD, child_id, data.local_authority)
+    await alert_commands.follow_transfer(conn, child_id, data.local_authority)

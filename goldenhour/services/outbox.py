@@ -27,7 +27,7 @@ from aiokafka.structs import RecordMetadata
 from prometheus_client import Counter, Gauge
 
 from goldenhour.infra.db import DbLimits
-from goldenhour.services.intake import OUTBOX_CHANNEL
+from goldenhour.services.db import NOTIFY_OUTBOX, OUTBOX_CHANNEL
 from goldenhour.services.leadership import (
     LOCK_IDLE_S,
     Leader,
@@ -141,8 +141,8 @@ class OutboxRelay:
         while self._notify_wanted:
             self._notify_wanted = False
             try:
-                await self.pool.execute(f"NOTIFY {OUTBOX_CHANNEL}", timeout=5)
-            except Exception as exc:  # noqa: BLE001 - a lost nudge costs one idle poll
+                await self.pool.execute(NOTIFY_OUTBOX, timeout=5)
+            except Exception as exc:  # a lost nudge costs one idle poll
                 log.warning("outbox.notify_failed", error=repr(exc))
                 return
 
@@ -161,7 +161,7 @@ class OutboxRelay:
                     await self._lead()
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - the relay must never stop
+                except Exception as exc:  # the relay must never stop
                     error = first_error(exc)
                     stage = "publish" if isinstance(error, PublishFailed) else "database"
                     FAILURES.labels(stage).inc()
@@ -265,7 +265,8 @@ class OutboxRelay:
         acknowledged (only those are marked, so a key's order survives a partial failure), and
         the error that ended it, if any."""
         producer = self.producer
-        assert producer is not None
+        if producer is None:
+            raise PublishFailed("no producer: the relay publishes only once it has started one")
         futures: list[asyncio.Future] = []
         outer: BaseException | None = None
         try:
@@ -275,7 +276,7 @@ class OutboxRelay:
                         await producer.send(r["topic"], value=r["payload"], key=r["key"].encode())
                     )
                 await asyncio.wait(futures)
-        except Exception as exc:  # noqa: BLE001 - sorted below: what was acknowledged is kept
+        except Exception as exc:  # sorted below: what was acknowledged is kept
             outer = exc
         acked: list[RecordMetadata] = []
         failure: BaseException | None = None

@@ -172,7 +172,7 @@ class BrokerReader:
         tps = [TopicPartition(self.topic, p) for p in partitions]
         start = await self._consumer.beginning_offsets(tps) if tps else {}
         end = await self._consumer.end_offsets(tps) if tps else {}
-        end = await self._high_watermarks(end)
+        end = await self._high_watermarks(self._consumer, end)
         committed = (
             await self._admin.list_consumer_group_offsets(self.group, partitions=tps) if tps else {}
         )
@@ -187,13 +187,11 @@ class BrokerReader:
         )
 
     async def _high_watermarks(
-        self, listed: dict[TopicPartition, int]
+        self, consumer: AIOKafkaConsumer, listed: dict[TopicPartition, int]
     ) -> dict[TopicPartition, int]:
         """The end of each log as a fetch reports it. The embedded broker answers the latest
         offset of a log as one past its last batch's first record, short of its true end when
         that batch held several records; a fetch's high watermark is right on every broker."""
-        consumer = self._consumer
-        assert consumer is not None
         if not listed:
             return listed
         consumer.assign(list(listed))
@@ -307,7 +305,7 @@ class Reconciler:
                     await self._lead()
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - the sweep must never stop
+                except Exception as exc:  # the sweep must never stop
                     FAILURES.inc()
                     self._step_down()
                     await asyncio.sleep(self.streak.failed(first_error(exc)))
@@ -349,7 +347,7 @@ class Reconciler:
         try:
             view = await self.broker.view()
             self._broker_streak.succeeded()
-        except Exception as exc:  # noqa: BLE001 - without the broker nothing is re-published
+        except Exception as exc:  # without the broker nothing is re-published
             view = None
             self._broker_streak.failed(exc)
         cursor = await self.pool.fetchval(

@@ -66,7 +66,11 @@ def _refuse_unless_twilio_on(request: Request) -> str:
 
 
 async def _small_body(request: Request) -> bytes:
-    """The body, or 413 once it is larger than any Twilio form (by its length or as read)."""
+    """The body, or 413 once it is larger than any Twilio form (by its length or as read).
+
+    Kept beside the app's body cap (services.http_limits), which is four times larger and runs
+    before any route: this one is Twilio's own size, and is met only after the signature header
+    is seen, so an unsigned form under the app's cap is refused 403, whatever its size."""
     declared = request.headers.get("content-length")
     too_large = HTTPException(
         status.HTTP_413_CONTENT_TOO_LARGE,

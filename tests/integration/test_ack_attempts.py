@@ -36,21 +36,17 @@ async def test_concurrent_wrong_codes_check_no_more_than_the_limit(migrated_db):
             await c.close()
 
 
-async def test_a_callback_is_claimed_once_and_handed_back_when_acting_fails(migrated_db):
-    pool = await asyncpg.create_pool(migrated_db, min_size=1, max_size=4)
+async def test_a_callback_is_claimed_once_and_handed_back_when_acting_fails(pool):
     url, form = "https://gh.example/api/v1/webhooks/twilio/status?n=1", {"MessageSid": "SM1"}
     try:
-        try:
-            async with first_delivery(pool, url, form) as first:
-                assert first
-                raise RuntimeError("the database went away mid-callback")
-        except RuntimeError:
-            pass
-        async with first_delivery(pool, url, form) as retried:
-            assert retried  # Twilio's retry of a callback we could not apply is applied
-        async with first_delivery(pool, url, form) as replayed:
-            assert not replayed
-        async with first_delivery(pool, url, {"MessageSid": str(uuid.uuid4())}) as other:
-            assert other
-    finally:
-        await pool.close()
+        async with first_delivery(pool, url, form) as first:
+            assert first
+            raise RuntimeError("the database went away mid-callback")
+    except RuntimeError:
+        pass
+    async with first_delivery(pool, url, form) as retried:
+        assert retried  # Twilio's retry of a callback we could not apply is applied
+    async with first_delivery(pool, url, form) as replayed:
+        assert not replayed
+    async with first_delivery(pool, url, {"MessageSid": str(uuid.uuid4())}) as other:
+        assert other

@@ -21,6 +21,7 @@ import yaml
 from goldenhour.dev.devsystem import IDENTIFIED, directory, event
 from goldenhour.dev.stack import EmbeddedStack, free_port
 from goldenhour.dev.supervisor import PartProcess
+from goldenhour.dev.waiting import eventually
 from goldenhour.infra.db import migrate
 from goldenhour.services.outbox import _RELAY_LOCK
 
@@ -83,19 +84,18 @@ async def readyz_until(
     url: str, want: Callable[[int, Body], bool], timeout: float, what: str
 ) -> tuple[int, Body]:
     """Poll /readyz until its answer is the one wanted; that answer."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    last: object = None
     async with httpx.AsyncClient(timeout=5.0) as client:
-        while asyncio.get_running_loop().time() < deadline:
+
+        async def answer() -> tuple[int, Body]:
             try:
                 r = await client.get(f"{url}/readyz")
-                last = (r.status_code, r.json())
-                if want(r.status_code, r.json()):
-                    return r.status_code, r.json()
-            except httpx.HTTPError as exc:
-                last = exc
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last answer {last!r}")
+            except httpx.HTTPError as exc:  # not answering yet
+                raise AssertionError(repr(exc)) from exc
+            seen = (r.status_code, r.json())
+            assert want(*seen), seen
+            return seen
+
+        return await eventually(answer, timeout, what, every=0.2)
 
 
 def ready(status: int, body: Body) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from goldenhour.infra.db import audit, create_pool
+from goldenhour.infra.db import audit
 
 CHANGES = {
     "update": "UPDATE audit_log SET actor = 'user:someone-else', detail = '{}' WHERE id = $1",
@@ -15,38 +15,30 @@ CHANGES = {
 
 
 @pytest.mark.parametrize("change", sorted(CHANGES))
-async def test_a_line_can_be_neither_changed_nor_removed(migrated_db: str, change: str) -> None:
-    pool = await create_pool(migrated_db, min_size=1, max_size=2)
-    try:
-        async with pool.acquire() as conn:
-            await audit(
-                conn,
-                "alert.acknowledged",
-                "LBH-2026-0042",
-                None,
-                {"via": "sms"},
-                actor="user:lbh-dm1",
-            )
-            before = await conn.fetchrow("SELECT * FROM audit_log ORDER BY id DESC LIMIT 1")
-            with pytest.raises(asyncpg.RaiseError, match="append-only"):
-                await conn.execute(CHANGES[change], before["id"])
-            after = await conn.fetchrow("SELECT * FROM audit_log WHERE id = $1", before["id"])
-            count = await conn.fetchval("SELECT count(*) FROM audit_log")
-    finally:
-        await pool.close()
+async def test_a_line_can_be_neither_changed_nor_removed(pool: asyncpg.Pool, change: str) -> None:
+    async with pool.acquire() as conn:
+        await audit(
+            conn,
+            "alert.acknowledged",
+            "LBH-2026-0042",
+            None,
+            {"via": "sms"},
+            actor="user:lbh-dm1",
+        )
+        before = await conn.fetchrow("SELECT * FROM audit_log ORDER BY id DESC LIMIT 1")
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await conn.execute(CHANGES[change], before["id"])
+        after = await conn.fetchrow("SELECT * FROM audit_log WHERE id = $1", before["id"])
+        count = await conn.fetchval("SELECT count(*) FROM audit_log")
     assert after is not None and dict(after) == dict(before)
     assert after["actor"] == "user:lbh-dm1" and after["detail"] == {"via": "sms"}
     assert count == 1
 
 
-async def test_deleting_every_line_at_once_is_refused_too(migrated_db: str) -> None:
+async def test_deleting_every_line_at_once_is_refused_too(pool: asyncpg.Pool) -> None:
     """A DELETE without WHERE is refused whole: not one line goes."""
-    pool = await create_pool(migrated_db, min_size=1, max_size=2)
-    try:
-        async with pool.acquire() as conn:
-            await audit(conn, "console.signed_in", None, None, {}, actor="user:lbh-dm1")
-            with pytest.raises(asyncpg.RaiseError, match="append-only"):
-                await conn.execute("DELETE FROM audit_log")
-            assert await conn.fetchval("SELECT count(*) FROM audit_log") == 1
-    finally:
-        await pool.close()
+    async with pool.acquire() as conn:
+        await audit(conn, "console.signed_in", None, None, {}, actor="user:lbh-dm1")
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await conn.execute("DELETE FROM audit_log")
+        assert await conn.fetchval("SELECT count(*) FROM audit_log") == 1

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 
+from goldenhour.dev.waiting import eventually
 from goldenhour.services.console.board import BoardFeed
+from tests.integration.rows import open_alert
 
 LISTENERS = (
     "SELECT count(*) FROM pg_stat_activity"
@@ -17,53 +17,32 @@ LISTENERS = (
 )
 
 
-@pytest.fixture
-async def db(migrated_db: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(migrated_db)
-    yield conn
-    await conn.close()
+async def new_alert(pool: asyncpg.Pool) -> uuid.UUID:
+    """An open alert of a child of its own, with a code of its own."""
+    child = f"LBH-{uuid.uuid4().hex[:8]}"
+    return await open_alert(pool, child, ack_code=str(uuid.uuid4().int)[:4])
 
 
-async def eventually(check, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
-async def open_alert(db: asyncpg.Connection) -> uuid.UUID:
-    alert_id = uuid.uuid4()
-    await db.execute(
-        "INSERT INTO alerts (alert_id, child_id, kind, status, risk_level, policy, anchor_at,"
-        " local_authority, ack_code, opened_at)"
-        " VALUES ($1, $2, 'missing', 'open', 'high', 'high', now(), 'LBH', $3, now())",
-        alert_id,
-        f"LBH-{alert_id.hex[:8]}",
-        str(uuid.uuid4().int)[:4],
-    )
-    return alert_id
-
-
-async def test_listens_only_while_a_board_is_open(migrated_db: str, db) -> None:
+async def test_listens_only_while_a_board_is_open(migrated_db: str, pool: asyncpg.Pool) -> None:
     feed = BoardFeed(migrated_db, linger_s=0.3)
     await feed.start()
     try:
         await asyncio.sleep(0.5)
-        assert not feed.listening and await db.fetchval(LISTENERS) == 0
-        await open_alert(db)  # nobody watches: announced to no one, and nothing breaks
+        assert not feed.listening and await pool.fetchval(LISTENERS) == 0
+        await new_alert(pool)  # nobody watches: announced to no one, and nothing breaks
 
         with feed.subscribe() as queue:
             # Once listening, the board is told to reload: it may have missed changes.
             assert await asyncio.wait_for(queue.get(), 5) == "*"
-            assert feed.listening and await db.fetchval(LISTENERS) == 1
-            alert_id = await open_alert(db)
+            assert feed.listening and await pool.fetchval(LISTENERS) == 1
+            alert_id = await new_alert(pool)
             assert await asyncio.wait_for(queue.get(), 5) == str(alert_id)
 
         # The last board closed: the listening connection goes after the linger.
         async def closed() -> bool:
-            return not feed.listening and await db.fetchval(LISTENERS) == 0
+            return not feed.listening and await pool.fetchval(LISTENERS) == 0
 
-        await eventually(closed)
+        await eventually(closed, 5.0, "the listening connection closed after the linger")
 
         with feed.subscribe() as queue:  # and comes back for the next board
             assert await asyncio.wait_for(queue.get(), 5) == "*"

@@ -5,9 +5,9 @@ for them opens nothing. The real application over a real database."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import httpx
 import pytest
 import yaml
@@ -15,20 +15,19 @@ from fastapi import FastAPI
 
 from goldenhour.contracts.config import hash_api_key
 from goldenhour.dev.devsystem import directory
-from goldenhour.infra.db import create_pool
 from goldenhour.infra.settings import Settings
 from goldenhour.services import passwords
 from goldenhour.services.app import create_app
 from goldenhour.services.auth import Caller
 from goldenhour.services.console import sessions
-from tests.e2e.test_scenario_5_firewall import sneak_key_in
+from tests.e2e.helpers import sneak_key_in
 
 PASSWORD = "a long enough password for hoie"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture
-async def app(migrated_db: str, tmp_path) -> AsyncIterator[FastAPI]:
+async def app(migrated_db: str, pool: asyncpg.Pool, tmp_path) -> FastAPI:
     path = tmp_path / "goldenhour.yaml"
     path.write_text(yaml.safe_dump(directory()[0]))
     settings = Settings.model_validate(
@@ -44,13 +43,8 @@ async def app(migrated_db: str, tmp_path) -> AsyncIterator[FastAPI]:
     # ... and by its user id too, as a password or a session would find it.
     config._users["hoie-1"] = config.user_for_key_hash(hash_api_key("hoie-key"))
     # The routes under test need only the database; the lifespan would wait for a broker.
-    application.state.pool = await create_pool(
-        migrated_db, min_size=1, max_size=4, limits=settings.db_limits
-    )
-    try:
-        yield application
-    finally:
-        await application.state.pool.close()
+    application.state.pool = pool
+    return application
 
 
 def client(app: FastAPI, cookies: dict[str, str] | None = None) -> httpx.AsyncClient:

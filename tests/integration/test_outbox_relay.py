@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -22,22 +22,17 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from goldenhour.dev.stack import EmbeddedStack, die_with_parent
+from goldenhour.dev.waiting import eventually
 from goldenhour.infra.db import create_pool, migrate
 from goldenhour.infra.topics import Topics, ensure_topics
-from goldenhour.services.intake import OUTBOX_CHANNEL
+from goldenhour.services.db import OUTBOX_CHANNEL
 from goldenhour.services.outbox import OutboxRelay
-from tests.e2e.conftest import until
 
 # Far longer than any test waits: a row that arrives was relayed because of a nudge.
 IDLE_POLL_S = 60.0
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-async def pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(migrated_db)
-    yield p
-    await p.close()
+# How long one try of `consume_until` reads before it starts again from the topic's start.
+READ_TRY_S = 5.0
 
 
 @pytest.fixture
@@ -107,15 +102,15 @@ async def write(pool: asyncpg.Pool, topic: str, key: str, payload: str | None = 
 
 async def write_when_up(pool: asyncpg.Pool, topic: str, key: str, timeout: float = 30) -> None:
     """Write once the database answers again (after a restart its old connections fail first)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+
+    async def written() -> bool:
         try:
             await write(pool, topic, key)
-            return
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise AssertionError(repr(exc)) from exc  # not back yet
+        return True
+
+    await eventually(written, timeout, f"the database to take {key!r}", 0.2)
 
 
 async def consume(stack: EmbeddedStack, topic: str, n: int) -> list[str]:
@@ -139,48 +134,36 @@ async def consume(stack: EmbeddedStack, topic: str, n: int) -> list[str]:
 async def consume_until(
     stack: EmbeddedStack, topic: str, wanted: set[str], timeout: float = 30
 ) -> list[tuple[str, int, int]]:
-    """Every record (payload, partition, offset) read until each wanted payload has arrived."""
-    seen: list[tuple[str, int, int]] = []
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+    """Every record (payload, partition, offset) read until each wanted payload has arrived.
+
+    Each try reads the topic from its start with a consumer of its own, for a few seconds: a
+    broker coming back fails a try, and the next starts afresh."""
+
+    async def read() -> list[tuple[str, int, int]]:
         consumer = AIOKafkaConsumer(
             topic, bootstrap_servers=stack.kafka_bootstrap, auto_offset_reset="earliest"
         )
+        seen: list[tuple[str, int, int]] = []
         try:
             await consumer.start()
-            seen = []
-            while asyncio.get_running_loop().time() < deadline:
+            stop_at = asyncio.get_running_loop().time() + READ_TRY_S
+            while asyncio.get_running_loop().time() < stop_at:
                 batch = await consumer.getmany(timeout_ms=500)
                 for records in batch.values():
                     seen += [(r.value.decode(), r.partition, r.offset) for r in records]
                 if wanted <= {p for p, _, _ in seen}:
                     return seen
-        except Exception:  # noqa: BLE001 - the broker may still be coming back: read again
-            await asyncio.sleep(0.5)
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()
-        if asyncio.get_running_loop().time() >= deadline:
-            missing = wanted - {p for p, _, _ in seen}
-            raise AssertionError(f"timed out after {timeout}s waiting for {sorted(missing)}")
+        missing = wanted - {p for p, _, _ in seen}
+        raise AssertionError(f"not yet read: {sorted(missing)}")
+
+    return await eventually(read, timeout, f"{sorted(wanted)} on {topic}", 0.5, retry_errors=True)
 
 
 async def unpublished(pool: asyncpg.Pool) -> int:
     return await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-
-
-async def until_async(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
-    """Like `until`, for a predicate that asks a server (and may fail while it is away)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            if await predicate():
-                return
-        except Exception:  # noqa: BLE001 - not yet: the server is still coming back
-            pass
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def broker_cluster(bootstrap: str) -> str:
@@ -200,16 +183,22 @@ async def test_a_nudge_in_the_active_process_relays_at_once(
 ) -> None:
     relay = relay_for(stack, migrated_db, pool)
     async with running(relay):
-        await until(lambda: relay.active, 10, "the relay to take the lock")
+        await eventually(lambda: relay.active, 10, "the relay to take the lock")
         await asyncio.sleep(0.2)  # past its first look at the empty outbox
         await write(pool, topic, "child-1")
         relay.nudge()
         assert await consume(stack, topic, 1) == ["child-1"]
         # Marked once the broker acknowledged, just after it delivered.
-        await until_async(lambda: _zero(unpublished(pool)), 5, "the row to be marked")
+        await eventually(
+            lambda: _zero(unpublished(pool)),
+            5,
+            "the row to be marked",
+            every=0.1,
+            retry_errors=True,
+        )
 
 
-async def _zero(count) -> bool:  # noqa: ANN001
+async def _zero(count: Awaitable[int]) -> bool:
     return await count == 0
 
 
@@ -219,7 +208,7 @@ async def test_a_nudge_in_another_process_wakes_the_active_relay_by_notify(
     active = relay_for(stack, migrated_db, pool)
     standby = relay_for(stack, migrated_db, pool)
     async with running(active):
-        await until(lambda: active.active, 10, "the relay to take the lock")
+        await eventually(lambda: active.active, 10, "the relay to take the lock")
         async with running(standby):
             await asyncio.sleep(0.2)
             assert not standby.active  # one relay holds the lock; the other waits
@@ -241,7 +230,7 @@ async def test_nudges_are_coalesced_into_few_notifies(
         standby = relay_for(stack, migrated_db, pool)  # never started: not the active relay
         for _ in range(200):
             standby.nudge()
-        await until(lambda: len(heard) >= 1, 10, "a NOTIFY")
+        await eventually(lambda: len(heard) >= 1, 10, "a NOTIFY")
         await asyncio.sleep(0.3)  # any NOTIFY still in flight
         assert 1 <= len(heard) <= 2  # one sent, at most one more for nudges during it
     finally:
@@ -259,7 +248,13 @@ async def test_each_row_records_where_the_broker_put_it(
         await write(pool, topic, f"child-{i}")
     async with running(relay):
         records = await consume_until(stack, topic, {f"child-{i}" for i in range(6)})
-        await until_async(lambda: _zero(unpublished(pool)), 10, "every row to be marked")
+        await eventually(
+            lambda: _zero(unpublished(pool)),
+            10,
+            "every row to be marked",
+            every=0.1,
+            retry_errors=True,
+        )
     where = {p: (partition, offset) for p, partition, offset in records}
     cluster = await broker_cluster(stack.kafka_bootstrap)
     rows = await pool.fetch(
@@ -279,14 +274,16 @@ async def test_the_active_relay_beats_by_the_database_clock(
     relay = relay_for(stack, migrated_db, pool)
     beat = "SELECT holder, beat_at FROM leader_heartbeats WHERE role = 'outbox_relay'"
     async with running(relay):
-        await until_async(lambda: pool.fetchrow(beat), 10, "a first beat")
+        await eventually(
+            lambda: pool.fetchrow(beat), 10, "a first beat", every=0.1, retry_errors=True
+        )
         first = await pool.fetchrow(beat)
         assert first["holder"] == f"{socket.gethostname()}:{os.getpid()}"
 
         async def later() -> bool:
             return (await pool.fetchrow(beat))["beat_at"] > first["beat_at"]
 
-        await until_async(later, 10, "a later beat")
+        await eventually(later, 10, "a later beat", every=0.1, retry_errors=True)
 
 
 # --- a standby takes over ----------------------------------------------------------------------
@@ -298,7 +295,7 @@ async def test_a_standby_takes_over_when_the_active_relay_stops(
     first = relay_for(stack, migrated_db, pool, idle_poll_s=0.5)
     second = relay_for(stack, migrated_db, pool, idle_poll_s=0.5)
     async with running(first) as (first_task,):
-        await until(lambda: first.active, 10, "the first relay to take the lock")
+        await eventually(lambda: first.active, 10, "the first relay to take the lock")
         async with running(second):
             await write(pool, topic, "before")
             await consume_until(stack, topic, {"before"})
@@ -306,10 +303,16 @@ async def test_a_standby_takes_over_when_the_active_relay_stops(
             first_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await first_task
-            await until(lambda: second.active, 10, "the standby to take over")
+            await eventually(lambda: second.active, 10, "the standby to take over")
             await write(pool, topic, "after")
             await consume_until(stack, topic, {"before", "after"})
-            await until_async(lambda: _zero(unpublished(pool)), 10, "the row to be marked")
+            await eventually(
+                lambda: _zero(unpublished(pool)),
+                10,
+                "the row to be marked",
+                every=0.1,
+                retry_errors=True,
+            )
 
 
 _RELAY_PROCESS = """
@@ -355,7 +358,9 @@ async def test_a_standby_takes_over_from_a_hung_relay_within_seconds(
         async def they_lead() -> bool:
             return await pool.fetchval(holder) == theirs
 
-        await until_async(they_lead, 30, "the relay process to take the lock")
+        await eventually(
+            they_lead, 30, "the relay process to take the lock", every=0.1, retry_errors=True
+        )
         standby = relay_for(stack, migrated_db, pool, idle_poll_s=0.5)
         async with running(standby):
             await write(pool, topic, "before")
@@ -364,7 +369,9 @@ async def test_a_standby_takes_over_from_a_hung_relay_within_seconds(
             proc.send_signal(signal.SIGSTOP)  # hung: alive, its connections open, silent
             await write(pool, topic, "while-hung")
             # Its lock session ends on the server after a few idle seconds.
-            await until(lambda: standby.active, 15, "the standby to take over from the hung one")
+            await eventually(
+                lambda: standby.active, 15, "the standby to take over from the hung one"
+            )
             await consume_until(stack, topic, {"before", "while-hung"})
             assert await pool.fetchval(holder) == f"{socket.gethostname()}:{os.getpid()}"
 
@@ -379,7 +386,7 @@ async def test_relay_and_standby_survive_a_postgres_restart(
     first = relay_for(own_stack, own_db, own_pool, idle_poll_s=0.5)
     second = relay_for(own_stack, own_db, own_pool, idle_poll_s=0.5)
     async with running(first, second) as tasks:
-        await until(lambda: first.active or second.active, 10, "a relay to take the lock")
+        await eventually(lambda: first.active or second.active, 10, "a relay to take the lock")
         await write(own_pool, own_topic, "before")
         await consume_until(own_stack, own_topic, {"before"})
         await asyncio.to_thread(own_stack.stop_postgres)
@@ -388,8 +395,14 @@ async def test_relay_and_standby_survive_a_postgres_restart(
         for i in range(3):
             await write_when_up(own_pool, own_topic, f"after-{i}")
         await consume_until(own_stack, own_topic, {"before", "after-0", "after-1", "after-2"})
-        await until_async(lambda: _zero(unpublished(own_pool)), 15, "the rows to be marked")
-        await until(lambda: first.active != second.active, 10, "exactly one relay active")
+        await eventually(
+            lambda: _zero(unpublished(own_pool)),
+            15,
+            "the rows to be marked",
+            every=0.1,
+            retry_errors=True,
+        )
+        await eventually(lambda: first.active != second.active, 10, "exactly one relay active")
         assert not any(t.done() for t in tasks)  # the standby lives on too
 
 
@@ -399,10 +412,16 @@ async def test_rows_stay_unmarked_while_the_broker_is_paused_and_relay_after(
     first = relay_for(own_stack, own_db, own_pool, idle_poll_s=0.5)
     second = relay_for(own_stack, own_db, own_pool, idle_poll_s=0.5)
     async with running(first, second) as tasks:
-        await until(lambda: first.active or second.active, 10, "a relay to take the lock")
+        await eventually(lambda: first.active or second.active, 10, "a relay to take the lock")
         await write(own_pool, own_topic, "before")
         await consume_until(own_stack, own_topic, {"before"})
-        await until_async(lambda: _zero(unpublished(own_pool)), 10, "the row to be marked")
+        await eventually(
+            lambda: _zero(unpublished(own_pool)),
+            10,
+            "the row to be marked",
+            every=0.1,
+            retry_errors=True,
+        )
         own_stack.signal("tansu", signal.SIGSTOP)
         try:
             await write(own_pool, own_topic, "while-paused")
@@ -418,7 +437,13 @@ async def test_rows_stay_unmarked_while_the_broker_is_paused_and_relay_after(
             own_stack.signal("tansu", signal.SIGCONT)
         await write(own_pool, own_topic, "after")
         await consume_until(own_stack, own_topic, {"before", "while-paused", "after"}, 45)
-        await until_async(lambda: _zero(unpublished(own_pool)), 30, "the rows to be marked")
+        await eventually(
+            lambda: _zero(unpublished(own_pool)),
+            30,
+            "the rows to be marked",
+            every=0.1,
+            retry_errors=True,
+        )
         assert not any(t.done() for t in tasks)
 
 
@@ -429,14 +454,26 @@ async def test_relay_publishes_to_a_broker_restarted_with_its_log_lost(
     async with running(relay):
         await write(own_pool, own_topic, "before")
         await consume_until(own_stack, own_topic, {"before"})
-        await until_async(lambda: _zero(unpublished(own_pool)), 10, "the row to be marked")
+        await eventually(
+            lambda: _zero(unpublished(own_pool)),
+            10,
+            "the row to be marked",
+            every=0.1,
+            retry_errors=True,
+        )
         old = await broker_cluster(own_stack.kafka_bootstrap)
         await asyncio.to_thread(own_stack.restart_kafka)
         new = await broker_cluster(own_stack.kafka_bootstrap)
         assert new != old
         await write(own_pool, own_topic, "after")
         await consume_until(own_stack, own_topic, {"after"}, 45)
-        await until_async(lambda: _zero(unpublished(own_pool)), 15, "the row to be marked")
+        await eventually(
+            lambda: _zero(unpublished(own_pool)),
+            15,
+            "the row to be marked",
+            every=0.1,
+            retry_errors=True,
+        )
     clusters = dict(
         await own_pool.fetch(
             "SELECT convert_from(payload, 'UTF8'), kafka_cluster FROM outbox ORDER BY id"

@@ -14,13 +14,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from goldenhour.dev.stack import EmbeddedStack
+from goldenhour.dev.waiting import eventually
 from goldenhour.infra.db import create_pool, migrate
 from goldenhour.infra.topics import Topics, ensure_topics
 from goldenhour.services.outbox import OutboxRelay
 from goldenhour.services.reconciler import BrokerView, Reconciler, Row, lost_reason, plan
 from goldenhour.streams.handlers import CONSUMER
-from tests.e2e.conftest import until
-from tests.integration.test_outbox_relay import broker_cluster, consume_until, until_async
+from tests.integration.test_outbox_relay import broker_cluster, consume_until
 
 # --- pure: what the sweep decides ----------------------------------------------------------------
 
@@ -171,7 +171,7 @@ async def outbox_row(pool: asyncpg.Pool, event_id: uuid.UUID) -> asyncpg.Record:
 
 async def rounds_pass(reconciler: Reconciler, n: int, timeout: float = 60) -> None:
     start = reconciler.rounds
-    await until(lambda: reconciler.rounds >= start + n, timeout, f"{n} reconcile rounds")
+    await eventually(lambda: reconciler.rounds >= start + n, timeout, f"{n} reconcile rounds")
 
 
 async def commit(stack: EmbeddedStack, topics: Topics, partition: int, offset: int) -> None:
@@ -196,20 +196,34 @@ async def test_an_event_the_broker_lost_is_published_again_and_reaches_the_new_l
     dsn, pool = db
     async with pipeline(own_stack, dsn, pool, topics) as (_, reconciler):
         lost = await accept(pool, topics, "child-1", "lost")
-        await until_async(lambda: published(pool, lost), 15, "the event to be published")
+        await eventually(
+            lambda: published(pool, lost),
+            15,
+            "the event to be published",
+            every=0.1,
+            retry_errors=True,
+        )
         old = (await outbox_row(pool, lost))["kafka_cluster"]
         await asyncio.to_thread(own_stack.restart_kafka)  # its log is gone, unconsumed
-        await until_async(lambda: published(pool, lost, count=2), 20, "a second publish")
+        await eventually(
+            lambda: published(pool, lost, count=2),
+            20,
+            "a second publish",
+            every=0.1,
+            retry_errors=True,
+        )
         await consume_until(own_stack, topics.intake, {"lost"}, 30)
         again = await outbox_row(pool, lost)
         assert again["kafka_cluster"] == await broker_cluster(own_stack.kafka_bootstrap) != old
         assert again["publish_count"] == 2
         # Applied now: the sweep moves past it and never sends it a third time.
         await apply(pool, lost)
-        await until_async(
+        await eventually(
             lambda: pool.fetchval("SELECT outbox_id = $1 FROM reconcile_cursor", again["id"]),
             15,
             "the cursor past the applied event",
+            every=0.1,
+            retry_errors=True,
         )
         await rounds_pass(reconciler, 3)
         assert (await outbox_row(pool, lost))["publish_count"] == 2
@@ -230,12 +244,18 @@ async def test_lagging_events_still_in_the_log_are_left_alone(
     # batch's later records are judged right too.
     waiting = [await accept(pool, topics, "child-1", f"waiting-{i}") for i in range(3)]
     async with pipeline(own_stack, dsn, pool, topics, settle_s=0.5) as (_, reconciler):
-        await until_async(lambda: published(pool, waiting[-1]), 15, "the events to be published")
+        await eventually(
+            lambda: published(pool, waiting[-1]),
+            15,
+            "the events to be published",
+            every=0.1,
+            retry_errors=True,
+        )
         before = [await outbox_row(pool, e) for e in waiting]
         assert len({r["kafka_partition"] for r in before}) == 1
         # The group has read up to them (not past them): the worker is slow, not skipping.
         await commit(own_stack, topics, before[0]["kafka_partition"], before[0]["kafka_offset"])
-        await until(lambda: reconciler.active, 15, "the reconciler to lead")
+        await eventually(lambda: reconciler.active, 15, "the reconciler to lead")
         await asyncio.sleep(0.6)  # older than the settle time
         await rounds_pass(reconciler, 5)
         after = [await outbox_row(pool, e) for e in waiting]
@@ -250,12 +270,24 @@ async def test_an_event_consumed_but_never_applied_is_published_again(
     async with pipeline(own_stack, dsn, pool, topics, settle_s=0.5) as (_, reconciler):
         applied = await accept(pool, topics, "child-1", "applied")
         skipped = await accept(pool, topics, "child-1", "skipped")
-        await until_async(lambda: published(pool, skipped), 15, "the events to be published")
+        await eventually(
+            lambda: published(pool, skipped),
+            15,
+            "the events to be published",
+            every=0.1,
+            retry_errors=True,
+        )
         await apply(pool, applied)
         where = await outbox_row(pool, skipped)
         # The group moved past both, as a worker that lost the record in a crash would.
         await commit(own_stack, topics, where["kafka_partition"], where["kafka_offset"] + 1)
-        await until_async(lambda: published(pool, skipped, count=2), 20, "a second publish")
+        await eventually(
+            lambda: published(pool, skipped, count=2),
+            20,
+            "a second publish",
+            every=0.1,
+            retry_errors=True,
+        )
         await rounds_pass(reconciler, 2)
         assert (await outbox_row(pool, applied))["publish_count"] == 1
         cursor = await pool.fetchval("SELECT outbox_id FROM reconcile_cursor")
@@ -278,10 +310,12 @@ async def test_dead_lettered_and_applied_events_move_the_cursor(
             dead,
         )
         last = (await outbox_row(pool, dead))["id"]
-        await until_async(
+        await eventually(
             lambda: pool.fetchval("SELECT outbox_id = $1 FROM reconcile_cursor", last),
             15,
             "the cursor past both",
+            every=0.1,
+            retry_errors=True,
         )
 
 
@@ -291,8 +325,14 @@ async def test_nothing_is_published_again_while_the_broker_cannot_be_asked(
     dsn, pool = db
     async with pipeline(own_stack, dsn, pool, topics) as (_, reconciler):
         event = await accept(pool, topics, "child-1", "event")
-        await until_async(lambda: published(pool, event), 15, "the event to be published")
-        await until(lambda: reconciler.active, 15, "the reconciler to lead")
+        await eventually(
+            lambda: published(pool, event),
+            15,
+            "the event to be published",
+            every=0.1,
+            retry_errors=True,
+        )
+        await eventually(lambda: reconciler.active, 15, "the reconciler to lead")
         own_stack.signal("tansu", signal.SIGSTOP)
         try:
             # As if it had gone to a log since lost: only the broker can say so, and it is away.
@@ -304,7 +344,13 @@ async def test_nothing_is_published_again_while_the_broker_cannot_be_asked(
             assert (await outbox_row(pool, event))["kafka_cluster"] == "gone"
         finally:
             own_stack.signal("tansu", signal.SIGCONT)
-        await until_async(lambda: published(pool, event, count=2), 30, "the second publish")
+        await eventually(
+            lambda: published(pool, event, count=2),
+            30,
+            "the second publish",
+            every=0.1,
+            retry_errors=True,
+        )
 
 
 async def test_one_reconciler_is_active_among_replicas(
@@ -315,6 +361,6 @@ async def test_one_reconciler_is_active_among_replicas(
         pipeline(own_stack, dsn, pool, topics) as (_, first),
         pipeline(own_stack, dsn, pool, topics) as (_, second),
     ):
-        await until(lambda: first.active or second.active, 15, "a reconciler to lead")
+        await eventually(lambda: first.active or second.active, 15, "a reconciler to lead")
         await rounds_pass(first if first.active else second, 3)
         assert first.active != second.active

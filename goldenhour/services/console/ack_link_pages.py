@@ -97,5 +97,6 @@ async def ack_link_confirm(request: Request, token: str) -> Response:
             now=now,
             alerts_topic=request.app.state.topics.alerts,
         )
-    assert result is not None
+    if result is None:
+        raise PageError(status.HTTP_404_NOT_FOUND, "This acknowledgement link is not valid.")
     return _page(request, row, acknowledged_at=now, resolved=result.status == "resolved")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -16,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from goldenhour.contracts.alert_kinds import LABELS, is_renotify_key, policy_for_alert
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.infra.db import DbLimits, connect
-from goldenhour.services.alerts_api import visibility_args, visible_sql
+from goldenhour.services import db
+from goldenhour.services.alerts_api import visibility_args
 from goldenhour.services.auth import Caller
 
 log = structlog.get_logger(__name__)
@@ -105,35 +107,17 @@ async def board_rows(
     acked = {"yes": True, "no": False}.get(filters.acknowledged or "")
     async with pool.acquire() as conn:
         alerts = await conn.fetch(
-            f"""
-            SELECT a.* FROM alerts a
-            WHERE a.status <> 'resolved' AND {visible_sql(1)}
-              AND ($4::text IS NULL OR a.local_authority = $4)
-              AND ($5::text IS NULL OR a.risk_level = $5)
-              AND ($6::boolean IS NULL OR (a.status = 'acknowledged') = $6)
-            ORDER BY a.opened_at DESC LIMIT {BOARD_LIMIT}
-            """,
+            db.BOARD_ALERTS,
             *visibility_args(config, caller),
             filters.authority,
             filters.risk,
             acked,
+            BOARD_LIMIT,
         )
         ids = [a["alert_id"] for a in alerts]
-        notes = await conn.fetch(
-            "SELECT alert_id, contact_id, channel, status FROM notifications"
-            " WHERE alert_id = ANY($1) AND subscription_id IS NULL ORDER BY created_at",
-            ids,
-        )
-        steps = await conn.fetch(
-            "SELECT alert_id, step_key FROM alert_steps WHERE alert_id = ANY($1)"
-            " AND status = 'fired'",
-            ids,
-        )
-        acks = await conn.fetch(
-            "SELECT alert_id, user_id, contact_id FROM acknowledgements WHERE alert_id = ANY($1)"
-            " ORDER BY acknowledged_at",
-            ids,
-        )
+        notes = await conn.fetch(db.BOARD_NOTIFICATIONS, ids)
+        steps = await conn.fetch(db.BOARD_FIRED_STEPS, ids)
+        acks = await conn.fetch(db.BOARD_ACKNOWLEDGEMENTS, ids)
     told: dict[uuid.UUID, dict[str, dict[str, str]]] = {}
     for n in notes:  # the latest message per contact and channel wins
         told.setdefault(n["alert_id"], {}).setdefault(n["contact_id"], {})[n["channel"]] = n[
@@ -223,7 +207,7 @@ class BoardFeed:
                         await conn.close()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the feed retries; boards keep their clocks
+            except Exception as exc:  # the feed retries; boards keep their clocks
                 log.warning("board_feed.lost", error=repr(exc))
                 await asyncio.sleep(1.0)
 
@@ -242,7 +226,8 @@ class BoardFeed:
                 return
 
     @contextlib.contextmanager
-    def subscribe(self):  # noqa: ANN201 - a context manager yielding the queue
+    def subscribe(self) -> Iterator[asyncio.Queue[str]]:
+        """A queue of changed alert ids, for as long as the caller holds it."""
         queue: asyncio.Queue[str] = asyncio.Queue()
         self.subscribers.add(queue)
         self._wanted.set()

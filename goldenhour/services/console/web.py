@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -42,7 +43,7 @@ class PageError(Exception):
         self.message = message
 
 
-def _zone(request: Request):  # noqa: ANN202 - a ZoneInfo
+def _zone(request: Request) -> ZoneInfo:
     return request.app.state.config.tz
 
 
