@@ -1,7 +1,8 @@
 """The golden-hour escalation clock: which steps are due, who is told, what is skipped.
 
-Pure logic: data and `now` in, decisions out. No I/O here; `streams.clock_store` applies the
-decisions to Postgres in one transaction.
+Pure logic: data and `now` in, decisions out. No I/O here: `plan` decides what is due, `allot`
+who is told and what the alert's timeline records of it, and `streams.clock_store` writes that
+to Postgres in one transaction.
 
 The rules, as DESIGN.md states them:
 - The clock is anchored at `last_seen_at` (the alert's `anchor_at`), not at the report, but never
@@ -28,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from goldenhour.contracts.alert_kinds import renotify_key
+from goldenhour.wording import steps as wording
 
 
 class StepSpec(Protocol):
@@ -66,6 +68,7 @@ class ClockState:
     escalate: bool = False  # someone asked to fire the next step now
     # When the alert's current policy came into force (a risk change); None: from the start.
     policy_since: datetime | None = None
+    escalated_by: str | None = None  # who asked, for the timeline
 
 
 @dataclass(frozen=True)
@@ -80,10 +83,24 @@ class Plan:
     # Steps of `fire` that fell due before the current policy came into force: catching up
     # after a risk change, they tell nobody the alert already told on that channel.
     catch_up: tuple[str, ...] = ()
+    # When the alert first notified anyone, now included: re-notification counts from it.
+    first_fired_at: datetime | None = None
+    fired_notify: bool = False  # a step of `fire` notifies someone
+    # What the timeline records of the decided steps needs: the clock's anchor, the instant
+    # decided at, and who asked for the escalation.
+    anchor_at: datetime | None = None
+    decided_at: datetime | None = None
+    escalated_by: str | None = None
 
     @property
     def empty(self) -> bool:
         return not self.fire and not self.skip and self.renotify_round is None
+
+    @property
+    def wants_told(self) -> bool:
+        """Whether `allot` needs whom the alert told already: a re-notification reminds them,
+        and a catch-up step does not tell them again."""
+        return self.renotify_round is not None or bool(self.catch_up)
 
 
 _LEGACY_KEY = re.compile(r"s(\d+)")
@@ -152,8 +169,9 @@ def plan(policy: PolicySpec, state: ClockState, now: datetime) -> Plan:
         fire.append(escalated)
     pending_due = [due_at for due_at, _, _ in pending]
 
+    fired_notify = any(step_of(policy, k).notify for k in fire)
     first_fired_at = state.first_fired_at
-    if first_fired_at is None and any(step_of(policy, k).notify for k in fire):
+    if first_fired_at is None and fired_notify:
         first_fired_at = now
     renotify_round, renotify_next = _renotify(policy, state, first_fired_at, now)
     if renotify_next is not None:
@@ -165,6 +183,11 @@ def plan(policy: PolicySpec, state: ClockState, now: datetime) -> Plan:
         next_due_at=min(pending_due, default=None),
         escalated=escalated,
         catch_up=tuple(catch_up),
+        first_fired_at=first_fired_at,
+        fired_notify=fired_notify,
+        anchor_at=state.anchor_at,
+        decided_at=now,
+        escalated_by=state.escalated_by,
     )
 
 
@@ -201,14 +224,31 @@ class Delivery:
     step_key: str
 
 
+@dataclass(frozen=True)
+class StepRow:
+    """One decided step as the alert's timeline records it."""
+
+    key: str
+    due_at: datetime
+    status: str  # fired or skipped
+    decided_at: datetime
+    detail: str
+
+
 @dataclass
 class Allotment:
-    """Who gets what for a plan, and what a catch-up step withheld: per step key, the
-    (contact, channel) pairs it did not tell because the alert had told them already."""
+    """Who gets what for a plan, what a catch-up step withheld (per step key, the (contact,
+    channel) pairs it did not tell because the alert had told them already) and the timeline's
+    rows for the decided steps."""
 
     items: list[Delivery] = field(default_factory=list)
     withheld: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     seen: set[tuple[str, str]] = field(default_factory=set)
+    steps: list[StepRow] = field(default_factory=list)
+
+    def told(self, key: str) -> list[str]:
+        """Whom the step `key` tells, as `contact/channel`, in order."""
+        return [f"{d.recipient.contact_id}/{d.channel}" for d in self.items if d.step_key == key]
 
     def add(self, recipient: Recipient, channel: str, key: str) -> None:
         if (recipient.contact_id, channel) in self.seen:
@@ -246,7 +286,34 @@ def allot(
     if decision.renotify_round is not None:
         for recipient, channel in told:
             out.add(recipient, channel, renotify_key(decision.renotify_round))
+    out.steps = _step_rows(policy, decision, out)
     return out
+
+
+def _step_rows(policy: PolicySpec, decision: Plan, allotted: Allotment) -> list[StepRow]:
+    """The timeline's rows for what `decision` decided: fired steps with whom they told,
+    skipped ones, and the re-notification round."""
+    if decision.empty or decision.anchor_at is None or decision.decided_at is None:
+        return []
+    anchor_at, now = decision.anchor_at, decision.decided_at
+    rows = []
+    for key in decision.fire:
+        step = step_of(policy, key)
+        detail = wording.fired(
+            allotted.told(key),
+            allotted.withheld.get(key, ()),
+            shared=bool(step.share),
+            escalated=key == decision.escalated,
+            by=decision.escalated_by,
+        )
+        rows.append(StepRow(key, anchor_at + step.after, "fired", now, detail))
+    for key in decision.skip:
+        due_at = anchor_at + step_of(policy, key).after
+        rows.append(StepRow(key, due_at, "skipped", now, wording.SKIPPED))
+    if decision.renotify_round is not None:
+        key = renotify_key(decision.renotify_round)
+        rows.append(StepRow(key, now, "fired", now, wording.renotified(allotted.told(key))))
+    return rows
 
 
 def deliveries(

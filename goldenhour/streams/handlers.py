@@ -1,4 +1,4 @@
-"""What the golden-hour clock does with each intake event, idempotent on event_id, and how a
+"""What the streams worker does with each intake event, idempotent on event_id, and how a
 raw intake record is read (or sorted as poison, with the reason)."""
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import asyncpg
 import structlog
 from pydantic import ValidationError
 
-from goldenhour.contracts.events import CHILD_ID_PATTERN, IntakeRecord
-from goldenhour.streams.clock_store import Outcome
-from goldenhour.streams.watch_store import WatchStore
+from goldenhour.contracts.events import CHILD_ID_PATTERN, EventType, IntakeRecord
+from goldenhour.streams import decisions
+from goldenhour.streams.child_watch import ChildWatch
+from goldenhour.streams.clock_store import ClockStore
+from goldenhour.streams.outcome import Outcome
 
 log = structlog.get_logger(__name__)
 
@@ -54,7 +56,7 @@ def read_record(raw: bytes | None) -> IntakeRecord | Poison:
         return IntakeRecord.model_validate_json(raw or b"")
     except ValidationError as exc:
         return Poison("validation", str(exc)[:2000], event_id, child_id)
-    except Exception as exc:  # noqa: BLE001 - a validator that raises is the record's fault
+    except Exception as exc:  # a validator that raises: the record's fault
         return Poison("validation", repr(exc)[:2000], event_id, child_id)
 
 
@@ -66,7 +68,11 @@ def _uuid(value: object) -> uuid.UUID | None:
 
 
 async def handle_intake(
-    pool: asyncpg.Pool, watch: WatchStore, record: IntakeRecord, now: datetime | None = None
+    pool: asyncpg.Pool,
+    watch: ChildWatch,
+    clock: ClockStore,
+    record: IntakeRecord,
+    now: datetime | None = None,
 ) -> Outcome:
     """Apply one intake event in one transaction; a replayed event changes nothing.
 
@@ -86,4 +92,27 @@ async def handle_intake(
         if not first:
             log.info("intake.replayed", event_id=str(event.event_id), child_id=event.child_id)
             return Outcome()
-        return await watch.on_intake(conn, record, now)
+        return await apply_intake(conn, watch, clock, record, now)
+
+
+async def apply_intake(
+    conn: asyncpg.Connection,
+    watch: ChildWatch,
+    clock: ClockStore,
+    record: IntakeRecord,
+    now: datetime,
+) -> Outcome:
+    """Everything one intake event changes, in lock order (child, clocks, alerts): the
+    watchers' record and clocks, then the child's risk, the missing-child clock and the
+    alerts the watchers open and close."""
+    decided = await watch.on_intake(conn, record, now)
+    if decided is None:
+        return Outcome()
+    await decisions.apply_risk(clock, conn, decided, now)
+    outcome = Outcome()
+    if record.event.type == EventType.absence_reported:
+        outcome.extend(await clock.on_absence(conn, record, now))
+    elif record.event.type == EventType.child_located:
+        outcome.extend(await clock.on_located(conn, record, now))
+    outcome.extend(await decisions.apply_alerts(clock, conn, decided, now))
+    return outcome

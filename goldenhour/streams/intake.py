@@ -28,10 +28,11 @@ from goldenhour.contracts.events import IntakeRecord
 from goldenhour.infra import dead_letters
 from goldenhour.infra.backoff import delay
 from goldenhour.infra.faults import is_transient, timed_out
-from goldenhour.streams.clock_store import Outcome
+from goldenhour.streams.child_watch import ChildWatch
+from goldenhour.streams.clock_store import ClockStore
 from goldenhour.streams.handlers import CONSUMER, Poison, handle_intake, read_record
+from goldenhour.streams.outcome import Outcome
 from goldenhour.streams.readiness import RetryBoard
-from goldenhour.streams.watch_store import WatchStore
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +75,8 @@ class IntakeApplier:
     def __init__(
         self,
         pool: PoolGetter,
-        watch: WatchStore,
+        watch: ChildWatch,
+        clock: ClockStore,
         config: GoldenHourConfig,
         board: RetryBoard,
         publish_dead: Publish,
@@ -82,6 +84,7 @@ class IntakeApplier:
     ) -> None:
         self.pool = pool
         self.watch = watch
+        self.clock = clock
         self.config = config
         self.board = board
         self.publish_dead = publish_dead
@@ -114,7 +117,7 @@ class IntakeApplier:
                         outcome.extend(await self.apply(item, read))
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - never lose the rest of the lane
+                except Exception as exc:  # never lose the rest of the lane
                     log.exception("intake.unexpected", error=repr(exc))
         return outcome
 
@@ -129,12 +132,14 @@ class IntakeApplier:
                 attempts += 1
                 try:
                     # The database's clock, read in the event's transaction.
-                    outcome = await handle_intake(await self.pool(), self.watch, record, now=None)
+                    outcome = await handle_intake(
+                        await self.pool(), self.watch, self.clock, record, now=None
+                    )
                     APPLIED.inc()
                     return outcome
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - sorted below, never swallowed
+                except Exception as exc:  # sorted below, never swallowed
                     if timed_out(exc) and await self._database_answers():
                         slow += 1
                         if slow >= SLOW_ATTEMPTS:
@@ -190,7 +195,7 @@ class IntakeApplier:
                     break
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - the letter must be kept: try again
+                except Exception as exc:  # the letter must be kept: try again
                     if self.board.enter(key, exc):
                         log.warning(
                             "dead_letter.retrying",
@@ -203,7 +208,7 @@ class IntakeApplier:
             self.board.leave(key)
         try:
             await asyncio.wait_for(self.publish_dead(letter), PROBE_TIMEOUT_S * 2)
-        except Exception as exc:  # noqa: BLE001 - best effort: the table is the record
+        except Exception as exc:  # best effort: the table is the record
             log.warning("dead_letter.publish_failed", error=repr(exc)[:300])
 
     async def _database_answers(self) -> bool:
@@ -213,5 +218,5 @@ class IntakeApplier:
             pool = await self.pool()
             async with asyncio.timeout(PROBE_TIMEOUT_S):
                 return await pool.fetchval("SELECT 1") == 1
-        except Exception:  # noqa: BLE001 - any failure to answer means "not now"
+        except Exception:  # any failure to answer means "not now"
             return False

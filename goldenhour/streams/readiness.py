@@ -155,7 +155,7 @@ class WorkerReadiness:
                 wait = BEAT_EVERY_S
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the heartbeat must never stop
+            except Exception as exc:  # the heartbeat must never stop
                 failures += 1
                 if failures == 1:
                     log.warning("readiness.beat_failed", part=self.part, error=repr(exc)[:300])
@@ -169,7 +169,7 @@ class WorkerReadiness:
         try:
             async with asyncio.timeout(2.0):
                 await unmark_ready(await self.pool(), self.part)
-        except Exception as exc:  # noqa: BLE001 - a stale beat tells the same within seconds
+        except Exception as exc:  # a stale beat tells the same within seconds
             log.warning("readiness.unmark_failed", part=self.part, error=repr(exc)[:300])
         if self._admin is not None:
             with contextlib.suppress(Exception):
@@ -189,7 +189,7 @@ class WorkerReadiness:
         try:
             async with asyncio.timeout(PROBE_TIMEOUT_S):
                 await (await self.pool()).fetchval("SELECT 1")
-        except Exception as exc:  # noqa: BLE001 - any failure is the reason
+        except Exception as exc:  # any failure is the reason
             return f"database unreachable: {exc!r}"[:300]
         return None
 
@@ -203,7 +203,7 @@ class WorkerReadiness:
                     )
                     await admin.start()
                 await admin.describe_cluster()
-        except Exception as exc:  # noqa: BLE001 - any failure is the reason
+        except Exception as exc:  # any failure is the reason
             admin, self._admin = self._admin, None
             if admin is not None:
                 asyncio.get_running_loop().create_task(_close_quietly(admin))

@@ -5,7 +5,7 @@ Deliveries are message rows like any other (the dispatcher sends them, over SMS,
 subscription's signed webhook); their unique key makes each version reach each subscriber once.
 
 The texts a shared alert carries (clothing, gender, last-seen place) pass the screen
-(`streams.screen`) first: one that mentions nationality or immigration status, or reads like
+(`wording.screen`) first: one that mentions nationality or immigration status, or reads like
 an instruction of our own, is replaced by "see the case in Golden Hour", and the alert's
 timeline says so. The free-text distinguishing features are never shared. A subscription whose
 organisation has left the directory is disabled and skipped; the others are still delivered.
@@ -24,6 +24,7 @@ from goldenhour.contracts.events import RiskLevel
 from goldenhour.contracts.languages import shared_language
 from goldenhour.contracts.shared import SharedAlert, SharedAlertPublished
 from goldenhour.infra.db import audit
+from goldenhour.infra.notifications import Outgoing, queue
 from goldenhour.streams.recipients import FirewallViolation
 from goldenhour.streams.requests import requested
 from goldenhour.streams.withholding import record_withheld
@@ -32,25 +33,10 @@ from goldenhour.wording.shared_messages import email_shared, sms_shared
 
 log = structlog.get_logger(__name__)
 
-_RANK = {"low": 1, "medium": 2, "high": 3}
-
 SCREENED_FIELDS = ("gender", "clothing", "last_seen_location")
 """The shared alert's texts a person typed; the screen reads each before it is shared."""
 
 LEFT_DIRECTORY = "organisation no longer in the directory"
-
-_INSERT = """
-INSERT INTO notifications (notification_id, alert_id, child_id, step_key, contact_id, org_code,
-                           channel, address, subject, body, status, next_attempt_at, created_at,
-                           subscription_id)
-SELECT n.id, $1, $2, $3, n.contact_id, n.org_code, n.channel, n.address, n.subject, n.body,
-       'pending', $4, $4, n.subscription_id
-FROM unnest($5::uuid[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
-            $12::uuid[])
-     AS n(id, contact_id, org_code, channel, address, subject, body, subscription_id)
-ON CONFLICT (alert_id, step_key, contact_id, channel) DO NOTHING
-RETURNING notification_id, step_key, contact_id, channel
-"""
 
 
 def step_key_for(shared: SharedAlert) -> str:
@@ -60,7 +46,7 @@ def step_key_for(shared: SharedAlert) -> str:
 
 def matches(sub: asyncpg.Record, risk_level: str, exploitation: list[str]) -> bool:
     """Whether a subscription asked for an alert of this risk and these exploitation types."""
-    if _RANK[risk_level] < _RANK[sub["min_risk"]]:
+    if RiskLevel(risk_level).rank < RiskLevel(sub["min_risk"]).rank:
         return False
     wanted = set(sub["exploitation_types"])
     return not wanted or bool(wanted & set(exploitation))
@@ -213,7 +199,8 @@ class Sharing:
         """Message rows for each subscription's contacts, channels and webhook."""
         sms, (subject, body) = sms_shared(shared, self.tz), email_shared(shared, self.tz)
         payload = shared.model_dump_json()
-        rows: list[tuple] = []
+        key = step_key_for(shared)
+        rows: list[Outgoing] = []
         delivered = []
         source = self.config.org(alert["local_authority"])
         for sub in subs:
@@ -244,40 +231,30 @@ class Sharing:
                     address = contact.phone if channel == "sms" else str(contact.email)
                     text = ("", sms) if channel == "sms" else (subject, body)
                     rows.append(
-                        (
-                            uuid.uuid4(),
+                        Outgoing(
+                            key,
                             contact.id,
                             org.code,
                             channel,
                             address,
                             *text,
-                            sub["subscription_id"],
+                            subscription_id=sub["subscription_id"],
                         )
                     )
             if sub["webhook_url"]:
                 rows.append(
-                    (
-                        uuid.uuid4(),
+                    Outgoing(
+                        key,
                         f"sub-{sub['subscription_id']}",
                         org.code,
                         "webhook",
                         sub["webhook_url"],
                         "",
                         payload,
-                        sub["subscription_id"],
+                        subscription_id=sub["subscription_id"],
                     )
                 )
-        key = step_key_for(shared)
-        inserted = []
-        if rows:
-            inserted = await conn.fetch(
-                _INSERT,
-                alert["alert_id"],
-                alert["child_id"],
-                key,
-                now,
-                *[list(col) for col in zip(*rows, strict=True)],
-            )
+        inserted = await queue(conn, alert["alert_id"], alert["child_id"], rows, now)
         await audit(
             conn,
             f"shared_alert.{shared.msg_type.lower()}",

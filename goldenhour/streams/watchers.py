@@ -18,8 +18,17 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel
+
+from goldenhour.contracts.events import (
+    ChildIdentified,
+    ChildLocated,
+    PlacementStarted,
+    RiskSignal,
+)
 
 RISK_ORDER = ("low", "medium", "high")
 INTERVIEW_STATUSES = frozenset({"returned", "found_safe"})
@@ -172,10 +181,19 @@ def _curfew_clock(
 
 # --- on events --------------------------------------------------------------------------
 
+D = TypeVar("D", bound=BaseModel)
+
+
+def _as(data: BaseModel, model: type[D], event_type: str) -> D:
+    """`data` as the model its event type carries (the event's own validation matched them)."""
+    if not isinstance(data, model):
+        raise TypeError(f"{event_type} carries {type(data).__name__}, not {model.__name__}")
+    return data
+
 
 def on_event(
     event_type: str,
-    data: object,
+    data: BaseModel,
     occurred_at: datetime,
     state: ChildState,
     w: WatcherSettings,
@@ -186,7 +204,8 @@ def on_event(
     if event_type == "child.identified":
         # A later identification (a new risk assessment) changes the risk but never restarts
         # the golden hour: it runs from the first.
-        actions = [SetRisk(str(getattr(data, "risk_level", state.risk_level)), "identification")]
+        identified = _as(data, ChildIdentified, event_type)
+        actions = [SetRisk(str(identified.risk_level), "identification")]
         if state.placement is None:
             first = state.identified_at or occurred_at
             actions.append(
@@ -198,7 +217,8 @@ def on_event(
             )
         return actions
     if event_type == "placement.started":
-        risk = getattr(getattr(data, "risk", None), "level", None)
+        placed = _as(data, PlacementStarted, event_type)
+        risk = placed.risk.level if placed.risk else None
         actions = [SetRisk(str(risk), "placement risk assessment")] if risk else []
         actions += [
             Cancel("identification", "placement recorded"),
@@ -223,10 +243,11 @@ def on_event(
         # While the child is missing no check-in is expected: the missing alert has the case.
         return [Resolve(CONCERNS, "absence reported"), Cancel("checkin", "absence reported")]
     if event_type == "child.located":
-        status = getattr(data, "status", None)
-        located_at: datetime = getattr(data, "located_at", occurred_at)
+        found = _as(data, ChildLocated, event_type)
+        status = found.status.value if found.status is not None else None
+        located_at = found.located_at
         actions = []
-        if status is not None and str(getattr(status, "value", status)) in INTERVIEW_STATUSES:
+        if status in INTERVIEW_STATUSES:
             actions.append(
                 Arm(
                     "return_interview",
@@ -237,7 +258,7 @@ def on_event(
                     },
                 )
             )
-        if status is None or str(getattr(status, "value", status)) not in INTERVIEW_STATUSES:
+        if status not in INTERVIEW_STATUSES:
             return actions  # found harmed or in custody: not back at the placement yet
         back = ChildState(state.risk_level, state.placement, located_at)
         return actions + _expect_checkins(back, w)
@@ -247,18 +268,18 @@ def on_event(
             Resolve(("return_interview",), "interview completed"),
         ]
     if event_type == "risk.signal":
-        return on_risk_signal(data, occurred_at, state)
+        return on_risk_signal(_as(data, RiskSignal, event_type), occurred_at, state)
     return []
 
 
-def on_risk_signal(data: object, occurred_at: datetime, state: ChildState) -> list[Action]:
+def on_risk_signal(data: RiskSignal, occurred_at: datetime, state: ChildState) -> list[Action]:
     """Every signal raises the risk a level; contact from a trafficker makes it high and alerts."""
-    kind = str(getattr(getattr(data, "kind", ""), "value", getattr(data, "kind", "")))
+    kind = data.kind.value
     if kind == "trafficker_contact":
         actions: list[Action] = []
         if state.risk_level != "high":
             actions.append(SetRisk("high", "trafficker contact"))
-        detail = getattr(data, "detail", None)
+        detail = data.detail
         # Each contact is news: an earlier, acknowledged alert must not swallow this one.
         return actions + [
             Resolve(("risk_signal",), "a newer trafficker contact was reported"),

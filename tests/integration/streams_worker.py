@@ -1,14 +1,13 @@
 """A real streams worker process for the fault tests, fed straight from Kafka, with its health
-port; and small helpers to write intake records and to wait on the database."""
+port; and small helpers to write intake records and to read the database."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +20,9 @@ from aiokafka import AIOKafkaProducer
 
 from goldenhour.contracts.events import IntakeRecord, Submitter, parse_event
 from goldenhour.dev.devsystem import directory, event
+from goldenhour.dev.stack import free_port
 from goldenhour.dev.supervisor import PartProcess
+from goldenhour.dev.waiting import eventually
 from goldenhour.infra.db import migrate
 from goldenhour.infra.topics import Topics, ensure_topics
 
@@ -61,31 +62,6 @@ class Worker:
             if got == want:
                 return float(value)
         return 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def eventually(
-    check: Callable[[], Awaitable[Any]], timeout: float, what: str, every: float = 0.1
-) -> Any:
-    """Poll `check` until it answers something true (and return that), or fail naming `what`.
-    A check that raises counts as not yet (the database may be coming back)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    last: BaseException | None = None
-    while True:
-        try:
-            result = await check()
-            if result:
-                return result
-        except Exception as exc:  # noqa: BLE001 - retried until the deadline
-            last = exc
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-        await asyncio.sleep(every)
 
 
 async def fetchval(dsn: str, sql: str, *args: object) -> Any:
@@ -200,24 +176,14 @@ async def streams_worker(
 
         async def ready() -> bool:
             if not part.alive():
-                raise RuntimeError("the streams worker exited")
-            status, _ = await worker.readyz()
+                raise RuntimeError("the streams worker exited early")
+            try:
+                status, _ = await worker.readyz()
+            except httpx.HTTPError:
+                return False  # not listening yet
             return status == 200
 
-        deadline = asyncio.get_running_loop().time() + 60
-        while not await _quietly(ready):
-            if not part.alive():
-                raise RuntimeError("the streams worker exited early")
-            if asyncio.get_running_loop().time() > deadline:
-                raise RuntimeError("the streams worker was not ready in 60 s")
-            await asyncio.sleep(0.1)
+        await eventually(ready, 60, "the streams worker to be ready", every=0.1)
         yield worker
     finally:
         await asyncio.to_thread(part.stop)
-
-
-async def _quietly(check: Callable[[], Awaitable[bool]]) -> bool:
-    try:
-        return await check()
-    except httpx.HTTPError:
-        return False

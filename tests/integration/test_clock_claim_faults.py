@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -16,11 +16,12 @@ from prometheus_client import REGISTRY
 
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.dev.devsystem import directory
-from goldenhour.infra.db import DbLimits, connect, create_pool
+from goldenhour.dev.waiting import eventually
+from goldenhour.infra.db import DbLimits, connect
 from goldenhour.streams.clock_store import ClockStore
+from tests.integration.rows import seed_child
 from tests.integration.streams_worker import (
     absence,
-    eventually,
     fetchval,
     prepare,
     produce,
@@ -56,21 +57,9 @@ def config() -> GoldenHourConfig:
 FIRST = config().policy_for("high").steps[0].key
 
 
-@pytest.fixture
-async def pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(migrated_db)
-    await p.execute(
-        "INSERT INTO children (child_id, local_authority, risk_level, identified_at)"
-        " VALUES ($1, 'LBH', 'high', now())",
-        CHILD,
-    )
-    await p.execute(
-        "INSERT INTO placements (placement_id, child_id, care_home, started_at)"
-        " VALUES ('P-77', $1, 'OAK', now())",
-        CHILD,
-    )
-    yield p
-    await p.close()
+@pytest.fixture(autouse=True)
+async def seeded(pool: asyncpg.Pool) -> None:
+    await seed_child(pool, CHILD, "P-77")
 
 
 def failures_counted() -> float:
@@ -250,7 +239,7 @@ async def test_a_hung_claimers_locks_are_freed_by_its_bound(stack, database_url,
         async def first_steps() -> bool:
             return await fetchval(database_url, "SELECT count(*) FROM alert_steps") == 2
 
-        await eventually(first_steps, 30, "both alerts' first steps")
+        await eventually(first_steps, 30, "both alerts' first steps", retry_errors=True)
         bounded = await connect(database_url, DbLimits(idle_in_transaction_s=1.0))
         unbounded = await asyncpg.connect(database_url)  # the server's default: no bound
         try:
@@ -276,6 +265,7 @@ async def test_a_hung_claimers_locks_are_freed_by_its_bound(stack, database_url,
                 lambda: _more_than(decisions(bounded_child), 1),
                 max(0.0, wait) + 10,
                 "the bounded holder's alert to fire its next step",
+                retry_errors=True,
             )
             with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError)):
                 await bounded.fetchval("SELECT 1")  # its session was ended by the server
@@ -297,6 +287,7 @@ async def test_a_hung_claimers_locks_are_freed_by_its_bound(stack, database_url,
                 lambda: _more_than(decisions(unbounded_child), 1),
                 10,
                 "the alert to fire once its holder let go",
+                retry_errors=True,
             )
         finally:
             for conn in (bounded, unbounded):

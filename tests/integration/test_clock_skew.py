@@ -10,7 +10,8 @@ from datetime import timedelta
 import pytest
 
 from goldenhour.dev.faketime import skewed
-from tests.integration.streams_worker import eventually, fetch, fetchval, prepare, streams_worker
+from goldenhour.dev.waiting import eventually
+from tests.integration.streams_worker import fetch, fetchval, prepare, streams_worker
 
 CHILD = "LBH-2026-0777"
 DUE_IN = timedelta(seconds=4)
@@ -47,7 +48,7 @@ async def test_a_skewed_worker_fires_on_the_databases_time(
             )
             return rows or None
 
-        steps = await eventually(decided, 30, "the first step decided")
+        steps = await eventually(decided, 30, "the first step decided", retry_errors=True)
         notes = await fetch(
             database_url, "SELECT * FROM notifications WHERE alert_id = $1", alert_id
         )

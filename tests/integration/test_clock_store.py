@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -12,10 +12,10 @@ import pytest
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.contracts.events import IntakeRecord, Submitter, parse_event
 from goldenhour.dev.devsystem import directory, event
-from goldenhour.infra.db import create_pool
+from goldenhour.streams.child_watch import ChildWatch
 from goldenhour.streams.clock_store import ClockStore
 from goldenhour.streams.handlers import handle_intake
-from goldenhour.streams.watch_store import WatchStore
+from tests.integration.rows import seed_child
 
 CHILD = "LBH-2026-0042"
 
@@ -26,30 +26,37 @@ def config_with_immigration_org() -> GoldenHourConfig:
     return GoldenHourConfig.model_validate(raw)
 
 
-@pytest.fixture
-async def pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(migrated_db)
-    await p.execute(
-        "INSERT INTO children (child_id, local_authority, risk_level, identified_at)"
-        " VALUES ($1, 'LBH', 'high', now())",
-        CHILD,
-    )
-    await p.execute(
-        "INSERT INTO placements (placement_id, child_id, care_home, started_at)"
-        " VALUES ('P-1', $1, 'OAK', now())",
-        CHILD,
-    )
-    yield p
-    await p.close()
+@pytest.fixture(autouse=True)
+async def seeded(pool: asyncpg.Pool) -> None:
+    await seed_child(pool, CHILD, "P-1")
 
 
 def step_keys(config: GoldenHourConfig, policy: str) -> list[str]:
     return [s.key for s in config.policy_for(policy).steps]
 
 
-def watch_store() -> WatchStore:
-    config = config_with_immigration_org()
-    return WatchStore(config, ClockStore(config))
+@dataclass(frozen=True)
+class Worker:
+    """The two peers the intake handler calls: the watchers and the alerts' clock."""
+
+    watch: ChildWatch
+    clock: ClockStore
+
+    @property
+    def config(self) -> GoldenHourConfig:
+        return self.clock.config
+
+
+def worker(config: GoldenHourConfig) -> Worker:
+    return Worker(ChildWatch(config), ClockStore(config))
+
+
+def watch_store() -> Worker:
+    return worker(config_with_immigration_org())
+
+
+async def intake(pool: asyncpg.Pool, w: Worker, rec: IntakeRecord, now: datetime | None = None):
+    return await handle_intake(pool, w.watch, w.clock, rec, now)
 
 
 def record(event_type: str, data: dict, child_id: str = CHILD) -> IntakeRecord:
@@ -65,8 +72,8 @@ async def test_a_replayed_event_changes_nothing(pool):
     store = watch_store()
     absent = record("absence.reported", {"last_seen_at": datetime.now(UTC).isoformat()})
     now = datetime.now(UTC)
-    first = await handle_intake(pool, store, absent, now)
-    again = await handle_intake(pool, store, absent, now + timedelta(seconds=1))
+    first = await intake(pool, store, absent, now)
+    again = await intake(pool, store, absent, now + timedelta(seconds=1))
     assert len(first.notifications) == 6 and again.events == []
     assert await pool.fetchval("SELECT count(*) FROM alerts") == 1
     assert await pool.fetchval("SELECT count(*) FROM notifications") == 6
@@ -75,7 +82,7 @@ async def test_a_replayed_event_changes_nothing(pool):
 async def test_a_second_report_updates_the_open_alert(pool):
     store = watch_store()
     now = datetime.now(UTC)
-    await handle_intake(
+    await intake(
         pool,
         store,
         record(
@@ -85,7 +92,7 @@ async def test_a_second_report_updates_the_open_alert(pool):
         now,
     )
     earlier = now - timedelta(minutes=20)
-    out = await handle_intake(
+    out = await intake(
         pool,
         store,
         record(
@@ -104,12 +111,10 @@ async def test_a_second_report_updates_the_open_alert(pool):
 async def test_located_resolves_and_stands_down_only_those_told(pool):
     store = watch_store()
     now = datetime.now(UTC)
-    await handle_intake(
-        pool, store, record("absence.reported", {"last_seen_at": now.isoformat()}), now
-    )
+    await intake(pool, store, record("absence.reported", {"last_seen_at": now.isoformat()}), now)
     await pool.execute("UPDATE notifications SET status = 'sent' WHERE contact_id <> 'oak-mgr'")
     await pool.execute("UPDATE notifications SET status = 'pending' WHERE contact_id = 'oak-mgr'")
-    out = await handle_intake(
+    out = await intake(
         pool,
         store,
         record("child.located", {"located_at": now.isoformat(), "status": "found_safe"}),
@@ -161,10 +166,10 @@ async def test_a_risk_change_applies_to_the_later_steps_of_an_open_alert(pool):
         ]
     }
     config = GoldenHourConfig.model_validate(raw)
-    store = WatchStore(config, ClockStore(config))
+    store = worker(config)
     await pool.execute("UPDATE children SET risk_level = 'medium'")
     now = datetime.now(UTC)
-    await handle_intake(
+    await intake(
         pool,
         store,
         record("absence.reported", {"last_seen_at": (now - timedelta(minutes=20)).isoformat()}),
@@ -173,7 +178,7 @@ async def test_a_risk_change_applies_to_the_later_steps_of_an_open_alert(pool):
     told = await pool.fetch("SELECT contact_id FROM notifications")
     assert {r["contact_id"] for r in told} == {"oak-mgr"}
 
-    await handle_intake(pool, store, record("risk.signal", {"kind": "unknown_visitor"}), now)
+    await intake(pool, store, record("risk.signal", {"kind": "unknown_visitor"}), now)
     alert = await pool.fetchrow("SELECT * FROM alerts WHERE kind = 'missing'")
     assert alert["risk_level"] == "high" and alert["next_due_at"] <= now
     async with pool.acquire() as conn:
@@ -206,16 +211,16 @@ def medium_and_high(raw: dict | None = None) -> GoldenHourConfig:
 
 async def test_medium_to_high_at_31_minutes_fires_the_15_minute_step_once_at_once(pool):
     config = medium_and_high()
-    store = WatchStore(config, ClockStore(config))
+    store = worker(config)
     await pool.execute("UPDATE children SET risk_level = 'medium'")
     seen = datetime.now(UTC) - timedelta(minutes=31)
-    await handle_intake(pool, store, record("absence.reported", {"last_seen_at": seen.isoformat()}))
+    await intake(pool, store, record("absence.reported", {"last_seen_at": seen.isoformat()}))
     medium = step_keys(config, "medium")
     fired = await pool.fetch("SELECT step_key, policy FROM alert_steps WHERE status = 'fired'")
     assert {(r["step_key"], r["policy"]) for r in fired} == {(k, "medium") for k in medium}
     before = await pool.fetchval("SELECT count(*) FROM notifications")
 
-    await handle_intake(pool, store, record("risk.signal", {"kind": "unknown_visitor"}))
+    await intake(pool, store, record("risk.signal", {"kind": "unknown_visitor"}))
     alert = await pool.fetchrow("SELECT * FROM alerts WHERE kind = 'missing'")
     db_now = await pool.fetchval("SELECT now()")
     assert alert["policy"] == "high" and alert["next_due_at"] <= db_now
@@ -315,7 +320,7 @@ async def test_a_last_seen_time_ahead_of_the_report_anchors_the_clock_at_the_rep
         submitted_by=Submitter(org_code="OAK", user_id="oak-staff1"),
         received_at=received,
     )
-    out = await handle_intake(pool, store, absent)
+    out = await intake(pool, store, absent)
     alert = await pool.fetchrow("SELECT * FROM alerts")
     assert alert["anchor_at"] == received and alert["reported_last_seen_at"] == ahead
     # The first step is due at once, not 60 s later.

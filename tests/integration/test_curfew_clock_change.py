@@ -7,7 +7,7 @@ chosen, so three nights pass in a second.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -16,9 +16,11 @@ import pytest
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.contracts.events import IntakeRecord, Submitter, parse_event
 from goldenhour.dev.devsystem import directory, event
-from goldenhour.infra.db import create_pool
+from goldenhour.streams import watch_timers
+from goldenhour.streams.child_watch import ChildWatch
 from goldenhour.streams.clock_store import ClockStore
-from goldenhour.streams.watch_store import WatchStore
+from goldenhour.streams.handlers import apply_intake
+from tests.integration.rows import seed_child
 
 CHILD = "LBH-2026-0077"
 GRACE = timedelta(minutes=15)
@@ -29,43 +31,38 @@ def at(day: int, hhmm: str) -> datetime:
     return datetime(2026, 10, day, hour, minute, tzinfo=UTC)
 
 
-@pytest.fixture
-async def pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(migrated_db)
-    await p.execute(
-        "INSERT INTO children (child_id, local_authority, risk_level, identified_at)"
-        " VALUES ($1, 'LBH', 'high', $2)",
-        CHILD,
-        at(24, "09:00"),
-    )
-    await p.execute(
-        "INSERT INTO placements (placement_id, child_id, care_home, curfew, started_at)"
-        " VALUES ('P-7', $1, 'OAK', '22:00', $2)",
-        CHILD,
-        at(24, "12:00"),
-    )
-    yield p
-    await p.close()
+@pytest.fixture(autouse=True)
+async def seeded(pool: asyncpg.Pool) -> None:
+    await seed_child(pool, CHILD, "P-7", curfew="22:00", at=at(24, "12:00"))
+    await pool.execute("UPDATE children SET identified_at = $1", at(24, "09:00"))
 
 
-def watch() -> WatchStore:
+@dataclass(frozen=True)
+class Worker:
+    """The two peers the intake handler and the timer claimer call."""
+
+    watch: ChildWatch
+    clock: ClockStore
+
+
+def watch() -> Worker:
     config = GoldenHourConfig.model_validate(directory()[0])
-    return WatchStore(config, ClockStore(config))
+    return Worker(ChildWatch(config), ClockStore(config))
 
 
-async def intake(pool, store: WatchStore, kind: str, data: dict, when: datetime) -> None:
+async def intake(pool, store: Worker, kind: str, data: dict, when: datetime) -> None:
     record = IntakeRecord(
         event=parse_event(event(kind, CHILD, data, at=when), when),
         submitted_by=Submitter(org_code="OAK", user_id="oak-staff1"),
         received_at=when,
     )
     async with pool.acquire() as conn, conn.transaction():
-        await store.on_intake(conn, record, when)
+        await apply_intake(conn, store.watch, store.clock, record, when)
 
 
-async def tick(pool, store: WatchStore, now: datetime) -> None:
+async def tick(pool, store: Worker, now: datetime) -> None:
     async with pool.acquire() as conn:
-        await store.claim_due(conn, now, 50)
+        await watch_timers.claim_due(store.watch, store.clock, conn, now, 50)
 
 
 async def concerns(pool) -> list[datetime]:

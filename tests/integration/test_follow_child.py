@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
+from goldenhour.dev.waiting import eventually
 from goldenhour.streams.follow import current_placement, follow_child
 
 CHILD = "LBH-2026-0042"
@@ -90,15 +91,14 @@ async def test_a_clock_that_waited_on_a_move_reads_the_new_placement(conns):
     async with clock.transaction():
         reading = asyncio.create_task(current_placement(clock, CHILD))
         pid = clock.get_server_pid()
-        for _ in range(200):
-            waiting = await api.fetchval(
+        await eventually(
+            lambda: api.fetchval(
                 "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid
-            )
-            if waiting:
-                break
-            await asyncio.sleep(0.02)
-        else:
-            raise AssertionError("the clock's read never waited on the move")
+            ),
+            4,
+            "the clock's read to wait on the move",
+            every=0.02,
+        )
         await move.commit()
         held = await reading
     assert held is not None

@@ -12,9 +12,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from goldenhour.dev.stack import EmbeddedStack
+from goldenhour.dev.waiting import eventually
 from tests.integration.streams_worker import (
     absence,
-    eventually,
     fetch,
     fetchval,
     located,
@@ -56,12 +56,19 @@ async def test_two_poison_records_and_a_valid_one_in_one_batch(stack, database_u
             [(b"junk", bad_json), (POISONED.encode(), schema_two), (VALID.encode(), valid)],
             partition=0,
         )
-        await eventually(lambda: applied(database_url, valid_id), 30, "the valid absence applied")
+        await eventually(
+            lambda: applied(database_url, valid_id),
+            30,
+            "the valid absence applied",
+            retry_errors=True,
+        )
         alert = await fetchval(
             database_url, "SELECT count(*) FROM alerts WHERE child_id = $1", VALID
         )
         assert alert == 1
-        letters = await eventually(lambda: _letters(database_url, 2), 30, "two dead letters")
+        letters = await eventually(
+            lambda: _letters(database_url, 2), 30, "two dead letters", retry_errors=True
+        )
         by_reason = {r["reason"]: r for r in letters}
         assert set(by_reason) == {"parse", "schema"}
         assert bytes(by_reason["parse"]["raw"]) == bad_json
@@ -152,7 +159,9 @@ async def test_a_database_outage_with_events_in_flight_loses_nothing(outage_s, t
                 status, body = await worker.readyz()
                 return body if status == 503 else None
 
-            body = await eventually(unready, outage_s + 5, "/readyz to answer 503")
+            body = await eventually(
+                unready, outage_s + 5, "/readyz to answer 503", retry_errors=True
+            )
             assert "database unreachable" in json.dumps(body)
             rest = outage_s - (asyncio.get_running_loop().time() - stopped)
             await asyncio.sleep(max(0.0, rest))  # the outage itself, not an assertion
@@ -160,7 +169,9 @@ async def test_a_database_outage_with_events_in_flight_loses_nothing(outage_s, t
 
             # Applied within a bound of the database being back (the backoff caps at 5 s).
             for event_id in (absent_id, located_id, other_id):
-                await eventually(lambda e=event_id: applied(dsn, e), 15, f"event {event_id}")
+                await eventually(
+                    lambda e=event_id: applied(dsn, e), 15, f"event {event_id}", retry_errors=True
+                )
             # One child's order held through the retries: the absence, then its return.
             statuses = {
                 r["child_id"]: r["status"]
@@ -169,7 +180,9 @@ async def test_a_database_outage_with_events_in_flight_loses_nothing(outage_s, t
             assert statuses == {POISONED: "resolved", VALID: "open"}
             # Nothing set aside, and only the poison dead-lettered: the rest was the database's
             # failure, not the events'.
-            letters = await eventually(lambda: _letters(dsn, 1), 15, "the poison's dead letter")
+            letters = await eventually(
+                lambda: _letters(dsn, 1), 15, "the poison's dead letter", retry_errors=True
+            )
             assert [(r["reason"], bytes(r["raw"])) for r in letters] == [("parse", b"not json")]
             assert (
                 await fetchval(
@@ -181,7 +194,7 @@ async def test_a_database_outage_with_events_in_flight_loses_nothing(outage_s, t
             async def ready() -> bool:
                 return (await worker.readyz())[0] == 200
 
-            await eventually(ready, 20, "/readyz to answer 200 again")
+            await eventually(ready, 20, "/readyz to answer 200 again", retry_errors=True)
             retries = await worker.metric("goldenhour_intake_retries_total", kind="transient")
             assert retries > retries_before
             assert worker.part.alive()
@@ -198,7 +211,7 @@ async def test_readyz_tells_the_truth_while_the_broker_is_paused(tmp_path):
                     status, body = await worker.readyz()
                     return body if status == 503 else None
 
-                body = await eventually(unready, 15, "/readyz to answer 503")
+                body = await eventually(unready, 15, "/readyz to answer 503", retry_errors=True)
                 assert "broker unreachable" in body.get("broker", ""), body
             finally:
                 stack.signal("tansu", signal.SIGCONT)
@@ -206,11 +219,15 @@ async def test_readyz_tells_the_truth_while_the_broker_is_paused(tmp_path):
             async def ready() -> bool:
                 return (await worker.readyz())[0] == 200
 
-            await eventually(ready, 30, "/readyz to answer 200 once the broker is back")
+            await eventually(
+                ready, 30, "/readyz to answer 200 once the broker is back", retry_errors=True
+            )
             # And the worker still takes work.
             event_id, record = absence(VALID)
             await produce(stack.kafka_bootstrap, worker.topics.intake, [(VALID.encode(), record)])
-            await eventually(lambda: applied(stack.database_url, event_id), 30, "the absence")
+            await eventually(
+                lambda: applied(stack.database_url, event_id), 30, "the absence", retry_errors=True
+            )
 
             # It beats while it holds its partitions...
             pid = worker.part.pid
@@ -221,7 +238,7 @@ async def test_readyz_tells_the_truth_while_the_broker_is_paused(tmp_path):
             async def beat_again() -> bool:
                 return await fetchval(stack.database_url, beat_sql, pid) > first
 
-            await eventually(beat_again, 15, "a newer heartbeat")
+            await eventually(beat_again, 15, "a newer heartbeat", retry_errors=True)
         # ... and says it stopped when it stops.
         gone = await fetchval(
             stack.database_url, "SELECT count(*) FROM worker_readiness WHERE pid = $1", pid

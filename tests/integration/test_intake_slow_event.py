@@ -16,8 +16,8 @@ from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.dev.devsystem import directory, event
 from goldenhour.infra.db import DbLimits, create_pool
 from goldenhour.streams import intake
-from goldenhour.streams.clock_store import Outcome
 from goldenhour.streams.intake import Incoming, IntakeApplier
+from goldenhour.streams.outcome import Outcome
 from goldenhour.streams.readiness import RetryBoard
 
 SLOW, QUICK = "LBH-2026-0901", "LBH-2026-0902"
@@ -45,7 +45,9 @@ async def test_a_statement_that_always_times_out_is_dead_lettered_and_the_rest_a
 ) -> None:
     applied: list[str] = []
 
-    async def handle(db: asyncpg.Pool, watch: object, record, now: datetime) -> Outcome:
+    async def handle(
+        db: asyncpg.Pool, watch: object, clock: object, record, now: datetime
+    ) -> Outcome:
         # Our own handler stands in: the slow child's statement outlives the real server's
         # statement_timeout every time (a real QueryCanceledError from PostgreSQL).
         if record.event.child_id == SLOW:
@@ -63,7 +65,7 @@ async def test_a_statement_that_always_times_out_is_dead_lettered_and_the_rest_a
     async def publish(letter: object) -> None:
         published.append(letter)
 
-    applier = IntakeApplier(get_pool, None, config, RetryBoard(), publish)  # type: ignore[arg-type]
+    applier = IntakeApplier(get_pool, None, None, config, RetryBoard(), publish)  # type: ignore[arg-type]
     await applier.apply_batch([incoming(SLOW, 0), incoming(QUICK, 1)])
 
     assert applied == [QUICK]

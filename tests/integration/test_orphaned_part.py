@@ -7,8 +7,9 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
+
+from goldenhour.dev.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -16,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PART = textwrap.dedent(
     """
     import signal, time
-    from goldenhour import exit_when_orphaned
+    from goldenhour.cli import exit_when_orphaned
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     exit_when_orphaned(grace_s=0.5)
     print("ready", flush=True)
@@ -48,7 +49,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_an_orphaned_part_that_ignores_sigterm_still_exits() -> None:
+async def test_an_orphaned_part_that_ignores_sigterm_still_exits() -> None:
     supervisor = subprocess.Popen(
         [sys.executable, "-c", SUPERVISOR], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
@@ -58,10 +59,7 @@ def test_an_orphaned_part_that_ignores_sigterm_still_exits() -> None:
         assert _alive(part_pid)
         supervisor.kill()
         supervisor.wait()
-        deadline = time.monotonic() + 30
-        while _alive(part_pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not _alive(part_pid), "the orphaned part is still running"
+        await eventually(lambda: not _alive(part_pid), 30, "the orphaned part to exit", every=0.1)
     finally:
         if supervisor.poll() is None:
             supervisor.kill()

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 
 from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.contracts.events import IntakeRecord, Submitter, parse_event
 from goldenhour.contracts.shared import SHARED_FIELDS, SharedAlertPublished
-from goldenhour.dev.devsystem import IDENTIFIED, directory
-from goldenhour.infra.db import create_pool
+from goldenhour.dev.devsystem import IDENTIFIED, directory, event
 from goldenhour.streams.clock_store import ClockStore
 from goldenhour.streams.recipients import FirewallViolation
 from goldenhour.streams.sharing import LEFT_DIRECTORY
 from goldenhour.wording.screen import WITHHELD
-from tests.integration.test_clock_store import record
+from tests.integration.rows import seed_child
 
 CHILD = "LBH-2026-0042"
 
@@ -30,23 +29,24 @@ def config(extra_org: dict | None = None) -> GoldenHourConfig:
     return GoldenHourConfig.model_validate(raw)
 
 
-@pytest.fixture
-async def pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(migrated_db)
-    await p.execute(
-        "INSERT INTO children (child_id, local_authority, risk_level, exploitation_types,"
-        " description, identified_at) VALUES ($1, 'LBH', 'high', $2, $3, now())",
+@pytest.fixture(autouse=True)
+async def seeded(pool: asyncpg.Pool) -> None:
+    await seed_child(pool, CHILD, "P-1")
+    await pool.execute(
+        "UPDATE children SET exploitation_types = $2, description = $3 WHERE child_id = $1",
         CHILD,
         ["criminal"],
         IDENTIFIED["description"],
     )
-    await p.execute(
-        "INSERT INTO placements (placement_id, child_id, care_home, started_at)"
-        " VALUES ('P-1', $1, 'OAK', now())",
-        CHILD,
+
+
+def record(event_type: str, data: dict, child_id: str = CHILD) -> IntakeRecord:
+    now = datetime.now(UTC)
+    return IntakeRecord(
+        event=parse_event(event(event_type, child_id, data), now),
+        submitted_by=Submitter(org_code="OAK", user_id="oak-staff1"),
+        received_at=now,
     )
-    yield p
-    await p.close()
 
 
 async def subscribe(pool, org: str, **kw) -> uuid.UUID:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from goldenhour.streams.escalation import ClockState, Plan, Recipient, deliveries, plan
+from goldenhour.streams.escalation import ClockState, Plan, Recipient, allot, deliveries, plan
 
 T0 = datetime(2026, 11, 22, 21, 40, tzinfo=UTC)
 M = timedelta(minutes=1)
@@ -220,3 +220,50 @@ def test_escalate_with_nothing_left_changes_nothing():
 
 def test_escalate_on_a_resolved_alert_fires_nothing():
     assert plan(HIGH, state(resolved=True, escalate=True), T0 + M).empty
+
+
+def test_the_plan_says_when_the_alert_first_notified():
+    now = T0 + 40 * M
+    assert plan(HIGH, state(), now).first_fired_at == now
+    earlier = T0 + 1 * M
+    assert plan(HIGH, state(first_fired_at=earlier), now).first_fired_at == earlier
+    # Only a sharing step due: nobody notified, so re-notification has not started.
+    shared_only = Policy(steps=[Step(0 * M, [], [], share="neighbours")])
+    assert plan(shared_only, state(), now).first_fired_at is None
+
+
+def test_the_allotment_words_the_timeline_of_what_was_decided():
+    people = {"police.control_room": [Recipient("mps-cr", "MPS", "+447700900010", "c@m.ex")]}
+    now = T0 + 20 * M
+    decision = plan(HIGH, state(acknowledged=True, escalated_by="duty"), now)
+    rows = allot(HIGH, decision, lambda t: people.get(t, [])).steps
+    assert [(r.key, r.status, r.due_at, r.decided_at) for r in rows] == [
+        ("0m", "fired", T0, now),
+        ("15m", "skipped", T0 + 15 * M, now),
+    ]
+    assert rows[0].detail == "told: mps-cr/sms, mps-cr/email"
+    assert rows[1].detail == "acknowledged before it fell due"
+
+
+def test_an_escalated_step_names_who_asked_and_a_shared_step_says_so():
+    now = T0 + 1 * M
+    decision = plan(HIGH, state(decided=frozenset({"0m", "15m"}), escalate=True), now)
+    assert decision.escalated == "30m"
+    [row] = allot(HIGH, decision, lambda t: []).steps
+    assert row.detail == (
+        "escalated now by None; shared alert to neighbouring authorities' subscribers"
+    )
+
+
+def test_a_renotification_round_is_a_timeline_row_naming_whom_it_reminded():
+    told = [(Recipient("mps-cr", "MPS", "+447700900010", "c@m.ex"), "sms")]
+    now = T0 + 12 * M
+    decision = plan(HIGH, state(decided=frozenset({"0m"}), first_fired_at=T0), now)
+    assert decision.renotify_round == 1 and decision.wants_told
+    [row] = allot(HIGH, decision, lambda t: [], told).steps
+    assert (row.key, row.status, row.due_at, row.detail) == (
+        "r1",
+        "fired",
+        now,
+        "re-notified: mps-cr/sms",
+    )
