@@ -95,7 +95,7 @@ def cmd_streams(_: argparse.Namespace) -> int:
 
 def cmd_dispatcher(_: argparse.Namespace) -> int:
     exit_when_orphaned()
-    from goldenhour.notifiers.worker import main as dispatcher_main
+    from goldenhour.notifiers.app import main as dispatcher_main
 
     return dispatcher_main(_settings(twilio=True))
 

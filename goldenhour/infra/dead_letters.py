@@ -18,6 +18,7 @@ from prometheus_client import Counter, Gauge
 
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.infra.db import audit
+from goldenhour.infra.notifications import Outgoing, queue
 
 log = structlog.get_logger(__name__)
 
@@ -133,26 +134,12 @@ async def tell_operations(
 
     Returns the ids of the messages queued (none when the config names no operations contacts,
     or when this key was already told)."""
-    ids = []
-    for contact in config.operations:
-        nid = uuid.uuid4()
-        inserted = await conn.fetchval(
-            "INSERT INTO notifications (notification_id, alert_id, child_id, step_key, contact_id,"
-            " org_code, channel, address, subject, body, status, next_attempt_at, created_at)"
-            " VALUES ($1, NULL, NULL, $2, $3, $4, 'email', $5, $6, $7, 'pending', $8, $8)"
-            " ON CONFLICT DO NOTHING RETURNING true",
-            nid,
-            f"operations:{key}"[:200],
-            contact.id,
-            OPERATIONS_ORG,
-            str(contact.email),
-            subject,
-            body,
-            now,
-        )
-        if inserted:
-            ids.append(nid)
-    return ids
+    step_key = f"operations:{key}"[:200]
+    emails = [
+        Outgoing(step_key, c.id, OPERATIONS_ORG, "email", str(c.email), subject, body)
+        for c in config.operations
+    ]
+    return [r["notification_id"] for r in await queue(conn, None, None, emails, now)]
 
 
 async def count_open(pool: asyncpg.Pool) -> int:

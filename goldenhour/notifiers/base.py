@@ -1,4 +1,5 @@
-"""The one small interface every notification channel (SMS, email) implements."""
+"""The one small interface every notification channel (SMS, voice, email, webhook) implements,
+and the errors the notifiers raise."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ __all__ = [
     "retry_after_seconds",
     "Channel",
     "ChannelError",
+    "NotifierError",
     "OutboundMessage",
     "PermanentSendError",
     "RetryableSendError",
@@ -25,7 +27,7 @@ class OutboundMessage:
     notification_id: str  # our id (uuid text)
     idempotency_key: str  # "<alert_id>:<step_key>:<contact_id>:<channel>"
     to: str  # E.164 phone or email address
-    subject: str  # email only ("" for sms)
+    subject: str  # email only ("" for the others)
     body: str
     status_callback_url: str | None = None  # sms only
     sent_since: datetime | None = None  # when the message was written; for reconcile
@@ -36,11 +38,18 @@ class OutboundMessage:
 class SendResult:
     """What the provider said when it accepted a message."""
 
-    provider_id: str  # Twilio SID or email Message-ID
-    status: str  # "sent" | "delivered" (email: delivered once the server accepted it)
+    provider_id: str  # Twilio SID, email Message-ID, or our own id for a webhook
+    # "sent" once the provider took the message; "delivered" only when its answer already says
+    # so (an SMS Twilio reports delivered at once). Email and webhooks are never "delivered":
+    # neither SMTP's 250 nor a receiver's 2xx says a person has the message.
+    status: str
 
 
-class ChannelError(Exception):
+class NotifierError(Exception):
+    """Root of every error the notifiers raise."""
+
+
+class ChannelError(NotifierError):
     """Root of every error a channel raises."""
 
 
@@ -72,7 +81,7 @@ class PermanentSendError(ChannelError):
 class Channel(Protocol):
     """A way to reach a person; one attempt per send, the caller owns retries and idempotency."""
 
-    name: str  # "sms" | "email"
+    name: str  # "sms" | "voice" | "email" | "webhook"
     # Whether the provider later reports delivery (callbacks, poll); a message it accepted is
     # "sent" until then.
     reports_delivery: bool

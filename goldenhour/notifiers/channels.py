@@ -6,6 +6,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from goldenhour.infra.settings import Settings
+from goldenhour.notifiers import db
 from goldenhour.notifiers.base import Channel, OutboundMessage, PermanentSendError, SendResult
 from goldenhour.notifiers.email import SmtpEmail
 from goldenhour.notifiers.sms import TwilioSms
@@ -20,10 +21,7 @@ def recorded_sid(pool: asyncpg.Pool) -> RecordedSid:
     """The provider id a callback or the call itself recorded on a message's row."""
 
     async def lookup(notification_id: str) -> str | None:
-        return await pool.fetchval(
-            "SELECT provider_id FROM notifications WHERE notification_id = $1",
-            uuid.UUID(notification_id),
-        )
+        return await pool.fetchval(db.PROVIDER_ID_OF, uuid.UUID(notification_id))
 
     return lookup
 
@@ -32,9 +30,7 @@ def owned_sids(pool: asyncpg.Pool) -> OwnedSids:
     """Which of these provider ids a message row already holds."""
 
     async def lookup(sids: list[str]) -> set[str]:
-        rows = await pool.fetch(
-            "SELECT provider_id FROM notifications WHERE provider_id = ANY($1)", sids
-        )
+        rows = await pool.fetch(db.PROVIDER_IDS_HELD, sids)
         return {r["provider_id"] for r in rows}
 
     return lookup

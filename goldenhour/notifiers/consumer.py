@@ -35,6 +35,7 @@ from goldenhour.infra.backoff import delay
 from goldenhour.infra.db import beat, mark_ready, unmark_ready
 from goldenhour.infra.faults import is_transient
 from goldenhour.infra.topics import Topics, ensure_topics
+from goldenhour.notifiers import db
 
 log = structlog.get_logger(__name__)
 
@@ -113,13 +114,6 @@ def _ids(data: dict) -> tuple[uuid.UUID | None, str | None]:
     return event_id, child_id
 
 
-# A record redelivered after a crash (its offset not yet committed) is not dead-lettered twice.
-_ALREADY_DEAD = """
-SELECT 1 FROM dead_letters WHERE consumer = $1 AND topic = $2 AND kafka_partition = $3
-  AND kafka_offset = $4 AND raw = $5
-"""
-
-
 class _Membership(ConsumerRebalanceListener):
     """Follows whether the consumer holds its group's partitions."""
 
@@ -192,7 +186,7 @@ class RequestConsumer:
                     await self._consume_until_replaced()
                     failures = 0  # the broker was replaced: a new consumer at once
                     continue
-                except Exception as exc:  # noqa: BLE001 - this loop must never stop
+                except Exception as exc:  # this loop must never stop
                     failures += 1
                     RESTARTS.inc()
                     if failures == 1:
@@ -205,7 +199,7 @@ class RequestConsumer:
             self._set_assigned(False)
             try:
                 await self._announce()  # stopping: no longer ready
-            except Exception as exc:  # noqa: BLE001 - the row's stale beat says it as well
+            except Exception as exc:  # the row's stale beat says it as well
                 log.info("dispatcher.unready_unrecorded", error=repr(exc)[:300])
 
     async def _consume_until_replaced(self) -> None:
@@ -250,7 +244,7 @@ class RequestConsumer:
         try:
             async with asyncio.timeout(COMMIT_BOUND_S):
                 await consumer.commit()
-        except Exception as exc:  # noqa: BLE001 - a redelivery is harmless
+        except Exception as exc:  # a redelivery is harmless
             log.info("dispatcher.commit_failed", error=repr(exc)[:300])
 
     async def _handle(self, record: ConsumerRecord) -> None:
@@ -279,10 +273,10 @@ class RequestConsumer:
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
                     where = (PART, letter.topic, letter.partition, letter.offset, letter.raw)
-                    if not await conn.fetchval(_ALREADY_DEAD, *where):
+                    if not await conn.fetchval(db.ALREADY_DEAD_LETTERED, *where):
                         await dead_letters.record(conn, letter, self.config, datetime.now(UTC))
                 return
-            except Exception as exc:  # noqa: BLE001 - sorted below: wait, or give up loudly
+            except Exception as exc:  # sorted below: wait, or give up loudly
                 failures += 1
                 if not is_transient(exc) and failures >= DEAD_LETTER_TRIES:
                     log.error(
@@ -304,7 +298,7 @@ class RequestConsumer:
         while True:
             try:
                 cluster_id = await self._probe()
-            except Exception as exc:  # noqa: BLE001 - a probe's failure is a health reason
+            except Exception as exc:  # a probe's failure is a health reason
                 self.broker_error = repr(exc)[:300]
             else:
                 self.broker_ok_at, self.broker_error = time.monotonic(), None
@@ -332,7 +326,7 @@ class RequestConsumer:
             self._changed.clear()
             try:
                 await self._announce()
-            except Exception as exc:  # noqa: BLE001 - the next beat tries again
+            except Exception as exc:  # the next beat tries again
                 log.info("dispatcher.beat_failed", error=repr(exc)[:300])
 
     async def _announce(self) -> None:

@@ -13,17 +13,17 @@ holder checks that its claim is current and its lease unexpired, and every mark 
 token, so a holder whose lease was taken over neither sends nor marks. After an outcome that may
 have reached the provider, nobody looks or resends before the provider has had time to finish,
 and then looks for the message by its own marker (notifiers/sms.py) before any resend. When to
-retry and when to stop is notifiers/retry_rules.py; the SQL is notifiers/claims.py.
+retry and when to stop is notifiers/retry_rules.py, the marks of each outcome
+notifiers/outcomes.py, the SQL notifiers/db.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -33,9 +33,8 @@ from prometheus_client import Counter, Gauge
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.contracts.derived import NotificationRequested
 from goldenhour.infra.backoff import delay
-from goldenhour.infra.settings import Settings
 from goldenhour.infra.topics import Topics
-from goldenhour.notifiers import claims
+from goldenhour.notifiers import db
 from goldenhour.notifiers import retry_rules as rules
 from goldenhour.notifiers.base import (
     Channel,
@@ -44,21 +43,13 @@ from goldenhour.notifiers.base import (
     RetryableSendError,
 )
 from goldenhour.notifiers.consumer import RequestConsumer
-from goldenhour.notifiers.retry_rules import BACKOFF_CAP_S as BACKOFF_CAP_S  # the tests' bound
-from goldenhour.notifiers.retry_rules import backoff as backoff
+from goldenhour.notifiers.outcomes import PROCESSING_ALLOWANCE, Outcomes, attempted, timeout_of
 from goldenhour.notifiers.status import apply_status, provider_status
 from goldenhour.notifiers.subscription_health import WebhookSubscriptions
 
 log = structlog.get_logger(__name__)
 
 SENT = Counter("goldenhour_notifications_sent_total", "Messages handed to a provider", ["channel"])
-RETRIED = Counter("goldenhour_notifications_retried_total", "Send attempts to retry", ["channel"])
-FAILED = Counter("goldenhour_notifications_failed_total", "Messages given up", ["channel"])
-CANCELLED = Counter(
-    "goldenhour_notifications_cancelled_total",
-    "Messages no longer retried because their step stopped mattering",
-    ["channel"],
-)
 SWEEP_FAILURES = Counter("goldenhour_dispatcher_sweep_failures_total", "Sweeps that raised")
 LAST_SWEEP = Gauge(
     "goldenhour_dispatcher_last_sweep_timestamp_seconds", "When the last sweep completed"
@@ -76,22 +67,8 @@ OTHER_SLOTS = 4
 POLL_SLOTS = 8
 # At most this many messages of one channel wait for a slot here; the rest wait in the table.
 QUEUE_DEPTH = 500
-# How long after an ambiguous outcome the provider may still be creating the message, on top of
-# its timeout (a list lagging 30 s behind its writes still shows it then).
-PROCESSING_ALLOWANCE = timedelta(seconds=40)
 # Between the fence and the provider's answer, besides the channel's own timeout.
 SEND_MARGIN_S = 2.0
-
-
-def _attempted(row: asyncpg.Record) -> rules.Attempted:
-    return rules.Attempted(
-        channel=row["channel"],
-        step_key=row["step_key"],
-        attempts=row["attempts"],
-        created_at=row["created_at"],
-        alert_id=row["alert_id"],
-        alert_status=row["alert_status"],
-    )
 
 
 class Dispatcher:
@@ -116,7 +93,6 @@ class Dispatcher:
         self.public_url = public_url.rstrip("/")
         self.repoll_after = repoll_after
         self.sweep_every_s = sweep_every_s
-        self.processing_allowance = processing_allowance
         if isinstance(concurrency, int):  # one bound for every channel (tests)
             sizes = {name: min(concurrency, SLOTS.get(name, OTHER_SLOTS)) for name in channels}
         else:
@@ -127,6 +103,7 @@ class Dispatcher:
         # Waiting for a slot or being sent here, by channel: never queued twice.
         self._queued: dict[uuid.UUID, str] = {}
         self._rng = random.Random()
+        self.outcomes = Outcomes(pool, processing_allowance, self._rng)
         # A send past this is abandoned: its row stays leased and is reconciled on take-over.
         self._task_bound_s = lease.total_seconds() + 30.0
         self.last_sweep_at: float | None = None  # time.monotonic() of the last completed sweep
@@ -174,8 +151,8 @@ class Dispatcher:
             try:
                 async with asyncio.timeout(SWEEP_BOUND_S):
                     # The database's clock, not this host's: leases are compared with it.
-                    await self.sweep(await self.pool.fetchval("SELECT now()"))
-            except Exception as exc:  # noqa: BLE001 - the safety net must never stop
+                    await self.sweep(await self.pool.fetchval(db.NOW))
+            except Exception as exc:  # the safety net must never stop
                 failures += 1
                 SWEEP_FAILURES.inc()
                 self.last_sweep_error = repr(exc)[:300]
@@ -213,7 +190,7 @@ class Dispatcher:
         """Claim the message if it is pending and due (by `due_by`, else the database's now),
         and send it."""
         row = await self.pool.fetchrow(
-            claims.CLAIM_DUE, notification_id, self.lease.total_seconds(), due_by
+            db.CLAIM_DUE, notification_id, self.lease.total_seconds(), due_by
         )
         if row is not None:
             await self._deliver(row, reconcile=row["look_after"] is not None)
@@ -224,7 +201,7 @@ class Dispatcher:
         """Claim a message whose lease ran out (by `expired_by`, else the database's now) and
         reconcile before sending."""
         row = await self.pool.fetchrow(
-            claims.CLAIM_EXPIRED, notification_id, self.lease.total_seconds(), expired_by
+            db.CLAIM_EXPIRED, notification_id, self.lease.total_seconds(), expired_by
         )
         if row is not None:
             await self._deliver(row, reconcile=True)
@@ -237,12 +214,12 @@ class Dispatcher:
             room = QUEUE_DEPTH - len(queued)
             if room <= 0:
                 continue
-            for row in await self.pool.fetch(claims.DUE, name, now, room, queued):
+            for row in await self.pool.fetch(db.DUE, name, now, room, queued):
                 self._queue(row["notification_id"], name, self.send_requested, now)
-            for row in await self.pool.fetch(claims.EXPIRED, name, now, room, queued):
+            for row in await self.pool.fetch(db.EXPIRED, name, now, room, queued):
                 self._queue(row["notification_id"], name, self.take_over, now)
         stale = await self.pool.fetch(
-            claims.STALE_SENT,
+            db.STALE_SENT,
             now - self.repoll_after,
             [name for name, ch in self.channels.items() if ch.reports_delivery],
         )
@@ -279,7 +256,7 @@ class Dispatcher:
                 try:
                     async with asyncio.timeout(self._task_bound_s):
                         await coro
-                except Exception as exc:  # noqa: BLE001 - one message's failure stops nothing
+                except Exception as exc:  # one message's failure stops nothing
                     # The row stays leased; the sweep takes it up again when the lease expires,
                     # and reconciles with the provider before any resend.
                     TASK_FAILURES.labels(channel or "").inc()
@@ -313,9 +290,6 @@ class Dispatcher:
             signing_secret=secret,
         )
 
-    def _timeout_s(self, channel: Channel) -> float:
-        return float(getattr(channel, "timeout", 0.0) or 0.0)
-
     async def _deliver(self, row: asyncpg.Record, reconcile: bool) -> None:
         channel = self.channels[row["channel"]]
         bound = log.bind(
@@ -327,16 +301,16 @@ class Dispatcher:
         )
         if row["attempts"] > 1:
             # A retry: the step may have stopped mattering since the last try.
-            stopped = rules.stop(_attempted(row), row["db_now"])
+            stopped = rules.stop(attempted(row), row["db_now"])
             if stopped is not None and not reconcile:
-                await self._stop(row, stopped, bound)
+                await self.outcomes.stop(row, stopped, bound)
                 return
         try:
             secret = None
             if row["channel"] == "webhook":
                 secret = await self.webhooks.secret(row) if self.webhooks else None
                 if secret is None:
-                    await self._fail(row, "the subscription is no longer active", bound)
+                    await self.outcomes.fail(row, "the subscription is no longer active", bound)
                     return
             msg = self._message(row, secret)
             if reconcile:
@@ -344,17 +318,17 @@ class Dispatcher:
                 provider_id = await channel.find_sent(msg)
                 if provider_id is not None:
                     bound.info("notification.reconciled", provider_id=provider_id)
-                    await self._mark_sent(row, provider_id, "sent", bound)
+                    await self.outcomes.sent(row, provider_id, "sent", bound)
                     return
                 if row["attempts"] > 1:
-                    stopped = rules.stop(_attempted(row), row["db_now"])
+                    stopped = rules.stop(attempted(row), row["db_now"])
                     if stopped is not None:
-                        await self._stop(row, stopped, bound)
+                        await self.outcomes.stop(row, stopped, bound)
                         return
-            send_bound_s = self._timeout_s(channel) + SEND_MARGIN_S
+            send_bound_s = timeout_of(channel) + SEND_MARGIN_S
             if (
                 await self.pool.fetchval(
-                    claims.FENCE, row["notification_id"], row["claim"], send_bound_s
+                    db.FENCE, row["notification_id"], row["claim"], send_bound_s
                 )
                 is None
             ):
@@ -363,109 +337,17 @@ class Dispatcher:
             result = await channel.send(msg)
         except RetryableSendError as exc:
             await self._webhook_failed(row, str(exc))
-            await self._retry_or_stop(row, exc, channel, bound)
+            await self.outcomes.retry_or_stop(row, exc, channel, bound)
             return
         except PermanentSendError as exc:
             await self._webhook_failed(row, str(exc))
-            await self._fail(row, str(exc), bound, code=exc.code)
+            await self.outcomes.fail(row, str(exc), bound, code=exc.code)
             return
         if row["channel"] == "webhook" and self.webhooks:
             await self.webhooks.succeeded(row)
         SENT.labels(row["channel"]).inc()
-        if await self._mark_sent(row, result.provider_id, result.status, bound):
+        if await self.outcomes.sent(row, result.provider_id, result.status, bound):
             bound.info("notification.sent", provider_id=result.provider_id)
-
-    async def _mark_sent(self, row: asyncpg.Record, provider_id: str, status: str, bound) -> bool:
-        marked = await self.pool.fetchrow(
-            claims.MARK_SENT,
-            row["notification_id"],
-            provider_id,
-            status,
-            {
-                "contact_id": row["contact_id"],
-                "channel": row["channel"],
-                "provider_id": provider_id,
-            },
-            row["claim"],
-        )
-        if marked is None:
-            bound.warning(
-                "notification.lease_lost", claim=row["claim"], mark="sent", provider_id=provider_id
-            )
-            return False
-        return True
-
-    async def _retry_or_stop(
-        self, row: asyncpg.Record, exc: RetryableSendError, channel: Channel, bound
-    ) -> None:
-        error = str(exc)
-        now = await self.pool.fetchval("SELECT now()")
-        decision = rules.after_failure(_attempted(row), exc.retry_after, now, self._rng)
-        if decision.action == "cancel" and exc.ambiguous:
-            # The provider may have it: look once it has had time, so the row says what
-            # happened (sent, or cancelled by the same rule then).
-            decision = rules.Decision("retry", wait_s=0.0)
-        if decision.action != "retry":
-            reason = f"{decision.reason}: {error}"
-            await self._stop(row, rules.Decision(decision.action, reason), bound)
-            return
-        RETRIED.labels(row["channel"]).inc()
-        look_s = None
-        if exc.ambiguous:
-            # The provider may still be creating it: neither look for it nor resend before it
-            # has had its timeout and its processing time.
-            look_s = self._timeout_s(channel) + self.processing_allowance.total_seconds()
-        marked = await self.pool.fetchrow(
-            claims.MARK_RETRY,
-            row["notification_id"],
-            error,
-            decision.wait_s,
-            look_s,
-            row["claim"],
-        )
-        if marked is None:
-            bound.warning("notification.lease_lost", claim=row["claim"], mark="retry")
-            return
-        bound.warning(
-            "notification.retry",
-            attempts=row["attempts"],
-            delay_s=round(decision.wait_s, 2),
-            ambiguous=exc.ambiguous,
-            next_attempt_at=marked["next_attempt_at"].isoformat(),
-            error=error,
-        )
-
-    async def _stop(self, row: asyncpg.Record, decision: rules.Decision, bound) -> None:
-        if decision.action == "cancel":
-            reason = decision.reason or "no longer needed"
-            done = await self.pool.fetchrow(
-                claims.MARK_CANCELLED,
-                row["notification_id"],
-                reason,
-                {"reason": reason},
-                row["claim"],
-            )
-            if done is None:
-                bound.warning("notification.lease_lost", claim=row["claim"], mark="cancelled")
-                return
-            CANCELLED.labels(row["channel"]).inc()
-            bound.info("notification.cancelled", reason=reason, attempts=row["attempts"])
-            return
-        await self._fail(row, decision.reason or "failed", bound)
-
-    async def _fail(self, row, error: str, bound, code: int | None = None) -> None:
-        done = await self.pool.fetchrow(
-            claims.MARK_FAILED,
-            row["notification_id"],
-            error,
-            {"error": error, "code": code},
-            row["claim"],
-        )
-        if done is None:
-            bound.warning("notification.lease_lost", claim=row["claim"], mark="failed")
-            return
-        FAILED.labels(row["channel"]).inc()
-        bound.error("notification.failed", error=error, code=code, attempts=row["attempts"])
 
     async def _repoll(self, row: asyncpg.Record) -> None:
         """A message left in `sent` without a callback: ask the provider where it is."""
@@ -473,43 +355,3 @@ class Dispatcher:
         ours = provider_status(status) if status else None
         if ours is not None and ours != "sent":
             await apply_status(self.pool, ours, None, notification_id=row["notification_id"])
-
-
-async def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> None:
-    """Run a loop that must never stop; should it ever raise, start it again."""
-    while True:
-        try:
-            await loop()
-        except Exception as exc:  # noqa: BLE001 - the loops catch their own; this is the last net
-            log.error("dispatcher.loop_restarted", loop=name, error=repr(exc)[:500])
-        await asyncio.sleep(1.0)
-
-
-async def run_dispatcher(
-    dispatcher: Dispatcher, bootstrap: str, topics: Topics, group: str, settings: Settings
-) -> None:
-    """Consume and sweep until cancelled, then let the sends in flight finish."""
-
-    def consume() -> Awaitable[None]:
-        return dispatcher.consume(
-            bootstrap,
-            topics.notifications,
-            group,
-            settings.kafka_session_timeout_s,
-            settings.fetch_max_wait_ms,
-            config=settings.config,
-            topics=topics,
-        )
-
-    tasks = [
-        asyncio.create_task(_supervised("consume", consume), name="consume"),
-        asyncio.create_task(_supervised("sweep", dispatcher.sweep_forever), name="sweep"),
-    ]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for t in tasks:
-            t.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*tasks, return_exceptions=True)
-        await dispatcher.drain()

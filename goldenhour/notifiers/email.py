@@ -148,27 +148,23 @@ class SmtpEmail(Channel):
                 await self._submit(mail, msg.to, ctx)
         except SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
-            log.warning("email.recipient_refused", codes=codes, **ctx)
             text = f"smtp refused {msg.to!r}: {codes}"
             # A 4xx refusal (greylisting, mailbox busy) is worth another try later.
             if codes and all(400 <= c < 500 for c in codes):
                 raise RetryableSendError(text) from exc
             raise PermanentSendError(text, codes[0] if codes else None) from exc
         except SMTPResponseException as exc:
-            log.warning("email.smtp_error", code=exc.code, error=exc.message, **ctx)
             text = f"smtp {exc.code}: {exc.message}"
             if exc.code >= 500:
                 raise PermanentSendError(text, exc.code) from exc
             raise RetryableSendError(text) from exc
         except SMTPNotSupported as exc:
             # e.g. STARTTLS or AUTH demanded but not offered: configuration, not weather.
-            log.warning("email.not_supported", error=str(exc), **ctx)
             raise PermanentSendError(f"smtp: {exc}") from exc
         except (SMTPException, OSError) as exc:  # TimeoutError is an OSError
             untrusted = _untrusted_certificate(exc)
             if untrusted is None:
-                raise self._transport_error(exc, ctx) from exc
-            log.warning("email.certificate_untrusted", error=untrusted.verify_message, **ctx)
+                raise self._transport_error(exc) from exc
             raise PermanentSendError(
                 f"smtp {self.host}:{self.port}: the server's certificate is not trusted"
                 f" ({untrusted.verify_message}); set SMTP_CA_FILE for a private CA"
@@ -176,9 +172,8 @@ class SmtpEmail(Channel):
         log.info("email.accepted", **ctx)
         return SendResult(provider_id=str(mail["Message-ID"]), status="sent")
 
-    def _transport_error(self, exc: BaseException, ctx: dict[str, str]) -> RetryableSendError:
+    def _transport_error(self, exc: BaseException) -> RetryableSendError:
         """Connection refused/reset, disconnects and timeouts are all transient."""
-        log.warning("email.transport_error", error=repr(exc), **ctx)
         return RetryableSendError(f"smtp {self.host}:{self.port}: {exc!r}")
 
     def _pool_slot(self) -> asyncio.Semaphore:

@@ -25,6 +25,8 @@ from goldenhour.infra.ack_links import AckLinks
 from goldenhour.infra.backoff import delay
 from goldenhour.infra.db import audit
 from goldenhour.infra.dead_letters import OPERATIONS_ORG
+from goldenhour.infra.notifications import Outgoing, queue
+from goldenhour.notifiers import db
 from goldenhour.notifiers import failover_rules as rules
 from goldenhour.wording import messages
 
@@ -39,44 +41,6 @@ UNREACHABLE = Counter(
 LOOP_FAILURES = Counter("goldenhour_failover_loop_failures_total", "Failover passes that raised")
 
 ACTOR = "system:dispatcher"
-# The messages of unresolved alerts whose contact may still need a call or a notice: every
-# message of a (step, contact) that has one not yet accepted and not yet reported.
-_MESSAGES = """
-WITH unanswered AS (
-    SELECT DISTINCT alert_id, step_key, contact_id FROM notifications
-    WHERE status IN ('pending', 'sending', 'failed') AND unreachable_told_at IS NULL
-      AND alert_id IS NOT NULL AND (status = 'failed' OR created_at <= now() - $1::interval)
-)
-SELECT n.notification_id, n.alert_id, n.step_key, n.contact_id, n.channel, n.status,
-       n.created_at, n.failover_of, n.last_error, a.status AS alert_status
-FROM unanswered u
-JOIN notifications n USING (alert_id, step_key, contact_id)
-JOIN alerts a ON a.alert_id = n.alert_id
-WHERE a.status <> 'resolved' AND n.channel IN ('sms', 'voice', 'email')
-  AND n.step_key NOT LIKE 'unreachable.%'
-  -- A neighbour's subscriber hears only the minimised shared alert: never a call or our email.
-  AND n.subscription_id IS NULL AND n.step_key NOT LIKE 'share%'
-"""
-_NOTICED = """
-SELECT DISTINCT alert_id, step_key FROM notifications
-WHERE alert_id = ANY($1) AND step_key LIKE 'unreachable.%'
-"""
-_INSERT = """
-INSERT INTO notifications (notification_id, alert_id, child_id, step_key, contact_id, org_code,
-                           channel, address, subject, body, status, next_attempt_at, created_at,
-                           failover_of)
-SELECT n.id, $1, $2, $3, n.contact_id, n.org_code, n.channel, n.address, n.subject, n.body,
-       'pending', $4, $4, $5
-FROM unnest($6::uuid[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
-            $12::text[]) AS n(id, contact_id, org_code, channel, address, subject, body)
-ON CONFLICT (alert_id, step_key, contact_id, channel) DO NOTHING
-RETURNING notification_id, contact_id, channel
-"""
-_TOLD = """
-UPDATE notifications SET unreachable_told_at = $2, updated_at = now()
-WHERE notification_id = ANY($1) AND unreachable_told_at IS NULL
-"""
-
 Row = tuple[str, str, str, str, str, str]  # contact_id, org_code, channel, address, subject, body
 
 
@@ -137,10 +101,10 @@ class Failover:
         """One pass: (messages added by failover, contacts reported unreachable)."""
         delivery = self.config.delivery
         async with self.pool.acquire() as conn:
-            now: datetime = await conn.fetchval("SELECT now()")
+            now: datetime = await conn.fetchval(db.NOW)
             # Only a (step, contact) with a message unanswered this long can need either.
             soonest = min(delivery.sms_failover_after, delivery.unreachable_after)
-            rows = await conn.fetch(_MESSAGES, soonest)
+            rows = await conn.fetch(db.UNANSWERED, soonest)
             groups = rules.grouped(map(_message, rows))
             due = [
                 m
@@ -154,7 +118,7 @@ class Failover:
                 if alerts[sms.alert_id]["status"] == "open":  # acknowledged: someone acts
                     added += await self._fail_over(conn, alerts[sms.alert_id], sms, now)
             if added:  # the new rows are part of their contact's story from here on
-                rows = await conn.fetch(_MESSAGES, soonest)
+                rows = await conn.fetch(db.UNANSWERED, soonest)
                 groups = rules.grouped(map(_message, rows))
             is_open = {r["alert_id"]: r["alert_status"] == "open" for r in rows}
             found = [
@@ -170,15 +134,14 @@ class Failover:
             if not found:
                 return added, 0
             alerts = await self._alerts(conn, {u.group[0] for u in found})
-            noticed = {
-                (r["alert_id"], r["step_key"]) for r in await conn.fetch(_NOTICED, list(alerts))
-            }
+            notices = await conn.fetch(db.UNREACHABLE_NOTICES, list(alerts))
+            noticed = {(r["alert_id"], r["step_key"]) for r in notices}
             told = 0
             for u in found:
                 alert_id, _, contact_id = u.group
                 if (alert_id, rules.unreachable_step(contact_id)) in noticed:
                     # Told once per alert and contact; later failures are covered by that notice.
-                    await conn.execute(_TOLD, list(u.covers), now)
+                    await conn.execute(db.MARK_TOLD, list(u.covers), now)
                     continue
                 told += await self._tell(conn, alerts[alert_id], u, now)
                 noticed.add((alert_id, rules.unreachable_step(contact_id)))
@@ -187,7 +150,7 @@ class Failover:
     async def _alerts(self, conn: asyncpg.Connection, ids: set[uuid.UUID]) -> dict[uuid.UUID, Any]:
         if not ids:
             return {}
-        rows = await conn.fetch("SELECT * FROM alerts WHERE alert_id = ANY($1)", list(ids))
+        rows = await conn.fetch(db.ALERTS, list(ids))
         return {r["alert_id"]: r for r in rows}
 
     async def _insert(
@@ -199,13 +162,11 @@ class Failover:
         failover_of: uuid.UUID | None,
         rows: list[tuple[uuid.UUID, Row]],
     ) -> list[asyncpg.Record]:
-        cols: list[list] = [[] for _ in range(7)]
-        for nid, row in rows:
-            for col, value in zip(cols, (nid, *row), strict=True):
-                col.append(value)
-        return await conn.fetch(
-            _INSERT, alert["alert_id"], alert["child_id"], step_key, now, failover_of, *cols
-        )
+        outgoing = [
+            Outgoing(step_key, *row, failover_of=failover_of, notification_id=nid)
+            for nid, row in rows
+        ]
+        return await queue(conn, alert["alert_id"], alert["child_id"], outgoing, now)
 
     async def _fail_over(
         self, conn: asyncpg.Connection, alert: asyncpg.Record, sms: rules.Message, now: datetime
@@ -329,7 +290,7 @@ class Failover:
         notice = rules.unreachable_step(contact_id)
         async with conn.transaction():
             added = await self._insert(conn, alert, notice, now, None, rows)
-            await conn.execute(_TOLD, list(u.covers), now)
+            await conn.execute(db.MARK_TOLD, list(u.covers), now)
             if added:
                 await audit(
                     conn,

@@ -79,7 +79,7 @@ class _TimedHttpClient(AsyncTwilioHttpClient):
         data: dict[str, object] | None = None,
         headers: dict[str, str] | None = None,
         auth: tuple[str, str] | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - the library's signature
+        timeout: float | None = None,  # the library's signature
         allow_redirects: bool = False,
     ) -> Response:
         if auth is not None:
@@ -143,8 +143,9 @@ class TwilioSms(Channel):
             self._client = client
         return self._client
 
-    async def _call(self, op: str, call: Awaitable[T], **ctx: Any) -> T:
-        """Await one Twilio call and translate failures into the channel's two error kinds."""
+    async def _call(self, op: str, call: Awaitable[T]) -> T:
+        """Await one Twilio call and translate failures into the channel's two error kinds;
+        the error's text says what Twilio answered, and the caller logs it where it is handled."""
         creates = op.endswith("create")  # only a create can leave something behind
         _last_headers.set(None)
         try:
@@ -155,7 +156,6 @@ class TwilioSms(Channel):
         except (TwilioRestException, TwilioServiceException) as exc:
             status, code = exc.status, exc.code
             text = f"twilio {op} HTTP {status} code {code}: {getattr(exc, 'msg', '') or exc}"
-            log.warning("sms.provider_error", op=op, status=status, code=code, **ctx)
             if status == 429 or status >= 500:
                 # A 500 may come from a Twilio that created the message and then failed.
                 ambiguous = creates and status not in _REFUSED
@@ -168,12 +168,10 @@ class TwilioSms(Channel):
                 raise RetryableSendError(text) from exc
             raise PermanentSendError(text, code) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            log.warning("sms.transport_error", op=op, error=repr(exc), **ctx)
             ambiguous = creates and _written(exc)
             raise RetryableSendError(f"twilio {op}: {exc!r}", ambiguous=ambiguous) from exc
         except TwilioException as exc:
             # e.g. a list page that came back non-200: the provider is unwell, not us.
-            log.warning("sms.provider_error", op=op, error=repr(exc), **ctx)
             raise RetryableSendError(f"twilio {op}: {exc!r}") from exc
 
     async def send(self, msg: OutboundMessage) -> SendResult:
@@ -185,7 +183,6 @@ class TwilioSms(Channel):
         created = await self._call(
             "create",
             self._twilio().messages.create_async(**kwargs),
-            notification_id=msg.notification_id,
         )
         # queued/accepted/sending all mean "Twilio has it": the caller's word for that is "sent".
         status = "delivered" if created.status == "delivered" else "sent"
@@ -195,9 +192,7 @@ class TwilioSms(Channel):
     async def poll(self, provider_id: str) -> str | None:
         """Twilio's current status for the SID, None if Twilio does not know it."""
         try:
-            fetched = await self._call(
-                "fetch", self._twilio().messages(provider_id).fetch_async(), sid=provider_id
-            )
+            fetched = await self._call("fetch", self._twilio().messages(provider_id).fetch_async())
         except PermanentSendError as exc:
             if exc.code == 20404:
                 return None
@@ -227,7 +222,7 @@ class TwilioSms(Channel):
                     return m
             return None
 
-        found = await self._call("list", scan(), to=msg.to)
+        found = await self._call("list", scan())
         if found is None:
             return None
         log.info("sms.found_sent", sid=found.sid, notification_id=msg.notification_id)

@@ -11,6 +11,8 @@ import structlog
 
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.infra.db import audit
+from goldenhour.infra.notifications import Outgoing, queue
+from goldenhour.notifiers import db
 
 log = structlog.get_logger(__name__)
 
@@ -25,37 +27,22 @@ class WebhookSubscriptions:
 
     async def secret(self, row: asyncpg.Record) -> str | None:
         """The signing secret, or None when the subscription is no longer active."""
-        sub = await self.pool.fetchrow(
-            "SELECT status, webhook_secret FROM subscriptions WHERE subscription_id = $1",
-            row["subscription_id"],
-        )
+        sub = await self.pool.fetchrow(db.SUBSCRIPTION_SECRET, row["subscription_id"])
         return sub["webhook_secret"] if sub is not None and sub["status"] == "active" else None
 
     async def succeeded(self, row: asyncpg.Record) -> None:
-        await self.pool.execute(
-            "UPDATE subscriptions SET consecutive_failures = 0 WHERE subscription_id = $1"
-            " AND consecutive_failures <> 0",
-            row["subscription_id"],
-        )
+        """A delivery went through: the run of failures is over."""
+        await self.pool.execute(db.RESET_FAILURES, row["subscription_id"])
 
     async def failed(self, row: asyncpg.Record, error: str) -> list[uuid.UUID]:
         """Count a failed attempt; at the limit, disable the subscription and return the ids of
         the emails that tell its organisation's duty managers."""
         async with self.pool.acquire() as conn, conn.transaction():
-            sub = await conn.fetchrow(
-                "UPDATE subscriptions SET consecutive_failures = consecutive_failures + 1"
-                " WHERE subscription_id = $1 AND status = 'active' RETURNING *",
-                row["subscription_id"],
-            )
+            sub = await conn.fetchrow(db.COUNT_FAILURE, row["subscription_id"])
             if sub is None or sub["consecutive_failures"] < self.max_failures:
                 return []
             now = datetime.now(UTC)
-            await conn.execute(
-                "UPDATE subscriptions SET status = 'disabled', disabled_at = $2"
-                " WHERE subscription_id = $1",
-                sub["subscription_id"],
-                now,
-            )
+            await conn.execute(db.DISABLE_SUBSCRIPTION, sub["subscription_id"], now)
             await audit(
                 conn,
                 "subscription.disabled",
@@ -87,26 +74,19 @@ class WebhookSubscriptions:
             "Shared alerts from neighbouring authorities no longer reach that address. Fix the\n"
             "receiver, then create the subscription again (POST /api/v1/subscriptions).\n"
         )
-        ids = []
-        for contact in owners:
-            nid = uuid.uuid4()
-            inserted = await conn.fetchval(
-                "INSERT INTO notifications (notification_id, alert_id, child_id, step_key,"
-                " contact_id, org_code, channel, address, subject, body, status, next_attempt_at,"
-                " created_at, subscription_id) VALUES ($1, $2, $3, $4, $5, $6, 'email', $7, $8,"
-                " $9, 'pending', $10, $10, $11) ON CONFLICT DO NOTHING RETURNING true",
-                nid,
-                row["alert_id"],
-                row["child_id"],
-                f"subscription_disabled_{str(sub['subscription_id'])[:8]}",
+        step_key = f"subscription_disabled_{str(sub['subscription_id'])[:8]}"
+        emails = [
+            Outgoing(
+                step_key,
                 contact.id,
                 sub["org_code"],
+                "email",
                 str(contact.email),
                 subject,
                 body,
-                now,
-                sub["subscription_id"],
+                subscription_id=sub["subscription_id"],
             )
-            if inserted:
-                ids.append(nid)
-        return ids
+            for contact in owners
+        ]
+        queued = await queue(conn, row["alert_id"], row["child_id"], emails, now)
+        return [r["notification_id"] for r in queued]

@@ -89,7 +89,6 @@ class TwilioVoice(TwilioSms):
                 status_callback_method="POST",
                 timeout=self.ring_timeout_s,
             ),
-            notification_id=msg.notification_id,
         )
         log.info("voice.placed", sid=created.sid, notification_id=msg.notification_id)
         return SendResult(provider_id=str(created.sid), status="sent")
@@ -99,7 +98,7 @@ class TwilioVoice(TwilioSms):
         Twilio does not know the SID."""
         try:
             fetched = await self._call(
-                "call_fetch", self._twilio().calls(provider_id).fetch_async(), sid=provider_id
+                "call_fetch", self._twilio().calls(provider_id).fetch_async()
             )
         except PermanentSendError as exc:
             if exc.code == 20404:
@@ -140,7 +139,7 @@ class TwilioVoice(TwilioSms):
                 sids.append(str(c.sid))
             return sids
 
-        sids = await self._call("call_list", scan(), to=msg.to)
+        sids = await self._call("call_list", scan())
         owned = await self._owned_sids(sids) if sids else set()
         unowned = [sid for sid in sids if sid not in owned]
         if not unowned:

@@ -70,17 +70,18 @@ class VettedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        addresses = await resolve_and_vet(host, port, self.allow_private, self.resolve)
-        failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
-        for address in addresses:
+        # resolve_and_vet answers at least one address, or raises.
+        *others, last = await resolve_and_vet(host, port, self.allow_private, self.resolve)
+        for address in others:
             try:
                 return await self._inner.connect_tcp(
                     str(address), port, timeout, local_address, socket_options
                 )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc  # another of the vetted addresses may answer
-        assert failure is not None  # resolve_and_vet never answers no address
-        raise failure
+            except (httpcore.ConnectError, httpcore.ConnectTimeout):
+                continue  # another of the vetted addresses may answer
+        return await self._inner.connect_tcp(
+            str(last), port, timeout, local_address, socket_options
+        )
 
     async def connect_unix_socket(
         self,

@@ -1,13 +1,20 @@
-"""Fixtures the integration tests share: a pool on a freshly migrated database."""
+"""Fixtures the integration tests share: a pool on a freshly migrated database, and the local
+Twilio, SMTP server and webhook receiver with the channels that talk to them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
+from goldenhour.dev.smtp_local import LocalSmtp
+from goldenhour.dev.twilio_local import LocalTwilio
+from goldenhour.dev.webhook_local import LocalWebhookReceiver
 from goldenhour.infra.db import create_pool
+from goldenhour.notifiers.sms import TwilioSms
+from tests.integration.providers import ACCOUNT, FROM, TOKEN
 
 
 @pytest.fixture
@@ -15,3 +22,38 @@ async def pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
     p = await create_pool(migrated_db)
     yield p
     await p.close()
+
+
+@pytest.fixture
+async def twilio() -> AsyncIterator[LocalTwilio]:
+    """The local Twilio-compatible server, for ACCOUNT and TOKEN."""
+    server = LocalTwilio(ACCOUNT, TOKEN)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def sms(twilio: LocalTwilio) -> AsyncIterator[TwilioSms]:
+    """The SMS channel, sending from FROM through the local Twilio."""
+    channel = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url)
+    yield channel
+    await channel.close()
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[LocalSmtp]:
+    """The local SMTP server (started and stopped off the loop: it runs a thread of its own)."""
+    server = LocalSmtp()
+    await asyncio.to_thread(server.start)
+    yield server
+    await asyncio.to_thread(server.stop)
+
+
+@pytest.fixture
+async def webhook_receiver() -> AsyncIterator[LocalWebhookReceiver]:
+    """The local webhook receiver; a test sets the secret it verifies with."""
+    server = LocalWebhookReceiver()
+    await server.start()
+    yield server
+    await server.stop()

@@ -60,3 +60,45 @@ async def open_alert(
         ack_code,
     )
     return aid
+
+
+CHILD = "LBH-2026-0042"
+
+
+async def add_notification(
+    pool: asyncpg.Pool,
+    alert_id: uuid.UUID,
+    *,
+    channel: str = "sms",
+    address: str = "+447700900001",
+    contact: str = "c1",
+    status: str = "pending",
+    lease_s: float | None = None,
+) -> uuid.UUID:
+    """One message row of step s0 for CHILD, due now; `lease_s` sets its lease relative to now
+    (negative: expired). A row not pending counts one attempt already made."""
+    nid = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO notifications (notification_id, alert_id, child_id, step_key, contact_id,"
+        " org_code, channel, address, subject, body, status, attempts, next_attempt_at,"
+        " lease_until, created_at)"
+        " VALUES ($1, $2, $3, 's0', $4, 'MPS', $5, $6, $7, $8, $9,"
+        " CASE WHEN $9 = 'pending' THEN 0 ELSE 1 END, now(),"
+        " now() + make_interval(secs => $10::float8), now())",
+        nid,
+        alert_id,
+        CHILD,
+        contact,
+        channel,
+        address,
+        f"Missing child {CHILD}" if channel == "email" else "",
+        f"ALERT {CHILD} missing. Ack 1234 ({contact})",
+        status,
+        lease_s,
+    )
+    return nid
+
+
+async def notification(pool: asyncpg.Pool, nid: uuid.UUID) -> asyncpg.Record:
+    """The message row `nid` as it stands."""
+    return await pool.fetchrow("SELECT * FROM notifications WHERE notification_id = $1", nid)

@@ -15,39 +15,14 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from goldenhour.dev.twilio_local import LocalTwilio
-from goldenhour.infra.db import create_pool
+from goldenhour.dev.waiting import eventually
 from goldenhour.notifiers.base import OutboundMessage
 from goldenhour.notifiers.dispatcher import Dispatcher
 from goldenhour.notifiers.sms import TwilioSms, ref_of
-from tests.integration.test_dispatcher import ACCOUNT, FROM, PHONE, PUBLIC_URL, TOKEN, add_row, row
-
-
-@pytest.fixture
-async def twilio() -> AsyncIterator[LocalTwilio]:
-    server = LocalTwilio(ACCOUNT, TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(migrated_db)
-    yield p
-    await p.close()
-
-
-async def open_alert(pool: asyncpg.Pool) -> uuid.UUID:
-    aid = uuid.uuid4()
-    await pool.execute(
-        "INSERT INTO alerts (alert_id, child_id, kind, status, risk_level, policy, anchor_at,"
-        " local_authority, ack_code, opened_at)"
-        " VALUES ($1, 'LBH-2026-0042', 'missing', 'open', 'high', 'high', now(), 'LBH', '1234',"
-        " now())",
-        aid,
-    )
-    return aid
+from tests.integration.providers import ACCOUNT, FROM, PHONE, PUBLIC_URL, TOKEN
+from tests.integration.rows import CHILD, open_alert
+from tests.integration.rows import add_notification as add_row
+from tests.integration.rows import notification as row
 
 
 @contextlib.asynccontextmanager
@@ -63,11 +38,12 @@ async def sweeping(dispatcher: Dispatcher) -> AsyncIterator[None]:
 
 
 async def settled(pool: asyncpg.Pool, nid: uuid.UUID, timeout: float) -> asyncpg.Record:
-    deadline = time.monotonic() + timeout
-    while (r := await row(pool, nid))["status"] not in ("sent", "delivered", "failed"):
-        assert time.monotonic() < deadline, f"still {r['status']} after {timeout}s: {dict(r)}"
-        await asyncio.sleep(0.1)
-    return r
+    async def done() -> asyncpg.Record:
+        r = await row(pool, nid)
+        assert r["status"] in ("sent", "delivered", "failed"), f"still {r['status']}: {dict(r)}"
+        return r
+
+    return await eventually(done, timeout, "the message to settle", every=0.1)
 
 
 async def test_a_create_slower_than_the_timeout_sends_one_sms(pool, twilio) -> None:
@@ -85,7 +61,7 @@ async def test_a_create_slower_than_the_timeout_sends_one_sms(pool, twilio) -> N
         processing_allowance=timedelta(seconds=5),
         sweep_every_s=0.2,
     )
-    nid = await add_row(pool, await open_alert(pool))
+    nid = await add_row(pool, await open_alert(pool, CHILD))
     try:
         async with sweeping(dispatcher):
             timed_out = time.monotonic() + 60
@@ -122,7 +98,7 @@ async def test_a_failing_list_call_is_counted_and_retried_without_a_lease_stall(
     twilio.drop_connection_next(1, accept=True)  # taken, the answer lost: a look is needed
     twilio.outage(500, 9, ops=["list"])
     outage_ends = time.monotonic() + 9
-    nid = await add_row(pool, await open_alert(pool))
+    nid = await add_row(pool, await open_alert(pool, CHILD))
     sending_since: float | None = None
     longest_sending = 0.0
     try:
@@ -189,7 +165,7 @@ async def test_a_take_over_whose_look_fails_still_looks_before_it_sends(pool, tw
         processing_allowance=timedelta(seconds=0),
         sweep_every_s=0.2,
     )
-    nid = await add_row(pool, await open_alert(pool), status="sending", lease_s=-1)
+    nid = await add_row(pool, await open_alert(pool, CHILD), status="sending", lease_s=-1)
     try:
         body = (await row(pool, nid))["body"]
         # What the dead holder's attempt did: the SMS is at Twilio, the row still `sending`.

@@ -7,19 +7,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import asyncpg
 import pytest
 
-from goldenhour.dev.twilio_local import LocalTwilio
-from goldenhour.infra.db import create_pool
 from goldenhour.notifiers.dispatcher import Dispatcher
 from goldenhour.notifiers.email import SmtpEmail
 from goldenhour.notifiers.sms import TwilioSms
-from tests.integration.test_dispatcher import ACCOUNT, FROM, PHONE, PUBLIC_URL, TOKEN, add_row, row
+from tests.integration.providers import ACCOUNT, FROM, PHONE, PUBLIC_URL, TOKEN
+from tests.integration.rows import CHILD, open_alert
+from tests.integration.rows import add_notification as add_row
+from tests.integration.rows import notification as row
 
 EMAILS = 300
 
@@ -60,30 +59,8 @@ async def black_hole() -> AsyncIterator[BlackHole]:
     await hole.stop()
 
 
-@pytest.fixture
-async def twilio() -> AsyncIterator[LocalTwilio]:
-    server = LocalTwilio(ACCOUNT, TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(migrated_db)
-    yield p
-    await p.close()
-
-
 async def test_an_email_backlog_never_delays_an_sms(pool, twilio, black_hole) -> None:
-    alert_id = uuid.uuid4()
-    await pool.execute(
-        "INSERT INTO alerts (alert_id, child_id, kind, status, risk_level, policy, anchor_at,"
-        " local_authority, ack_code, opened_at)"
-        " VALUES ($1, 'LBH-2026-0042', 'missing', 'open', 'high', 'high', now(), 'LBH', '1234',"
-        " now())",
-        alert_id,
-    )
+    alert_id = await open_alert(pool, CHILD)
     # Older than the SMS, so a sweep of the oldest due rows across channels would see only them.
     await pool.execute(
         "INSERT INTO notifications (notification_id, alert_id, child_id, step_key, contact_id,"

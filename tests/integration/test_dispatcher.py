@@ -6,7 +6,7 @@ import asyncio
 import random
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,43 +19,19 @@ from goldenhour.dev.smtp_local import LocalSmtp
 from goldenhour.dev.twilio_local import LocalTwilio
 from goldenhour.infra.db import create_pool
 from goldenhour.notifiers.base import Channel, OutboundMessage
-from goldenhour.notifiers.dispatcher import BACKOFF_CAP_S, Dispatcher, backoff
+from goldenhour.notifiers.dispatcher import Dispatcher
 from goldenhour.notifiers.email import SmtpEmail, message_id_for
+from goldenhour.notifiers.retry_rules import BACKOFF_CAP_S, backoff
 from goldenhour.notifiers.sms import TwilioSms, with_ref
+from tests.integration.providers import ACCOUNT, FROM, PHONE, PUBLIC_URL, TOKEN
+from tests.integration.rows import CHILD, open_alert
+from tests.integration.rows import add_notification as add_row
+from tests.integration.rows import notification as row
 
-ACCOUNT = "AC" + "2e" * 16
-TOKEN = "dispatcher-test-token"
-FROM = "+447700900000"
-PHONE = "+447700900001"
 EMAIL = "duty.manager@lbh.example"
-# Nothing listens here: status callbacks fail fast, so a row stays `sent` until re-polled.
-PUBLIC_URL = "http://127.0.0.1:9/gh"
 
 
 # --- fixtures -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def twilio() -> AsyncIterator[LocalTwilio]:
-    server = LocalTwilio(ACCOUNT, TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-def smtp() -> Iterator[LocalSmtp]:
-    server = LocalSmtp()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(migrated_db)
-    yield p
-    await p.close()
 
 
 @pytest.fixture
@@ -83,54 +59,10 @@ async def dispatcher(pool, channels) -> AsyncIterator[Dispatcher]:
 
 @pytest.fixture
 async def alert_id(pool: asyncpg.Pool) -> uuid.UUID:
-    aid = uuid.uuid4()
-    await pool.execute(
-        "INSERT INTO alerts (alert_id, child_id, kind, status, risk_level, policy, anchor_at,"
-        " local_authority, ack_code, opened_at)"
-        " VALUES ($1, 'LBH-2026-0042', 'missing', 'open', 'high', 'high', now(), 'LBH', '1234',"
-        " now())",
-        aid,
-    )
-    return aid
+    return await open_alert(pool, CHILD)
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-async def add_row(
-    pool: asyncpg.Pool,
-    alert_id: uuid.UUID,
-    *,
-    channel: str = "sms",
-    address: str = PHONE,
-    contact: str = "c1",
-    status: str = "pending",
-    lease_s: float | None = None,
-) -> uuid.UUID:
-    """Insert one notification row; lease_s sets lease_until relative to now (negative: expired)."""
-    nid = uuid.uuid4()
-    await pool.execute(
-        "INSERT INTO notifications (notification_id, alert_id, child_id, step_key, contact_id,"
-        " org_code, channel, address, subject, body, status, attempts, next_attempt_at,"
-        " lease_until, created_at)"
-        " VALUES ($1, $2, 'LBH-2026-0042', 's0', $3, 'MPS', $4, $5, $6, $7, $8,"
-        " CASE WHEN $8 = 'pending' THEN 0 ELSE 1 END, now(),"
-        " now() + make_interval(secs => $9::float8), now())",
-        nid,
-        alert_id,
-        contact,
-        channel,
-        address,
-        "Missing child LBH-2026-0042" if channel == "email" else "",
-        f"ALERT LBH-2026-0042 missing. Ack 1234 ({contact})",
-        status,
-        lease_s,
-    )
-    return nid
-
-
-async def row(pool: asyncpg.Pool, nid: uuid.UUID) -> asyncpg.Record:
-    return await pool.fetchrow("SELECT * FROM notifications WHERE notification_id = $1", nid)
 
 
 async def sweep(d: Dispatcher, ahead_s: float = 0.0) -> None:
@@ -202,10 +134,13 @@ async def test_retryable_error_then_success(
     r = await row(pool, nid)
     assert (r["status"], r["attempts"], r["lease_until"]) == ("pending", 1, None)
     assert r["last_error"]
-    wait = (r["next_attempt_at"] - await pool.fetchval("SELECT now()")).total_seconds()
+    # The wait the mark decided: both stamps are the database's now() of that one statement.
+    wait = (r["next_attempt_at"] - r["updated_at"]).total_seconds()
     assert min_wait < wait <= max(min_wait + 2, 1)  # Retry-After honoured, else short backoff
 
-    await sweep(dispatcher)  # not due yet: nothing new at the provider
+    # A sweep as of just before it falls due: nothing new at the provider.
+    await dispatcher.sweep(r["next_attempt_at"] - timedelta(milliseconds=1))
+    await dispatcher.drain()
     assert (await row(pool, nid))["status"] == "pending"
     await sweep(dispatcher, ahead_s=wait + 1)
 
@@ -304,10 +239,12 @@ async def test_sent_without_callback_is_repolled(pool, channels, twilio, alert_i
     await d.send_requested(nid)
     await twilio.wait_for(lambda m: m.status == "delivered")
 
-    await sweep(d)  # too soon to re-poll
+    marked_at = (await row(pool, nid))["updated_at"]
+    await d.sweep(marked_at)  # too soon to re-poll
+    await d.drain()
     assert (await row(pool, nid))["status"] == "sent"
-    await asyncio.sleep(0.3)
-    await sweep(d)
+    await d.sweep(marked_at + timedelta(seconds=0.3))
+    await d.drain()
 
     r = await row(pool, nid)
     assert r["status"] == "delivered" and r["delivered_at"] is not None

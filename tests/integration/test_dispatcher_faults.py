@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -18,19 +16,22 @@ from aiokafka import AIOKafkaProducer
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.contracts.derived import NotificationRequested, NotificationSent
 from goldenhour.dev.devsystem import directory
-from goldenhour.dev.stack import EmbeddedStack
+from goldenhour.dev.stack import EmbeddedStack, free_port
 from goldenhour.dev.twilio_local import LocalTwilio
+from goldenhour.dev.waiting import eventually
 from goldenhour.infra.db import DbLimits, create_pool, migrate
 from goldenhour.infra.health import HealthServer
 from goldenhour.infra.topics import Topics, ensure_topics
+from goldenhour.notifiers.app import health_checks
 from goldenhour.notifiers.base import Channel, OutboundMessage, SendResult
 from goldenhour.notifiers.consumer import Poison, read_request
 from goldenhour.notifiers.dispatcher import SWEEP_FAILURES, Dispatcher
 from goldenhour.notifiers.sms import TwilioSms
-from goldenhour.notifiers.worker import health_checks
-from tests.integration.test_dispatcher import ACCOUNT, FROM, PUBLIC_URL, TOKEN, add_row, row
+from tests.integration.providers import PUBLIC_URL
+from tests.integration.rows import CHILD, open_alert
+from tests.integration.rows import add_notification as add_row
+from tests.integration.rows import notification as row
 
-CHILD = "LBH-2026-0042"
 OPS_EMAIL = "oncall@platform.example"
 
 
@@ -38,35 +39,6 @@ def config() -> GoldenHourConfig:
     raw, _ = directory(scale=1.0)
     raw["operations"] = [{"id": "ops1", "phone": "+447700900777", "email": OPS_EMAIL}]
     return GoldenHourConfig.model_validate(raw)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], timeout: float, what: str, every: float = 0.1
-) -> None:
-    """Poll `check` until it holds, or fail saying what did not happen."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(every)
-
-
-async def insert_alert(pool: asyncpg.Pool) -> uuid.UUID:
-    aid = uuid.uuid4()
-    await pool.execute(
-        "INSERT INTO alerts (alert_id, child_id, kind, status, risk_level, policy, anchor_at,"
-        " local_authority, ack_code, opened_at)"
-        " VALUES ($1, $2, 'missing', 'open', 'high', 'high', now(), 'LBH', '1234', now())",
-        aid,
-        CHILD,
-    )
-    return aid
 
 
 def request_for(nid: uuid.UUID, alert_id: uuid.UUID, contact: str) -> bytes:
@@ -94,21 +66,6 @@ async def publish(bootstrap: str, topic: str, *values: bytes) -> None:
             await producer.send_and_wait(topic, value, key=CHILD.encode())
     finally:
         await producer.stop()
-
-
-@pytest.fixture
-async def twilio() -> AsyncIterator[LocalTwilio]:
-    server = LocalTwilio(ACCOUNT, TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def sms(twilio: LocalTwilio) -> AsyncIterator[TwilioSms]:
-    channel = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url)
-    yield channel
-    await channel.close()
 
 
 class Running:
@@ -209,7 +166,7 @@ async def test_consume_survives_broker_pause_and_restart(twilio, sms, running) -
                 ),
                 "consume",
             )
-            aid = await insert_alert(pool)
+            aid = await open_alert(pool, CHILD)
 
             async def sent(nid: uuid.UUID, timeout: float, what: str) -> None:
                 async def done() -> bool:
@@ -288,7 +245,7 @@ async def test_poison_is_dead_lettered_and_the_next_request_sent(
             ),
             "consume",
         )
-        aid = await insert_alert(pool)
+        aid = await open_alert(pool, CHILD)
         nid = await add_row(pool, aid, contact="c1")
         bad_event = uuid.uuid4()
         not_json = b"\x00\x01 definitely not json"
@@ -424,7 +381,7 @@ async def test_sweep_survives_exceptions_it_never_expected(
             sweep_every_s=0.1,
         )
         failures_before = SWEEP_FAILURES._value.get()
-        aid = await insert_alert(pool)
+        aid = await open_alert(pool, CHILD)
         bad = await add_row(pool, aid, contact="bad", address=BAD)
         good = [await add_row(pool, aid, contact=f"c{i}") for i in range(3)]
         sweeping = running.start(dispatcher.sweep_forever(), "sweep")
@@ -512,7 +469,7 @@ async def test_readyz_says_503_while_postgres_is_down(twilio, sms, running) -> N
             await eventually(lambda: readyz(200), 60, "ready after the outage", every=0.2)
             assert not sweeping.done()
 
-            aid = await insert_alert(pool)
+            aid = await open_alert(pool, CHILD)
             nid = await add_row(pool, aid, contact="after")
 
             async def sent() -> bool:

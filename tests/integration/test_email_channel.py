@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
 from goldenhour.dev.smtp_local import LocalSmtp
+from goldenhour.dev.stack import free_port
 from goldenhour.dev.waiting import wait_for_matches
 from goldenhour.notifiers.base import (
     Channel,
@@ -36,20 +35,6 @@ def outbound(to: str = TO, key: str | None = None) -> OutboundMessage:
         subject="MISSING: child from Oak House — 15 min",
         body="Child reported missing at 14:02.\nReply ACK to acknowledge.",
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[LocalSmtp]:
-    server = LocalSmtp()
-    await asyncio.to_thread(server.start)
-    yield server
-    await asyncio.to_thread(server.stop)
 
 
 @pytest.fixture
@@ -194,10 +179,12 @@ async def test_connection_dropped_by_the_server_is_replaced(
 
 
 async def test_connection_idle_too_long_is_not_reused(smtp: LocalSmtp) -> None:
-    email = SmtpEmail("127.0.0.1", smtp.port, FROM, tls="off", timeout=5, idle_s=0.2)
+    email = SmtpEmail("127.0.0.1", smtp.port, FROM, tls="off", timeout=5)
     await email.send(outbound())
     await email.send(outbound())
     assert smtp.connections == 1
+    # Idle for longer than the limit, however long the sends above took.
+    email.idle_s = 0.2
     await asyncio.sleep(0.3)
     await email.send(outbound())
     assert len(smtp.messages) == 3

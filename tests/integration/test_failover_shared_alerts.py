@@ -7,22 +7,12 @@ PostgreSQL; the failover loop's own pass."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.dev.devsystem import directory
-from goldenhour.infra.db import create_pool
 from goldenhour.notifiers.failover import Failover
-
-
-@pytest.fixture
-async def pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(migrated_db)
-    yield p
-    await p.close()
 
 
 async def test_a_stuck_shared_sms_is_not_followed_by_the_full_alert(pool: asyncpg.Pool) -> None:
