@@ -12,6 +12,8 @@ from typing import Literal
 
 import asyncpg
 
+from goldenhour.services import db
+
 # A person mistyping a code gets it right within a few tries; five wrong in a quarter of an
 # hour from one number is guessing. With 6-digit codes that leaves a guesser 20 tries an hour
 # against a million codes.
@@ -21,41 +23,6 @@ PER_NUMBER = 5
 # mistyping once or twice, stay well under.
 PER_ALERT = 20
 WINDOW = timedelta(minutes=15)
-
-# Messages that told a contact of the alert itself, not of something around it: a shared
-# alert (or its stand-down) reaches a neighbour's subscriber, a stand-down reaches everyone
-# told, and a report that someone was unreachable reaches the people who must chase them.
-# None of those makes the recipient one of the alert's own responders.
-_TOLD = """
-SELECT DISTINCT ON (a.alert_id) a.alert_id, a.child_id, a.ack_code, n.contact_id, n.org_code
-FROM alerts a JOIN notifications n ON n.alert_id = a.alert_id
-WHERE a.status <> 'resolved' AND n.contact_id = ANY($1)
-  AND n.subscription_id IS NULL AND n.channel <> 'webhook'
-  AND n.step_key <> 'stand_down' AND n.step_key NOT LIKE 'share%'
-  AND n.step_key NOT LIKE 'unreachable.%' AND n.step_key NOT LIKE 'operations:%'
-ORDER BY a.alert_id, n.created_at
-"""
-# Tries of one number (or at one alert) are counted one at a time, each after its own is
-# written, so of any number of concurrent tries exactly the first few are checked. Locks
-# are taken in one order, so two replies told of the same alerts never wait on each other.
-_SERIALISE = (
-    "SELECT pg_advisory_xact_lock(hashtextextended('ack_attempts:' || k, 0))"
-    " FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) AS keys"
-)
-_RECORD_NUMBER = "INSERT INTO ack_attempts (attempt, phone, alert_id) VALUES ($1, $2, NULL)"
-_COUNT_NUMBER = (
-    "SELECT count(*) FROM ack_attempts"
-    " WHERE phone = $1 AND alert_id IS NULL AND at > now() - $2::interval"
-)
-_RECORD_ALERTS = (
-    "INSERT INTO ack_attempts (attempt, phone, alert_id) SELECT $1, $2, unnest($3::uuid[])"
-)
-_COUNT_ALERTS = (
-    "SELECT alert_id, count(*) AS tries FROM ack_attempts"
-    " WHERE alert_id = ANY($1) AND at > now() - $2::interval GROUP BY alert_id"
-)
-_FORGET = "DELETE FROM ack_attempts WHERE attempt = $1"
-_PRUNE = "DELETE FROM ack_attempts WHERE at < now() - $1::interval"
 
 
 @dataclass(frozen=True)
@@ -94,7 +61,7 @@ def judge(
 
 async def told_alerts(conn: asyncpg.Connection, contact_ids: list[str]) -> list[ToldAlert]:
     """The open alerts these contacts were told of by the alerts' own steps."""
-    return [ToldAlert(**dict(r)) for r in await conn.fetch(_TOLD, contact_ids)]
+    return [ToldAlert(**dict(r)) for r in await conn.fetch(db.ALERTS_TOLD_TO, contact_ids)]
 
 
 async def check_reply(
@@ -105,10 +72,10 @@ async def check_reply(
     limits. A right code takes its try back."""
     attempt = uuid.uuid4()
     async with conn.transaction():
-        await conn.execute(_SERIALISE, [phone])
-        await conn.execute(_RECORD_NUMBER, attempt, phone)
-        number_tries = await conn.fetchval(_COUNT_NUMBER, phone, WINDOW)
-    await conn.execute(_PRUNE, WINDOW)
+        await conn.execute(db.SERIALISE_ACK_TRIES, [phone])
+        await conn.execute(db.RECORD_NUMBER_TRY, attempt, phone)
+        number_tries = await conn.fetchval(db.COUNT_NUMBER_TRIES, phone, WINDOW)
+    await conn.execute(db.PRUNE_ACK_TRIES, WINDOW)
     if number_tries > PER_NUMBER:
         return Verdict("limited")
     told = await told_alerts(conn, contact_ids)
@@ -116,11 +83,11 @@ async def check_reply(
     alert_tries: dict[uuid.UUID, int] = {}
     if alert_ids:
         async with conn.transaction():
-            await conn.execute(_SERIALISE, [str(a) for a in alert_ids])
-            await conn.execute(_RECORD_ALERTS, attempt, phone, alert_ids)
-            rows = await conn.fetch(_COUNT_ALERTS, alert_ids, WINDOW)
+            await conn.execute(db.SERIALISE_ACK_TRIES, [str(a) for a in alert_ids])
+            await conn.execute(db.RECORD_ALERT_TRIES, attempt, phone, alert_ids)
+            rows = await conn.fetch(db.COUNT_ALERT_TRIES, alert_ids, WINDOW)
         alert_tries = {r["alert_id"]: r["tries"] for r in rows}
     verdict = judge(code, told, number_tries, alert_tries)
     if verdict.outcome == "acknowledge":
-        await conn.execute(_FORGET, attempt)
+        await conn.execute(db.FORGET_ACK_TRY, attempt)
     return verdict

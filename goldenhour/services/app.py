@@ -29,6 +29,7 @@ from goldenhour.services import (
     alerts_api,
     api_schema,
     children_api,
+    db,
     http_limits,
     intake,
     twilio_webhooks,
@@ -54,18 +55,11 @@ RELAY_STALE_S = 5.0
 # A process just started may itself be the relay about to take the lock.
 START_GRACE_S = 10.0
 
-_READINESS_SQL = """
-SELECT extract(epoch FROM now() - (SELECT beat_at FROM leader_heartbeats WHERE role = $1))::float8
-           AS relay_age_s,
-       ARRAY(SELECT DISTINCT part FROM worker_readiness
-             WHERE beat_at > now() - make_interval(secs => $2)) AS parts
-"""
-
 
 async def database_reasons(app: FastAPI) -> dict[str, str]:
     """Why this process cannot make progress, as the database tells: no relay beating anywhere,
     or a required part with no worker holding its partitions."""
-    row = await app.state.pool.fetchrow(_READINESS_SQL, RELAY_ROLE, BEAT_STALE_S)
+    row = await app.state.pool.fetchrow(db.READINESS, RELAY_ROLE, BEAT_STALE_S)
     reasons: dict[str, str] = {}
     age = row["relay_age_s"]
     started = asyncio.get_running_loop().time() - app.state.started_at

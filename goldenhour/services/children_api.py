@@ -16,7 +16,7 @@ from goldenhour.contracts.api import (
     RiskSignalView,
 )
 from goldenhour.contracts.events import ChildId
-from goldenhour.services import access
+from goldenhour.services import access, db
 from goldenhour.services.auth import Caller, authenticate
 
 router = APIRouter()
@@ -42,12 +42,10 @@ async def get_child(
     config = request.app.state.config
     now = datetime.now(UTC)
     async with request.app.state.pool.acquire() as conn, conn.transaction(readonly=True):
-        child = await conn.fetchrow("SELECT * FROM children WHERE child_id = $1", child_id)
+        child = await conn.fetchrow(db.CHILD_BY_ID, child_id)
         if child is None:
             raise _no_such_child()
-        placement = await conn.fetchrow(
-            "SELECT * FROM placements WHERE child_id = $1 AND ended_at IS NULL", child_id
-        )
+        placement = await conn.fetchrow(db.CURRENT_PLACEMENT, child_id)
         agencies = access.agencies(
             config,
             child["local_authority"],
@@ -56,31 +54,16 @@ async def get_child(
         )
         if not access.may_see(caller.org, agencies):
             raise _no_such_child()
-        live = await conn.fetch(
-            "SELECT * FROM alerts WHERE child_id = $1 AND status <> 'resolved'"
-            " ORDER BY opened_at DESC",
-            child_id,
-        )
-        episodes = await conn.fetch(
-            "SELECT * FROM alerts WHERE child_id = $1 AND kind = 'missing'"
-            " ORDER BY anchor_at DESC, opened_at DESC",
-            child_id,
-        )
+        live = await conn.fetch(db.CHILD_OPEN_ALERTS, child_id)
+        episodes = await conn.fetch(db.CHILD_EPISODES, child_id)
         in_window = await conn.fetchval(
-            "SELECT count(*) FROM alerts WHERE child_id = $1 AND kind = 'missing'"
-            " AND anchor_at >= $2 AND anchor_at <= $3",
+            db.CHILD_EPISODES_BETWEEN,
             child_id,
             now - config.watchers.episodes_window,
             now,
         )
-        signals = await conn.fetch(
-            "SELECT * FROM risk_signals WHERE child_id = $1 ORDER BY occurred_at DESC", child_id
-        )
-        clocks = await conn.fetch(
-            "SELECT kind, due_at FROM watch_timers WHERE child_id = $1 AND status = 'pending'"
-            " ORDER BY due_at, kind",
-            child_id,
-        )
+        signals = await conn.fetch(db.CHILD_RISK_SIGNALS, child_id)
+        clocks = await conn.fetch(db.CHILD_PENDING_CLOCKS, child_id)
     return ChildRecord.model_validate(
         {
             **dict(child),

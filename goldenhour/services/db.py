@@ -1,5 +1,7 @@
 """The API's statements over the tables it owns (events, children, placements,
-acknowledgements, the outbox) and its reads of the alerts, each named for what it does.
+acknowledgements, the outbox and its relay's bookkeeping, SMS code tries, Twilio callbacks,
+subscriptions) and its reads of the alerts and what the worker keeps beside them, each named for
+what it does. The console's own statements are in `goldenhour.services.console.db`.
 
 The alerts row itself is written by its owner, `goldenhour.streams.alert_commands`; audit
 lines by `goldenhour.infra.db.audit`."""
@@ -151,3 +153,191 @@ WHERE child_id = $1 AND received_at >= $2::timestamptz - interval '1 minute'
     AND received_at <= COALESCE($3::timestamptz, now())
 ORDER BY received_at
 """
+
+# --- the outbox relay and its leadership ----------------------------------------------------
+
+TRY_ADVISORY_LOCK = "SELECT pg_try_advisory_lock($1)"
+
+BEAT_LEADER = """
+INSERT INTO leader_heartbeats (role, holder, beat_at) VALUES ($1, $2, now())
+ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, beat_at = excluded.beat_at
+"""
+
+COUNT_UNPUBLISHED = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+
+UNPUBLISHED_BATCH = """
+SELECT id, topic, key, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1
+"""
+
+# $2..$4: the ids the broker acknowledged, each with the partition and offset it was given.
+MARK_PUBLISHED = """
+UPDATE outbox o SET published_at = now(), kafka_cluster = $1, kafka_partition = a.partition,
+                    kafka_offset = a.kafka_offset, publish_count = o.publish_count + 1
+FROM unnest($2::bigint[], $3::integer[], $4::bigint[]) AS a(id, partition, kafka_offset)
+WHERE o.id = a.id
+"""
+
+# The relay's last beat anywhere, and the parts some worker holds partitions for now.
+READINESS = """
+SELECT extract(epoch FROM now() - (SELECT beat_at FROM leader_heartbeats WHERE role = $1))::float8
+           AS relay_age_s,
+       ARRAY(SELECT DISTINCT part FROM worker_readiness
+             WHERE beat_at > now() - make_interval(secs => $2)) AS parts
+"""
+
+# --- the reconciler -------------------------------------------------------------------------
+
+RECONCILE_CURSOR = "SELECT outbox_id FROM reconcile_cursor WHERE name = $1"
+
+# Intake rows ($4 the topic) after the cursor $1, at most $2, each with whether consumer $3
+# applied its event or it was dead-lettered.
+RECONCILE_WINDOW = """
+SELECT o.id, o.event_id,
+       extract(epoch FROM now() - o.created_at)::float8 AS age_s,
+       extract(epoch FROM now() - o.published_at)::float8 AS published_age_s,
+       o.kafka_cluster, o.kafka_partition, o.kafka_offset,
+       (EXISTS (SELECT 1 FROM processed_events p
+                WHERE p.consumer = $3 AND p.event_id = o.event_id)
+        OR EXISTS (SELECT 1 FROM dead_letters d
+                   WHERE d.event_id = o.event_id AND d.status = 'dead')) AS done
+FROM outbox o
+WHERE o.id > $1 AND o.event_id IS NOT NULL AND o.topic = $4
+ORDER BY o.id
+LIMIT $2
+"""
+
+# The cursor only moves forward, whichever of two sweeps commits last.
+MOVE_RECONCILE_CURSOR = """
+INSERT INTO reconcile_cursor (name, outbox_id) VALUES ($1, $2)
+ON CONFLICT (name) DO UPDATE
+SET outbox_id = GREATEST(reconcile_cursor.outbox_id, excluded.outbox_id), moved_at = now()
+"""
+
+# Still published and still not applied when the update runs: an event applied meanwhile is not
+# sent again.
+UNPUBLISH_LOST = """
+UPDATE outbox o SET published_at = NULL
+WHERE o.id = ANY($1::bigint[]) AND o.published_at IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM processed_events p
+                  WHERE p.consumer = $2 AND p.event_id = o.event_id)
+RETURNING o.id, o.event_id
+"""
+
+# --- SMS acknowledgement codes --------------------------------------------------------------
+
+# Messages that told a contact of the alert itself, not of something around it: a shared
+# alert (or its stand-down) reaches a neighbour's subscriber, a stand-down reaches everyone
+# told, and a report that someone was unreachable reaches the people who must chase them.
+# None of those makes the recipient one of the alert's own responders.
+ALERTS_TOLD_TO = """
+SELECT DISTINCT ON (a.alert_id) a.alert_id, a.child_id, a.ack_code, n.contact_id, n.org_code
+FROM alerts a JOIN notifications n ON n.alert_id = a.alert_id
+WHERE a.status <> 'resolved' AND n.contact_id = ANY($1)
+  AND n.subscription_id IS NULL AND n.channel <> 'webhook'
+  AND n.step_key <> 'stand_down' AND n.step_key NOT LIKE 'share%'
+  AND n.step_key NOT LIKE 'unreachable.%' AND n.step_key NOT LIKE 'operations:%'
+ORDER BY a.alert_id, n.created_at
+"""
+
+# Tries of one number (or at one alert) are counted one at a time, each after its own is
+# written, so of any number of concurrent tries exactly the first few are checked. Locks
+# are taken in one order, so two replies told of the same alerts never wait on each other.
+SERIALISE_ACK_TRIES = """
+SELECT pg_advisory_xact_lock(hashtextextended('ack_attempts:' || k, 0))
+FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) AS keys
+"""
+
+RECORD_NUMBER_TRY = "INSERT INTO ack_attempts (attempt, phone, alert_id) VALUES ($1, $2, NULL)"
+
+COUNT_NUMBER_TRIES = """
+SELECT count(*) FROM ack_attempts
+WHERE phone = $1 AND alert_id IS NULL AND at > now() - $2::interval
+"""
+
+RECORD_ALERT_TRIES = """
+INSERT INTO ack_attempts (attempt, phone, alert_id) SELECT $1, $2, unnest($3::uuid[])
+"""
+
+COUNT_ALERT_TRIES = """
+SELECT alert_id, count(*) AS tries FROM ack_attempts
+WHERE alert_id = ANY($1) AND at > now() - $2::interval GROUP BY alert_id
+"""
+
+FORGET_ACK_TRY = "DELETE FROM ack_attempts WHERE attempt = $1"
+
+PRUNE_ACK_TRIES = "DELETE FROM ack_attempts WHERE at < now() - $1::interval"
+
+# --- Twilio callbacks -----------------------------------------------------------------------
+
+CLAIM_CALLBACK = """
+INSERT INTO twilio_callbacks (digest) VALUES ($1) ON CONFLICT (digest) DO NOTHING RETURNING true
+"""
+
+RELEASE_CALLBACK = "DELETE FROM twilio_callbacks WHERE digest = $1"
+
+PRUNE_CALLBACKS = "DELETE FROM twilio_callbacks WHERE received_at < now() - $1::interval"
+
+# A voice call's message; its alert's status tells whether the alert is still open to read.
+VOICE_CALL = """
+SELECT n.notification_id, n.alert_id, n.child_id, n.contact_id, n.org_code, n.body,
+       a.status AS alert_status
+FROM notifications n LEFT JOIN alerts a ON a.alert_id = n.alert_id
+WHERE n.notification_id = $1 AND n.channel = 'voice'
+"""
+
+# --- a child's record -----------------------------------------------------------------------
+
+CHILD_BY_ID = "SELECT * FROM children WHERE child_id = $1"
+
+CURRENT_PLACEMENT = "SELECT * FROM placements WHERE child_id = $1 AND ended_at IS NULL"
+
+CHILD_OPEN_ALERTS = """
+SELECT * FROM alerts WHERE child_id = $1 AND status <> 'resolved' ORDER BY opened_at DESC
+"""
+
+CHILD_EPISODES = """
+SELECT * FROM alerts WHERE child_id = $1 AND kind = 'missing'
+ORDER BY anchor_at DESC, opened_at DESC
+"""
+
+# Missing episodes whose anchor falls between $2 and $3.
+CHILD_EPISODES_BETWEEN = """
+SELECT count(*) FROM alerts WHERE child_id = $1 AND kind = 'missing'
+    AND anchor_at >= $2 AND anchor_at <= $3
+"""
+
+CHILD_RISK_SIGNALS = "SELECT * FROM risk_signals WHERE child_id = $1 ORDER BY occurred_at DESC"
+
+CHILD_PENDING_CLOCKS = """
+SELECT kind, due_at FROM watch_timers WHERE child_id = $1 AND status = 'pending'
+ORDER BY due_at, kind
+"""
+
+# --- subscriptions and shared alerts --------------------------------------------------------
+
+CREATE_SUBSCRIPTION = """
+INSERT INTO subscriptions (subscription_id, org_code, created_by, source_authorities,
+    min_risk, exploitation_types, contacts, channels, webhook_url, webhook_secret,
+    status, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11)
+RETURNING *
+"""
+
+ORG_SUBSCRIPTIONS = """
+SELECT * FROM subscriptions WHERE org_code = $1 AND status <> 'deleted'
+ORDER BY created_at, subscription_id
+"""
+
+# Only the organisation's own and not yet deleted: nothing otherwise.
+DELETE_SUBSCRIPTION = """
+UPDATE subscriptions SET status = 'deleted', deleted_at = now()
+WHERE subscription_id = $1 AND org_code = $2 AND status <> 'deleted'
+RETURNING subscription_id
+"""
+
+SHARED_ALERTS_FEED = """
+SELECT * FROM shared_alerts WHERE source_authority = ANY($1)
+ORDER BY updated_at DESC, shared_id LIMIT $2
+"""
+
+SHARED_ALERT = "SELECT * FROM shared_alerts WHERE shared_id = $1 AND source_authority = ANY($2)"

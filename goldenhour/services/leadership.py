@@ -14,6 +14,7 @@ import structlog
 
 from goldenhour.infra.backoff import delay
 from goldenhour.infra.db import DbLimits, connect
+from goldenhour.services import db
 
 log = structlog.get_logger(__name__)
 
@@ -66,12 +67,6 @@ class LeadershipLost(Exception):
     """The leader's lock session ended, or its work stopped making progress."""
 
 
-_BEAT_SQL = """
-INSERT INTO leader_heartbeats (role, holder, beat_at) VALUES ($1, $2, now())
-ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, beat_at = excluded.beat_at
-"""
-
-
 class Leader:
     """One active holder of an advisory lock among all replicas, on a bounded connection.
 
@@ -91,13 +86,11 @@ class Leader:
         """Wait until this process holds the lock; its connection, to hold it by."""
         conn = await connect(self.dsn, self.limits, idle_session_s=LOCK_IDLE_S)
         try:
-            while not await conn.fetchval(
-                "SELECT pg_try_advisory_lock($1)", self.lock_id, timeout=LOCK_IDLE_S
-            ):
+            while not await conn.fetchval(db.TRY_ADVISORY_LOCK, self.lock_id, timeout=LOCK_IDLE_S):
                 if waiting is not None:
                     waiting()
                 await asyncio.sleep(LOCK_POLL_S)
-            await conn.execute(_BEAT_SQL, self.role, self.holder, timeout=LOCK_IDLE_S)
+            await conn.execute(db.BEAT_LEADER, self.role, self.holder, timeout=LOCK_IDLE_S)
         except BaseException:
             await close_quietly(conn)
             raise
@@ -118,7 +111,7 @@ class Leader:
                 raise LeadershipLost(f"{self.role}: work stuck for {loop.time() - started:.0f}s")
             if conn.is_closed():
                 raise LeadershipLost(f"{self.role}: lock connection closed")
-            await conn.execute(_BEAT_SQL, self.role, self.holder, timeout=LOCK_IDLE_S)
+            await conn.execute(db.BEAT_LEADER, self.role, self.holder, timeout=LOCK_IDLE_S)
             if on_beat is not None:
                 await on_beat(conn)
 

@@ -27,6 +27,7 @@ from aiokafka.structs import RecordMetadata
 from prometheus_client import Counter, Gauge
 
 from goldenhour.infra.db import DbLimits
+from goldenhour.services import db
 from goldenhour.services.db import NOTIFY_OUTBOX, OUTBOX_CHANNEL
 from goldenhour.services.leadership import (
     LOCK_IDLE_S,
@@ -83,14 +84,6 @@ async def cluster_id(client: AIOKafkaClient) -> str:
     if not found:
         raise KafkaError("the broker does not say its cluster id (Metadata v2+ needed)")
     return str(found)
-
-
-_MARK_SQL = """
-UPDATE outbox o SET published_at = now(), kafka_cluster = $1, kafka_partition = a.partition,
-                    kafka_offset = a.kafka_offset, publish_count = o.publish_count + 1
-FROM unnest($2::bigint[], $3::integer[], $4::bigint[]) AS a(id, partition, kafka_offset)
-WHERE o.id = a.id
-"""
 
 
 class PublishFailed(Exception):
@@ -215,11 +208,7 @@ class OutboxRelay:
             await close_quietly(conn)
 
     async def _count(self, conn: asyncpg.Connection) -> None:
-        WAITING.set(
-            await conn.fetchval(
-                "SELECT count(*) FROM outbox WHERE published_at IS NULL", timeout=LOCK_IDLE_S
-            )
-        )
+        WAITING.set(await conn.fetchval(db.COUNT_UNPUBLISHED, timeout=LOCK_IDLE_S))
 
     async def _relay_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -234,11 +223,7 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), self.idle_poll_s)
 
     async def _relay_batch(self) -> int:
-        rows = await self.pool.fetch(
-            "SELECT id, topic, key, payload FROM outbox WHERE published_at IS NULL"
-            " ORDER BY id LIMIT $1",
-            BATCH,
-        )
+        rows = await self.pool.fetch(db.UNPUBLISHED_BATCH, BATCH)
         if not rows:
             WAITING.set(0)
             return 0
@@ -246,7 +231,7 @@ class OutboxRelay:
         acked, failure = await self._publish(rows)
         if acked:
             await self.pool.execute(
-                _MARK_SQL,
+                db.MARK_PUBLISHED,
                 cluster,
                 [r["id"] for r in rows[: len(acked)]],
                 [m.partition for m in acked],

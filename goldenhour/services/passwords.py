@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from goldenhour.infra.settings import Settings
+from goldenhour.services.console import db
 
 MIN_LENGTH = 12
 _hasher = PasswordHasher()
@@ -62,23 +63,16 @@ async def hash_off_loop(password: str) -> str:
 async def set_password(conn: asyncpg.Connection, user_id: str, password: str) -> None:
     """Store a new password; every session of the user ends with it."""
     new_hash = await hash_off_loop(password)
-    await conn.execute(
-        "INSERT INTO user_passwords (user_id, hash) VALUES ($1, $2)"
-        " ON CONFLICT (user_id) DO UPDATE SET hash = EXCLUDED.hash, set_at = now()",
-        user_id,
-        new_hash,
-    )
+    await conn.execute(db.SET_PASSWORD, user_id, new_hash)
     # A new password ends every session signed in with the old one, and the lock-out the
     # wrong ones earned: an administrator's reset lets the user straight back in.
-    await conn.execute("DELETE FROM console_sessions WHERE user_id = $1", user_id)
+    await conn.execute(db.END_USER_SESSIONS, user_id)
     user = f"user:{user_id.lower()}"
-    await conn.execute(
-        "DELETE FROM login_failures WHERE key = $1 OR starts_with(key, $1 || '@')", user
-    )
+    await conn.execute(db.FORGET_USER_LOGIN_FAILURES, user)
 
 
 async def stored_hash(pool: asyncpg.Pool, user_id: str) -> str | None:
-    return await pool.fetchval("SELECT hash FROM user_passwords WHERE user_id = $1", user_id)
+    return await pool.fetchval(db.PASSWORD_HASH, user_id)
 
 
 async def set_password_at(dsn: str, user_id: str, password: str) -> None:

@@ -29,6 +29,7 @@ from prometheus_client import Counter, Gauge
 
 from goldenhour.infra.db import DbLimits, audit
 from goldenhour.infra.topics import Topics
+from goldenhour.services import db
 from goldenhour.services.leadership import Leader, Streak, close_quietly, first_error
 from goldenhour.streams.handlers import CONSUMER
 
@@ -222,37 +223,6 @@ class BrokerReader:
 
 # --- the database's side -------------------------------------------------------------------------
 
-_WINDOW_SQL = """
-SELECT o.id, o.event_id,
-       extract(epoch FROM now() - o.created_at)::float8 AS age_s,
-       extract(epoch FROM now() - o.published_at)::float8 AS published_age_s,
-       o.kafka_cluster, o.kafka_partition, o.kafka_offset,
-       (EXISTS (SELECT 1 FROM processed_events p
-                WHERE p.consumer = $3 AND p.event_id = o.event_id)
-        OR EXISTS (SELECT 1 FROM dead_letters d
-                   WHERE d.event_id = o.event_id AND d.status = 'dead')) AS done
-FROM outbox o
-WHERE o.id > $1 AND o.event_id IS NOT NULL AND o.topic = $4
-ORDER BY o.id
-LIMIT $2
-"""
-
-_CURSOR_SQL = """
-INSERT INTO reconcile_cursor (name, outbox_id) VALUES ($1, $2)
-ON CONFLICT (name) DO UPDATE
-SET outbox_id = GREATEST(reconcile_cursor.outbox_id, excluded.outbox_id), moved_at = now()
-"""
-
-# Still published and still not applied when the update runs: an event applied meanwhile is not
-# sent again.
-_UNPUBLISH_SQL = """
-UPDATE outbox o SET published_at = NULL
-WHERE o.id = ANY($1::bigint[]) AND o.published_at IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM processed_events p
-                  WHERE p.consumer = $2 AND p.event_id = o.event_id)
-RETURNING o.id, o.event_id
-"""
-
 
 def _row(r: asyncpg.Record) -> Row:
     return Row(
@@ -350,16 +320,16 @@ class Reconciler:
         except Exception as exc:  # without the broker nothing is re-published
             view = None
             self._broker_streak.failed(exc)
-        cursor = await self.pool.fetchval(
-            "SELECT outbox_id FROM reconcile_cursor WHERE name = $1", CURSOR
+        cursor = await self.pool.fetchval(db.RECONCILE_CURSOR, CURSOR)
+        records = await self.pool.fetch(
+            db.RECONCILE_WINDOW, cursor or 0, self.window, CONSUMER, self.topic
         )
-        records = await self.pool.fetch(_WINDOW_SQL, cursor or 0, self.window, CONSUMER, self.topic)
         decided = plan([_row(r) for r in records], view, self.settle_s)
         OLDEST.set(decided.oldest_unapplied_s)
         reset: list[asyncpg.Record] = []
         async with self.pool.acquire() as conn, conn.transaction():
             if decided.cursor is not None:
-                await conn.execute(_CURSOR_SQL, CURSOR, decided.cursor)
+                await conn.execute(db.MOVE_RECONCILE_CURSOR, CURSOR, decided.cursor)
             if decided.lost:
                 reset = await self._unpublish(conn, decided, view)
         self.rounds += 1
@@ -382,7 +352,7 @@ class Reconciler:
         self, conn: asyncpg.Connection, decided: Plan, view: BrokerView | None
     ) -> list[asyncpg.Record]:
         """Mark the lost rows unpublished, with one audit line for the batch; the rows reset."""
-        reset = await conn.fetch(_UNPUBLISH_SQL, list(decided.lost), CONSUMER)
+        reset = await conn.fetch(db.UNPUBLISH_LOST, list(decided.lost), CONSUMER)
         if reset:
             await audit(
                 conn,

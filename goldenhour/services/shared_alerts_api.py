@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from goldenhour.contracts.api import ErrorBody
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.contracts.shared import SharedAlert
+from goldenhour.services import db
 from goldenhour.services.auth import Caller, authenticate
 from goldenhour.services.cap import (
     ATOM_MEDIA_TYPE,
@@ -62,8 +63,7 @@ def _shared(row: asyncpg.Record) -> SharedAlert:
 async def shared_alerts_feed(request: Request, caller: Caller = Depends(authenticate)) -> Response:
     """An Atom feed of the shared alerts the caller may read, newest first, at most 100."""
     rows = await request.app.state.pool.fetch(
-        "SELECT * FROM shared_alerts WHERE source_authority = ANY($1)"
-        " ORDER BY updated_at DESC, shared_id LIMIT $2",
+        db.SHARED_ALERTS_FEED,
         visible_sources(request.app.state.config, caller.org.code),
         FEED_LIMIT,
     )
@@ -86,7 +86,7 @@ async def shared_alert_cap(
 ) -> Response:
     """The current version of one shared alert as a CAP 1.2 alert."""
     row = await request.app.state.pool.fetchrow(
-        "SELECT * FROM shared_alerts WHERE shared_id = $1 AND source_authority = ANY($2)",
+        db.SHARED_ALERT,
         shared_id,
         visible_sources(request.app.state.config, caller.org.code),
     )

@@ -28,6 +28,7 @@ from goldenhour.contracts.config import GoldenHourConfig, OrgKind, UserRole
 from goldenhour.contracts.shared import SubscriptionRequest, SubscriptionView
 from goldenhour.infra.db import audit
 from goldenhour.infra.webhook_urls import WebhookUrlError, check_webhook_url
+from goldenhour.services import db
 from goldenhour.services.auth import Caller, authenticate
 
 router = APIRouter()
@@ -196,13 +197,7 @@ async def create_subscription(
     secret = secrets.token_urlsafe(32) if plan.webhook_url is not None else None
     async with request.app.state.pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
-            """
-            INSERT INTO subscriptions (subscription_id, org_code, created_by, source_authorities,
-                min_risk, exploitation_types, contacts, channels, webhook_url, webhook_secret,
-                status, created_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11)
-            RETURNING *
-            """,
+            db.CREATE_SUBSCRIPTION,
             subscription_id,
             caller.org.code,
             caller.user.id,
@@ -244,11 +239,7 @@ async def list_subscriptions(
     request: Request, caller: Caller = Depends(authenticate)
 ) -> list[SubscriptionView]:
     """The caller's organisation's subscriptions that are not deleted, oldest first; no secrets."""
-    rows = await request.app.state.pool.fetch(
-        "SELECT * FROM subscriptions WHERE org_code = $1 AND status <> 'deleted'"
-        " ORDER BY created_at, subscription_id",
-        caller.org.code,
-    )
+    rows = await request.app.state.pool.fetch(db.ORG_SUBSCRIPTIONS, caller.org.code)
     return [_view(r) for r in rows]
 
 
@@ -270,9 +261,7 @@ async def delete_subscription(
     check_may_manage(caller)
     async with request.app.state.pool.acquire() as conn, conn.transaction():
         deleted = await conn.fetchval(
-            "UPDATE subscriptions SET status = 'deleted', deleted_at = now()"
-            " WHERE subscription_id = $1 AND org_code = $2 AND status <> 'deleted'"
-            " RETURNING subscription_id",
+            db.DELETE_SUBSCRIPTION,
             subscription_id,
             caller.org.code,
         )

@@ -11,16 +11,11 @@ from datetime import timedelta
 
 import asyncpg
 
+from goldenhour.services import db
+
 # Twilio retries a callback for minutes, not days; a day covers any replay worth stopping and
 # keeps the table small.
 KEEP = timedelta(days=1)
-
-_CLAIM = (
-    "INSERT INTO twilio_callbacks (digest) VALUES ($1) ON CONFLICT (digest) DO NOTHING"
-    " RETURNING true"
-)
-_RELEASE = "DELETE FROM twilio_callbacks WHERE digest = $1"
-_PRUNE = "DELETE FROM twilio_callbacks WHERE received_at < now() - $1::interval"
 
 
 def callback_digest(url: str, form: Mapping[str, str]) -> bytes:
@@ -37,12 +32,12 @@ async def first_delivery(
     acted on, so two concurrent copies cannot both act; handed back when acting on it fails,
     so Twilio's retry of a callback we could not apply is applied."""
     digest = callback_digest(url, form)
-    first = bool(await pool.fetchval(_CLAIM, digest))
+    first = bool(await pool.fetchval(db.CLAIM_CALLBACK, digest))
     if first:
-        await pool.execute(_PRUNE, KEEP)
+        await pool.execute(db.PRUNE_CALLBACKS, KEEP)
     try:
         yield first
     except Exception:
         if first:
-            await pool.execute(_RELEASE, digest)
+            await pool.execute(db.RELEASE_CALLBACK, digest)
         raise

@@ -18,6 +18,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from goldenhour.notifiers.status import apply_status, provider_status
 from goldenhour.notifiers.voice import VOICE_PATH, call_status
+from goldenhour.services import db
 from goldenhour.services.ack_codes import PER_NUMBER, check_reply
 from goldenhour.services.acks import acknowledge
 from goldenhour.services.twilio_replays import first_delivery
@@ -238,15 +239,7 @@ def _voice(reply: VoiceResponse) -> Response:
 
 async def _call_row(request: Request, notification_id: uuid.UUID) -> dict:
     """The call's message row with its alert's state; 404 when no call has that id."""
-    row = await request.app.state.pool.fetchrow(
-        """
-        SELECT n.notification_id, n.alert_id, n.child_id, n.contact_id, n.org_code, n.body,
-               a.status AS alert_status
-        FROM notifications n LEFT JOIN alerts a ON a.alert_id = n.alert_id
-        WHERE n.notification_id = $1 AND n.channel = 'voice'
-        """,
-        notification_id,
-    )
+    row = await request.app.state.pool.fetchrow(db.VOICE_CALL, notification_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no call {notification_id}")
     return dict(row)

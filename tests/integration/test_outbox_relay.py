@@ -19,7 +19,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from goldenhour.dev.stack import EmbeddedStack, die_with_parent
 from goldenhour.dev.waiting import eventually
@@ -27,12 +26,11 @@ from goldenhour.infra.db import create_pool, migrate
 from goldenhour.infra.topics import Topics, ensure_topics
 from goldenhour.services.db import OUTBOX_CHANNEL
 from goldenhour.services.outbox import OutboxRelay
+from tests.integration.broker import broker_cluster, consume_until
 
 # Far longer than any test waits: a row that arrives was relayed because of a nudge.
 IDLE_POLL_S = 60.0
 ROOT = Path(__file__).resolve().parents[2]
-# How long one try of `consume_until` reads before it starts again from the topic's start.
-READ_TRY_S = 5.0
 
 
 @pytest.fixture
@@ -131,48 +129,8 @@ async def consume(stack: EmbeddedStack, topic: str, n: int) -> list[str]:
     return payloads
 
 
-async def consume_until(
-    stack: EmbeddedStack, topic: str, wanted: set[str], timeout: float = 30
-) -> list[tuple[str, int, int]]:
-    """Every record (payload, partition, offset) read until each wanted payload has arrived.
-
-    Each try reads the topic from its start with a consumer of its own, for a few seconds: a
-    broker coming back fails a try, and the next starts afresh."""
-
-    async def read() -> list[tuple[str, int, int]]:
-        consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=stack.kafka_bootstrap, auto_offset_reset="earliest"
-        )
-        seen: list[tuple[str, int, int]] = []
-        try:
-            await consumer.start()
-            stop_at = asyncio.get_running_loop().time() + READ_TRY_S
-            while asyncio.get_running_loop().time() < stop_at:
-                batch = await consumer.getmany(timeout_ms=500)
-                for records in batch.values():
-                    seen += [(r.value.decode(), r.partition, r.offset) for r in records]
-                if wanted <= {p for p, _, _ in seen}:
-                    return seen
-        finally:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
-        missing = wanted - {p for p, _, _ in seen}
-        raise AssertionError(f"not yet read: {sorted(missing)}")
-
-    return await eventually(read, timeout, f"{sorted(wanted)} on {topic}", 0.5, retry_errors=True)
-
-
 async def unpublished(pool: asyncpg.Pool) -> int:
     return await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-
-
-async def broker_cluster(bootstrap: str) -> str:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        return (await admin.describe_cluster())["cluster_id"]
-    finally:
-        await admin.close()
 
 
 # --- waking ------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from goldenhour.infra.topics import Topics, ensure_topics
 from goldenhour.services.outbox import OutboxRelay
 from goldenhour.services.reconciler import BrokerView, Reconciler, Row, lost_reason, plan
 from goldenhour.streams.handlers import CONSUMER
-from tests.integration.test_outbox_relay import broker_cluster, consume_until
+from tests.integration.broker import broker_cluster, consume_until
 
 # --- pure: what the sweep decides ----------------------------------------------------------------
 

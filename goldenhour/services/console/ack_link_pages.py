@@ -16,19 +16,11 @@ from fastapi.responses import HTMLResponse, Response
 from goldenhour.contracts.alert_kinds import LABELS
 from goldenhour.infra.ack_links import LinkRefused
 from goldenhour.services.acks import acknowledge
+from goldenhour.services.console import db
 from goldenhour.services.console.board import contact_label
 from goldenhour.services.console.web import PageError, render
 
 router = APIRouter(prefix="/ack")
-
-_MESSAGE = """
-SELECT n.notification_id, n.contact_id, n.org_code, a.alert_id, a.child_id, a.kind, a.status,
-       a.risk_level, a.anchor_at, a.last_seen_location, a.resolution,
-       u.used_at
-FROM notifications n JOIN alerts a USING (alert_id)
-LEFT JOIN ack_link_uses u ON u.notification_id = n.notification_id
-WHERE n.notification_id = $1
-"""
 
 
 async def _message(request: Request, token: str) -> asyncpg.Record:
@@ -39,7 +31,7 @@ async def _message(request: Request, token: str) -> asyncpg.Record:
         notification_id = links.notification(token)
     except LinkRefused as exc:
         raise PageError(status.HTTP_410_GONE, str(exc)) from None
-    row = await request.app.state.pool.fetchrow(_MESSAGE, notification_id)
+    row = await request.app.state.pool.fetchrow(db.LINKED_MESSAGE, notification_id)
     if row is None:
         raise PageError(status.HTTP_404_NOT_FOUND, "This acknowledgement link is not valid.")
     return row
@@ -80,13 +72,12 @@ async def ack_link_confirm(request: Request, token: str) -> Response:
     now = datetime.now(UTC)
     async with request.app.state.pool.acquire() as conn, conn.transaction():
         first = await conn.fetchval(
-            "INSERT INTO ack_link_uses (notification_id, used_at) VALUES ($1, $2)"
-            " ON CONFLICT DO NOTHING RETURNING true",
+            db.USE_ACK_LINK,
             row["notification_id"],
             now,
         )
         if not first:
-            raise _used(await conn.fetchrow(_MESSAGE, row["notification_id"]))
+            raise _used(await conn.fetchrow(db.LINKED_MESSAGE, row["notification_id"]))
         result = await acknowledge(
             conn,
             row["alert_id"],

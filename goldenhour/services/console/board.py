@@ -14,7 +14,7 @@ import asyncpg
 import structlog
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from goldenhour.contracts.alert_kinds import LABELS, is_renotify_key, policy_for_alert
+from goldenhour.contracts.alert_kinds import LABELS, is_renotify_key, policy_for_alert, position_key
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.infra.db import DbLimits, connect
 from goldenhour.services import db
@@ -90,8 +90,9 @@ def step_label(config: GoldenHourConfig, kind: str, risk: str, fired: list[str])
     """ "Step 2 of 4" for the latest policy step fired; re-notifications are counted apart."""
     policy = policy_for_alert(config, kind, risk)
     total = len(policy.steps)
-    # Steps are recorded by their stable keys (`s0`, `s1`… by position on older alerts).
-    position = {f"s{i}": i for i in range(total)} | {s.key: i for i, s in enumerate(policy.steps)}
+    # Steps are recorded by their stable keys; older alerts recorded them by position.
+    position = {position_key(i): i for i in range(total)}
+    position |= {s.key: i for i, s in enumerate(policy.steps)}
     steps = sorted(position[k] for k in fired if k in position)
     rounds = sum(1 for k in fired if is_renotify_key(k))
     if not steps:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from goldenhour.contracts.config import OrgKind
 from goldenhour.contracts.events import parse_event
 from goldenhour.services import access
+from goldenhour.services.console import db
 from goldenhour.services.console.forms import field_errors, form_time
 from goldenhour.services.console.sessions import ConsoleUser
 from goldenhour.services.console.web import PageError, checked_form, render, see_other, signed_in
@@ -38,20 +39,7 @@ def _care_staff(user: ConsoleUser) -> None:
 
 async def _children(pool: asyncpg.Pool, home: str) -> list[asyncpg.Record]:
     """The children placed at this home now, with their live missing alert if any."""
-    return await pool.fetch(
-        """
-        SELECT p.child_id, p.placement_id, c.risk_level,
-               (SELECT max(e.received_at) FROM events e WHERE e.child_id = p.child_id
-                  AND e.type = 'checkin.recorded') AS last_checkin_at,
-               a.alert_id, a.anchor_at
-        FROM placements p JOIN children c USING (child_id)
-        LEFT JOIN alerts a ON a.child_id = p.child_id AND a.kind = 'missing'
-                          AND a.status <> 'resolved'
-        WHERE p.care_home = $1 AND p.ended_at IS NULL
-        ORDER BY p.child_id
-        """,
-        home,
-    )
+    return await pool.fetch(db.CHILDREN_AT_HOME, home)
 
 
 async def _page(
@@ -138,8 +126,7 @@ async def care_submit(
     # The placement is this home's current one for the child: never taken from the browser.
     form["placement_id"] = (
         await request.app.state.pool.fetchval(
-            "SELECT placement_id FROM placements"
-            " WHERE child_id = $1 AND care_home = $2 AND ended_at IS NULL",
+            db.PLACEMENT_AT_HOME,
             form.get("child_id", ""),
             user.caller.org.code,
         )

@@ -21,6 +21,7 @@ from fastapi import Request
 from goldenhour.contracts.config import GoldenHourConfig, OrgKind, hash_api_key
 from goldenhour.services import passwords
 from goldenhour.services.auth import Caller
+from goldenhour.services.console import db
 
 COOKIE = "gh_session"
 LOGIN_CSRF_COOKIE = "gh_login_csrf"
@@ -105,36 +106,25 @@ async def begin_attempt(
     `limit` passwords per user name are ever checked in a window."""
     async with pool.acquire() as conn, conn.transaction():
         for key in sorted(keys):  # one order everywhere: two attempts never wait on each other
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", key)
-        rows = await conn.fetch(
-            "SELECT key, count(*) AS n FROM login_failures WHERE key = ANY($1) AND at > $2"
-            " GROUP BY key",
-            keys,
-            now - FAILURE_WINDOW,
-        )
+            await conn.execute(db.LOCK_LOGIN_KEY, key)
+        rows = await conn.fetch(db.LOGIN_FAILURES_SINCE, keys, now - FAILURE_WINDOW)
         if any(r["n"] >= _limit_of(r["key"], limit) for r in rows):
             return None
-        ids = [
-            await conn.fetchval(
-                "INSERT INTO login_failures (key, at) VALUES ($1, $2) RETURNING id", key, now
-            )
-            for key in keys
-        ]
-        await conn.execute("DELETE FROM login_failures WHERE at < $1", now - timedelta(days=1))
+        ids = [await conn.fetchval(db.RECORD_LOGIN_FAILURE, key, now) for key in keys]
+        await conn.execute(db.PRUNE_LOGIN_FAILURES, now - timedelta(days=1))
     return ids
 
 
 async def forget_attempt(pool: asyncpg.Pool, attempt: list[int]) -> None:
     """The attempt succeeded: it is no failure."""
-    await pool.execute("DELETE FROM login_failures WHERE id = ANY($1)", attempt)
+    await pool.execute(db.FORGET_LOGIN_FAILURES, attempt)
 
 
 async def start(pool: asyncpg.Pool, caller: Caller, ttl: timedelta, now: datetime) -> str:
     """A new session for `caller`; returns the cookie's token."""
     token = secrets.token_urlsafe(32)
     await pool.execute(
-        "INSERT INTO console_sessions (token_sha256, user_id, org_code, csrf_token, created_at,"
-        " expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        db.START_SESSION,
         _digest(token),
         caller.user.id,
         caller.org.code,
@@ -142,12 +132,12 @@ async def start(pool: asyncpg.Pool, caller: Caller, ttl: timedelta, now: datetim
         now,
         now + ttl,
     )
-    await pool.execute("DELETE FROM console_sessions WHERE expires_at < $1", now)
+    await pool.execute(db.PRUNE_SESSIONS, now)
     return token
 
 
 async def end(pool: asyncpg.Pool, token: str) -> None:
-    await pool.execute("DELETE FROM console_sessions WHERE token_sha256 = $1", _digest(token))
+    await pool.execute(db.END_SESSION, _digest(token))
 
 
 async def current(request: Request, now: datetime) -> ConsoleUser | None:
@@ -155,12 +145,7 @@ async def current(request: Request, now: datetime) -> ConsoleUser | None:
     token = request.cookies.get(COOKIE)
     if not token:
         return None
-    row = await request.app.state.pool.fetchrow(
-        "SELECT user_id, csrf_token, expires_at FROM console_sessions"
-        " WHERE token_sha256 = $1 AND expires_at > $2",
-        _digest(token),
-        now,
-    )
+    row = await request.app.state.pool.fetchrow(db.LIVE_SESSION, _digest(token), now)
     caller = _caller(request.app.state.config, row["user_id"]) if row else None
     if row is None or caller is None:
         return None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from goldenhour.contracts.alert_kinds import is_renotify_key, policy_for_alert
+from goldenhour.contracts.alert_kinds import is_renotify_key, policy_for_alert, renotify_round
 from goldenhour.contracts.api import AlertDetail
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.contracts.fields import format_duration
@@ -47,7 +47,7 @@ def _event_detail(data: Mapping[str, Any]) -> str:
 def step_title(config: GoldenHourConfig, alert: AlertDetail, key: str) -> str:
     """ "Step at 15m (national.missing_persons_unit)" for a policy step's stable key."""
     if is_renotify_key(key):
-        return f"Reminder {key[1:]}"
+        return f"Reminder {renotify_round(key)}"
     if key == LAST_SEEN_AHEAD:
         return "Last-seen time ahead of the report:"
     if key.startswith(WITHHELD_PREFIX):
