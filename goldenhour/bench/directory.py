@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from goldenhour.contracts.config import hash_api_key
-from goldenhour.dev.devsystem import directory as dev_directory
+from goldenhour.dev.london import directory as dev_directory
 
 AUTHORITIES = 33
 FORCES = 8

@@ -17,7 +17,7 @@ from goldenhour.bench import providers
 from goldenhour.bench.directory import Directory
 from goldenhour.bench.providers import BenchSystem
 from goldenhour.bench.stats import summary
-from goldenhour.dev.devsystem import event
+from goldenhour.dev.london import event
 
 log = structlog.get_logger(__name__)
 

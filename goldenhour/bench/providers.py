@@ -21,16 +21,10 @@ from collections import Counter
 import aiohttp
 
 from goldenhour.dev import devsystem
-from goldenhour.dev.stack import die_with_parent
+from goldenhour.dev.stack import die_with_parent, free_port
 
 # Every SMS names the case (never the child): `Case GH-2026-000042` / `case TM-2026-000042`.
 CASE = re.compile(r"\b([A-Z]{2}-2026-\d{6})\b")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _spawn(argv: list[str], port: int) -> subprocess.Popen:
@@ -69,7 +63,7 @@ class TwilioProcess:
 
     def __init__(self, account_sid: str, auth_token: str) -> None:
         self.account_sid, self.auth_token = account_sid, auth_token
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -95,7 +89,7 @@ class SmtpProcess:
     """`LocalSmtp`'s interface as DevSystem uses it, served by `goldenhour.dev.smtp_local`."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:

@@ -8,7 +8,7 @@ import copy
 from typing import Any
 
 from goldenhour.contracts.policy import Step
-from goldenhour.dev.devsystem import CONTACTS, directory
+from goldenhour.dev.london import CONTACTS, directory
 
 OPERATIONS = [
     {

@@ -18,7 +18,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import structlog
 
-from goldenhour.dev.devsystem import IDENTIFIED, event, placement
+from goldenhour.dev.london import IDENTIFIED, event, placement
+from goldenhour.dev.waiting import eventually
 
 log = structlog.get_logger(__name__)
 
@@ -184,10 +185,13 @@ class AlertIds:
             await asyncio.sleep(ALERT_POLL_S)
 
     async def wait(self, child_id: str, timeout: float) -> str | None:
-        deadline = time.monotonic() + timeout
-        while child_id not in self.by_child and time.monotonic() < deadline:
-            await asyncio.sleep(0.5)
-        return self.by_child.get(child_id)
+        """The alert id of `child_id` once seen; None if not seen within `timeout` seconds."""
+        try:
+            return await eventually(
+                lambda: self.by_child.get(child_id), timeout, f"the alert of {child_id}", every=0.5
+            )
+        except AssertionError:
+            return None
 
 
 def _now() -> datetime:

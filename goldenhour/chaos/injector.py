@@ -93,8 +93,7 @@ async def produce_poison(bootstrap: str, topic: str, children: list[str]) -> lis
 
 async def inject(system: ChaosSystem, fault: faults.Fault, label: str, ctx: Context) -> Window:
     """Carry out `fault`; what it did beyond the fault itself goes into `ctx`."""
-    assert system.stack is not None
-    stack = system.stack
+    stack = system.running_stack
     start = time.time()
     detail = ""
     try:

@@ -75,7 +75,8 @@ def _log_to(path: Path) -> None:
 
 async def _main(opts: Options, run_dir: Path) -> dict:
     task = asyncio.current_task()
-    assert task is not None
+    if task is None:
+        raise RuntimeError("the chaos run must run as an asyncio task")
     # SIGTERM stops the run as Ctrl-C does: the task is cancelled and every process is stopped.
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     return await execute(opts, run_dir)

@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import asyncpg
@@ -152,8 +153,7 @@ async def execute(opts: Options, run_dir: Path) -> dict:
         windows: list[Window] = []
         probes: list[Probe] = []
         probing: list[asyncio.Task] = []
-        assert api is not None
-        ctx = Context([], {}, raise_risk=lambda child: driver.raise_risk(api, child))
+        ctx = Context([], {}, raise_risk=partial(driver.raise_risk, api))
         for i, fault in enumerate(plan):
             await asyncio.sleep(max(0.0, t0 + fault.at - time.monotonic()))
             active = [p.child_id for p in stories if p.start_at <= time.monotonic() - t0]

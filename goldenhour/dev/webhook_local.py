@@ -132,7 +132,7 @@ class LocalWebhookReceiver:
     async def wait_for(
         self,
         predicate: Callable[[ReceivedHook], bool],
-        timeout: float = 5.0,  # noqa: ASYNC109 - a plain timeout argument reads best in tests
+        timeout: float = 5.0,
         count: int = 1,
     ) -> list[ReceivedHook]:
         """Poll until at least count received requests match; raise TimeoutError otherwise."""

@@ -21,6 +21,7 @@ import pytest
 
 from goldenhour.chaos import faults, invariants
 from goldenhour.dev.smtp_local import LocalSmtp, serve_control
+from goldenhour.dev.stack import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -212,9 +213,7 @@ def _connect(port: int) -> socket.socket:
 async def test_the_local_smtp_server_refuses_or_holds_connections_when_told_over_its_port():
     server = LocalSmtp()
     server.start()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        control_port = s.getsockname()[1]
+    control_port = free_port()
     control = serve_control(server, "127.0.0.1", control_port)
     url = f"http://127.0.0.1:{control_port}/mode"
     try:

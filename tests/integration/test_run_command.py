@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
@@ -21,17 +20,12 @@ import httpx
 import pytest
 import yaml
 
-from goldenhour.dev.devsystem import (
-    IDENTIFIED,
-    TWILIO_FROM,
-    TWILIO_SID,
-    directory,
-    event,
-    placement,
-)
+from goldenhour.dev.devsystem import TWILIO_FROM, TWILIO_SID
+from goldenhour.dev.london import IDENTIFIED, directory, event, placement
 from goldenhour.dev.smtp_local import LocalSmtp
 from goldenhour.dev.stack import free_port
 from goldenhour.dev.twilio_local import LocalTwilio
+from goldenhour.dev.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 CONTROL_ROOM = "+447700900010"  # mps-cr, told at the first step of every high-risk absence
@@ -75,18 +69,6 @@ def _cmdline(pid: int) -> list[str]:
     except OSError:
         return []
     return raw.rstrip("\0").split("\0")
-
-
-async def _until(check: Callable[[], object], timeout: float, what: str) -> object:
-    """Poll until `check()` is truthy (and return it), or fail saying what did not happen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture
@@ -164,7 +146,7 @@ class Run:
 
     async def ready(self, timeout: float = 120.0, count: int = 1) -> None:
         """Until `run` has printed its ready line `count` times."""
-        await _until(
+        await eventually(
             lambda: self._exited_early() or self.output.count(READY) >= count,
             timeout,
             f"`goldenhour run` to say it is ready:\n{self.output[-3000:]}",
@@ -173,7 +155,8 @@ class Run:
     def _exited_early(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise AssertionError(f"run exited {self.proc.returncode}:\n{self.output[-3000:]}")
+            # pytest.fail, not an AssertionError: `eventually` would take that for "not yet".
+            pytest.fail(f"run exited {self.proc.returncode}:\n{self.output[-3000:]}")
         return False
 
     def client(self, user: str) -> httpx.AsyncClient:
@@ -185,19 +168,14 @@ class Run:
 
     async def post(self, user: str, body: dict, timeout: float = 60.0) -> None:
         """Submit an event until it is accepted (the API may be restarting)."""
-        deadline = time.monotonic() + timeout
         async with self.client(user) as c:
-            while True:
-                try:
-                    r = await c.post("/events", json=body)
-                    if r.status_code in (200, 202):
-                        return
-                    failure = f"{r.status_code} {r.text}"
-                except httpx.HTTPError as exc:
-                    failure = repr(exc)
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"event never accepted: {failure}")
-                await asyncio.sleep(0.2)
+
+            async def accepted() -> bool:
+                r = await c.post("/events", json=body)
+                assert r.status_code in (200, 202), f"{r.status_code} {r.text}"
+                return True
+
+            await eventually(accepted, timeout, "the event accepted", every=0.2, retry_errors=True)
 
     async def alerts(self) -> list[dict]:
         async with self.client("lbh-dm1") as c:
@@ -222,10 +200,10 @@ class Run:
             alerts[:] = await self.alerts()
             return any(a["child_id"] == child for a in alerts)
 
-        deadline = time.monotonic() + timeout
-        while not await opened():
-            assert time.monotonic() < deadline, f"no alert for {child}:\n{self.output[-3000:]}"
-            await asyncio.sleep(0.2)
+        try:
+            await eventually(opened, timeout, f"an alert for {child}", every=0.2)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}:\n{self.output[-3000:]}") from None
         await twilio.wait_for(lambda m: m.to == CONTROL_ROOM and child in m.body, timeout=timeout)
         return child
 
@@ -303,7 +281,7 @@ async def test_run_starts_everything_and_stops_everything(start_run) -> None:
     started = run.descendants()
     assert len(started) >= 5  # api, streams, dispatcher, broker, database (and its workers)
     assert await asyncio.to_thread(run.interrupt) == 0
-    await _until(lambda: not any(_running(p) for p in started), 10, "every child to stop")
+    await eventually(lambda: not any(_running(p) for p in started), 10, "every child to stop")
     output = run.output
     assert "embedded Kafka" in output
     assert f"Golden Hour data in {run.data_dir}" in output
@@ -320,7 +298,7 @@ async def test_a_killed_part_is_restarted_and_the_system_still_works(start_run, 
     streams = run.part("streams")
     assert streams is not None
     os.kill(streams, signal.SIGKILL)
-    restarted = await _until(
+    restarted = await eventually(
         lambda: (pid := run.part("streams")) not in (None, streams) and pid,
         60,
         "the streams part to be started again",
@@ -340,7 +318,7 @@ async def test_a_killed_database_is_restarted_on_its_port(start_run, providers) 
     postgres = run.server("postgres")
     assert postgres is not None
     os.kill(postgres, signal.SIGKILL)
-    again = await _until(
+    again = await eventually(
         lambda: (pid := run.server("postgres")) not in (None, postgres) and pid,
         60,
         "the database to be started again",
@@ -373,7 +351,7 @@ async def test_stopping_and_starting_keeps_the_alerts(start_run, providers) -> N
     second.proc.kill()
     second.proc.wait()
     third = start_run()
-    await _until(lambda: not any(_running(p) for p in second.seen), 60, "its children to die")
+    await eventually(lambda: not any(_running(p) for p in second.seen), 60, "its children to die")
     await third.ready()
     assert [a["child_id"] for a in await third.alerts()] == [child]
     await third.absence_opens_alert(twilio)
@@ -420,7 +398,7 @@ async def test_a_killed_broker_is_restarted_on_its_port(start_run, providers) ->
     assert tansu is not None
     port = run.output.split("embedded Kafka 127.0.0.1:", 1)[1].split(",")[0]
     os.kill(tansu, signal.SIGKILL)
-    again = await _until(
+    again = await eventually(
         lambda: (pid := run.server("tansu")) not in (None, tansu) and pid,
         60,
         "the broker to be started again",

@@ -22,7 +22,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from goldenhour.dev.stack import EmbeddedStack, StackError, _sweep_stale_dirs
+from goldenhour.dev.servers import sweep_stale_dirs
+from goldenhour.dev.stack import EmbeddedStack, StackError
+from goldenhour.dev.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,12 +53,10 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _wait_gone(pids: list[int], timeout: float = 5.0) -> list[int]:
-    """Wait for the PIDs to exit; return those still running at the deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not all(_pid_gone(p) for p in pids):
-        time.sleep(0.05)
-    return [p for p in pids if not _pid_gone(p)]
+def _all_gone(pids: list[int]) -> bool:
+    left = [p for p in pids if not _pid_gone(p)]
+    assert not left, f"still running: {left}"
+    return True
 
 
 def _read_until(proc: subprocess.Popen[str], want: set[str]) -> dict[str, str]:
@@ -207,9 +207,9 @@ def test_children_die_with_sigkilled_parent() -> None:
         assert len(pids) == 2 and not any(_pid_gone(p) for p in pids)
         proc.kill()
         proc.wait(timeout=5)
-        assert _wait_gone(pids) == []
+        asyncio.run(eventually(lambda: _all_gone(pids), 5.0, "the servers to die with the parent"))
         # The SIGKILLed parent never ran its cleanup: the next stack start sweeps its folder.
-        _sweep_stale_dirs()
+        sweep_stale_dirs()
         assert not Path(info["DIR"]).exists()
     finally:
         if proc.poll() is None:
