@@ -1,6 +1,6 @@
 """A realistic directory for the benchmark: 33 authorities, their police forces, 300 care homes.
 
-The same shape as `infra.devsystem.directory()` returns (the config file's content and the API
+The same shape as `dev.london.directory()` returns (the config file's content and the API
 key of every user), with the real-time policies of that directory, so what the bench measures is
 what a real deployment's config would make the system do. Phone numbers come from Ofcom's drama
 range (+447700900xxx): they can never reach a real person, and there are 1,000 of them.
