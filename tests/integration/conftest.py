@@ -1,10 +1,12 @@
-"""Fixtures the integration tests share: a pool on a freshly migrated database, and the local
-Twilio, SMTP server and webhook receiver with the channels that talk to them."""
+"""Fixtures the integration tests share: a pool on a freshly migrated database, the local
+Twilio, SMTP server and webhook receivers with the channels that talk to them, and a stand-in
+for our own Twilio webhook endpoints."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import asyncpg
 import pytest
@@ -14,7 +16,7 @@ from goldenhour.dev.twilio_local import LocalTwilio
 from goldenhour.dev.webhook_local import LocalWebhookReceiver
 from goldenhour.infra.db import create_pool
 from goldenhour.notifiers.sms import TwilioSms
-from tests.integration.providers import ACCOUNT, FROM, TOKEN
+from tests.integration.providers import ACCOUNT, FROM, TOKEN, TwilioEndpoints
 
 
 @pytest.fixture
@@ -51,9 +53,35 @@ async def smtp() -> AsyncIterator[LocalSmtp]:
 
 
 @pytest.fixture
-async def webhook_receiver() -> AsyncIterator[LocalWebhookReceiver]:
+async def start_webhook_receiver() -> AsyncIterator[Callable[..., Awaitable[LocalWebhookReceiver]]]:
+    """Starts a local webhook receiver verifying with `secret` (and made with any other
+    LocalWebhookReceiver arguments); every one started is stopped at the end."""
+    started: list[LocalWebhookReceiver] = []
+
+    async def start(secret: str | None = None, **kwargs: Any) -> LocalWebhookReceiver:
+        server = LocalWebhookReceiver(**kwargs)
+        server.set_secret(secret)
+        await server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        await server.stop()
+
+
+@pytest.fixture
+async def webhook_receiver(
+    start_webhook_receiver: Callable[..., Awaitable[LocalWebhookReceiver]],
+) -> LocalWebhookReceiver:
     """The local webhook receiver; a test sets the secret it verifies with."""
-    server = LocalWebhookReceiver()
+    return await start_webhook_receiver()
+
+
+@pytest.fixture
+async def twilio_endpoints() -> AsyncIterator[TwilioEndpoints]:
+    """Our Twilio webhook endpoints stood in for; a test may set what they answer."""
+    server = TwilioEndpoints()
     await server.start()
     yield server
     await server.stop()

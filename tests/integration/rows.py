@@ -40,7 +40,7 @@ async def seed_child(
 
 
 async def open_alert(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool | asyncpg.Connection,
     child_id: str,
     ack_code: str = "1234",
     kind: str = "missing",

@@ -37,6 +37,19 @@ async def sweeping(dispatcher: Dispatcher) -> AsyncIterator[None]:
         await dispatcher.drain()
 
 
+def sweeper(pool: asyncpg.Pool, sms: TwilioSms, allowance_s: float) -> Dispatcher:
+    """A dispatcher for SMS alone that sweeps every 0.2 s, allowing Twilio `allowance_s` to
+    finish an ambiguous send before it looks."""
+    return Dispatcher(
+        pool,
+        {"sms": sms},
+        PUBLIC_URL,
+        repoll_after=timedelta(minutes=5),
+        processing_allowance=timedelta(seconds=allowance_s),
+        sweep_every_s=0.2,
+    )
+
+
 async def settled(pool: asyncpg.Pool, nid: uuid.UUID, timeout: float) -> asyncpg.Record:
     async def done() -> asyncpg.Record:
         r = await row(pool, nid)
@@ -53,22 +66,17 @@ async def test_a_create_slower_than_the_timeout_sends_one_sms(pool, twilio) -> N
     twilio.set_create_delay(12)
     twilio.set_list_lag(13)
     sms = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url)  # 10 s timeout
-    dispatcher = Dispatcher(
-        pool,
-        {"sms": sms},
-        PUBLIC_URL,
-        repoll_after=timedelta(minutes=5),
-        processing_allowance=timedelta(seconds=5),
-        sweep_every_s=0.2,
-    )
+    dispatcher = sweeper(pool, sms, allowance_s=5)
     nid = await add_row(pool, await open_alert(pool, CHILD))
+
+    async def looked_after() -> asyncpg.Record:
+        r = await row(pool, nid)
+        assert r["look_after"] is not None, f"no look yet: {dict(r)}"
+        return r
+
     try:
         async with sweeping(dispatcher):
-            timed_out = time.monotonic() + 60
-            while (await row(pool, nid))["look_after"] is None:
-                assert time.monotonic() < timed_out, "the create never timed out"
-                await asyncio.sleep(0.1)
-            after_timeout = await row(pool, nid)
+            after_timeout = await eventually(looked_after, 60, "the create to time out", every=0.1)
             waited = (after_timeout["look_after"] - after_timeout["updated_at"]).total_seconds()
             assert waited == pytest.approx(15, abs=0.5)  # the timeout and the allowance
             assert after_timeout["next_attempt_at"] >= after_timeout["look_after"]
@@ -87,30 +95,30 @@ async def test_a_failing_list_call_is_counted_and_retried_without_a_lease_stall(
     """The reconcile's list call fails for a while: each failure is an attempt, backed off, and
     the row never sits in `sending` for a lease; once the list answers, one SMS in all."""
     sms = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url, timeout=2)
-    dispatcher = Dispatcher(
-        pool,
-        {"sms": sms},
-        PUBLIC_URL,
-        repoll_after=timedelta(minutes=5),
-        processing_allowance=timedelta(seconds=1),
-        sweep_every_s=0.2,
-    )
+    dispatcher = sweeper(pool, sms, allowance_s=1)
     twilio.drop_connection_next(1, accept=True)  # taken, the answer lost: a look is needed
     twilio.outage(500, 9, ops=["list"])
     outage_ends = time.monotonic() + 9
     nid = await add_row(pool, await open_alert(pool, CHILD))
     sending_since: float | None = None
     longest_sending = 0.0
+
+    async def outage_watched() -> bool:
+        """Whether the outage is over; till then, how long the row sits in `sending`."""
+        nonlocal sending_since, longest_sending
+        if time.monotonic() >= outage_ends:
+            return True
+        r = await row(pool, nid)
+        if r["status"] == "sending":
+            sending_since = sending_since or time.monotonic()
+            longest_sending = max(longest_sending, time.monotonic() - sending_since)
+        else:
+            sending_since = None
+        return False
+
     try:
         async with sweeping(dispatcher):
-            while time.monotonic() < outage_ends:
-                r = await row(pool, nid)
-                if r["status"] == "sending":
-                    sending_since = sending_since or time.monotonic()
-                    longest_sending = max(longest_sending, time.monotonic() - sending_since)
-                else:
-                    sending_since = None
-                await asyncio.sleep(0.05)
+            await eventually(outage_watched, 15, "the list outage to end")
             during = await row(pool, nid)
             done = await settled(pool, nid, 60)
     finally:
@@ -157,14 +165,7 @@ async def test_a_take_over_whose_look_fails_still_looks_before_it_sends(pool, tw
     takes the lease over cannot list (the list is down); its next attempt must still ask Twilio
     first, and find the SMS, rather than send a second copy (seen in a chaos run)."""
     sms = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url, timeout=2)
-    dispatcher = Dispatcher(
-        pool,
-        {"sms": sms},
-        PUBLIC_URL,
-        repoll_after=timedelta(minutes=5),
-        processing_allowance=timedelta(seconds=0),
-        sweep_every_s=0.2,
-    )
+    dispatcher = sweeper(pool, sms, allowance_s=0)
     nid = await add_row(pool, await open_alert(pool, CHILD), status="sending", lease_s=-1)
     try:
         body = (await row(pool, nid))["body"]

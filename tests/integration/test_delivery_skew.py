@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import signal
-import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -23,28 +21,22 @@ import yaml
 
 from goldenhour.dev.devsystem import directory
 from goldenhour.dev.faketime import skewed
+from goldenhour.dev.stack import free_port
 from goldenhour.dev.supervisor import PartProcess
 from goldenhour.dev.twilio_local import LocalTwilio
+from goldenhour.dev.waiting import eventually
 from goldenhour.infra.db import migrate
 from goldenhour.infra.topics import Topics, ensure_topics
-from tests.integration.streams_worker import free_port
+from tests.integration.providers import ACCOUNT, FROM
+from tests.integration.rows import open_alert
 
-ACCOUNT = "AC" + "7d" * 16
-FROM = "+447700900000"
+CHILD = "LBH-2026-0070"
 PHONES = [f"+4477009005{i:02d}" for i in range(6)]
 LEASE_S = 2
 # Longer than the lease: every send is in flight when a lease written at send time expires.
 CREATE_DELAY_S = 6
 # A taker's look at Twilio would find nothing: only the fence keeps a second copy from going.
 LIST_LAG_S = 30
-
-
-@pytest.fixture
-async def twilio() -> AsyncIterator[LocalTwilio]:
-    server = LocalTwilio(ACCOUNT, secrets.token_hex(16))
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @contextlib.asynccontextmanager
@@ -83,21 +75,38 @@ async def dispatchers(
             env = {**base, "GOLDENHOUR_HEALTH_PORT": str(port)}
             parts.append(PartProcess("dispatcher", skewed(env, skew) if skew else env).start())
             ports.append(port)
-        deadline = time.monotonic() + 90
         async with httpx.AsyncClient(timeout=2.0) as client:
-            for part, port in zip(parts, ports, strict=True):
-                while True:
-                    assert part.alive(), "a dispatcher exited"
-                    assert time.monotonic() < deadline, "the dispatchers never got ready"
-                    with contextlib.suppress(httpx.HTTPError):
-                        r = await client.get(f"http://127.0.0.1:{port}/readyz")
-                        if r.status_code == 200:
-                            break
-                    await asyncio.sleep(0.2)
+
+            async def ready(part: PartProcess, port: int) -> bool:
+                if not part.alive():
+                    pytest.fail("a dispatcher exited")
+                with contextlib.suppress(httpx.HTTPError):
+                    return (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
+                return False
+
+            async def all_ready() -> bool:
+                return all(
+                    [await ready(part, port) for part, port in zip(parts, ports, strict=True)]
+                )
+
+            await eventually(all_ready, 90, "the dispatchers to get ready", every=0.2)
         yield parts
     finally:
         for part in parts:
             await asyncio.to_thread(part.stop)
+
+
+async def none_left(
+    db: asyncpg.Connection, count: str, timeout: float, what: str, every: float
+) -> None:
+    """Wait until the `count` query counts no rows."""
+
+    async def none() -> bool:
+        left = await db.fetchval(count)
+        assert left == 0, f"{left} rows left"
+        return True
+
+    await eventually(none, timeout, what, every=every)
 
 
 @pytest.mark.parametrize("skew_s", [70, -70])
@@ -117,14 +126,7 @@ async def test_two_dispatchers_70s_apart_send_each_sms_once(
         os.kill(taker.pid, signal.SIGSTOP)
         db = await asyncpg.connect(database_url)
         try:
-            alert_id = uuid.uuid4()
-            await db.execute(
-                "INSERT INTO alerts (alert_id, child_id, kind, status, risk_level, policy,"
-                " anchor_at, local_authority, ack_code, opened_at)"
-                " VALUES ($1, 'LBH-2026-0070', 'missing', 'open', 'high', 'high', now(), 'LBH',"
-                " '7070', now())",
-                alert_id,
-            )
+            alert_id = await open_alert(db, CHILD, ack_code="7070")
             # Straight into the table, no Kafka event: both dispatchers' sweeps race for each.
             # Due minutes ago, so even the dispatcher whose clock is behind finds them due
             # (written just now: no failover to a call is due yet).
@@ -139,23 +141,25 @@ async def test_two_dispatchers_70s_apart_send_each_sms_once(
                 alert_id,
                 PHONES,
             )
-            deadline = time.monotonic() + 30
             try:
-                while await db.fetchval(
-                    "SELECT count(*) FROM notifications WHERE status <> 'sending'"
-                ):
-                    assert time.monotonic() < deadline, "the holder never claimed every SMS"
-                    await asyncio.sleep(0.05)
+                await none_left(
+                    db,
+                    "SELECT count(*) FROM notifications WHERE status <> 'sending'",
+                    30,
+                    "the holder to claim every SMS",
+                    every=0.05,
+                )
             finally:
                 os.kill(taker.pid, signal.SIGCONT)
             assert holder.alive()
-            deadline = time.monotonic() + 60
-            while await db.fetchval(
+            await none_left(
+                db,
                 "SELECT count(*) FROM notifications WHERE channel = 'sms'"
-                " AND status NOT IN ('sent', 'delivered')"
-            ):
-                assert time.monotonic() < deadline, "not every SMS was sent"
-                await asyncio.sleep(0.2)
+                " AND status NOT IN ('sent', 'delivered')",
+                60,
+                "every SMS to be sent",
+                every=0.2,
+            )
             # Long enough for any taker of a lease it thought expired to have sent again.
             await asyncio.sleep(CREATE_DELAY_S + LEASE_S + 2)
             rows = await db.fetch(

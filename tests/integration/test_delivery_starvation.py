@@ -10,8 +10,10 @@ import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import asyncpg
 import pytest
 
+from goldenhour.dev.waiting import eventually
 from goldenhour.notifiers.dispatcher import Dispatcher
 from goldenhour.notifiers.email import SmtpEmail
 from goldenhour.notifiers.sms import TwilioSms
@@ -82,22 +84,29 @@ async def test_an_email_backlog_never_delays_an_sms(pool, twilio, black_hole) ->
     sweeping = asyncio.create_task(dispatcher.sweep_forever())
     try:
         # The email slots are all taken by sends the black hole never answers.
-        deadline = time.monotonic() + 20
-        while black_hole.accepted < 4:
-            assert time.monotonic() < deadline, "the email backlog never built up"
-            await asyncio.sleep(0.05)
+        await eventually(lambda: black_hole.accepted >= 4, 20, "the email backlog to build up")
         await asyncio.sleep(1.0)  # a few sweeps over the backlog
         # No Kafka event: only the sweep can find it.
         inserted = time.monotonic()
         nid = await add_row(pool, alert_id, contact="mps-cr")
-        while not twilio.messages_to(PHONE):
-            assert time.monotonic() - inserted < 5, "the SMS waited behind the email backlog"
-            await asyncio.sleep(0.02)
+
+        def since_inserted(seconds: float) -> float:
+            return inserted + seconds - time.monotonic()
+
+        await eventually(
+            lambda: twilio.messages_to(PHONE),
+            since_inserted(5),
+            "the SMS to go out past the email backlog",
+            every=0.02,
+        )
         latency = time.monotonic() - inserted
-        while (await row(pool, nid))["status"] == "sending":
-            assert time.monotonic() - inserted < 10, "the SMS was never marked"
-            await asyncio.sleep(0.02)
-        sms_row = await row(pool, nid)
+
+        async def marked() -> asyncpg.Record:
+            r = await row(pool, nid)
+            assert r["status"] != "sending", "still sending"
+            return r
+
+        sms_row = await eventually(marked, since_inserted(10), "the SMS to be marked", every=0.02)
         assert (sms_row["status"], sms_row["attempts"]) == ("sent", 1)
         assert len(twilio.messages_to(PHONE)) == 1
         # Still wedged: nothing here was waiting for the backlog to clear.

@@ -8,6 +8,7 @@ import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -80,6 +81,20 @@ class Running:
         self.tasks.append(task)
         return task
 
+    def consume(
+        self, dispatcher: Dispatcher, bootstrap: str, topic: str, group: str, **kwargs: Any
+    ) -> asyncio.Task:
+        """The dispatcher's consume loop on `topic`, in a group of its own."""
+        loop = dispatcher.consume(
+            bootstrap,
+            topic,
+            group,
+            session_timeout_s=2.0,
+            config=config(),
+            **kwargs,
+        )
+        return self.start(loop, "consume")
+
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
@@ -98,6 +113,11 @@ def sms_for(twilio: LocalTwilio, nid: uuid.UUID) -> list:
     return [
         m for m in twilio.messages if m.status_callback and m.status_callback.endswith(str(nid))
     ]
+
+
+async def until_sent(twilio: LocalTwilio, nid: uuid.UUID, timeout: float, what: str) -> None:
+    """Wait until the provider has the SMS of row `nid`."""
+    await eventually(lambda: sms_for(twilio, nid), timeout, what)
 
 
 # --- reading the topic: pure --------------------------------------------------------------
@@ -155,30 +175,19 @@ async def test_consume_survives_broker_pause_and_restart(twilio, sms, running) -
             dispatcher = Dispatcher(
                 pool, {"sms": sms}, PUBLIC_URL, repoll_after=timedelta(minutes=5)
             )
-            consume = running.start(
-                dispatcher.consume(
-                    stack.kafka_bootstrap,
-                    topics.notifications,
-                    "df-dispatcher",
-                    session_timeout_s=2.0,
-                    config=config(),
-                    topics=topics,
-                ),
-                "consume",
+            consume = running.consume(
+                dispatcher,
+                stack.kafka_bootstrap,
+                topics.notifications,
+                "df-dispatcher",
+                topics=topics,
             )
             aid = await open_alert(pool, CHILD)
-
-            async def sent(nid: uuid.UUID, timeout: float, what: str) -> None:
-                async def done() -> bool:
-                    return bool(sms_for(twilio, nid))
-
-                await eventually(done, timeout, what)
-
             first = await add_row(pool, aid, contact="c1")
             await publish(
                 stack.kafka_bootstrap, topics.notifications, request_for(first, aid, "c1")
             )
-            await sent(first, 30, "the first request before any fault")
+            await until_sent(twilio, first, 30, "the first request before any fault")
             assert dispatcher.requests is not None
             before = dispatcher.requests.cluster_id
 
@@ -199,7 +208,7 @@ async def test_consume_survives_broker_pause_and_restart(twilio, sms, running) -
             await publish(
                 stack.kafka_bootstrap, topics.notifications, request_for(second, aid, "c2")
             )
-            await sent(second, 30, "a request after the broker's pause")
+            await until_sent(twilio, second, 30, "a request after the broker's pause")
 
             await asyncio.to_thread(stack.restart_kafka)  # its log and our group are gone
 
@@ -212,7 +221,7 @@ async def test_consume_survives_broker_pause_and_restart(twilio, sms, running) -
             await publish(
                 stack.kafka_bootstrap, topics.notifications, request_for(third, aid, "c3")
             )
-            await sent(third, 30, "a request after the broker's restart")
+            await until_sent(twilio, third, 30, "a request after the broker's restart")
             assert not consume.done()
             assert [len(sms_for(twilio, n)) for n in (first, second, third)] == [1, 1, 1]
             assert {(await row(pool, n))["status"] for n in (first, second, third)} <= {
@@ -235,15 +244,8 @@ async def test_poison_is_dead_lettered_and_the_next_request_sent(
         topics = Topics(f"dp-{uuid.uuid4().hex[:8]}")
         await ensure_topics(stack.kafka_bootstrap, topics)
         dispatcher = Dispatcher(pool, {"sms": sms}, PUBLIC_URL, repoll_after=timedelta(minutes=5))
-        consume = running.start(
-            dispatcher.consume(
-                stack.kafka_bootstrap,
-                topics.notifications,
-                "dp-dispatcher",
-                session_timeout_s=2.0,
-                config=config(),
-            ),
-            "consume",
+        consume = running.consume(
+            dispatcher, stack.kafka_bootstrap, topics.notifications, "dp-dispatcher"
         )
         aid = await open_alert(pool, CHILD)
         nid = await add_row(pool, aid, contact="c1")
@@ -273,11 +275,7 @@ async def test_poison_is_dead_lettered_and_the_next_request_sent(
             other.model_dump_json().encode(),
             request_for(nid, aid, "c1"),
         )
-
-        async def delivered() -> bool:
-            return bool(sms_for(twilio, nid))
-
-        await eventually(delivered, 30, "the valid request after the poison")
+        await until_sent(twilio, nid, 30, "the valid request after the poison")
         letters = await pool.fetch(
             "SELECT * FROM dead_letters WHERE consumer = 'dispatcher' ORDER BY kafka_offset"
         )
@@ -347,16 +345,17 @@ class Unruly(Channel):
             raise ValueError("a bug nobody saw coming")
         return True
 
-    async def send(self, msg: OutboundMessage) -> SendResult:
+    def _refuse_bad(self, msg: OutboundMessage) -> None:
         if msg.to == BAD:
             self.asked_bad += 1
             raise ValueError("cannot encode this number")
+
+    async def send(self, msg: OutboundMessage) -> SendResult:
+        self._refuse_bad(msg)
         return await self.inner.send(msg)
 
     async def find_sent(self, msg: OutboundMessage) -> str | None:
-        if msg.to == BAD:
-            self.asked_bad += 1
-            raise ValueError("cannot encode this number")
+        self._refuse_bad(msg)
         return await self.inner.find_sent(msg)
 
     async def poll(self, provider_id: str) -> str | None:
@@ -391,13 +390,9 @@ async def test_sweep_survives_exceptions_it_never_expected(
 
         await eventually(all_sent, 30, "the other rows to be sent")
         # The bad row's lease runs out and it is taken over (find_sent) again and again.
-        await eventually(lambda: _at_least(channel, 3), 30, "the bad row to be retried")
+        await eventually(lambda: channel.asked_bad >= 3, 30, "the bad row to be retried")
         later = await add_row(pool, aid, contact="later")
-
-        async def later_sent() -> bool:
-            return bool(sms_for(twilio, later))
-
-        await eventually(later_sent, 30, "a row added after the failures")
+        await until_sent(twilio, later, 30, "a row added after the failures")
         assert not sweeping.done()
         assert SWEEP_FAILURES._value.get() - failures_before >= 3
         assert dispatcher.sweep_problem() is None
@@ -407,10 +402,6 @@ async def test_sweep_survives_exceptions_it_never_expected(
         await running.stop()
         await dispatcher.drain()
         await pool.close()
-
-
-async def _at_least(channel: Unruly, n: int) -> bool:
-    return channel.asked_bad >= n
 
 
 # --- honest health across a database outage -----------------------------------------------
@@ -429,15 +420,8 @@ async def test_readyz_says_503_while_postgres_is_down(twilio, sms, running) -> N
             dispatcher = Dispatcher(
                 pool, {"sms": sms}, PUBLIC_URL, repoll_after=timedelta(minutes=5), sweep_every_s=0.2
             )
-            running.start(
-                dispatcher.consume(
-                    stack.kafka_bootstrap,
-                    topics.notifications,
-                    "dh-dispatcher",
-                    session_timeout_s=2.0,
-                    config=config(),
-                ),
-                "consume",
+            running.consume(
+                dispatcher, stack.kafka_bootstrap, topics.notifications, "dh-dispatcher"
             )
             sweeping = running.start(dispatcher.sweep_forever(), "sweep")
             port = free_port()
@@ -471,11 +455,7 @@ async def test_readyz_says_503_while_postgres_is_down(twilio, sms, running) -> N
 
             aid = await open_alert(pool, CHILD)
             nid = await add_row(pool, aid, contact="after")
-
-            async def sent() -> bool:
-                return bool(sms_for(twilio, nid))
-
-            await eventually(sent, 30, "a message after the outage")
+            await until_sent(twilio, nid, 30, "a message after the outage")
             async with httpx.AsyncClient(timeout=5.0) as client:
                 bearer = {"Authorization": f"Bearer {token}"}
                 metrics = (await client.get(f"{url}/metrics", headers=bearer)).text

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 from twilio.http.async_http_client import AsyncTwilioHttpClient
-from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from goldenhour.dev.stack import free_port
 from goldenhour.dev.twilio_local import LocalTwilio
 from goldenhour.notifiers.base import (
     Channel,
@@ -25,47 +22,10 @@ from goldenhour.notifiers.base import (
     RetryableSendError,
 )
 from goldenhour.notifiers.sms import TwilioSms, ref_of
+from tests.integration.providers import ACCOUNT, FROM, TOKEN, TwilioEndpoints
 
-ACCOUNT = "AC" + "1f" * 16
-TOKEN = "local-auth-token"
-FROM = "+447700900001"
 TO = "+447700900123"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Receiver:
-    """A tiny aiohttp app standing in for our webhook endpoints; records every POST."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str], str]] = []  # (url, form, signature)
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
-        self._arrived = asyncio.Event()
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        form = {k: str(v) for k, v in (await request.post()).items()}
-        sig = request.headers.get("X-Twilio-Signature", "")
-        self.requests.append((str(request.url), form, sig))
-        self._arrived.set()
-        return web.Response(text="<Response/>", content_type="application/xml")
-
-    async def wait(self, count: int) -> None:
-        async with asyncio.timeout(3):
-            while len(self.requests) < count:
-                self._arrived.clear()
-                await self._arrived.wait()
 
 
 def outbound(body: str = "Missing child alert", to: str = TO, **kw: object) -> OutboundMessage:
@@ -78,35 +38,6 @@ def outbound(body: str = "Missing child alert", to: str = TO, **kw: object) -> O
         body=body,
         **kw,  # type: ignore[arg-type]
     )
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-async def twilio() -> AsyncIterator[LocalTwilio]:
-    server = LocalTwilio(ACCOUNT, TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def sms(twilio: LocalTwilio) -> AsyncIterator[TwilioSms]:
-    channel = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url)
-    yield channel
-    await channel.close()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    recv = Receiver()
-    await recv.start()
-    yield recv
-    await recv.stop()
 
 
 async def test_send_records_message_and_returns_sid(twilio: LocalTwilio, sms: TwilioSms) -> None:
@@ -125,28 +56,27 @@ async def test_send_records_message_and_returns_sid(twilio: LocalTwilio, sms: Tw
 
 
 async def test_status_callbacks_are_signed(
-    twilio: LocalTwilio, sms: TwilioSms, receiver: Receiver
+    twilio: LocalTwilio, sms: TwilioSms, twilio_endpoints: TwilioEndpoints
 ) -> None:
-    url = f"{receiver.base_url}/webhooks/twilio/status?n=1"
+    url = f"{twilio_endpoints.base_url}/webhooks/twilio/status?n=1"
     result = await sms.send(outbound(status_callback_url=url))
-    await receiver.wait(2)
-    validator = RequestValidator(TOKEN)
-    assert [form["MessageStatus"] for _, form, _ in receiver.requests] == ["sent", "delivered"]
-    for got_url, form, sig in receiver.requests:
-        assert got_url == url
-        assert form["MessageSid"] == result.provider_id and form["AccountSid"] == ACCOUNT
-        assert validator.validate(got_url, form, sig)
-        assert not RequestValidator("other-token").validate(got_url, form, sig)
+    posts = await twilio_endpoints.wait(2)
+    assert [post.form["MessageStatus"] for post in posts] == ["sent", "delivered"]
+    for post in posts:
+        assert post.url == url
+        assert post.form["MessageSid"] == result.provider_id and post.form["AccountSid"] == ACCOUNT
+        assert post.signed_with(TOKEN)
+        assert not post.signed_with("other-token")
 
 
 async def test_undelivered_final_status(
-    twilio: LocalTwilio, sms: TwilioSms, receiver: Receiver
+    twilio: LocalTwilio, sms: TwilioSms, twilio_endpoints: TwilioEndpoints
 ) -> None:
     twilio.set_final_status(TO, "undelivered")
-    result = await sms.send(outbound(status_callback_url=f"{receiver.base_url}/status"))
-    await receiver.wait(2)
-    assert receiver.requests[-1][1]["MessageStatus"] == "undelivered"
-    assert receiver.requests[-1][1]["ErrorCode"] == "30003"
+    result = await sms.send(outbound(status_callback_url=f"{twilio_endpoints.base_url}/status"))
+    *_, last = await twilio_endpoints.wait(2)
+    assert last.form["MessageStatus"] == "undelivered"
+    assert last.form["ErrorCode"] == "30003"
     assert await sms.poll(result.provider_id) == "undelivered"
 
 
@@ -202,7 +132,7 @@ async def test_a_wrong_auth_token_is_retried_not_the_recipients_fault(twilio: Lo
 
 
 async def test_server_down_is_retryable() -> None:
-    channel = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=f"http://127.0.0.1:{closed_port()}")
+    channel = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=f"http://127.0.0.1:{free_port()}")
     try:
         with pytest.raises(RetryableSendError):
             await channel.send(outbound())
@@ -300,13 +230,16 @@ async def test_library_paging_against_local_server(twilio: LocalTwilio, sms: Twi
         await http.close()
 
 
-async def test_send_inbound_is_signed(twilio: LocalTwilio, receiver: Receiver) -> None:
-    url = f"{receiver.base_url}/webhooks/twilio/inbound"
+async def test_send_inbound_is_signed(
+    twilio: LocalTwilio, twilio_endpoints: TwilioEndpoints
+) -> None:
+    url = f"{twilio_endpoints.base_url}/webhooks/twilio/inbound"
     status, text = await twilio.send_inbound(url, from_=TO, to=FROM, body="ACK 1234")
     assert status == 200 and "Response" in text
-    [(got_url, form, sig)] = receiver.requests
+    [post] = twilio_endpoints.posts
+    form = post.form
     assert (form["From"], form["To"], form["Body"], form["NumMedia"]) == (TO, FROM, "ACK 1234", "0")
-    assert RequestValidator(TOKEN).validate(got_url, form, sig)
+    assert post.signed_with(TOKEN)
 
 
 async def test_control_endpoints(twilio: LocalTwilio, sms: TwilioSms) -> None:
@@ -323,7 +256,7 @@ async def test_control_endpoints(twilio: LocalTwilio, sms: TwilioSms) -> None:
 
 
 async def test_runs_as_a_process() -> None:
-    port = closed_port()
+    port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "goldenhour.dev.twilio_local", "--port", str(port),
         "--account-sid", ACCOUNT, "--auth-token", TOKEN,

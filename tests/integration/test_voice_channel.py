@@ -12,65 +12,33 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from aiohttp import web
-from twilio.request_validator import RequestValidator
 
 from goldenhour.dev.twilio_local import LocalTwilio
+from goldenhour.dev.waiting import eventually
 from goldenhour.notifiers.base import OutboundMessage, PermanentSendError, RetryableSendError
 from goldenhour.notifiers.voice import TwilioVoice, call_status
+from tests.integration.providers import ACCOUNT, FROM, TOKEN, TwilioEndpoints
 
-ACCOUNT = "AC" + "2e" * 16
-TOKEN = "local-auth-token"
-FROM = "+447700900999"
 TO = "+447700900123"
 SCRIPT = "Golden Hour alert. Case reference L B H dash 4 2. Press 1 to acknowledge."
 
 
-class Webhooks:
-    """Our voice endpoints stood in for: the alert in a Gather, `1` thanked, status kept."""
+def our_voice_endpoints(path: str, form: dict[str, str]) -> str | None:
+    """The alert in a Gather, `1` thanked, status callbacks taken."""
+    if path.endswith("/status"):
+        return None
+    if path.endswith("/keypad"):
+        said = "Acknowledged." if form.get("Digits") == "1" else "Again."
+        return f"<Response><Say>{said}</Say></Response>"
+    return (
+        '<?xml version="1.0"?><Response><Gather action="/api/v1/webhooks/twilio/voice/'
+        f'keypad" numDigits="1"><Say>{SCRIPT}</Say><Say>{SCRIPT}</Say></Gather>'
+        "<Say>Goodbye.</Say></Response>"
+    )
 
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, dict[str, str], bool]] = []  # (path, form, signed right)
-        self.base_url = ""
-        self._runner: web.AppRunner | None = None
-        self._validator = RequestValidator(TOKEN)
 
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        form = {k: str(v) for k, v in (await request.post()).items()}
-        signed = self._validator.validate(
-            str(request.url), form, request.headers.get("X-Twilio-Signature", "")
-        )
-        self.posts.append((request.path, form, signed))
-        if request.path.endswith("/status"):
-            return web.Response()
-        if request.path.endswith("/keypad"):
-            said = "Acknowledged." if form.get("Digits") == "1" else "Again."
-            return web.Response(
-                text=f"<Response><Say>{said}</Say></Response>", content_type="application/xml"
-            )
-        return web.Response(
-            text=(
-                '<?xml version="1.0"?><Response><Gather action="/api/v1/webhooks/twilio/voice/'
-                f'keypad" numDigits="1"><Say>{SCRIPT}</Say><Say>{SCRIPT}</Say></Gather>'
-                "<Say>Goodbye.</Say></Response>"
-            ),
-            content_type="application/xml",
-        )
-
-    def statuses(self) -> list[str]:
-        return [f["CallStatus"] for p, f, _ in self.posts if p.endswith("/status")]
+def statuses(hooks: TwilioEndpoints) -> list[str]:
+    return [p.form["CallStatus"] for p in hooks.posts if p.path.endswith("/status")]
 
 
 def outbound(to: str = TO) -> OutboundMessage:
@@ -78,23 +46,13 @@ def outbound(to: str = TO) -> OutboundMessage:
 
 
 @pytest.fixture
-async def twilio() -> AsyncIterator[LocalTwilio]:
-    server = LocalTwilio(ACCOUNT, TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
+def hooks(twilio_endpoints: TwilioEndpoints) -> TwilioEndpoints:
+    twilio_endpoints.answer = our_voice_endpoints
+    return twilio_endpoints
 
 
 @pytest.fixture
-async def hooks() -> AsyncIterator[Webhooks]:
-    server = Webhooks()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def voice(twilio: LocalTwilio, hooks: Webhooks) -> AsyncIterator[TwilioVoice]:
+async def voice(twilio: LocalTwilio, hooks: TwilioEndpoints) -> AsyncIterator[TwilioVoice]:
     recorded: dict[str, str] = {}
 
     async def lookup(notification_id: str) -> str | None:
@@ -109,7 +67,7 @@ async def voice(twilio: LocalTwilio, hooks: Webhooks) -> AsyncIterator[TwilioVoi
 
 
 async def test_a_call_plays_its_twiml_takes_1_and_reports_progress(
-    twilio: LocalTwilio, hooks: Webhooks, voice: TwilioVoice
+    twilio: LocalTwilio, hooks: TwilioEndpoints, voice: TwilioVoice
 ) -> None:
     twilio.press(TO, "1")
     msg = outbound()
@@ -118,15 +76,12 @@ async def test_a_call_plays_its_twiml_takes_1_and_reports_progress(
     (call,) = await twilio.wait_for_call(lambda c: c.status == "completed")
     assert call.said == [SCRIPT, SCRIPT, "Acknowledged."] and call.pressed == ["1"]
     assert call.url == f"{hooks.base_url}/api/v1/webhooks/twilio/voice?n={msg.notification_id}"
-    assert all(signed for _, _, signed in hooks.posts), "every webhook is signed"
-    twiml, keypad = (f for p, f, _ in hooks.posts if not p.endswith("/status"))
+    assert all(p.signed_with(TOKEN) for p in hooks.posts), "every webhook is signed"
+    twiml, keypad = (p.form for p in hooks.posts if not p.path.endswith("/status"))
     assert twiml["CallSid"] == call.sid and keypad["Digits"] == "1"
     # The call's record says completed a moment before its last status callback is posted.
-    for _ in range(100):
-        if len(hooks.statuses()) >= 4:
-            break
-        await asyncio.sleep(0.05)
-    assert hooks.statuses() == ["queued", "ringing", "in-progress", "completed"]
+    await eventually(lambda: len(statuses(hooks)) >= 4, 5, "the last status callback")
+    assert statuses(hooks) == ["queued", "ringing", "in-progress", "completed"]
     assert f"status?n={msg.notification_id}" in (call.status_callback or "")
     assert await voice.poll(call.sid) == "delivered"
     assert await voice.poll("CA" + "0" * 32) is None
@@ -146,13 +101,13 @@ async def test_no_key_plays_on_to_the_goodbye_and_a_wrong_key_repeats(
 
 @pytest.mark.parametrize("outcome", ["busy", "no-answer", "failed"])
 async def test_scripted_outcomes_end_the_call_unheard(
-    twilio: LocalTwilio, hooks: Webhooks, voice: TwilioVoice, outcome: str
+    twilio: LocalTwilio, hooks: TwilioEndpoints, voice: TwilioVoice, outcome: str
 ) -> None:
     twilio.set_call_outcome(TO, outcome)
     await voice.send(outbound())
     (call,) = await twilio.wait_for_call(lambda c: c.status == outcome)
     await asyncio.sleep(0.1)
-    assert call.said == [] and hooks.statuses()[-1] == outcome
+    assert call.said == [] and statuses(hooks)[-1] == outcome
     assert call_status(outcome) == "failed"
 
 
@@ -223,7 +178,7 @@ async def test_control_endpoints_drive_a_server_in_another_process(twilio: Local
 
 
 async def test_a_call_whose_callbacks_never_came_is_found_not_placed_again(
-    twilio: LocalTwilio, hooks: Webhooks
+    twilio: LocalTwilio, hooks: TwilioEndpoints
 ) -> None:
     """The API was restarting: no callback recorded the CallSid. A retry must find the call
     placed since the message was written that no other message owns, not ring again."""

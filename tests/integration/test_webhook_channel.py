@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from goldenhour.dev.stack import free_port
 from goldenhour.dev.webhook_local import LocalWebhookReceiver, ReceivedHook
 from goldenhour.infra.webhook_signing import sign, verify
 from goldenhour.notifiers.base import (
@@ -22,6 +22,8 @@ from goldenhour.notifiers.base import (
     RetryableSendError,
 )
 from goldenhour.notifiers.webhook import USER_AGENT, WebhookChannel
+
+StartReceiver = Callable[..., Awaitable[LocalWebhookReceiver]]
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec_" + "k3y" * 10
@@ -47,19 +49,9 @@ def outbound(url: str, secret: str | None = SECRET, body: str = BODY) -> Outboun
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-async def receiver() -> AsyncIterator[LocalWebhookReceiver]:
-    server = LocalWebhookReceiver()
-    server.set_secret(SECRET)
-    await server.start()
-    yield server
-    await server.stop()
+async def receiver(start_webhook_receiver: StartReceiver) -> LocalWebhookReceiver:
+    return await start_webhook_receiver(SECRET)
 
 
 @pytest.fixture
@@ -123,7 +115,7 @@ async def test_the_documented_receiver_example_works(
     code = text.split("```python\n", 1)[1].split("```", 1)[0]
     assert len(code.strip().splitlines()) <= 10
     namespace: dict[str, object] = {}
-    exec(code, namespace)  # noqa: S102 - our own documentation
+    exec(code, namespace)  # our own documentation, nothing from outside
     is_genuine = namespace["is_genuine"]
     assert callable(is_genuine)
     hook = await delivered(receiver, webhook)
@@ -175,32 +167,26 @@ async def test_verify_refuses_tampering_wrong_secret_and_replays(
     assert not verify(None, ts, sig, hook.body, now)
 
 
-async def test_receiver_answers_401_to_a_bad_signature(receiver: LocalWebhookReceiver) -> None:
-    channel = WebhookChannel(timeout=5, allow_private=True)
-    try:
-        with pytest.raises(PermanentSendError) as info:
-            await channel.send(outbound(receiver.url(), secret="whsec_wrong"))
-    finally:
-        await channel.close()
+async def test_receiver_answers_401_to_a_bad_signature(
+    receiver: LocalWebhookReceiver, webhook: WebhookChannel
+) -> None:
+    with pytest.raises(PermanentSendError) as info:
+        await webhook.send(outbound(receiver.url(), secret="whsec_wrong"))
     assert info.value.code == 401
     [hook] = await receiver.wait_for(lambda h: True, timeout=2)
     assert hook.verified is False and hook.status == 401
 
 
-async def test_receiver_verifies_with_secret_for_each_path() -> None:
+async def test_receiver_verifies_with_secret_for_each_path(
+    start_webhook_receiver: StartReceiver, webhook: WebhookChannel
+) -> None:
     secrets = {"/lbi": "whsec_lbi", "/cam": "whsec_cam"}
-    server = LocalWebhookReceiver(secret_for=secrets.get)
-    await server.start()
-    channel = WebhookChannel(timeout=5, allow_private=True)
-    try:
-        await channel.send(outbound(server.url("/lbi"), secret="whsec_lbi"))
-        with pytest.raises(PermanentSendError):
-            await channel.send(outbound(server.url("/cam"), secret="whsec_lbi"))
-        with pytest.raises(PermanentSendError):  # no secret known for the path at all
-            await channel.send(outbound(server.url("/other"), secret="whsec_lbi"))
-    finally:
-        await channel.close()
-        await server.stop()
+    server = await start_webhook_receiver(secret_for=secrets.get)
+    await webhook.send(outbound(server.url("/lbi"), secret="whsec_lbi"))
+    with pytest.raises(PermanentSendError):
+        await webhook.send(outbound(server.url("/cam"), secret="whsec_lbi"))
+    with pytest.raises(PermanentSendError):  # no secret known for the path at all
+        await webhook.send(outbound(server.url("/other"), secret="whsec_lbi"))
     assert [(h.path, h.verified) for h in server.received] == [
         ("/lbi", True),
         ("/cam", False),
@@ -208,34 +194,26 @@ async def test_receiver_verifies_with_secret_for_each_path() -> None:
     ]
 
 
-async def test_the_receivers_request_id_never_becomes_the_provider_id() -> None:
+async def test_the_receivers_request_id_never_becomes_the_provider_id(
+    start_webhook_receiver: StartReceiver, webhook: WebhookChannel
+) -> None:
     """The provider id shows on the alert's timeline: our own id goes there, never theirs."""
-    server = LocalWebhookReceiver(request_ids=True)
-    server.set_secret(SECRET)
-    await server.start()
-    channel = WebhookChannel(timeout=5, allow_private=True)
-    try:
-        result = await channel.send(outbound(server.url()))
-    finally:
-        await channel.close()
-        await server.stop()
+    server = await start_webhook_receiver(SECRET, request_ids=True)
+    result = await webhook.send(outbound(server.url()))
     [hook] = server.received
     assert hook.request_id and result.provider_id == hook.delivery_id
 
 
-async def test_a_request_id_not_shaped_like_one_is_not_kept() -> None:
+async def test_a_request_id_not_shaped_like_one_is_not_kept(
+    start_webhook_receiver: StartReceiver, webhook: WebhookChannel
+) -> None:
     """The receiver's X-Request-Id shows on the alert's timeline: only an id goes there, never
     a text the subscriber chose."""
-    server = LocalWebhookReceiver(request_ids="see https://evil.example/ Amira Tesfaye")
-    server.set_secret(SECRET)
-    await server.start()
-    channel = WebhookChannel(timeout=5, allow_private=True)
+    server = await start_webhook_receiver(
+        SECRET, request_ids="see https://evil.example/ Amira Tesfaye"
+    )
     msg = outbound(server.url())
-    try:
-        result = await channel.send(msg)
-    finally:
-        await channel.close()
-        await server.stop()
+    result = await webhook.send(msg)
     assert result.provider_id == msg.notification_id
 
 

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -59,12 +59,10 @@ def outbound(url: str) -> OutboundMessage:
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[LocalWebhookReceiver]:
-    server = LocalWebhookReceiver()
-    server.set_secret(SECRET)
-    await server.start()
-    yield server
-    await server.stop()
+async def receiver(
+    start_webhook_receiver: Callable[..., Awaitable[LocalWebhookReceiver]],
+) -> LocalWebhookReceiver:
+    return await start_webhook_receiver(SECRET)
 
 
 async def send_with(resolve: Resolver, url: str, allow_private: bool = False):
@@ -175,16 +173,14 @@ def make_certificates(where: Path, name: str) -> tuple[Path, Path, Path]:
 
 
 @pytest.fixture
-async def tls_receiver(tmp_path: Path) -> AsyncIterator[tuple[LocalWebhookReceiver, Path]]:
+async def tls_receiver(
+    tmp_path: Path, start_webhook_receiver: Callable[..., Awaitable[LocalWebhookReceiver]]
+) -> tuple[LocalWebhookReceiver, Path]:
     """A receiver serving HTTPS with a certificate for hooks.invalid, and the CA that signed it."""
     ca, cert, key = make_certificates(tmp_path, "hooks.invalid")
     server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_side.load_cert_chain(cert, key)
-    server = LocalWebhookReceiver(ssl_context=server_side)
-    server.set_secret(SECRET)
-    await server.start()
-    yield server, ca
-    await server.stop()
+    return await start_webhook_receiver(SECRET, ssl_context=server_side), ca
 
 
 async def test_tls_checks_the_certificate_for_the_name_not_the_address(tls_receiver):
