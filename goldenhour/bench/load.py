@@ -18,10 +18,9 @@ from goldenhour.bench.directory import Directory
 from goldenhour.bench.providers import BenchSystem
 from goldenhour.bench.stats import summary
 from goldenhour.dev.london import event
+from goldenhour.infra.topics import CLOCK_CONSUMER as CONSUMER
 
 log = structlog.get_logger(__name__)
-
-CONSUMER = "streams.golden_hour_clock"
 
 
 @dataclass

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from goldenhour.chaos import faults
+from goldenhour.infra.topics import CLOCK_CONSUMER as CONSUMER
 from goldenhour.notifiers.email import message_id_for
 
-CONSUMER = "streams.golden_hour_clock"
 # A step attributed to a fault was due in it or up to this long after it ended.
 ATTRIBUTION_S = 10.0
 # A timer this far past due at the end of the run was never decided.

@@ -49,6 +49,17 @@ LABELS: dict[str, str] = {
 }
 
 
+# Keys of the timeline lines that are not policy steps.
+FALLBACK = "fallback"
+"""The message sent when an alert's clock keeps failing."""
+STAND_DOWN = "stand_down"
+"""The stand-down to everyone told, when an alert is resolved."""
+LAST_SEEN_AHEAD = "last_seen_ahead"
+"""The last-seen time given was after the report was accepted."""
+WITHHELD_PREFIX = "withheld_"
+"""Text the screen withheld: `withheld_sms`, `withheld_share_v2`."""
+
+
 def renotify_key(round_: int) -> str:
     """The stable key of a re-notification round."""
     return f"r{round_}"

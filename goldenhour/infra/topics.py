@@ -8,6 +8,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 PARTITIONS = 4
+# The clock's name as a consumer of intake: its applied records and dead letters are kept by it.
+CLOCK_CONSUMER = "streams.golden_hour_clock"
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import Counter, Gauge
 
 from goldenhour.infra.db import DbLimits, audit
+from goldenhour.infra.topics import CLOCK_CONSUMER as CONSUMER
 from goldenhour.infra.topics import Topics
 from goldenhour.services import db
 from goldenhour.services.leadership import Leader, Streak, close_quietly, first_error
-from goldenhour.streams.handlers import CONSUMER
 
 log = structlog.get_logger(__name__)
 

@@ -10,12 +10,12 @@ import asyncpg
 import structlog
 from prometheus_client import Counter
 
+from goldenhour.contracts.alert_kinds import FALLBACK
 from goldenhour.contracts.derived import NotificationRequested
 from goldenhour.contracts.policy import Policy
 from goldenhour.infra.db import audit
 from goldenhour.infra.dead_letters import tell_operations
 from goldenhour.streams.alert_messages import AlertMessages, outgoing
-from goldenhour.streams.alert_steps import FALLBACK
 from goldenhour.streams.claims import in_savepoint
 from goldenhour.streams.escalation import Delivery
 from goldenhour.streams.outcome import Outcome

@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from goldenhour.contracts.alert_kinds import STAND_DOWN
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.contracts.derived import NotificationRequested
 from goldenhour.infra.ack_links import AckLinks
 from goldenhour.infra.notifications import Outgoing, queue
-from goldenhour.streams.alert_steps import STAND_DOWN
 from goldenhour.streams.escalation import Delivery, Recipient
 from goldenhour.streams.requests import requested
 from goldenhour.streams.withholding import record_withheld

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import structlog
 
+from goldenhour.contracts.alert_kinds import LAST_SEEN_AHEAD
 from goldenhour.contracts.derived import StepFired
 from goldenhour.contracts.events import AbsenceReported, IntakeRecord
 from goldenhour.infra.db import audit
@@ -17,11 +18,6 @@ from goldenhour.streams.escalation import Delivery, PolicySpec, StepRow, legacy_
 from goldenhour.wording import steps as wording
 
 log = structlog.get_logger(__name__)
-
-FALLBACK = "fallback"
-STAND_DOWN = "stand_down"
-# A timeline entry, not a step: the last-seen time given was after the report was accepted.
-LAST_SEEN_AHEAD = "last_seen_ahead"
 
 DECIDED_STEPS = "SELECT step_key, policy FROM alert_steps WHERE alert_id = $1"
 

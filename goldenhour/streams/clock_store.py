@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import structlog
 
-from goldenhour.contracts.alert_kinds import MISSING, policy_for_alert
+from goldenhour.contracts.alert_kinds import MISSING, STAND_DOWN, policy_for_alert
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.contracts.derived import AlertResolved, DerivedEvent
 from goldenhour.contracts.events import AbsenceReported, ChildLocated, IntakeRecord
@@ -27,7 +27,6 @@ from goldenhour.infra.faults import is_transient
 from goldenhour.streams import alert_rows, alert_steps
 from goldenhour.streams.alert_failures import FailingAlerts
 from goldenhour.streams.alert_messages import AlertMessages, told
-from goldenhour.streams.alert_steps import LAST_SEEN_AHEAD, STAND_DOWN
 from goldenhour.streams.claims import Deferral, claim_each
 from goldenhour.streams.escalation import ClockState, Delivery, allot, anchor, plan, step_of
 from goldenhour.streams.outcome import Outcome
@@ -35,8 +34,6 @@ from goldenhour.streams.recipients import resolver
 from goldenhour.streams.sharing import Sharing
 from goldenhour.wording import messages
 from goldenhour.wording import steps as wording
-
-__all__ = ["LAST_SEEN_AHEAD", "STAND_DOWN", "ClockStore"]
 
 log = structlog.get_logger(__name__)
 

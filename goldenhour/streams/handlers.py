@@ -14,6 +14,7 @@ import structlog
 from pydantic import ValidationError
 
 from goldenhour.contracts.events import CHILD_ID_PATTERN, EventType, IntakeRecord
+from goldenhour.infra.topics import CLOCK_CONSUMER as CONSUMER
 from goldenhour.streams import decisions
 from goldenhour.streams.child_watch import ChildWatch
 from goldenhour.streams.clock_store import ClockStore
@@ -21,7 +22,6 @@ from goldenhour.streams.outcome import Outcome
 
 log = structlog.get_logger(__name__)
 
-CONSUMER = "streams.golden_hour_clock"
 SCHEMA_VERSIONS = (1,)
 _CHILD_ID = re.compile(CHILD_ID_PATTERN)
 

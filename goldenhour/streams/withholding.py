@@ -8,12 +8,11 @@ from datetime import datetime
 import asyncpg
 import structlog
 
+from goldenhour.contracts.alert_kinds import WITHHELD_PREFIX
 from goldenhour.infra.db import audit
 
 log = structlog.get_logger(__name__)
 
-WITHHELD_PREFIX = "withheld_"
-"""The step keys of these timeline lines: `withheld_sms`, `withheld_share_v2`."""
 
 WHERE = {
     "sms": "SMS and voice calls",

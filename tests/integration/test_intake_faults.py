@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer
 
 from goldenhour.dev.stack import EmbeddedStack
 from goldenhour.dev.waiting import eventually
+from goldenhour.infra.topics import CLOCK_CONSUMER as CONSUMER
 from tests.integration.streams_worker import (
     absence,
     fetch,
@@ -25,7 +26,6 @@ from tests.integration.streams_worker import (
 
 POISONED = "LBH-2026-0101"
 VALID = "LBH-2026-0102"
-CONSUMER = "streams.golden_hour_clock"
 
 
 async def applied(dsn: str, event_id: uuid.UUID) -> bool:

@@ -7,13 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from goldenhour.contracts.alert_kinds import is_renotify_key, policy_for_alert, renotify_round
+from goldenhour.contracts.alert_kinds import (
+    LAST_SEEN_AHEAD,
+    WITHHELD_PREFIX,
+    is_renotify_key,
+    policy_for_alert,
+    renotify_round,
+)
 from goldenhour.contracts.api import AlertDetail
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.contracts.fields import format_duration
 from goldenhour.services.console.board import ack_label, contact_label
-from goldenhour.streams.clock_store import LAST_SEEN_AHEAD
-from goldenhour.streams.withholding import WITHHELD_PREFIX
 
 EVENT_WORDS = {
     "absence.reported": "Absence reported",
