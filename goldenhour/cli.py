@@ -69,21 +69,9 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 
 def cmd_api(_: argparse.Namespace) -> int:
     exit_when_orphaned()
-    import uvicorn
+    from goldenhour.services.server import serve
 
-    from goldenhour.services.app import create_app
-
-    settings = _settings(twilio=True)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level="warning",
-        access_log=False,
-        # X-Forwarded-For is believed only from GOLDENHOUR_TRUSTED_PROXIES (services.http_limits).
-        proxy_headers=False,
-    )
-    return 0
+    return serve(_settings(twilio=True))
 
 
 def cmd_streams(_: argparse.Namespace) -> int:
