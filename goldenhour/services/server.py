@@ -9,7 +9,7 @@ from goldenhour.services.app import create_app
 
 
 def serve(settings: Settings) -> int:
-    """Serve the API until stopped; uvicorn's own access log is off (ours is structlog's)."""
+    """Serve the API until it is stopped."""
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,
