@@ -7,20 +7,17 @@ machine without a browser report a green console.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import re
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from goldenhour.dev.devsystem import DevSystem, directory
+from goldenhour.dev.devsystem import DevSystem
 from goldenhour.dev.stack import EmbeddedStack
-from tests.e2e.console_client import PASSWORD, set_password
+from tests.browser.pages import PageFactory, new_context, save_screenshots, sign_in, start_system
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -32,10 +29,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-USERS = ("lbh-dm1", "lbh-sw1", "mps-cr1", "oak-staff1", "elm-staff1")
-
-PageFactory = Callable[..., Awaitable[Page]]
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -46,21 +39,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     setattr(item, f"rep_{report.when}", report)
 
 
-async def start_system(stack: EmbeddedStack) -> DevSystem:
-    """A system in real minutes (so clocks read true) with every console user's password set."""
-    config, keys = directory()
-    db = stack.create_database(f"browser_{uuid.uuid4().hex[:8]}")
-    system = DevSystem(stack.kafka_bootstrap, db, config, keys)
-    await system.start()
-    try:
-        # Each is an admin command in a process of its own: run them side by side.
-        await asyncio.gather(*(asyncio.to_thread(set_password, system, u) for u in USERS))
-    except BaseException:
-        await system.stop()
-        raise
-    return system
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def system(stack: EmbeddedStack) -> AsyncIterator[DevSystem]:
     s = await start_system(stack)
@@ -68,12 +46,6 @@ async def system(stack: EmbeddedStack) -> AsyncIterator[DevSystem]:
         yield s
     finally:
         await s.stop()
-
-
-def browser_url(system: DevSystem) -> str:
-    """The API as the browser must address it: a `Secure` cookie is kept on http://localhost,
-    which Chromium counts as a secure context, but not on http://127.0.0.1."""
-    return system.api_url.replace("://127.0.0.1:", "://localhost:")
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -92,28 +64,6 @@ async def browser() -> AsyncIterator[Browser]:
             yield b
         finally:
             await b.close()
-
-
-async def new_context(
-    browser: Browser, system: DevSystem, width: int = 1200, height: int = 800
-) -> BrowserContext:
-    context = await browser.new_context(
-        base_url=browser_url(system),
-        viewport={"width": width, "height": height},
-        locale="en-GB",
-        timezone_id=system.config["timezone"],
-    )
-    context.set_default_timeout(10_000)
-    return context
-
-
-async def sign_in(page: Page, user_id: str, password: str = PASSWORD) -> None:
-    """Through the form, as a person would; waits until the user's home page has loaded."""
-    await page.goto("/console/login")
-    await page.fill("#user_id", user_id)
-    await page.fill("#password", password)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page).to_have_url(re.compile(r"/console(/care)?$"))
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -142,18 +92,3 @@ async def open_page(
             await save_screenshots(request.node.name, contexts)
         for context in contexts:
             await context.close()
-
-
-async def save_screenshots(test_name: str, contexts: list[BrowserContext]) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    safe = re.sub(r"[^\w.-]+", "_", test_name)
-    for i, context in enumerate(contexts):
-        for j, page in enumerate(context.pages):
-            where = re.sub(r"[^\w.-]+", "_", page.url.split("/", 3)[-1]) or "blank"
-            path = ARTIFACTS / f"{safe}-{i}.{j}-{where}.png"
-            try:
-                await page.screenshot(path=str(path), full_page=True)
-            except Exception as exc:  # noqa: BLE001 - a lost screenshot must not hide the failure
-                print(f"screenshot of {page.url} not saved: {exc!r}")
-            else:
-                print(f"screenshot saved: {path}")

@@ -4,16 +4,20 @@ for a child, and an unknown child cannot be told from someone else's."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
-import pytest_asyncio
+import pytest
 
 from goldenhour.dev.devsystem import IDENTIFIED, DevSystem, directory, event, placement
-from tests.e2e.conftest import place_high_risk_child
+from goldenhour.dev.waiting import eventually
+from tests.e2e.helpers import (
+    SystemSetup,
+    api_get,
+    fetch,
+    place_high_risk_child,
+    post_event,
+)
 
 OAK_MANAGER = "+447700900020"
 ELM_MANAGER = "+447700900040"
@@ -36,38 +40,13 @@ def _config() -> tuple[dict, dict]:
     return config, keys
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def system(stack) -> AsyncIterator[DevSystem]:
-    config, keys = _config()
-    db = stack.create_database(f"access_{uuid.uuid4().hex[:8]}")
-    s = DevSystem(stack.kafka_bootstrap, db, config, keys)
-    await s.start()
-    try:
-        yield s
-    finally:
-        await s.stop()
-
-
-async def post(system: DevSystem, user: str, body: dict):
-    async with system.client(user) as c:
-        return await c.post("/events", json=body)
-
-
-async def get(system: DevSystem, user: str, path: str, **params):
-    async with system.client(user) as c:
-        return await c.get(path, params=params)
-
-
-async def rows(system: DevSystem, sql: str, *args) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(system.database_url)
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
+@pytest.fixture(scope="module")
+def system_setup() -> SystemSetup:
+    return SystemSetup(name="access", directory=_config)
 
 
 async def counts(system: DevSystem) -> list[int]:
-    found = await rows(
+    found = await fetch(
         system,
         "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM outbox),"
         " (SELECT count(*) FROM placements), (SELECT count(*) FROM children)",
@@ -81,23 +60,22 @@ async def absent(system: DevSystem, user: str, child_id: str, placement_id: str,
         "last_seen_location": "Mare Street bus stop",
         "placement_id": placement_id,
     }
-    r = await post(system, user, event("absence.reported", child_id, data))
+    r = await post_event(system, user, event("absence.reported", child_id, data))
     assert r.status_code == 202, r.text
 
 
 async def live_alert(system: DevSystem, child_id: str, user: str = "lbh-dm1") -> dict:
-    for _ in range(200):
-        r = await get(system, user, "/alerts")
+    async def mine() -> list[dict]:
+        r = await api_get(system, user, "/alerts")
         assert r.status_code == 200, r.text
-        mine = [a for a in r.json() if a["child_id"] == child_id]
-        if mine:
-            return mine[0]
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no live alert for {child_id} visible to {user}")
+        return [a for a in r.json() if a["child_id"] == child_id]
+
+    alerts = await eventually(mine, 10, f"a live alert for {child_id} visible to {user}")
+    return alerts[0]
 
 
 async def alert_ids(system: DevSystem, user: str) -> set[str]:
-    r = await get(system, user, "/alerts")
+    r = await api_get(system, user, "/alerts")
     assert r.status_code == 200, r.text
     return {a["alert_id"] for a in r.json()}
 
@@ -105,7 +83,7 @@ async def alert_ids(system: DevSystem, user: str) -> set[str]:
 async def test_a_placement_of_another_child_is_refused(system):
     hackney, islington = "LBH-2026-0101", "LBI-2026-0201"
     await place_high_risk_child(system, hackney)
-    r = await post(
+    r = await post_event(
         system,
         "lbi-dm1",
         event("child.identified", islington, {**IDENTIFIED, "local_authority": "LBI"}),
@@ -114,33 +92,33 @@ async def test_a_placement_of_another_child_is_refused(system):
     before = await counts(system)
 
     hijack = {"placement_id": f"{hackney}-P1", "care_home": "ELM"}
-    r = await post(system, "lbi-dm1", event("placement.started", islington, hijack))
+    r = await post_event(system, "lbi-dm1", event("placement.started", islington, hijack))
 
     assert r.status_code == 409, r.text
     assert "belongs to another child" in r.json()["detail"]
     # Whose it is, and where that child lives, stay unsaid.
     assert "OAK" not in r.text and "LBH" not in r.text.replace(hijack["placement_id"], "")
     assert await counts(system) == before
-    held = await rows(
+    held = await fetch(
         system,
         "SELECT child_id, care_home FROM placements WHERE placement_id = $1",
         hijack["placement_id"],
     )
     assert [tuple(p) for p in held] == [(hackney, "OAK")]
-    oak = await get(system, "oak-staff1", f"/children/{hackney}")
+    oak = await api_get(system, "oak-staff1", f"/children/{hackney}")
     assert oak.status_code == 200, oak.text
     assert oak.json()["placement"]["care_home"] == "OAK"
-    assert (await get(system, "elm-staff1", f"/children/{hackney}")).status_code == 404
+    assert (await api_get(system, "elm-staff1", f"/children/{hackney}")).status_code == 404
     seen = {"placement_id": f"{hackney}-P1", "seen_at": datetime.now(UTC).isoformat()}
     assert (
-        await post(system, "oak-staff1", event("checkin.recorded", hackney, seen))
+        await post_event(system, "oak-staff1", event("checkin.recorded", hackney, seen))
     ).status_code == 202
 
 
 async def test_placing_a_child_again_at_its_own_placement_is_allowed(system):
     child = "LBH-2026-0104"
     await place_high_risk_child(system, child)
-    r = await post(system, "lbh-dm1", event("placement.started", child, placement(child)))
+    r = await post_event(system, "lbh-dm1", event("placement.started", child, placement(child)))
     assert r.status_code == 202, r.text
 
 
@@ -154,18 +132,18 @@ async def test_an_open_alert_follows_the_child_to_its_new_home(system):
     told_oak = len(system.twilio.messages_to(OAK_MANAGER))
 
     moved = {**placement(child, "ELM"), "placement_id": f"{child}-P2"}
-    r = await post(system, "lbh-dm1", event("placement.started", child, moved))
+    r = await post_event(system, "lbh-dm1", event("placement.started", child, moved))
     assert r.status_code == 202, r.text
 
     # The move and the alert's move are one transaction: no wait.
     assert alert["alert_id"] in await alert_ids(system, "elm-staff1")
     assert alert["alert_id"] not in await alert_ids(system, "oak-staff1")
-    assert (await get(system, "oak-staff1", f"/alerts/{alert['alert_id']}")).status_code == 404
+    assert (await api_get(system, "oak-staff1", f"/alerts/{alert['alert_id']}")).status_code == 404
     # Elm reports an earlier sighting: the clock moves back past the 15-minute step, which
     # tells the care home's manager; that is now Elm's.
     await absent(system, "elm-staff1", child, f"{child}-P2", ago_min=20)
     await system.twilio.wait_for(lambda m: m.to == ELM_MANAGER and child in m.body, timeout=30)
-    fired = await rows(
+    fired = await fetch(
         system,
         "SELECT count(*) FROM alert_steps WHERE alert_id = $1 AND status = 'fired'",
         uuid.UUID(alert["alert_id"]),
@@ -181,21 +159,21 @@ async def test_identification_never_changes_who_acts_but_a_transfer_does(system)
     alert = (await live_alert(system, child))["alert_id"]
     again = {**IDENTIFIED, "risk_level": "low"}
     for user in ("mps-cr1", "lbh-dm1"):
-        r = await post(system, user, event("child.identified", child, again))
+        r = await post_event(system, user, event("child.identified", child, again))
         assert r.status_code == 409, (user, r.text)
         assert "already identified" in r.json()["detail"]
         assert "child.transferred" in r.json()["detail"]
     # Naming another authority: the case reference is not of its authority (422), or not the
     # caller's to identify (403), before the record is looked at.
     moved = {**again, "local_authority": "LBI"}
-    r = await post(system, "mps-cr1", event("child.identified", child, moved))
+    r = await post_event(system, "mps-cr1", event("child.identified", child, moved))
     assert r.status_code == 422 and "must begin with its local authority's code" in r.text
-    r = await post(system, "lbi-dm1", event("child.identified", child, again))
+    r = await post_event(system, "lbi-dm1", event("child.identified", child, again))
     assert r.status_code == 403 and "identifies its own children" in r.text
-    record = await get(system, "lbh-dm1", f"/children/{child}")
+    record = await api_get(system, "lbh-dm1", f"/children/{child}")
     assert record.status_code == 200, record.text
     assert (record.json()["local_authority"], record.json()["risk_level"]) == ("LBH", "high")
-    assert (await get(system, "lbi-dm1", f"/children/{child}")).status_code == 404
+    assert (await api_get(system, "lbi-dm1", f"/children/{child}")).status_code == 404
 
     before = await counts(system)
     refusals = [
@@ -207,23 +185,25 @@ async def test_identification_never_changes_who_acts_but_a_transfer_does(system)
         ("lbh-dm1", "LBH", 409, "already with LBH"),
     ]
     for user, to, status, says in refusals:
-        r = await post(system, user, event("child.transferred", child, {"local_authority": to}))
+        r = await post_event(
+            system, user, event("child.transferred", child, {"local_authority": to})
+        )
         assert r.status_code == status, (user, to, r.text)
         assert says in r.json()["detail"], (user, to, r.json())
     assert await counts(system) == before
 
     transfer = event("child.transferred", child, {"local_authority": "LBI", "reason": "moved"})
-    r = await post(system, "lbh-dm1", transfer)
+    r = await post_event(system, "lbh-dm1", transfer)
     assert r.status_code == 202, r.text
-    assert (await post(system, "lbh-dm1", transfer)).json()["status"] == "duplicate"
+    assert (await post_event(system, "lbh-dm1", transfer)).json()["status"] == "duplicate"
 
-    assert (await get(system, "lbh-dm1", f"/children/{child}")).status_code == 404
-    record = await get(system, "lbi-dm1", f"/children/{child}")
+    assert (await api_get(system, "lbh-dm1", f"/children/{child}")).status_code == 404
+    record = await api_get(system, "lbi-dm1", f"/children/{child}")
     assert record.status_code == 200, record.text
     assert (record.json()["local_authority"], record.json()["risk_level"]) == ("LBI", "high")
     assert alert in await alert_ids(system, "lbi-dm1")
     assert alert not in await alert_ids(system, "lbh-dm1")
-    audited = await rows(
+    audited = await fetch(
         system,
         "SELECT actor, detail->>'event_id' FROM audit_log WHERE action = $1 AND child_id = $2",
         "event.child.transferred",
@@ -235,16 +215,11 @@ async def test_identification_never_changes_who_acts_but_a_transfer_does(system)
     event_id = uuid.UUID(transfer["event_id"])
 
     async def processed() -> bool:
-        done = await rows(system, "SELECT 1 FROM processed_events WHERE event_id = $1", event_id)
+        done = await fetch(system, "SELECT 1 FROM processed_events WHERE event_id = $1", event_id)
         return bool(done)
 
-    for _ in range(200):
-        if await processed():
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("the streams worker never applied child.transferred")
-    dead = await rows(system, "SELECT 1 FROM dead_letters WHERE event_id = $1", event_id)
+    await eventually(processed, 10, "the streams worker to apply child.transferred")
+    dead = await fetch(system, "SELECT 1 FROM dead_letters WHERE event_id = $1", event_id)
     assert dead == []
 
 
@@ -262,8 +237,8 @@ async def test_an_unknown_child_and_someone_elses_get_the_same_answer(system):
         ("elm-staff1", "placement.started", {"placement_id": "ELM-P-7", "care_home": "ELM"}),
     ]
     for user, event_type, data in asks:
-        to_known = await post(system, user, event(event_type, known, data))
-        to_unknown = await post(system, user, event(event_type, unknown, data))
+        to_known = await post_event(system, user, event(event_type, known, data))
+        to_unknown = await post_event(system, user, event(event_type, unknown, data))
         assert to_known.status_code == to_unknown.status_code == 403, (user, event_type)
         assert to_known.content == to_unknown.content, (user, event_type)
         assert "is yours to report on" in to_known.json()["detail"]
@@ -279,12 +254,14 @@ async def test_another_authority_cannot_tell_whether_a_case_reference_exists(sys
         ("lbi-dm1", {**IDENTIFIED, "local_authority": "LBH"}),
         ("lbi-dm1", {**IDENTIFIED, "local_authority": "ZZZ"}),
     ):
-        to_known = await post(system, user, event("child.identified", known, data))
-        to_unknown = await post(system, user, event("child.identified", "LBH-2026-9998", data))
+        to_known = await post_event(system, user, event("child.identified", known, data))
+        to_unknown = await post_event(
+            system, user, event("child.identified", "LBH-2026-9998", data)
+        )
         assert to_known.status_code == to_unknown.status_code, (to_known.text, data)
         assert to_known.status_code in (403, 422) and to_known.content == to_unknown.content
     # Islington's own reference space is its own: it cannot take one of Hackney's.
-    squat = await post(
+    squat = await post_event(
         system,
         "lbi-dm1",
         event("child.identified", "LBH-2026-0107", {**IDENTIFIED, "local_authority": "LBI"}),

@@ -9,56 +9,34 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import httpx
+import pytest
 import pytest_asyncio
 
-from goldenhour.dev.devsystem import IDENTIFIED, DevSystem, directory, event
+from goldenhour.dev.devsystem import IDENTIFIED, DevSystem, event
 from tests.e2e.console_client import PASSWORD, Console, run_set_password, set_password
+from tests.e2e.helpers import SystemSetup, fetch, running_system
 
 MB = 1024 * 1024
 PROXY_CLIENT = "203.0.113.9"  # a documentation address: the client a proxy names
 
 
-async def start(stack, env: dict[str, str] | None = None) -> DevSystem:
-    config, keys = directory()
-    db = stack.create_database(f"limits_{uuid.uuid4().hex[:8]}")
-    system = DevSystem(stack.kafka_bootstrap, db, config, keys, env or {})
-    await system.start()
-    return system
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def system(stack) -> AsyncIterator[DevSystem]:
+@pytest.fixture(scope="module")
+def system_setup() -> SystemSetup:
     """The system as tests run it: no trusted proxy."""
-    s = await start(stack)
-    try:
-        for user in ("lbh-dm1", "lbh-sw1", "mps-cr1"):
-            set_password(s, user)
-        yield s
-    finally:
-        await s.stop()
+    return SystemSetup(name="limits", passwords=("lbh-dm1", "lbh-sw1", "mps-cr1"))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def proxied(stack) -> AsyncIterator[DevSystem]:
     """Behind a trusted proxy on 127.0.0.1, with a low per-key rate."""
-    s = await start(
-        stack, {"GOLDENHOUR_TRUSTED_PROXIES": "127.0.0.1", "GOLDENHOUR_API_RATE_LIMIT": "5/minute"}
+    behind_a_proxy = SystemSetup(
+        name="limits",
+        env={"GOLDENHOUR_TRUSTED_PROXIES": "127.0.0.1", "GOLDENHOUR_API_RATE_LIMIT": "5/minute"},
+        passwords=("lbh-sw1",),
     )
-    try:
-        set_password(s, "lbh-sw1")
+    async with running_system(stack, behind_a_proxy) as s:
         yield s
-    finally:
-        await s.stop()
-
-
-async def fetch(system: DevSystem, sql: str, *args) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(system.database_url)
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
 
 
 async def failure_keys(system: DevSystem) -> list[str]:

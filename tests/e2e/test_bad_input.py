@@ -4,64 +4,28 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import httpx
 import pytest
-import pytest_asyncio
 
-from goldenhour.dev.devsystem import TWILIO_FROM, DevSystem, directory, event
-from tests.e2e.conftest import CHILD, place_high_risk_child, report_absence, the_alert, until
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def system(stack) -> AsyncIterator[DevSystem]:
-    config, keys = directory()
-    db = stack.create_database(f"bad_{uuid.uuid4().hex[:8]}")
-    s = DevSystem(stack.kafka_bootstrap, db, config, keys)
-    await s.start()
-    try:
-        await place_high_risk_child(s)
-        yield s
-    finally:
-        await s.stop()
+from goldenhour.dev.devsystem import TWILIO_FROM, event
+from goldenhour.dev.waiting import eventually
+from tests.e2e.helpers import (
+    CHILD,
+    SystemSetup,
+    absence,
+    counts,
+    place_high_risk_child,
+    refused,
+    report_absence,
+    the_alert,
+)
 
 
-async def counts(system: DevSystem) -> tuple[int, int, int]:
-    conn = await asyncpg.connect(system.database_url)
-    try:
-        return tuple(
-            [
-                await conn.fetchval(f"SELECT count(*) FROM {t}")
-                for t in ("events", "outbox", "placements")
-            ]
-        )
-    finally:
-        await conn.close()
-
-
-def absence(**data) -> dict:
-    body = {"last_seen_at": datetime.now(UTC).isoformat(), "last_seen_location": "Dalston"}
-    body.update(data)
-    return event("absence.reported", CHILD, body)
-
-
-async def refused(system: DevSystem, user: str | None, body, status: int, **kw) -> httpx.Response:
-    """Post, expect `status`, and check that nothing was written."""
-    before = await counts(system)
-    headers = {"Authorization": f"Bearer {system.keys[user]}"} if user else {}
-    async with httpx.AsyncClient(base_url=f"{system.api_url}/api/v1", headers=headers) as c:
-        if isinstance(body, bytes | str):
-            r = await c.post(
-                "/events", content=body, headers={"Content-Type": "application/json"}, **kw
-            )
-        else:
-            r = await c.post("/events", json=body, **kw)
-    assert r.status_code == status, r.text
-    assert await counts(system) == before
-    return r
+@pytest.fixture(scope="module")
+def system_setup() -> SystemSetup:
+    return SystemSetup(name="bad", prepare=place_high_risk_child)
 
 
 async def test_no_credentials(system):
@@ -192,7 +156,7 @@ async def test_alert_reads_and_acks(system):
     await report_absence(system)
     alert = await the_alert(system)
     # A wrong ACK code by SMS gets help and acknowledges nothing.
-    await until(lambda: len(system.twilio.messages) >= 3, 5, "first wave")
+    await eventually(lambda: len(system.twilio.messages) >= 3, 5, "first wave")
     status, reply = await system.twilio.send_inbound(
         f"{system.api_url}/api/v1/webhooks/twilio/inbound",
         "+447700900001",

@@ -17,7 +17,7 @@ from lxml import etree
 
 from goldenhour.contracts.shared import SHARED_FIELDS, SharedAlert
 from goldenhour.dev.devsystem import DevSystem
-from tests.e2e.conftest import CHILD, place_high_risk_child, report_absence, the_alert
+from tests.e2e.helpers import CHILD, place_high_risk_child, report_absence, the_alert
 
 XSD = Path(__file__).parents[1] / "data" / "cap" / "CAP-v1.2.xsd"
 NS = {"cap": "urn:oasis:names:tc:emergency:cap:1.2", "atom": "http://www.w3.org/2005/Atom"}

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 import asyncpg
 
 from goldenhour.dev.devsystem import IDENTIFIED, DevSystem, event, placement
-from tests.e2e.conftest import CHILD, until
+from goldenhour.dev.waiting import eventually
+from tests.e2e.helpers import CHILD
 
 WATCHERS = {"checkin_interval_unit": "1s", "checkin_grace": "1s", "concern_escalate_after": "2s"}
 INTERVAL, GRACE, ESCALATE = 3.0, 1.0, 2.0
@@ -85,12 +86,12 @@ async def test_missed_checkin_raises_a_concern_escalates_and_a_checkin_closes_it
     due = await place_with_checkins(system)
 
     # At the deadline: the care home manager and the social worker, SMS and email.
-    await until(lambda: {m.to for m in concerns(system)} >= FIRST, 10, "welfare concern")
+    await eventually(lambda: {m.to for m in concerns(system)} >= FIRST, 10, "welfare concern")
     first = min(m.received_at for m in concerns(system))
     assert first >= due, f"concern {due - first:.3f}s before the check-in was due"
     assert first <= due + 3, f"concern {first - due:.3f}s after the check-in was due"
     assert escalations(system) == [] and not system.twilio.messages_to(DUTY)
-    await until(
+    await eventually(
         lambda: (
             {tuple(m.rcpt_tos) for m in system.smtp.messages}
             >= {("mgr@oak.example",), ("sw@lbh.example",)}
@@ -103,12 +104,12 @@ async def test_missed_checkin_raises_a_concern_escalates_and_a_checkin_closes_it
     assert [a["kind"] for a in await alerts(system, "oak-staff1")] == ["missed_checkin"]
 
     # Unanswered for 2 s more: the duty manager.
-    await until(lambda: escalations(system), 10, "escalation to the duty manager")
+    await eventually(lambda: escalations(system), 10, "escalation to the duty manager")
     escalated = escalations(system)
     assert [m.to for m in escalated] == [DUTY]
     assert escalated[0].received_at >= due + ESCALATE
     assert escalated[0].received_at <= due + ESCALATE + 3
-    await until(
+    await eventually(
         lambda: ("duty@lbh.example",) in {tuple(m.rcpt_tos) for m in system.smtp.messages},
         10,
         "escalation email",
@@ -116,7 +117,9 @@ async def test_missed_checkin_raises_a_concern_escalates_and_a_checkin_closes_it
 
     # A check-in by Oak House closes the concern; everyone told hears so.
     next_due = await record_checkin(system)
-    await until(lambda: {m.to for m in closed(system)} >= FIRST | {DUTY}, 10, "CLOSED messages")
+    await eventually(
+        lambda: {m.to for m in closed(system)} >= FIRST | {DUTY}, 10, "CLOSED messages"
+    )
     async with system.client("lbh-dm1") as la:
         detail = (await la.get(f"/alerts/{listed[0]['alert_id']}")).json()
     assert detail["status"] == "resolved"
@@ -143,7 +146,7 @@ async def test_checkin_before_the_deadline_postpones_the_concern(start_system):
     assert await alerts(system) == []
 
     # With no further check-in, the concern comes at the new deadline, once.
-    await until(lambda: {m.to for m in concerns(system)} >= FIRST, 10, "postponed concern")
+    await eventually(lambda: {m.to for m in concerns(system)} >= FIRST, 10, "postponed concern")
     first = min(m.received_at for m in concerns(system))
     assert next_due <= first <= next_due + 3
     await asyncio.sleep(0.5)
@@ -176,12 +179,7 @@ async def test_checkin_refused_for_an_unknown_placement_or_another_home(start_sy
         timers = (await snapshot(system))[3]
         return any(kind == "checkin" and status == "pending" for _, kind, _, status in timers)
 
-    for _ in range(100):
-        if await armed():
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("the check-in clock was never started")
+    await eventually(armed, 5, "the check-in clock to start")
     before = await snapshot(system)
 
     refusals = [
@@ -198,6 +196,6 @@ async def test_checkin_refused_for_an_unknown_placement_or_another_home(start_sy
         assert await snapshot(system) == before, f"{user}'s refused check-in changed something"
 
     # The refused check-ins postponed nothing: the concern comes at the original deadline.
-    await until(lambda: {m.to for m in concerns(system)} >= FIRST, 10, "welfare concern")
+    await eventually(lambda: {m.to for m in concerns(system)} >= FIRST, 10, "welfare concern")
     first = min(m.received_at for m in concerns(system))
     assert due <= first <= due + 3

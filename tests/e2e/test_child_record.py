@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import httpx
 
 from goldenhour.dev.devsystem import DevSystem
-from tests.e2e.conftest import CHILD, place_high_risk_child, report_absence
+from goldenhour.dev.waiting import eventually
+from tests.e2e.helpers import CHILD, place_high_risk_child, report_absence
 
 
 async def record_when(
@@ -16,13 +16,14 @@ async def record_when(
 ) -> dict:
     """The child's record once `holds(record)`, or fail saying what never showed."""
     async with system.client(user) as c:
-        for _ in range(100):
+
+        async def record() -> dict:
             r = await c.get(f"/children/{CHILD}")
             assert r.status_code == 200, r.text
-            if holds(r.json()):
-                return r.json()
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"the child's record never showed {what}: {r.json()}")
+            assert holds(r.json()), r.json()
+            return r.json()
+
+        return await eventually(record, 10, f"the child's record to show {what}", every=0.1)
 
 
 async def test_child_record_for_its_agencies_only(start_system):

@@ -3,45 +3,36 @@ care home forms, and the email acknowledgement link. The browser tests drive the
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from unittest import mock
 
-import asyncpg
-import pytest_asyncio
+import pytest
 
-from goldenhour.dev.devsystem import DevSystem, directory
+from goldenhour.dev.devsystem import DevSystem
+from goldenhour.dev.waiting import eventually
 from goldenhour.infra.ack_links import AckLinks
-from tests.e2e.conftest import place_high_risk_child, report_absence, step_keys, until
-from tests.e2e.console_client import PASSWORD, Console, run_set_password, set_password
+from tests.e2e.console_client import PASSWORD, Console, run_set_password
+from tests.e2e.helpers import (
+    SystemSetup,
+    fetch,
+    fetchval,
+    place_high_risk_child,
+    report_absence,
+    step_keys,
+)
 
 LINK = re.compile(r"(http://\S+/ack/\S+)")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def system(stack) -> AsyncIterator[DevSystem]:
-    config, keys = directory()  # real minutes: only "escalate now" fires a later step
-    db = stack.create_database(f"console_{uuid.uuid4().hex[:8]}")
-    s = DevSystem(stack.kafka_bootstrap, db, config, keys)
-    await s.start()
-    try:
-        for user in ("lbh-dm1", "lbh-sw1", "oak-staff1", "elm-staff1", "mps-cr1"):
-            set_password(s, user)
-        yield s
-    finally:
-        await s.stop()
-
-
-async def fetch(system: DevSystem, sql: str, *args):
-    conn = await asyncpg.connect(system.database_url)
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
+@pytest.fixture(scope="module")
+def system_setup() -> SystemSetup:
+    return SystemSetup(
+        name="console",  # real minutes: only "escalate now" fires a later step
+        passwords=("lbh-dm1", "lbh-sw1", "oak-staff1", "elm-staff1", "mps-cr1"),
+    )
 
 
 async def missing_child(system: DevSystem) -> tuple[str, uuid.UUID]:
@@ -49,17 +40,9 @@ async def missing_child(system: DevSystem) -> tuple[str, uuid.UUID]:
     child = f"LBH-2026-{uuid.uuid4().int % 10**6:06d}"
     await place_high_risk_child(system, child)
     await report_absence(system, child_id=child)
-    found: list = []
-
-    async def raised() -> bool:
-        found[:] = await fetch(system, "SELECT alert_id FROM alerts WHERE child_id = $1", child)
-        return bool(found)
-
-    deadline = time.monotonic() + 10
-    while not await raised():
-        assert time.monotonic() < deadline, "no alert raised"
-        await asyncio.sleep(0.05)
-    return child, found[0]["alert_id"]
+    sql = "SELECT alert_id FROM alerts WHERE child_id = $1"
+    alert_id = await eventually(lambda: fetchval(system, sql, child), 10, "an alert raised")
+    return child, alert_id
 
 
 # --- sign-in ------------------------------------------------------------------------------
@@ -156,26 +139,20 @@ async def test_acknowledge_and_escalate_from_the_case_page(system: DevSystem) ->
 
     r = await console.post(f"/console/alerts/{alert_id}/escalate")
     assert r.status_code == 303
-    steps: list = []
-
     second = step_keys(system)[1]
 
-    async def s1_fired() -> bool:
-        steps[:] = await fetch(
+    async def s1_fired() -> list:
+        return await fetch(
             system,
             "SELECT * FROM alert_steps WHERE alert_id = $1 AND step_key = $2",
             alert_id,
             second,
         )
-        return bool(steps)
 
-    deadline = time.monotonic() + 5
-    while not await s1_fired():
-        assert time.monotonic() < deadline, "escalate now did not fire the next step"
-        await asyncio.sleep(0.05)
+    steps = await eventually(s1_fired, 5, "escalate now to fire the next step")
     assert steps[0]["status"] == "fired"
     assert "escalated now by user:lbh-dm1" in steps[0]["detail"]
-    await until(
+    await eventually(
         lambda: bool(system.twilio.messages_to("+447700900011")), 5, "SMS to the missing unit"
     )
 
@@ -221,7 +198,7 @@ async def test_absence_form_alerts_police_by_sms(system: DevSystem) -> None:
     }
     r = await oak.post("/console/care/absence", form)
     assert r.status_code == 303, r.text
-    await until(
+    await eventually(
         lambda: any(child in m.body for m in system.twilio.messages_to("+447700900010")),
         5,
         "the police control room's SMS",
@@ -275,7 +252,7 @@ async def test_email_link_shows_on_get_and_acknowledges_only_on_post(system: Dev
         ]
         return bool(mails)
 
-    await until(mail_arrived, 5, "the control room's email")
+    await eventually(mail_arrived, 5, "the control room's email")
     link = LINK.search(mails[0].body).group(1)
     assert link.startswith(system.api_url + "/ack/")
     path = link.removeprefix(system.api_url)

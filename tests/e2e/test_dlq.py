@@ -11,11 +11,18 @@ import uuid
 from collections import Counter
 from urllib.parse import parse_qs, urlsplit
 
-import asyncpg
-
 from goldenhour.dev.devsystem import DevSystem
-from tests.e2e.conftest import CHILD, place_high_risk_child, report_absence, step_keys, until
-from tests.integration.streams_worker import eventually, fetch, fetchval, produce
+from goldenhour.dev.waiting import eventually
+from tests.e2e.helpers import (
+    CHILD,
+    execute,
+    fetch,
+    fetchval,
+    place_high_risk_child,
+    produce,
+    report_absence,
+    step_keys,
+)
 
 STEP0 = {"+447700900010", "+447700900001", "+447700900020"}
 
@@ -46,16 +53,13 @@ async def dlq(system: DevSystem, *args: str) -> subprocess.CompletedProcess:
 
 
 async def letters(system: DevSystem, status: str = "dead") -> list:
-    return await fetch(
-        system.database_url, "SELECT * FROM dead_letters WHERE status = $1 ORDER BY id", status
-    )
+    return await fetch(system, "SELECT * FROM dead_letters WHERE status = $1 ORDER BY id", status)
 
 
 async def test_dead_letters_listed_shown_and_replayed_once(start_system):
     system = await start_system(scale=0.2)
-    dsn = system.database_url
     await place_high_risk_child(system)
-    await _execute(dsn, REFUSE_ALERTS)
+    await execute(system, REFUSE_ALERTS)
 
     answer = await report_absence(system)  # accepted: 202
     event_id = uuid.UUID(answer["event_id"])
@@ -72,7 +76,7 @@ async def test_dead_letters_listed_shown_and_replayed_once(start_system):
     handler = by_reason["handler"]
     assert handler["event_id"] == event_id and handler["child_id"] == CHILD
     assert "alerts for LBH-2026-0042 are refused" in handler["error"]
-    assert await fetchval(dsn, "SELECT count(*) FROM alerts") == 0
+    assert await fetchval(system, "SELECT count(*) FROM alerts") == 0
 
     listed = await dlq(system, "list")
     assert listed.returncode == 0, listed.stderr
@@ -93,32 +97,34 @@ async def test_dead_letters_listed_shown_and_replayed_once(start_system):
     assert unknown.returncode == 1 and "no dead letter 999999" in unknown.stderr
 
     # Mended: the refusal is dropped, and the letter replayed through the normal path.
-    await _execute(dsn, "DROP TRIGGER refuse_alerts ON alerts")
+    await execute(system, "DROP TRIGGER refuse_alerts ON alerts")
     replayed = await dlq(system, "replay", str(handler["id"]))
     assert replayed.returncode == 0, replayed.stderr
-    await until(lambda: {m.to for m in system.twilio.messages} >= STEP0, 20, "first wave")
+    await eventually(lambda: {m.to for m in system.twilio.messages} >= STEP0, 20, "first wave")
 
     async def applied() -> bool:
         return bool(
-            await fetchval(dsn, "SELECT true FROM processed_events WHERE event_id = $1", event_id)
+            await fetchval(
+                system, "SELECT true FROM processed_events WHERE event_id = $1", event_id
+            )
         )
 
     await eventually(applied, 20, "the replayed absence applied")
-    assert await fetchval(dsn, "SELECT count(*) FROM alerts") == 1
-    letter = await fetch(dsn, "SELECT * FROM dead_letters WHERE id = $1", handler["id"])
+    assert await fetchval(system, "SELECT count(*) FROM alerts") == 1
+    letter = await fetch(system, "SELECT * FROM dead_letters WHERE id = $1", handler["id"])
     assert letter[0]["status"] == "replayed" and letter[0]["replayed_by"]
     assert (
         await fetchval(
-            dsn, "SELECT count(*) FROM audit_log WHERE action = 'event.dead_letter_replayed'"
+            system, "SELECT count(*) FROM audit_log WHERE action = 'event.dead_letter_replayed'"
         )
         == 1
     )
 
     # A second replay is refused and writes nothing.
-    outbox_before = await fetchval(dsn, "SELECT count(*) FROM outbox")
+    outbox_before = await fetchval(system, "SELECT count(*) FROM outbox")
     again = await dlq(system, "replay", str(handler["id"]))
     assert again.returncode == 1 and "already replayed" in again.stderr
-    assert await fetchval(dsn, "SELECT count(*) FROM outbox") == outbox_before
+    assert await fetchval(system, "SELECT count(*) FROM outbox") == outbox_before
     missing = await dlq(system, "replay", "999999")
     assert missing.returncode == 1 and "no such dead letter" in missing.stderr
 
@@ -138,7 +144,7 @@ async def test_dead_letters_listed_shown_and_replayed_once(start_system):
     s0 = {
         str(r["notification_id"])
         for r in await fetch(
-            dsn,
+            system,
             "SELECT notification_id FROM notifications WHERE step_key = $1 AND channel = 'sms'",
             step_keys(system)[0],
         )
@@ -148,11 +154,3 @@ async def test_dead_letters_listed_shown_and_replayed_once(start_system):
         for m in system.twilio.messages
     )
     assert len(s0) == 3 and all(sent[n] == 1 for n in s0), sent
-
-
-async def _execute(dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()

@@ -7,44 +7,36 @@ import html
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import asyncpg
 import pytest
-import pytest_asyncio
 
-from goldenhour.dev.devsystem import DevSystem, directory, event
+from goldenhour.dev.devsystem import DevSystem, event
+from goldenhour.dev.waiting import eventually
 from goldenhour.wording.screen import WITHHELD
-from tests.e2e.conftest import CHILD, place_high_risk_child, until
-from tests.e2e.console_client import Console, set_password
-from tests.e2e.test_bad_input import absence, counts, refused
+from tests.e2e.console_client import Console
+from tests.e2e.helpers import (
+    CHILD,
+    SystemSetup,
+    absence,
+    counts,
+    fetchval,
+    place_high_risk_child,
+    refused,
+)
 
 SPOOF = "Mare St.\r\nSTAND DOWN: child found, no action needed."
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def system(stack) -> AsyncIterator[DevSystem]:
-    config, keys = directory()
-    db = stack.create_database(f"text_{uuid.uuid4().hex[:8]}")
-    s = DevSystem(stack.kafka_bootstrap, db, config, keys)
-    await s.start()
-    try:
-        await place_high_risk_child(s)
-        set_password(s, "oak-staff1")
-        yield s
-    finally:
-        await s.stop()
+@pytest.fixture(scope="module")
+def system_setup() -> SystemSetup:
+    return SystemSetup(name="text", passwords=("oak-staff1",), prepare=place_high_risk_child)
 
 
 async def stored_data(system: DevSystem, event_id: str) -> dict:
-    conn = await asyncpg.connect(system.database_url)
-    try:
-        data = await conn.fetchval(
-            "SELECT data FROM events WHERE event_id = $1", uuid.UUID(event_id)
-        )
-    finally:
-        await conn.close()
+    data = await fetchval(
+        system, "SELECT data FROM events WHERE event_id = $1", uuid.UUID(event_id)
+    )
     return json.loads(data) if isinstance(data, str) else data
 
 
@@ -108,18 +100,14 @@ async def test_nul_and_line_breaks_are_stored_as_one_line_and_kept_out_of_the_sm
     def first_wave() -> list:
         return [m for m in system.twilio.messages if CHILD in m.body]
 
-    await until(lambda: len(first_wave()) >= 2, 30, "the police and duty manager SMS")
+    await eventually(lambda: len(first_wave()) >= 2, 30, "the police and duty manager SMS")
     for sms in first_wave():
         assert "\n" not in sms.body and "\r" not in sms.body
         assert "STAND DOWN" not in sms.body and "no action" not in sms.body
         assert WITHHELD in sms.body
-    conn = await asyncpg.connect(system.database_url)
-    try:
-        detail = await conn.fetchval(
-            "SELECT detail FROM alert_steps WHERE step_key = 'withheld_sms'"
-        )
-    finally:
-        await conn.close()
+    detail = await fetchval(
+        system, "SELECT detail FROM alert_steps WHERE step_key = 'withheld_sms'"
+    )
     assert detail and "last seen location withheld from SMS" in detail
 
 

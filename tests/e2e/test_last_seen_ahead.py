@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from tests.e2e.conftest import place_high_risk_child, report_absence, step_keys, the_alert, until
+from goldenhour.dev.waiting import eventually
+from tests.e2e.helpers import place_high_risk_child, report_absence, step_keys, the_alert
 
 STEP0 = {"+447700900010", "+447700900001", "+447700900020"}
 
@@ -19,7 +20,7 @@ async def test_a_last_seen_time_ahead_of_the_report_does_not_delay_the_first_wav
     accepted = await report_absence(system, last_seen_at=given)
 
     # Bounded well inside the 60 s the clock would otherwise have waited.
-    await until(lambda: {m.to for m in system.twilio.messages} >= STEP0, 15, "first wave")
+    await eventually(lambda: {m.to for m in system.twilio.messages} >= STEP0, 15, "first wave")
     conn = await asyncpg.connect(system.database_url)
     try:
         received = await conn.fetchval(

@@ -11,16 +11,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import pytest_asyncio
 
-from goldenhour.dev.devsystem import DevSystem, directory
-from tests.e2e.conftest import place_high_risk_child, report_absence
+from goldenhour.dev.devsystem import DevSystem
+from tests.e2e.helpers import SystemSetup, place_high_risk_child, report_absence
 
 EXAMPLES = 8
 SEED = 20260413
@@ -37,19 +34,15 @@ expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
 """
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def system(stack) -> AsyncIterator[DevSystem]:
-    config, keys = directory()
-    db = stack.create_database(f"contract_{uuid.uuid4().hex[:8]}")
-    s = DevSystem(stack.kafka_bootstrap, db, config, keys)
-    await s.start()
-    try:
-        # A child with an alert: some generated ids and reads then meet real rows.
-        await place_high_risk_child(s)
-        await report_absence(s)
-        yield s
-    finally:
-        await s.stop()
+async def _with_an_alert(system: DevSystem) -> None:
+    """A child with an alert: some generated ids and reads then meet real rows."""
+    await place_high_risk_child(system)
+    await report_absence(system)
+
+
+@pytest.fixture(scope="module")
+def system_setup() -> SystemSetup:
+    return SystemSetup(name="contract", prepare=_with_an_alert)
 
 
 def fuzz(system: DevSystem, tmp: Path, key: str | None) -> subprocess.CompletedProcess:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
 from goldenhour.dev.devsystem import DevSystem, event
-from tests.e2e.conftest import place_high_risk_child, report_absence, until
+from goldenhour.dev.waiting import eventually
+from tests.e2e.helpers import fetchval, place_high_risk_child, report_absence
 
 WATCHERS = {"return_interview_reminder": "2s", "return_interview_due": "4s"}
 REMINDER, DUE = 2.0, 4.0
@@ -31,11 +33,15 @@ async def missing_then_located(system: DevSystem, child_id: str) -> float:
     return at.timestamp()
 
 
-async def interview_done(system: DevSystem, child_id: str, user: str) -> None:
+async def interview_done(system: DevSystem, child_id: str, user: str) -> float:
+    """Record the interview; return when the API received it, by the system's own clock."""
     body = {"completed_at": datetime.now(UTC).isoformat(), "by": "lbh-sw1"}
     async with system.client(user) as la:
         r = await la.post("/events", json=event("return_interview.completed", child_id, body))
         assert r.status_code == 202, r.text
+    sql = "SELECT received_at FROM events WHERE event_id = $1"
+    received = await fetchval(system, sql, uuid.UUID(r.json()["event_id"]))
+    return received.timestamp()
 
 
 def sms(system: DevSystem, child_id: str, words: str) -> list:
@@ -61,22 +67,22 @@ async def test_reminder_then_overdue_when_no_interview_is_recorded(start_system)
     located_at = await missing_then_located(system, child)
 
     # At 48 hours (2 s): the social worker, and nobody else.
-    await until(lambda: sms(system, child, "RETURN INTERVIEW DUE"), 10, "reminder")
+    await eventually(lambda: sms(system, child, "RETURN INTERVIEW DUE"), 10, "reminder")
     [reminder] = sms(system, child, "RETURN INTERVIEW DUE")
     assert reminder.to == SOCIAL_WORKER
     assert located_at + REMINDER <= reminder.received_at <= located_at + REMINDER + 3
     assert "due by" in reminder.body and len(reminder.body) <= 320
-    await until(lambda: mails(system, child, "RETURN INTERVIEW DUE"), 10, "reminder email")
+    await eventually(lambda: mails(system, child, "RETURN INTERVIEW DUE"), 10, "reminder email")
     assert [m.rcpt_tos for m in mails(system, child, "RETURN INTERVIEW DUE")] == [[SW_MAIL]]
     [alert] = await interview_alerts(system, child)
     assert alert["status"] == "open"
 
     # At 72 hours (4 s): the duty manager.
-    await until(lambda: sms(system, child, "RETURN INTERVIEW OVERDUE"), 10, "overdue alert")
+    await eventually(lambda: sms(system, child, "RETURN INTERVIEW OVERDUE"), 10, "overdue alert")
     [overdue] = sms(system, child, "RETURN INTERVIEW OVERDUE")
     assert overdue.to == DUTY
     assert located_at + DUE <= overdue.received_at <= located_at + DUE + 3
-    await until(lambda: mails(system, child, "RETURN INTERVIEW OVERDUE"), 10, "overdue email")
+    await eventually(lambda: mails(system, child, "RETURN INTERVIEW OVERDUE"), 10, "overdue email")
     assert [m.rcpt_tos for m in mails(system, child, "RETURN INTERVIEW OVERDUE")] == [[DUTY_MAIL]]
 
     # Each once.
@@ -93,7 +99,9 @@ async def test_reminder_then_overdue_when_no_interview_is_recorded(start_system)
             m for m in system.twilio.messages if m.body.startswith("CLOSED") and child in m.body
         ]
 
-    await until(lambda: {m.to for m in closed()} >= {SOCIAL_WORKER, DUTY}, 10, "CLOSED messages")
+    await eventually(
+        lambda: {m.to for m in closed()} >= {SOCIAL_WORKER, DUTY}, 10, "CLOSED messages"
+    )
     [alert] = await interview_alerts(system, child)
     assert alert["status"] == "resolved"
 
@@ -102,16 +110,19 @@ async def test_interview_recorded_in_time_stops_every_reminder(start_system):
     system = await start_system(watchers=WATCHERS)
     early, between = "LBH-2026-0043", "LBH-2026-0044"
 
+    # Each interview must reach the system before the deadline it is meant to beat, which the
+    # system reckons from the `located_at` it was given: compared on the system's own clock.
+
     # Recorded before the reminder: nothing, ever.
     early_at = await missing_then_located(system, early)
-    await interview_done(system, early, "lbh-sw1")
-    assert time.time() < early_at + REMINDER, "too slow to record the interview in time"
+    recorded = await interview_done(system, early, "lbh-sw1")
+    assert recorded < early_at + REMINDER, "the interview was received after the reminder fell due"
 
     # Recorded after the reminder but before it is overdue: no duty manager alert.
     between_at = await missing_then_located(system, between)
-    await until(lambda: sms(system, between, "RETURN INTERVIEW DUE"), 10, "reminder")
-    await interview_done(system, between, "lbh-dm1")
-    assert time.time() < between_at + DUE, "too slow to record the interview in time"
+    await eventually(lambda: sms(system, between, "RETURN INTERVIEW DUE"), 10, "reminder")
+    recorded = await interview_done(system, between, "lbh-dm1")
+    assert recorded < between_at + DUE, "the interview was received after it fell overdue"
 
     await asyncio.sleep(max(0.0, max(early_at, between_at) + DUE + 1.5 - time.time()))
     assert sms(system, early, "RETURN INTERVIEW") == []
@@ -135,7 +146,9 @@ async def test_every_return_is_due_its_own_interview(start_system):
     system = await start_system(watchers=WATCHERS)
     child = "LBH-2026-0045"
     await missing_then_located(system, child)
-    await until(lambda: sms(system, child, "RETURN INTERVIEW OVERDUE"), 10, "first overdue alert")
+    await eventually(
+        lambda: sms(system, child, "RETURN INTERVIEW OVERDUE"), 10, "first overdue alert"
+    )
 
     await report_absence(system, child_id=child)
     again = datetime.now(UTC)
@@ -151,7 +164,7 @@ async def test_every_return_is_due_its_own_interview(start_system):
             if m.received_at >= again.timestamp()
         ]
 
-    await until(lambda: second(), 10, "a reminder for the second return")
+    await eventually(lambda: second(), 10, "a reminder for the second return")
     [reminder] = second()
     assert reminder.to == SOCIAL_WORKER
     assert again.timestamp() + REMINDER <= reminder.received_at <= again.timestamp() + REMINDER + 3

@@ -11,7 +11,8 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from goldenhour.dev.devsystem import IDENTIFIED, DevSystem, event, placement
-from tests.e2e.conftest import CHILD, report_absence, until
+from goldenhour.dev.waiting import eventually
+from tests.e2e.helpers import CHILD, report_absence
 
 DUTY, SOCIAL_WORKER, CONTROL_ROOM = "+447700900001", "+447700900003", "+447700900010"
 
@@ -47,15 +48,15 @@ async def alerts(system: DevSystem, user: str = "lbh-dm1") -> list[dict]:
         return sorted(r.json(), key=lambda a: a["opened_at"])
 
 
-async def wait_for_alerts(system: DevSystem, kind: str, n: int, timeout: float = 10) -> list[dict]:
-    deadline = time.time() + timeout
-    while True:
-        found = [a for a in await alerts(system) if a["kind"] == kind]
-        if len(found) >= n:
-            return found
-        if time.time() > deadline:
-            raise AssertionError(f"timed out waiting for {n} {kind} alert(s); have {found}")
-        await asyncio.sleep(0.1)
+async def alerts_of_kind(system: DevSystem, kind: str, n: int) -> list[dict]:
+    """The `kind` alerts, once there are at least `n` of them."""
+
+    async def found() -> list[dict]:
+        of_kind = [a for a in await alerts(system) if a["kind"] == kind]
+        assert len(of_kind) >= n, of_kind
+        return of_kind
+
+    return await eventually(found, 10, f"{n} {kind} alert(s)", every=0.1)
 
 
 async def located(system: DevSystem) -> None:
@@ -68,10 +69,13 @@ async def located(system: DevSystem) -> None:
         }
         r = await home.post("/events", json=event("child.located", CHILD, body))
         assert r.status_code == 202, r.text
-    deadline = time.time() + 10
-    while any(a["kind"] == "missing" and a["status"] != "resolved" for a in await alerts(system)):
-        assert time.time() < deadline, "the missing alert was never resolved"
-        await asyncio.sleep(0.1)
+
+    async def all_resolved() -> bool:
+        missing = [a for a in await alerts(system) if a["kind"] == "missing"]
+        assert all(a["status"] == "resolved" for a in missing), missing
+        return True
+
+    await eventually(all_resolved, 10, "the missing alert to be resolved", every=0.1)
 
 
 async def child_risk(system: DevSystem) -> str:
@@ -88,10 +92,10 @@ async def test_unknown_visitor_raises_a_medium_risk_child_to_high(start_system):
     assert await child_risk(system) == "medium"
     await signal(system, "unknown_visitor", "adult in a car outside the home, asked for the child")
 
-    deadline = time.time() + 10
-    while await child_risk(system) != "high":
-        assert time.time() < deadline, "the child's risk never became high"
-        await asyncio.sleep(0.1)
+    async def high() -> bool:
+        return await child_risk(system) == "high"
+
+    await eventually(high, 10, "the child's risk to become high", every=0.1)
 
     # A risk signal other than trafficker contact alerts nobody by itself.
     await asyncio.sleep(1)
@@ -100,9 +104,9 @@ async def test_unknown_visitor_raises_a_medium_risk_child_to_high(start_system):
 
     # The next absence is handled as high risk.
     await report_absence(system)
-    [missing] = await wait_for_alerts(system, "missing", 1)
+    [missing] = await alerts_of_kind(system, "missing", 1)
     assert missing["risk_level"] == "high"
-    await until(lambda: len(system.twilio.messages) >= 3, 10, "first wave")
+    await eventually(lambda: len(system.twilio.messages) >= 3, 10, "first wave")
     assert all("HIGH risk" in m.body for m in system.twilio.messages)
 
 
@@ -116,10 +120,10 @@ async def test_trafficker_contact_alerts_police_and_duty_manager_at_once(start_s
     def risk_sms() -> list:
         return [m for m in system.twilio.messages if "RISK ALERT" in m.body]
 
-    await until(lambda: {m.to for m in risk_sms()} >= phones, 10, "risk alert SMS")
+    await eventually(lambda: {m.to for m in risk_sms()} >= phones, 10, "risk alert SMS")
     first = min(m.received_at for m in risk_sms())
     assert first - at < 2.0, f"the risk alert took {first - at:.3f}s"
-    await until(
+    await eventually(
         lambda: (
             {tuple(m.rcpt_tos) for m in system.smtp.messages}
             >= {("cr@mps.example",), ("duty@lbh.example",)}
@@ -127,7 +131,7 @@ async def test_trafficker_contact_alerts_police_and_duty_manager_at_once(start_s
         10,
         "risk alert emails",
     )
-    [alert] = await wait_for_alerts(system, "risk_signal", 1)
+    [alert] = await alerts_of_kind(system, "risk_signal", 1)
     assert alert["risk_level"] == "high"
     for sms in risk_sms():
         assert CHILD in sms.body and "trafficker contact" in sms.body and "HIGH" in sms.body
@@ -154,8 +158,8 @@ async def test_a_later_trafficker_contact_alerts_again(start_system):
         return [m for m in system.twilio.messages if "RISK ALERT" in m.body]
 
     await signal(system, "trafficker_contact", "a man who said he was her uncle phoned")
-    await until(lambda: {m.to for m in risk_sms()} >= phones, 10, "risk alert SMS")
-    [alert] = await wait_for_alerts(system, "risk_signal", 1)
+    await eventually(lambda: {m.to for m in risk_sms()} >= phones, 10, "risk alert SMS")
+    [alert] = await alerts_of_kind(system, "risk_signal", 1)
 
     # The police act on it; later the trafficker makes contact again: that is news, and the
     # police and the duty manager are told again, at once.
@@ -163,7 +167,7 @@ async def test_a_later_trafficker_contact_alerts_again(start_system):
         r = await police.post(f"/alerts/{alert['alert_id']}/ack")
         assert r.status_code == 200, r.text
     again = await signal(system, "trafficker_contact", "the same man waited at the school gate")
-    await until(
+    await eventually(
         lambda: {m.to for m in risk_sms() if m.received_at >= again} >= phones,
         10,
         "a risk alert for the second trafficker contact",
@@ -175,7 +179,7 @@ async def test_a_later_trafficker_contact_alerts_again(start_system):
     later = [m for m in risk_sms() if m.received_at >= again]
     assert Counter(m.to for m in later) == Counter(dict.fromkeys(phones, 1))
     assert all("RISK ALERT" in m.body for m in later)
-    risk_alerts = await wait_for_alerts(system, "risk_signal", 2)
+    risk_alerts = await alerts_of_kind(system, "risk_signal", 2)
     assert [(a["alert_id"] == alert["alert_id"], a["status"]) for a in risk_alerts] == [
         (True, "resolved"),
         (False, "open"),
@@ -193,23 +197,25 @@ async def test_three_missing_episodes_make_the_child_high_and_prompt_one_strateg
 
     for episode in (1, 2):
         await report_absence(system)
-        await wait_for_alerts(system, "missing", episode)
+        await alerts_of_kind(system, "missing", episode)
         await located(system)
     assert [a["risk_level"] for a in await alerts(system)] == ["medium", "medium"]
     assert prompt() == []
 
     third_at = time.time()
     await report_absence(system)
-    await until(lambda: {m.to for m in prompt()} >= {DUTY, SOCIAL_WORKER}, 10, "strategy prompt")
+    await eventually(
+        lambda: {m.to for m in prompt()} >= {DUTY, SOCIAL_WORKER}, 10, "strategy prompt"
+    )
     assert min(m.received_at for m in prompt()) - third_at < 2.0
-    [meeting] = await wait_for_alerts(system, "strategy_meeting", 1)
+    [meeting] = await alerts_of_kind(system, "strategy_meeting", 1)
     assert meeting["risk_level"] == "high"
-    missing = await wait_for_alerts(system, "missing", 3)
+    missing = await alerts_of_kind(system, "missing", 3)
     assert [a["risk_level"] for a in missing] == ["medium", "medium", "high"]
     assert await child_risk(system) == "high"
     for sms in prompt():
         assert CHILD in sms.body and "3 times in 90 days" in sms.body
-    await until(
+    await eventually(
         lambda: sum("STRATEGY MEETING NEEDED" in m.subject for m in system.smtp.messages) >= 2,
         10,
         "strategy prompt emails",
@@ -218,7 +224,7 @@ async def test_three_missing_episodes_make_the_child_high_and_prompt_one_strateg
 
     # A fourth episode is handled as high risk, and does not prompt again.
     await report_absence(system)
-    missing = await wait_for_alerts(system, "missing", 4)
+    missing = await alerts_of_kind(system, "missing", 4)
     assert missing[-1]["risk_level"] == "high"
     await asyncio.sleep(1.5)
     assert Counter(m.to for m in prompt()) == Counter({DUTY: 1, SOCIAL_WORKER: 1})
@@ -237,19 +243,19 @@ async def test_a_new_window_of_three_episodes_prompts_a_strategy_meeting_again(s
 
     async def episode(n: int) -> None:
         await report_absence(system)
-        await wait_for_alerts(system, "missing", n)
+        await alerts_of_kind(system, "missing", n)
         await located(system)
 
     for n in (1, 2, 3):
         await episode(n)
-    await until(lambda: {m.to for m in prompt()} >= {DUTY, SOCIAL_WORKER}, 10, "first prompt")
+    await eventually(lambda: {m.to for m in prompt()} >= {DUTY, SOCIAL_WORKER}, 10, "first prompt")
     first_prompt = time.time()
 
     # Once the window has passed, three more episodes within a new window prompt again.
     await asyncio.sleep(max(0.0, first_prompt + window + 0.5 - time.time()))
     for n in (4, 5, 6):
         await episode(n)
-    await until(
+    await eventually(
         lambda: Counter(m.to for m in prompt()) == Counter({DUTY: 2, SOCIAL_WORKER: 2}),
         10,
         "a second strategy meeting prompt in a new window",

@@ -14,13 +14,14 @@ from datetime import UTC, datetime
 import asyncpg
 
 from goldenhour.dev.devsystem import TWILIO_FROM, event
-from tests.e2e.conftest import (
+from goldenhour.dev.waiting import eventually
+from tests.e2e.helpers import (
     CHILD,
+    fetch,
     place_high_risk_child,
     report_absence,
     step_keys,
     the_alert,
-    until,
 )
 
 FIRST = {"+447700900010": "mps-cr", "+447700900001": "lbh-duty", "+447700900020": "oak-mgr"}
@@ -36,8 +37,8 @@ async def test_golden_hour_from_report_to_stand_down(start_system):
 
     # At once: police control room, duty manager and care home manager, SMS and email. (How
     # fast is the benchmark's to measure, not a timed assertion: tens of milliseconds there.)
-    await until(lambda: {m.to for m in system.twilio.messages} >= set(FIRST), 10, "first SMS")
-    await until(lambda: len(system.smtp.messages) >= 3, 5, "first emails")
+    await eventually(lambda: {m.to for m in system.twilio.messages} >= set(FIRST), 10, "first SMS")
+    await eventually(lambda: len(system.smtp.messages) >= 3, 5, "first emails")
     first_wave = [m for m in system.twilio.messages if "GOLDEN HOUR ALERT" in m.body]
     assert sorted(m.to for m in first_wave) == sorted(FIRST)
     assert {tuple(m.rcpt_tos) for m in system.smtp.messages} == {
@@ -51,7 +52,9 @@ async def test_golden_hour_from_report_to_stand_down(start_system):
         assert "Reply ACK" in sms.body
 
     # Nobody acknowledges: the 15-minute step (3 s) reaches the missing persons unit and head.
-    await until(lambda: {m.to for m in system.twilio.messages} >= set(SECOND), 8, "15-min step")
+    await eventually(
+        lambda: {m.to for m in system.twilio.messages} >= set(SECOND), 8, "15-min step"
+    )
 
     # The duty manager replies ACK <code> by SMS.
     alert = await the_alert(system)
@@ -66,7 +69,9 @@ async def test_golden_hour_from_report_to_stand_down(start_system):
     acked_at = time.time()
 
     # The 45-minute unless-acknowledged step (9 s) never fires; the 60-minute one (12 s) does.
-    await until(lambda: any(m.to == NATIONAL for m in system.twilio.messages), 15, "60-min step")
+    await eventually(
+        lambda: any(m.to == NATIONAL for m in system.twilio.messages), 15, "60-min step"
+    )
     alert = await the_alert(system)
     steps = {s["step_key"]: s for s in alert["steps"]}
     s0, s1, s2, s3, s4 = step_keys(system)
@@ -90,24 +95,28 @@ async def test_golden_hour_from_report_to_stand_down(start_system):
     per_phone_step = Counter((m.to, m.body.split(":")[0]) for m in system.twilio.messages)
     assert max(per_phone_step.values()) <= 4  # alert + up to 3 reminders, never a duplicate step
 
-    # Delivery status came back from the provider for the SMS.
-    alert = await the_alert(system)
-    sms_states = {n["status"] for n in alert["notifications"] if n["channel"] == "sms"}
-    assert sms_states <= {"delivered", "sent"} and "delivered" in sms_states
-    delivered = {
-        str(n["notification_id"]) for n in alert["notifications"] if n["status"] == "delivered"
-    }
-    db = await asyncpg.connect(system.database_url)
-    try:
-        audited = await db.fetch(
+    # Each delivery is on the audit log once, as the provider's word, against its message. The
+    # alert and the audit log are two reads, and a delivery may land between them: they are
+    # compared until they agree, and a failure shows both lists.
+    async def deliveries_audited() -> tuple[dict, list]:
+        alert = await the_alert(system)
+        delivered = sorted(
+            str(n["notification_id"]) for n in alert["notifications"] if n["status"] == "delivered"
+        )
+        audited = await fetch(
+            system,
             "SELECT detail, child_id, actor FROM audit_log"
             " WHERE action = 'notification.delivered' AND alert_id = $1",
             uuid.UUID(alert["alert_id"]),
         )
-    finally:
-        await db.close()
-    # Each delivery is on the audit log once, as the provider's word, against its message.
-    assert sorted(json.loads(a["detail"])["notification_id"] for a in audited) == sorted(delivered)
+        on_the_log = sorted(json.loads(a["detail"])["notification_id"] for a in audited)
+        assert on_the_log == delivered, f"audited {on_the_log}, delivered {delivered}"
+        return alert, audited
+
+    alert, audited = await eventually(deliveries_audited, 10, "every delivery audited once")
+    # Delivery status came back from the provider for the SMS.
+    sms_states = {n["status"] for n in alert["notifications"] if n["channel"] == "sms"}
+    assert sms_states <= {"delivered", "sent"} and "delivered" in sms_states
     assert {(a["child_id"], a["actor"]) for a in audited} == {(CHILD, "system:provider")}
 
     # child.located stands everyone told down and schedules the return interview.
@@ -126,7 +135,7 @@ async def test_golden_hour_from_report_to_stand_down(start_system):
             ),
         )
         assert r.status_code == 202, r.text
-    await until(
+    await eventually(
         lambda: sum("STAND DOWN" in m.body for m in system.twilio.messages) >= len(told),
         5,
         "stand-downs",

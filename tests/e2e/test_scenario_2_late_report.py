@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from tests.e2e.conftest import place_high_risk_child, report_absence, step_keys, the_alert, until
+from goldenhour.dev.waiting import eventually
+from tests.e2e.helpers import place_high_risk_child, report_absence, step_keys, the_alert
 
 STEP0 = {"+447700900010", "+447700900001", "+447700900020"}
 STEP1 = {"+447700900011", "+447700900002"}
@@ -17,8 +18,8 @@ async def test_late_report_catches_up_at_once(start_system):
     await place_high_risk_child(system)
     await report_absence(system, last_seen_at=datetime.now(UTC) - timedelta(minutes=40))
 
-    await until(lambda: {m.to for m in system.twilio.messages} >= STEP0 | STEP1, 5, "catch-up")
-    await until(lambda: len(system.smtp.messages) >= 5, 5, "catch-up emails")
+    await eventually(lambda: {m.to for m in system.twilio.messages} >= STEP0 | STEP1, 5, "catch-up")
+    await eventually(lambda: len(system.smtp.messages) >= 5, 5, "catch-up emails")
     alert = await the_alert(system)
     steps = {s["step_key"]: s for s in alert["steps"]}
     keys = step_keys(system)

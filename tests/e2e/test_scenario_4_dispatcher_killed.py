@@ -9,7 +9,6 @@ kill and a second SMS to each of those contacts.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections import Counter
 from urllib.parse import parse_qs, urlsplit
@@ -17,8 +16,9 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 
 from goldenhour.dev.devsystem import DevSystem
+from goldenhour.dev.waiting import eventually
 from goldenhour.notifiers.email import message_id_for
-from tests.e2e.conftest import place_high_risk_child, report_absence, the_alert, until
+from tests.e2e.helpers import fetch, place_high_risk_child, report_absence, the_alert
 
 STEP0 = {"+447700900010", "+447700900001", "+447700900020"}
 STEP1 = {"+447700900011", "+447700900002"}
@@ -27,15 +27,12 @@ PROVIDER_ANSWERS_AFTER_S = 5.0
 
 
 async def rows(system: DevSystem, alert_id: str) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(system.database_url)
-    try:
-        return await conn.fetch(
-            "SELECT notification_id, alert_id, step_key, contact_id, channel, status"
-            " FROM notifications WHERE alert_id = $1",
-            uuid.UUID(alert_id),
-        )
-    finally:
-        await conn.close()
+    return await fetch(
+        system,
+        "SELECT notification_id, alert_id, step_key, contact_id, channel, status"
+        " FROM notifications WHERE alert_id = $1",
+        uuid.UUID(alert_id),
+    )
 
 
 def notification_of(status_callback: str | None) -> str | None:
@@ -54,7 +51,9 @@ async def test_dispatcher_killed_mid_send_sends_everything_once(start_system):
     await report_absence(system)
 
     # The provider holds the first wave's SMS; the dispatcher still waits for its answers.
-    await until(lambda: {m.to for m in system.twilio.messages} >= STEP0, 5, "first wave at Twilio")
+    await eventually(
+        lambda: {m.to for m in system.twilio.messages} >= STEP0, 5, "first wave at Twilio"
+    )
     alert_id = (await the_alert(system))["alert_id"]
 
     async def emails_marked() -> bool:
@@ -62,10 +61,8 @@ async def test_dispatcher_killed_mid_send_sends_everything_once(start_system):
         return sum(r["channel"] == "email" and r["status"] == "sent" for r in got) >= 3
 
     # Email has no provider log to reconcile with (see the README): it is not killed mid-send.
-    for _ in range(100):
-        if await emails_marked():
-            break
-        await asyncio.sleep(0.03)
+    # The wait is short: the dispatcher must be killed before the provider answers its SMS.
+    await eventually(emails_marked, 3, "the first emails to be marked sent", every=0.03)
     in_flight = {
         str(r["notification_id"])
         for r in await rows(system, alert_id)
@@ -73,7 +70,6 @@ async def test_dispatcher_killed_mid_send_sends_everything_once(start_system):
     }
     system.parts["dispatcher"].kill()
     at_provider = {notification_of(m.status_callback) for m in system.twilio.messages}
-    assert await emails_marked(), "the first emails were not sent in time"
     assert len(in_flight & at_provider) == 3, "not killed while the first SMS were in flight"
     still = {
         str(r["notification_id"]) for r in await rows(system, alert_id) if r["status"] == "sending"
@@ -84,24 +80,25 @@ async def test_dispatcher_killed_mid_send_sends_everything_once(start_system):
     system.twilio.set_callbacks(True)
 
     # While it is down, the clock fires the 15-minute step and reminders: rows wait as pending.
-    async def pending() -> int:
-        return sum(r["status"] == "pending" for r in await rows(system, alert_id))
+    async def pending() -> bool:
+        return sum(r["status"] == "pending" for r in await rows(system, alert_id)) >= 4
 
-    for _ in range(200):
-        if await pending() >= 4:
-            break
-        await asyncio.sleep(0.1)
-    assert await pending() >= 4, "the 15-minute step did not queue while the dispatcher was down"
+    await eventually(
+        pending, 20, "the 15-minute step to queue while the dispatcher is down", every=0.1
+    )
     assert len(system.twilio.messages) == killed_at  # nothing is sent without a dispatcher
 
     system.restart("dispatcher")
-    await until(lambda: {m.to for m in system.twilio.messages} >= STEP0 | STEP1, 15, "catch-up")
-    for _ in range(150):
-        if {r["status"] for r in await rows(system, alert_id)} <= {"sent", "delivered"}:
-            break
-        await asyncio.sleep(0.1)
-    final = await rows(system, alert_id)
-    assert {r["status"] for r in final} <= {"sent", "delivered"}
+    await eventually(
+        lambda: {m.to for m in system.twilio.messages} >= STEP0 | STEP1, 15, "catch-up"
+    )
+
+    async def all_sent() -> list[asyncpg.Record]:
+        got = await rows(system, alert_id)
+        assert {r["status"] for r in got} <= {"sent", "delivered"}, [dict(r) for r in got]
+        return got
+
+    final = await eventually(all_sent, 15, "every row sent or delivered", every=0.1)
 
     # Exactly once, as the provider saw it: per (alert, step, contact, channel), one message.
     key = {str(r["notification_id"]): (r["step_key"], r["contact_id"]) for r in final}

@@ -13,9 +13,10 @@ import pytest
 import yaml
 from fastapi import Depends, FastAPI
 
-from goldenhour.contracts.config import GoldenHourConfig, Organisation, OrgKind, User, hash_api_key
+from goldenhour.contracts.config import GoldenHourConfig, hash_api_key
 from goldenhour.dev.devsystem import directory
 from goldenhour.services.auth import Caller, authenticate
+from tests.e2e.helpers import sneak_key_in
 
 HOIE = {
     "code": "HOIE",
@@ -64,21 +65,6 @@ def test_it_cannot_even_be_named_as_a_neighbour_or_police(tmp_path, as_neighbour
 
     with pytest.raises(ConfigError, match="HOIE"):
         load_config(path)
-
-
-def sneak_key_in(config: GoldenHourConfig) -> None:
-    """Give an immigration-enforcement user the key `hoie-key`: what validation would refuse."""
-    hoie = Organisation.model_construct(
-        code="HOIE",
-        kind=OrgKind.immigration_enforcement,
-        name="Immigration Enforcement",
-        users=[],
-        contacts=[],
-    )
-    user = User.model_construct(
-        id="hoie-1", roles=["admin"], api_key_sha256=hash_api_key("hoie-key")
-    )
-    config._keys[hash_api_key("hoie-key")] = (hoie, user)
 
 
 async def test_a_key_that_slipped_in_reads_nothing():

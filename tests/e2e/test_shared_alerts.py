@@ -15,8 +15,9 @@ from aiokafka import AIOKafkaConsumer
 
 from goldenhour.contracts.shared import SHARED_FIELDS
 from goldenhour.dev.devsystem import TWILIO_FROM, event
+from goldenhour.dev.waiting import eventually
 from goldenhour.dev.webhook_local import LocalWebhookReceiver
-from tests.e2e.conftest import CHILD, place_high_risk_child, report_absence, the_alert, until
+from tests.e2e.helpers import CHILD, place_high_risk_child, report_absence, the_alert
 
 LBI_DUTY = "+447700900101"
 
@@ -41,10 +42,14 @@ async def read_topic(bootstrap: str, topic: str, count: int) -> list[dict]:
     await consumer.start()
     try:
         found: list[dict] = []
-        async with asyncio.timeout(15):
-            while len(found) < count:
-                batch = await consumer.getmany(timeout_ms=500)
-                found += [json.loads(r.value) for records in batch.values() for r in records]
+
+        async def enough() -> list[dict]:
+            batch = await consumer.getmany(timeout_ms=500)
+            found.extend(json.loads(r.value) for records in batch.values() for r in records)
+            assert len(found) >= count, f"{len(found)} of {count} records"
+            return found
+
+        await eventually(enough, 15, f"{count} records on {topic}", every=0)
         return sorted(found, key=lambda p: p["shared"]["version"])
     finally:
         await consumer.stop()
@@ -75,7 +80,7 @@ async def test_shared_alert_reaches_the_neighbour_after_the_ack(start_system, re
     assert sub["source_authorities"] == ["LBH"]
     await place_high_risk_child(system)
     await report_absence(system)
-    await until(lambda: len(system.twilio.messages) >= 3, 5, "first wave")
+    await eventually(lambda: len(system.twilio.messages) >= 3, 5, "first wave")
 
     # The duty manager acknowledges before the 30-minute share step (6 s here).
     code = system.twilio.messages[0].body.rsplit("ACK ", 1)[1].split()[0]
@@ -87,7 +92,7 @@ async def test_shared_alert_reaches_the_neighbour_after_the_ack(start_system, re
     )
     assert status == 200
 
-    await until(
+    await eventually(
         lambda: any(m.to == LBI_DUTY for m in system.twilio.messages), 10, "the shared alert by SMS"
     )
     await receiver.wait_for(lambda h: h.status == 200, timeout=5)
@@ -99,7 +104,7 @@ async def test_shared_alert_reaches_the_neighbour_after_the_ack(start_system, re
     assert set(hook.json) <= SHARED_FIELDS
     assert hook.json["msg_type"] == "Alert" and hook.json["case_reference"] == CHILD
     assert hook.json["issuing_authority"] == "LBH"
-    await until(
+    await eventually(
         lambda: any(m.rcpt_tos == ["duty@lbi.example"] for m in system.smtp.messages),
         5,
         "the shared alert by email",
@@ -121,7 +126,7 @@ async def test_shared_alert_reaches_the_neighbour_after_the_ack(start_system, re
     await receiver.wait_for(
         lambda h: h.status == 200 and h.json["msg_type"] == "Cancel", timeout=10
     )
-    await until(
+    await eventually(
         lambda: sum(m.to == LBI_DUTY for m in system.twilio.messages) >= 2,
         5,
         "the cancellation by SMS",
@@ -153,7 +158,7 @@ async def test_a_failing_webhook_is_retried_then_disabled_with_an_email(start_sy
     sub = await subscribe(system, receiver)
     await place_high_risk_child(system)
     await report_absence(system)
-    await until(
+    await eventually(
         lambda: any("webhook was disabled" in m.subject for m in system.smtp.messages),
         20,
         "the email telling the subscriber its webhook was disabled",

@@ -8,7 +8,8 @@ from collections import Counter
 from urllib.parse import parse_qs, urlsplit
 
 from goldenhour.dev.twilio_local import SentSms
-from tests.e2e.conftest import place_high_risk_child, report_absence, step_keys, the_alert, until
+from goldenhour.dev.waiting import eventually
+from tests.e2e.helpers import place_high_risk_child, report_absence, step_keys, the_alert
 
 STEP0 = {"+447700900010", "+447700900001", "+447700900020"}
 STEP1 = {"+447700900011", "+447700900002"}
@@ -18,14 +19,16 @@ async def test_step_due_while_streams_worker_was_down_fires_once(start_system):
     system = await start_system(scale=0.2)  # the 15-minute step is due 3 s after last seen
     await place_high_risk_child(system)
     await report_absence(system)
-    await until(lambda: {m.to for m in system.twilio.messages} >= STEP0, 5, "first wave")
+    await eventually(lambda: {m.to for m in system.twilio.messages} >= STEP0, 5, "first wave")
 
     system.parts["streams"].kill()
     await asyncio.sleep(4)  # the 15-minute step and a reminder fall due with no worker
     assert not {m.to for m in system.twilio.messages} & STEP1
 
     system.restart("streams")
-    await until(lambda: {m.to for m in system.twilio.messages} >= STEP1, 20, "late 15-min step")
+    await eventually(
+        lambda: {m.to for m in system.twilio.messages} >= STEP1, 20, "late 15-min step"
+    )
     await asyncio.sleep(1)
     alert = await the_alert(system)
     fired = [s["step_key"] for s in alert["steps"] if s["status"] == "fired"]
@@ -38,13 +41,14 @@ async def test_step_due_while_streams_worker_was_down_fires_once(start_system):
 
     # Once, counted where it matters: what the provider received, per (alert, step, contact,
     # channel) of the message row each SMS was sent for.
-    for _ in range(200):
+    async def all_sent() -> dict:
         alert = await the_alert(system)
-        if all(n["status"] in ("sent", "delivered") for n in _sms_rows(alert)):
-            break
-        await asyncio.sleep(0.1)
+        sms = _sms_rows(alert)
+        assert all(n["status"] in ("sent", "delivered") for n in sms), sms
+        return alert
+
+    alert = await eventually(all_sent, 20, "every SMS row sent or delivered", every=0.1)
     due = {_row_key(alert, n) for n in _sms_rows(alert)}
-    assert all(n["status"] in ("sent", "delivered") for n in _sms_rows(alert))
     received_sms = list(system.twilio.messages)
     latest = await the_alert(system)  # holds the row of every SMS received so far
     rows = {n["notification_id"]: n for n in latest["notifications"]}

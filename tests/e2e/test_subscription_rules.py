@@ -11,18 +11,22 @@ what the receiver wrote back.
 from __future__ import annotations
 
 import secrets
-import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg
-import httpx
 import pytest
-import pytest_asyncio
 
 from goldenhour.contracts.config import hash_api_key
-from goldenhour.dev.devsystem import DevSystem, directory
+from goldenhour.dev.devsystem import directory
+from goldenhour.dev.waiting import eventually
 from goldenhour.dev.webhook_local import LocalWebhookReceiver
-from tests.e2e.conftest import place_high_risk_child, report_absence, until
+from tests.e2e.helpers import (
+    SystemSetup,
+    create_subscription,
+    fetch,
+    place_high_risk_child,
+    report_absence,
+    subscription_count,
+)
 
 PUBLIC_HOOK = "https://93.184.216.34/goldenhour/alerts"
 LEAK = "internal-admin: AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -47,32 +51,17 @@ def with_outsiders(config: dict, keys: dict[str, str]) -> None:
     mps["users"].append(user("mps-dm1", ["duty_manager"]))
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def system(stack) -> AsyncIterator[DevSystem]:
+def _directory() -> tuple[dict, dict]:
     config, keys = directory()
     with_outsiders(config, keys)
-    db = stack.create_database(f"subrules_{uuid.uuid4().hex[:8]}")
-    s = DevSystem(
-        stack.kafka_bootstrap, db, config, keys, {"GOLDENHOUR_WEBHOOK_ALLOW_PRIVATE": "0"}
+    return config, keys
+
+
+@pytest.fixture(scope="module")
+def system_setup() -> SystemSetup:
+    return SystemSetup(
+        name="subrules", directory=_directory, env={"GOLDENHOUR_WEBHOOK_ALLOW_PRIVATE": "0"}
     )
-    await s.start()
-    try:
-        yield s
-    finally:
-        await s.stop()
-
-
-async def stored_subscriptions(system: DevSystem) -> int:
-    conn = await asyncpg.connect(system.database_url)
-    try:
-        return await conn.fetchval("SELECT count(*) FROM subscriptions")
-    finally:
-        await conn.close()
-
-
-async def create(system: DevSystem, user: str, body: dict) -> httpx.Response:
-    async with system.client(user) as c:
-        return await c.post("/subscriptions", json=body)
 
 
 @pytest.mark.parametrize("user, org", [("ngo-admin1", "NGO1"), ("mps-dm1", "MPS")])
@@ -81,24 +70,24 @@ async def create(system: DevSystem, user: str, body: dict) -> httpx.Response:
     [{"webhook_url": PUBLIC_HOOK}, {"contacts": [], "channels": [], "webhook_url": PUBLIC_HOOK}],
 )
 async def test_an_organisation_that_is_no_neighbour_may_not_subscribe(system, user, org, deliver):
-    before = await stored_subscriptions(system)
-    r = await create(system, user, {"source_authorities": ["LBH"], "deliver": deliver})
+    before = await subscription_count(system)
+    r = await create_subscription(system, user, {"source_authorities": ["LBH"], "deliver": deliver})
     assert r.status_code == 403, r.text
     detail = r.json()["detail"]
     assert detail.startswith(f"source_authorities[0]: LBH does not list {org} as a neighbour")
     assert "may subscribe only to the shared alerts of authorities that list it" in detail
-    assert await stored_subscriptions(system) == before
+    assert await subscription_count(system) == before
 
 
 async def test_the_entry_at_fault_is_named(system):
     body = {"source_authorities": ["LBI", "LBH"], "deliver": {"webhook_url": PUBLIC_HOOK}}
-    r = await create(system, "mps-dm1", body)
+    r = await create_subscription(system, "mps-dm1", body)
     assert r.status_code == 403, r.text
     assert r.json()["detail"].startswith("source_authorities[0]: LBI does not list MPS")
 
 
 async def test_a_neighbour_still_subscribes_and_a_public_webhook_is_accepted(system):
-    r = await create(
+    r = await create_subscription(
         system, "lbi-dm1", {"source_authorities": ["LBH"], "deliver": {"webhook_url": PUBLIC_HOOK}}
     )
     assert r.status_code == 201, r.text
@@ -116,13 +105,13 @@ async def test_a_neighbour_still_subscribes_and_a_public_webhook_is_accepted(sys
     ],
 )
 async def test_a_webhook_to_a_non_public_address_is_refused_by_the_api(system, url, reason):
-    before = await stored_subscriptions(system)
-    r = await create(system, "lbi-dm1", {"deliver": {"webhook_url": url}})
+    before = await subscription_count(system)
+    r = await create_subscription(system, "lbi-dm1", {"deliver": {"webhook_url": url}})
     assert r.status_code == 422, r.text
     (error,) = r.json()["detail"]
     assert error["loc"] == ["body", "deliver", "webhook_url"]
     assert f"is a {reason} address; webhooks go to public addresses only" in error["msg"]
-    assert await stored_subscriptions(system) == before
+    assert await subscription_count(system) == before
 
 
 @pytest.fixture
@@ -139,12 +128,14 @@ async def test_the_failure_email_carries_the_status_not_the_receivers_answer(
     start_system, leaky_receiver
 ):
     system = await start_system(scale=0.1, env={"GOLDENHOUR_WEBHOOK_MAX_FAILURES": "1"})
-    r = await create(system, "lbi-dm1", {"deliver": {"webhook_url": leaky_receiver.url("/h")}})
+    r = await create_subscription(
+        system, "lbi-dm1", {"deliver": {"webhook_url": leaky_receiver.url("/h")}}
+    )
     assert r.status_code == 201, r.text
     leaky_receiver.set_secret(r.json()["webhook_secret"])
     await place_high_risk_child(system)
     await report_absence(system)
-    await until(
+    await eventually(
         lambda: any("webhook was disabled" in m.subject for m in system.smtp.messages),
         30,
         "the email telling the subscriber its webhook was disabled",
@@ -153,14 +144,11 @@ async def test_the_failure_email_carries_the_status_not_the_receivers_answer(
     mail = next(m for m in system.smtp.messages if "webhook was disabled" in m.subject)
     assert "HTTP 403" in mail.body
     assert "AWS_SECRET" not in mail.body and "internal-admin" not in mail.body
-    conn = await asyncpg.connect(system.database_url)
-    try:
-        errors = await conn.fetch("SELECT last_error FROM notifications WHERE channel = 'webhook'")
-        audited = await conn.fetch(
-            "SELECT detail::text AS detail FROM audit_log WHERE action = 'subscription.disabled'"
-        )
-    finally:
-        await conn.close()
+    errors = await fetch(system, "SELECT last_error FROM notifications WHERE channel = 'webhook'")
+    audited = await fetch(
+        system,
+        "SELECT detail::text AS detail FROM audit_log WHERE action = 'subscription.disabled'",
+    )
     assert errors and all("HTTP 403" in e["last_error"] for e in errors)
     assert all("AWS_SECRET" not in e["last_error"] for e in errors)
     assert audited and all("AWS_SECRET" not in a["detail"] for a in audited)

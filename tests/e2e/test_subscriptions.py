@@ -9,12 +9,9 @@ guard on, and holds it to the neighbour rule with callers this directory has no 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
-import asyncpg
 import httpx
 import pytest
-import pytest_asyncio
 from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
 
@@ -23,37 +20,14 @@ from goldenhour.contracts.shared import SubscriptionRequest
 from goldenhour.dev.devsystem import DevSystem, directory
 from goldenhour.services.auth import Caller
 from goldenhour.services.subscriptions_api import neighbours_of, plan_subscription
+from tests.e2e.helpers import SystemSetup, create_subscription, fetch, subscription_count
 
 HOOK = "http://127.0.0.1:9/hook"
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def system(stack) -> AsyncIterator[DevSystem]:
-    config, keys = directory()
-    db = stack.create_database(f"subs_{uuid.uuid4().hex[:8]}")
-    s = DevSystem(stack.kafka_bootstrap, db, config, keys)
-    await s.start()
-    try:
-        yield s
-    finally:
-        await s.stop()
-
-
-async def query(system: DevSystem, sql: str, *args):
-    conn = await asyncpg.connect(system.database_url)
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
-
-
-async def row_count(system: DevSystem) -> int:
-    return (await query(system, "SELECT count(*) AS n FROM subscriptions"))[0]["n"]
-
-
-async def create(system: DevSystem, user: str, body: dict) -> httpx.Response:
-    async with system.client(user) as c:
-        return await c.post("/subscriptions", json=body)
+@pytest.fixture(scope="module")
+def system_setup() -> SystemSetup:
+    return SystemSetup(name="subs")
 
 
 async def listed(system: DevSystem, user: str) -> list[dict]:
@@ -65,16 +39,16 @@ async def listed(system: DevSystem, user: str) -> list[dict]:
 
 async def refused(system: DevSystem, user: str, body: dict, status: int) -> str:
     """Post, expect `status`, check nothing was stored; the error text, for matching."""
-    before = await row_count(system)
-    r = await create(system, user, body)
+    before = await subscription_count(system)
+    r = await create_subscription(system, user, body)
     assert r.status_code == status, r.text
-    assert await row_count(system) == before
+    assert await subscription_count(system) == before
     detail = r.json()["detail"]
     return detail if isinstance(detail, str) else " | ".join(e["msg"] for e in detail)
 
 
 async def test_create_with_defaults(system):
-    r = await create(system, "lbi-dm1", {"deliver": {"webhook_url": HOOK}})
+    r = await create_subscription(system, "lbi-dm1", {"deliver": {"webhook_url": HOOK}})
     assert r.status_code == 201, r.text
     sub = r.json()
     assert sub["org_code"] == "LBI"
@@ -85,11 +59,11 @@ async def test_create_with_defaults(system):
     assert sub["webhook_secret"] and len(sub["webhook_secret"]) >= 40
     uuid.UUID(sub["subscription_id"])
 
-    stored = await query(
+    stored = await fetch(
         system, "SELECT * FROM subscriptions WHERE subscription_id = $1", sub["subscription_id"]
     )
     assert stored[0]["webhook_secret"] == sub["webhook_secret"]
-    audited = await query(
+    audited = await fetch(
         system,
         "SELECT actor, detail::text AS detail FROM audit_log WHERE action = 'subscription.created'",
     )
@@ -117,13 +91,13 @@ async def test_create_with_contacts_channels_and_webhook(system):
         "exploitation_types": ["criminal", "sexual"],
         "deliver": {"contacts": ["lbi-duty"], "channels": ["sms", "email"], "webhook_url": HOOK},
     }
-    r = await create(system, "lbi-dm1", body)
+    r = await create_subscription(system, "lbi-dm1", body)
     assert r.status_code == 201, r.text
     sub = r.json()
     assert sub["contacts"] == ["lbi-duty"] and sub["channels"] == ["sms", "email"]
     assert sub["min_risk"] == "medium" and sub["exploitation_types"] == ["criminal", "sexual"]
     assert sub["webhook_secret"]
-    (stored,) = await query(
+    (stored,) = await fetch(
         system, "SELECT * FROM subscriptions WHERE subscription_id = $1", sub["subscription_id"]
     )
     assert stored["contacts"] == ["lbi-duty"] and stored["channels"] == ["sms", "email"]
@@ -131,7 +105,7 @@ async def test_create_with_contacts_channels_and_webhook(system):
 
 
 async def test_contacts_only_has_no_secret(system):
-    r = await create(
+    r = await create_subscription(
         system, "lbi-dm1", {"deliver": {"contacts": ["lbi-duty"], "channels": ["sms"]}}
     )
     assert r.status_code == 201, r.text
@@ -180,7 +154,7 @@ async def test_bad_delivery(system, deliver, why):
 
 
 async def test_validation_errors_locate_the_field(system):
-    r = await create(
+    r = await create_subscription(
         system, "lbi-dm1", {"source_authorities": ["ZZZ"], "deliver": {"webhook_url": HOOK}}
     )
     assert r.status_code == 422
@@ -196,7 +170,7 @@ async def test_only_duty_managers_and_admins_create(system, user):
 
 
 async def test_delete(system):
-    r = await create(system, "lbi-dm1", {"deliver": {"webhook_url": HOOK}})
+    r = await create_subscription(system, "lbi-dm1", {"deliver": {"webhook_url": HOOK}})
     assert r.status_code == 201, r.text
     sub_id = r.json()["subscription_id"]
 
@@ -216,11 +190,11 @@ async def test_delete(system):
         assert r.status_code == 404
     assert sub_id not in {s["subscription_id"] for s in await listed(system, "lbi-dm1")}
 
-    (stored,) = await query(
+    (stored,) = await fetch(
         system, "SELECT status, deleted_at FROM subscriptions WHERE subscription_id = $1", sub_id
     )
     assert stored["status"] == "deleted" and stored["deleted_at"] is not None
-    audited = await query(
+    audited = await fetch(
         system,
         "SELECT actor FROM audit_log WHERE action = 'subscription.deleted'"
         " AND detail->>'subscription_id' = $1",

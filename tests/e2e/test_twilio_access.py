@@ -19,8 +19,9 @@ import yaml
 from twilio.request_validator import RequestValidator
 
 from goldenhour.dev.devsystem import TWILIO_FROM, TWILIO_SID, DevSystem, directory
+from goldenhour.dev.waiting import eventually
 from goldenhour.services.ack_codes import PER_NUMBER
-from tests.e2e.conftest import place_high_risk_child, report_absence, the_alert, until
+from tests.e2e.helpers import fetch, fetchval, place_high_risk_child, report_absence, the_alert
 
 REPO = Path(__file__).resolve().parents[2]
 INBOUND = "/api/v1/webhooks/twilio/inbound"
@@ -62,26 +63,15 @@ def test_no_part_talking_to_twilio_starts_with_an_empty_auth_token(command):
 
 
 async def _ack_code(system: DevSystem) -> str:
-    conn = await asyncpg.connect(system.database_url)
-    try:
-        for _ in range(100):
-            code = await conn.fetchval("SELECT ack_code FROM alerts")
-            if code:
-                return code
-            await asyncio.sleep(0.1)
-    finally:
-        await conn.close()
-    raise AssertionError("no alert was raised")
+    return await eventually(
+        lambda: fetchval(system, "SELECT ack_code FROM alerts"), 10, "an alert", every=0.1
+    )
 
 
 async def _sms_rows(system: DevSystem) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(system.database_url)
-    try:
-        return await conn.fetch(
-            "SELECT channel, status, last_error FROM notifications WHERE channel = 'sms'"
-        )
-    finally:
-        await conn.close()
+    return await fetch(
+        system, "SELECT channel, status, last_error FROM notifications WHERE channel = 'sms'"
+    )
 
 
 async def test_with_twilio_off_a_reply_signed_with_the_empty_key_is_refused(start_system):
@@ -99,19 +89,14 @@ async def test_with_twilio_off_a_reply_signed_with_the_empty_key_is_refused(star
 
     # Its SMS fail for a reason at once (so failover and "nobody reached" apply), and the
     # same step's emails still go.
-    rows: list[asyncpg.Record] = []
+    async def failed() -> list[asyncpg.Record]:
+        rows = await _sms_rows(system)
+        assert rows and all(r["status"] == "failed" for r in rows), rows
+        return rows
 
-    async def read() -> None:
-        rows[:] = await _sms_rows(system)
-
-    for _ in range(200):
-        await read()
-        if rows and all(r["status"] == "failed" for r in rows):
-            break
-        await asyncio.sleep(0.1)
-    assert rows and all(r["status"] == "failed" for r in rows), rows
+    rows = await eventually(failed, 20, "every SMS row failed", every=0.1)
     assert all("Twilio is switched off" in (r["last_error"] or "") for r in rows), rows
-    await until(lambda: len(system.smtp.messages) >= 3, 15, "the first step's emails")
+    await eventually(lambda: len(system.smtp.messages) >= 3, 15, "the first step's emails")
     assert not system.twilio.messages
 
 
@@ -133,7 +118,7 @@ async def test_only_the_alerts_own_contacts_acknowledge_and_guesses_are_limited(
     await place_high_risk_child(system)
     await report_absence(system)
     code = await _ack_code(system)
-    await until(
+    await eventually(
         lambda: any(m.to == LBI_DUTY for m in system.twilio.messages), 20, "the shared alert"
     )
 
@@ -208,14 +193,8 @@ async def test_a_replayed_callback_has_no_second_effect_and_large_forms_are_not_
         # Answered (Twilio retries what fails) with no SMS back and nothing done.
         assert replay.status_code == 200
         assert "<Message>" not in replay.text
-    conn = await asyncpg.connect(system.database_url)
-    try:
-        acked = await conn.fetchval(
-            "SELECT count(*) FROM audit_log WHERE action = 'alert.acknowledged'"
-        )
-    finally:
-        await conn.close()
-    assert acked == 1
+    sql = "SELECT count(*) FROM audit_log WHERE action = 'alert.acknowledged'"
+    assert await fetchval(system, sql) == 1
 
     # A form larger than any of Twilio's: refused from its length, or as it is read, before
     # a byte of it is parsed; one with no signature at all, before it is read.

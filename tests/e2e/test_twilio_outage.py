@@ -11,7 +11,8 @@ import time
 import asyncpg
 import pytest
 
-from tests.e2e.conftest import place_high_risk_child, report_absence, until
+from goldenhour.dev.waiting import eventually
+from tests.e2e.helpers import place_high_risk_child, report_absence
 
 FIRST = {"+447700900010": "mps-cr", "+447700900001": "lbh-duty", "+447700900020": "oak-mgr"}
 STORM_S = 180.0
@@ -29,8 +30,8 @@ async def test_sms_goes_out_after_a_three_minute_storm_and_calls_follow_at_two_m
     storm_ends = time.time() + STORM_S
     await report_absence(system)
 
-    await until(lambda: {c.to for c in twilio.calls} >= set(FIRST), FAILOVER_S + 30, "calls")
-    await until(lambda: {m.to for m in twilio.messages} >= set(FIRST), STORM_S + 60, "SMS")
+    await eventually(lambda: {c.to for c in twilio.calls} >= set(FIRST), FAILOVER_S + 30, "calls")
+    await eventually(lambda: {m.to for m in twilio.messages} >= set(FIRST), STORM_S + 60, "SMS")
 
     db = await asyncpg.connect(system.database_url)
     try:

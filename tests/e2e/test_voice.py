@@ -17,8 +17,9 @@ import pytest
 
 from goldenhour.dev.devsystem import DevSystem, directory
 from goldenhour.dev.stack import EmbeddedStack
+from goldenhour.dev.waiting import eventually
 from goldenhour.wording.messages import spell_out
-from tests.e2e.conftest import CHILD, place_high_risk_child, report_absence, until
+from tests.e2e.helpers import CHILD, place_high_risk_child, report_absence
 
 CONTROL_ROOM, DUTY, HOME = "+447700900010", "+447700900001", "+447700900020"
 
@@ -45,8 +46,10 @@ async def test_stuck_sms_becomes_a_call_and_keypad_1_acknowledges(system: DevSys
     await place_high_risk_child(system)
     await report_absence(system)
 
-    await until(lambda: {c.to for c in twilio.calls} >= {CONTROL_ROOM, DUTY, HOME}, 60, "calls")
-    await until(lambda: all(c.status == "completed" for c in twilio.calls), 30, "calls end")
+    await eventually(
+        lambda: {c.to for c in twilio.calls} >= {CONTROL_ROOM, DUTY, HOME}, 60, "calls"
+    )
+    await eventually(lambda: all(c.status == "completed" for c in twilio.calls), 30, "calls end")
     assert not twilio.messages, "no SMS got through the outage"
     (police,) = twilio.calls_to(CONTROL_ROOM)
     spoken = " ".join(police.said)
@@ -139,7 +142,7 @@ async def test_a_contact_no_channel_reaches_is_reported_once(quick_system: DevSy
     def notices(to: str) -> list:
         return [m for m in system.smtp.messages if to in m.rcpt_tos and "reach" in m.subject]
 
-    await until(lambda: len(notices("ops@gh.example")) >= 2, 60, "operations told of both")
+    await eventually(lambda: len(notices("ops@gh.example")) >= 2, 60, "operations told of both")
     # The control room is reported to the duty manager (whose own address bounces) and to
     # operations; the unreachable duty manager to operations only, never to itself.
     subjects = [m.subject for m in notices("ops@gh.example")]
