@@ -8,6 +8,7 @@ while the services run; what is measured is when the streams worker decided each
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +20,7 @@ from goldenhour.bench.directory import Directory
 from goldenhour.bench.providers import BenchSystem
 from goldenhour.bench.stats import summary
 from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.dev.waiting import eventually
 
 log = structlog.get_logger(__name__)
 
@@ -71,11 +73,14 @@ async def timers(
     stop = asyncio.Event()
     watcher = asyncio.create_task(_backlog_watch(system.database_url, deadline, stop))
     last_due = (first_due + spread).timestamp()
+
+    async def all_fired() -> bool:
+        return watcher.done() or (time.time() > last_due and await _left(system, conn) == 0)
+
     try:
-        while time.time() < deadline and not watcher.done():
-            await asyncio.sleep(0.5)
-            if time.time() > last_due and await _left(system, conn) == 0:
-                break
+        with contextlib.suppress(AssertionError):
+            left = deadline - time.time()
+            await eventually(all_fired, left, "every due clock fired", every=0.5)
     finally:
         stop.set()
     backlog = await watcher
@@ -159,14 +164,16 @@ async def recovery(
     overdue_at_restart = await conn.fetchval(_OVERDUE)
     restarted_pid = system.restart("streams").pid
     restarted = time.time()
-    all_visible = None
-    while time.time() < restarted + 120:
+
+    async def none_overdue() -> bool:
         if not system.parts["streams"].alive():
             raise RuntimeError("the streams part died after its restart")
-        if await conn.fetchval(_OVERDUE) == 0:
-            all_visible = time.time() - restarted
-            break
-        await asyncio.sleep(0.05)
+        return await conn.fetchval(_OVERDUE) == 0
+
+    all_visible = None
+    with contextlib.suppress(AssertionError):
+        await eventually(none_overdue, 120, "no clock overdue after the restart", every=0.05)
+        all_visible = time.time() - restarted
     ready_at = await conn.fetchval(
         "SELECT extract(epoch FROM ready_at) FROM worker_readiness WHERE part = 'streams'"
         " AND pid = $1",

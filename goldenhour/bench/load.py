@@ -4,6 +4,7 @@ as the API accepts them (end to end, until the streams worker has applied each o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from goldenhour.bench.directory import Directory
 from goldenhour.bench.providers import BenchSystem
 from goldenhour.bench.stats import summary
 from goldenhour.dev.london import event
+from goldenhour.dev.waiting import eventually
 from goldenhour.infra.topics import CLOCK_CONSUMER as CONSUMER
 
 log = structlog.get_logger(__name__)
@@ -93,13 +95,15 @@ async def latency(
             tasks.append(asyncio.create_task(_post(client, key, _absence(child), sent, child)))
         await asyncio.gather(*tasks)
     accepted = [s for s in sent if s.status == 202]
-    deadline = time.time() + 180  # a backlog is a figure too: wait for it to drain
+    # A backlog is a figure too: wait for it to drain, for at most 180 s.
     arrivals: dict[str, float] = {}
-    while time.time() < deadline:
-        arrivals = providers.first_sms(await system.twilio.messages(), since=t0)
-        if all(s.child_id in arrivals for s in accepted):
-            break
-        await asyncio.sleep(0.2)
+
+    async def all_arrived() -> bool:
+        arrivals.update(providers.first_sms(await system.twilio.messages(), since=t0))
+        return all(s.child_id in arrivals for s in accepted)
+
+    with contextlib.suppress(AssertionError):
+        await eventually(all_arrived, 180, "every report's first SMS", every=0.2)
     counted = [s for s in accepted if s.at >= t0 + warmup]
     lat = [(arrivals[s.child_id] - s.answered) * 1000 for s in counted if s.child_id in arrivals]
     api = [(s.answered - s.at) * 1000 for s in counted]
@@ -165,11 +169,13 @@ async def ingest(
         async with _client(system) as client:
             await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         accepted = sum(1 for s in sent if s.status == 202)
-        drain_deadline = time.time() + 120
-        while time.time() < drain_deadline:
-            if progress and progress[-1][1] >= accepted:
-                break
-            await asyncio.sleep(0.5)
+        with contextlib.suppress(AssertionError):
+            await eventually(
+                lambda: progress and progress[-1][1] >= accepted,
+                120,
+                "every check-in applied",
+                every=0.5,
+            )
     finally:
         sampler.cancel()
     drained = progress[-1][0] - stop_at if progress and progress[-1][1] >= accepted else None

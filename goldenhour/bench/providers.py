@@ -11,51 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections import Counter
 
 import aiohttp
 
 from goldenhour.dev import devsystem
-from goldenhour.dev.stack import die_with_parent, free_port
+from goldenhour.dev.servers import end_server, free_port, spawn_server
 
 # Every SMS names the case (never the child): `Case GH-2026-000042` / `case TM-2026-000042`.
 CASE = re.compile(r"\b([A-Z]{2}-2026-\d{6})\b")
-
-
-def _spawn(argv: list[str], port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", *argv, "--port", str(port)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,  # both print a line per start (SMTP: per mail) we do not need
-        start_new_session=True,  # a terminal's Ctrl-C reaches only the bench, which stops us
-        preexec_fn=die_with_parent(signal.SIGTERM),
-    )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{argv[0]} exited at start")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"{argv[0]} did not listen on {port}")
-
-
-def _end(proc: subprocess.Popen | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class TwilioProcess:
@@ -72,12 +37,11 @@ class TwilioProcess:
 
     async def start(self) -> None:
         argv = ["goldenhour.dev.twilio_local", "--account-sid", self.account_sid]
-        self.proc = await asyncio.to_thread(
-            _spawn, [*argv, "--auth-token", self.auth_token], self.port
-        )
+        argv += ["--auth-token", self.auth_token]
+        self.proc = await asyncio.to_thread(spawn_server, argv, self.port, timeout=15)
 
     async def stop(self) -> None:
-        await asyncio.to_thread(_end, self.proc)
+        await asyncio.to_thread(end_server, self.proc)
 
     async def messages(self) -> list[dict]:
         """Every SMS accepted so far, with `received_at` (time.time() at the POST)."""
@@ -93,10 +57,10 @@ class SmtpProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.proc = _spawn(["goldenhour.dev.smtp_local"], self.port)
+        self.proc = spawn_server(["goldenhour.dev.smtp_local"], self.port, timeout=15)
 
     def stop(self) -> None:
-        _end(self.proc)
+        end_server(self.proc)
 
 
 class BenchSystem(devsystem.DevSystem):

@@ -34,7 +34,7 @@ def machine() -> dict:
 def floor_path(kafka: dict, pg: dict) -> dict:
     """What report → first SMS costs at best after the 202: two Kafka hops (intake, then
     notification requests) and two Postgres transactions (the clock's, the dispatcher's claim)."""
-    out = {}
+    out: dict[str, float | None] = {}
     for key in ("p50", "p95", "p99", "max"):
         if kafka.get(key) is None or pg.get(key) is None:
             out[key] = None

@@ -1,4 +1,5 @@
-"""The seeded fault schedule: a seed and a window in, the faults and their times out.
+"""The seeded fault schedule: a seed and a window in, the faults and their times out; and
+each fault as it happened (`Window`), which the checks attribute lateness to.
 
 Faults follow one another with a recovery gap, never overlap: each one's recovery and lateness
 can then be told apart, and a poison record is consumed before the next broker restart could
@@ -113,6 +114,17 @@ class Fault:
         if self.retry_after is not None:
             return f"{self.kind}(retry {self.retry_after:g}s)"
         return f"{self.kind}({self.target})" if self.target else self.kind
+
+
+@dataclass(frozen=True)
+class Window:
+    """A fault as it happened: label, and its start and end (epoch seconds)."""
+
+    label: str
+    kind: str
+    start: float
+    end: float
+    detail: str = ""
 
 
 def schedule(

@@ -18,7 +18,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from goldenhour.chaos import faults
-from goldenhour.chaos.invariants import Window
+from goldenhour.chaos.faults import Window
 from goldenhour.chaos.system import ChaosSystem
 
 log = structlog.get_logger(__name__)

@@ -18,7 +18,8 @@ from pathlib import Path
 import structlog
 
 from goldenhour.chaos import faults, report
-from goldenhour.chaos.run import Options, execute, say
+from goldenhour.chaos.options import Options
+from goldenhour.chaos.run import execute, say
 
 DEFAULT_SEED = 20261122
 # The settle ends as soon as everything is applied and sent; its bound only matters when the

@@ -1,4 +1,4 @@
-"""The local Twilio and SMTP servers as processes of their own, and what each one received.
+"""What the local Twilio and SMTP servers of a chaos run received, and its Twilio server.
 
 The harness judges "sent twice" and "never sent" by what the providers received, not by the
 system's own records. The Twilio server is the project's local one, whose message list here also
@@ -9,27 +9,17 @@ the end.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import contextlib
 import json
-import signal
-import socket
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import httpx
-import structlog
 from aiohttp import web
 
-from goldenhour.dev.stack import die_with_parent
+from goldenhour.dev import twilio_local
 from goldenhour.dev.twilio_local import LocalTwilio
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,42 +49,6 @@ def notification_of(callback: str | None) -> str | None:
         return None
     found = parse_qs(urlparse(callback).query).get("n")
     return found[0] if found else None
-
-
-def spawn(argv: list[str], port: int, stdout: Path, stderr: Path) -> subprocess.Popen:
-    """Start `python -m argv…` and wait until it listens on `port`."""
-    with open(stdout, "ab") as out, open(stderr, "ab") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", *argv, "--port", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,  # Ctrl-C reaches only the harness, which stops us in order
-            preexec_fn=die_with_parent(signal.SIGTERM),
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{argv[0]} exited at start; see {stderr}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    end(proc)
-    raise RuntimeError(f"{argv[0]} did not listen on {port}; see {stderr}")
-
-
-def end(proc: subprocess.Popen | None) -> None:
-    """SIGTERM, then SIGKILL if it lingers."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @dataclass(frozen=True)
@@ -157,26 +111,10 @@ def received_mail(path: Path) -> list[dict]:
     return mails
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    server = RecordingTwilio(args.account_sid, args.auth_token, "127.0.0.1", args.port)
-    await server.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.stop()
-
-
 def main(argv: list[str] | None = None) -> None:
-    """python -m chaos.providers --port P --account-sid S --auth-token T: the Twilio server."""
-    parser = argparse.ArgumentParser(description="the local Twilio server of a chaos run")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--account-sid", required=True)
-    parser.add_argument("--auth-token", required=True)
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(parser.parse_args(argv)))
+    """`python -m goldenhour.chaos.providers --port P --account-sid S --auth-token T`: the
+    Twilio server of a chaos run, which lists each message's StatusCallback."""
+    twilio_local.main(argv, RecordingTwilio, "the local Twilio server of a chaos run")
 
 
 if __name__ == "__main__":

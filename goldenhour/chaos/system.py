@@ -1,7 +1,7 @@
 """Every process of a chaos run: the embedded stack, the providers and each part's replicas.
 
-Parts are restarted when they exit, as a process manager would: a kill by the harness is the
-fault under test, any other exit is a finding and is recorded with the part's log.
+Parts are restarted when they exit, as a process manager would (`chaos.parts`): a kill by the
+harness is the fault under test, any other exit is a finding and is recorded with the part's log.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -24,11 +23,12 @@ import httpx
 import structlog
 import yaml
 
-from goldenhour.chaos import providers
 from goldenhour.chaos.config import chaos_config, reordered
+from goldenhour.chaos.parts import Exit, Part, manage
 from goldenhour.dev import faketime
 from goldenhour.dev.devsystem import TWILIO_FROM, TWILIO_SID
-from goldenhour.dev.stack import EmbeddedStack, die_with_parent, free_port
+from goldenhour.dev.servers import end_server, free_port, spawn_server
+from goldenhour.dev.stack import EmbeddedStack
 from goldenhour.dev.waiting import eventually
 from goldenhour.infra.topics import Topics
 
@@ -37,71 +37,9 @@ log = structlog.get_logger(__name__)
 # Two of each worker, so a kill or a pause always leaves a replica to take over; two APIs, so
 # the outbox relay has a standby.
 REPLICAS = {"api": 2, "streams": 2, "dispatcher": 2}
-RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 # A replica killed or redeployed is back once it is ready, or after this long.
 BACK_TIMEOUT_S = 60.0
 CONTROL_TIMEOUT_S = 5.0
-
-
-@dataclass
-class Exit:
-    """A part's process ended: by the harness's kill, or on its own."""
-
-    name: str
-    pid: int
-    returncode: int | None
-    at: float
-    killed: bool
-
-
-@dataclass
-class Part:
-    """One replica of a part (`api-1`, `streams-2` …) as an OS process, logging to a file."""
-
-    name: str
-    part: str
-    env: dict[str, str]
-    log_path: Path
-    proc: subprocess.Popen | None = None
-    starts: int = 0
-    killed_at: float | None = None  # set by the harness's kill, cleared on restart
-
-    def start(self) -> None:
-        with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "goldenhour", self.part],
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent(signal.SIGTERM),
-            )
-        self.starts += 1
-        self.killed_at = None
-        log.info("chaos.part_started", part=self.name, pid=self.proc.pid, start=self.starts)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid if self.proc is not None else 0
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.proc is not None and self.alive():
-            self.killed_at = time.time()
-            self.proc.kill()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.proc is None or not self.alive():
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @dataclass
@@ -166,14 +104,14 @@ class ChaosSystem:
         smtp_control = free_port()
         # Spawned from this thread: a child's parent-death signal fires when the spawning
         # thread ends, and an executor's thread may end before the run does.
-        self._twilio = providers.spawn(
+        self._twilio = spawn_server(
             ["goldenhour.chaos.providers", "--account-sid", TWILIO_SID, "--auth-token", auth_token],
             twilio_port,
             self.logs / "twilio.log",
             self.logs / "twilio.log",
         )
         self.twilio_url = f"http://127.0.0.1:{twilio_port}"
-        self._smtp = providers.spawn(
+        self._smtp = spawn_server(
             ["goldenhour.dev.smtp_local", "--control-port", str(smtp_control)],
             smtp_port,
             self.mail_log,
@@ -225,7 +163,7 @@ class ChaosSystem:
                 self.parts[name] = Part(name, part, env, self.logs / f"{name}.log")
         for p in self.parts.values():
             p.start()
-        self._manager = asyncio.create_task(self._manage())
+        self._manager = asyncio.create_task(manage(self.parts, self.exits))
         await self.wait_ready(ready_timeout)
 
     async def wait_ready(self, timeout: float) -> None:
@@ -255,33 +193,6 @@ class ChaosSystem:
             await conn.close()
         ready = {(r["part"], r["pid"]) for r in rows}
         return all((p.part, p.pid) in ready for p in self.parts.values() if p.part != "api")
-
-    async def _manage(self) -> None:
-        """Restart a replica that exited, backing off if it keeps exiting; never stops."""
-        restart_at: dict[str, float] = {}
-        streak: dict[str, int] = {}
-        while True:
-            try:
-                now = time.time()
-                for p in self.parts.values():
-                    if p.proc is not None and not p.alive():
-                        killed = p.killed_at is not None
-                        self.exits.append(Exit(p.name, p.pid, p.proc.returncode, now, killed))
-                        if not killed:
-                            log.error("chaos.part_exited", part=p.name, rc=p.proc.returncode)
-                        n = 0 if killed else streak.get(p.name, 0) + 1
-                        streak[p.name] = n
-                        restart_at[p.name] = now + (RESTART_BACKOFF_S[min(n, 3)] if n else 0.2)
-                        p.proc = None
-                    if p.proc is None and now >= restart_at.get(p.name, 0.0):
-                        try:
-                            p.start()
-                        except Exception:
-                            log.exception("chaos.part_start_failed", part=p.name)
-                            restart_at[p.name] = now + RESTART_BACKOFF_S[-1]
-            except Exception:  # the manager must outlive any error of its own
-                log.exception("chaos.manager_error")
-            await asyncio.sleep(0.25)
 
     def unexpected_exits(self) -> list[Exit]:
         """Exits the harness did not cause."""
@@ -380,7 +291,7 @@ class ChaosSystem:
             self._manager = None
         await asyncio.gather(*(asyncio.to_thread(p.stop) for p in self.parts.values()))
         for proc in (self._twilio, self._smtp):
-            await asyncio.to_thread(providers.end, proc)
+            await asyncio.to_thread(end_server, proc)
         self._twilio = self._smtp = None
         if self.stack is not None:
             for server in ("tansu", "postgres"):

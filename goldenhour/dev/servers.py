@@ -6,6 +6,7 @@ stopped signal by signal; a crashed owner's folders and PostgreSQL lock files ar
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
 import os
@@ -15,6 +16,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -164,6 +166,50 @@ def terminate(proc: subprocess.Popen[bytes], signals: list[signal.Signals], time
         except subprocess.TimeoutExpired:
             log.warning("stack.stop_escalating", pid=proc.pid, signal=sig.name)
     proc.wait()
+
+
+def spawn_server(
+    argv: list[str],
+    port: int,
+    stdout: Path | None = None,
+    stderr: Path | None = None,
+    timeout: float = START_TIMEOUT,
+) -> subprocess.Popen[bytes]:
+    """Start `python -m argv… --port port` and return once it listens on `port`.
+
+    The child dies with us and is in a session of its own, so a terminal's Ctrl-C reaches only
+    its owner, which stops it in order. Its output is appended to the files given; without
+    them stdout is dropped and stderr is ours. Raises StackError if it exits or does not listen
+    in `timeout` seconds (and then ends it)."""
+    with contextlib.ExitStack() as files:
+        out = files.enter_context(open(stdout, "ab")) if stdout else subprocess.DEVNULL
+        err = files.enter_context(open(stderr, "ab")) if stderr else None
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *argv, "--port", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGTERM),
+        )
+    see = f"; see {stderr}" if stderr else ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StackError(f"{argv[0]} exited at start{see}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    end_server(proc)
+    raise StackError(f"{argv[0]} did not listen on {port}{see}")
+
+
+def end_server(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM a server started by `spawn_server`, then SIGKILL if it lingers."""
+    if proc is not None:
+        terminate(proc, [signal.SIGTERM, signal.SIGKILL], timeout=5.0)
 
 
 def _package_dir(name: str) -> Path:

@@ -228,9 +228,8 @@ class LocalTwilio(MessagesApi, CallsApi):
         return web.json_response({"ok": True})
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    """Run until SIGINT or SIGTERM."""
-    server = LocalTwilio(args.account_sid, args.auth_token, args.host, args.port)
+async def serve(server: LocalTwilio) -> None:
+    """Run `server` until SIGINT or SIGTERM."""
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -241,17 +240,23 @@ async def _serve(args: argparse.Namespace) -> None:
     await server.stop()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command line: `python -m goldenhour.dev.twilio_local --port P --account-sid S ...`."""
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(
+    argv: list[str] | None = None,
+    server: type[LocalTwilio] = LocalTwilio,
+    description: str | None = __doc__,
+) -> None:
+    """Command line: `python -m goldenhour.dev.twilio_local --port P --account-sid S ...`,
+    serving `server` (LocalTwilio or a subclass)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--account-sid", required=True)
     parser.add_argument("--auth-token", required=True)
     # stdout carries only the READY line; logs go to stderr.
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(parser.parse_args(argv)))
+        asyncio.run(serve(server(args.account_sid, args.auth_token, args.host, args.port)))
 
 
 if __name__ == "__main__":

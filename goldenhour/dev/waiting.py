@@ -6,18 +6,38 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
 
+@overload
 async def eventually(
-    check: Callable[[], T | Awaitable[T]],
+    check: Callable[[], Awaitable[T]],
+    timeout: float,
+    what: str,
+    every: float = ...,
+    retry_errors: bool = ...,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    check: Callable[[], T],
+    timeout: float,
+    what: str,
+    every: float = ...,
+    retry_errors: bool = ...,
+) -> T: ...
+
+
+async def eventually(
+    check: Callable[[], Any],
     timeout: float,
     what: str,
     every: float = 0.05,
     retry_errors: bool = False,
-) -> T:
+) -> Any:
     """Poll `check` (sync or async) until it answers something true, and return that.
 
     An AssertionError from `check` counts as "not yet", so a check may be written as asserts;
@@ -31,7 +51,7 @@ async def eventually(
             if inspect.isawaitable(result):
                 result = await result
             if result:
-                return result  # type: ignore[return-value]
+                return result
             seen = result
         except AssertionError as exc:
             seen = exc

@@ -19,7 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
-from goldenhour.chaos import faults, invariants
+from goldenhour.chaos import evidence, faults, invariants
 from goldenhour.dev.smtp_local import LocalSmtp, serve_control
 from goldenhour.dev.stack import free_port
 
@@ -76,11 +76,11 @@ async def test_the_checks_report_a_lost_event_an_unsent_message_and_an_undecided
         for e in accepted:
             await conn.execute(
                 "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)",
-                invariants.CONSUMER,
+                evidence.CONSUMER,
                 uuid.UUID(e),
             )
         marker = str(uuid.uuid4())
-        ev = await invariants.collect(conn, [marker])
+        ev = await evidence.collect(conn, [marker])
         assert invariants.lost_events(accepted, ev.applied, ev.dead_events) == []
         assert ev.poison_found == {}
 
@@ -88,7 +88,7 @@ async def test_the_checks_report_a_lost_event_an_unsent_message_and_an_undecided
         await conn.execute(
             "DELETE FROM processed_events WHERE event_id = $1", uuid.UUID(accepted[1])
         )
-        ev = await invariants.collect(conn, [marker])
+        ev = await evidence.collect(conn, [marker])
         assert invariants.lost_events(accepted, ev.applied, ev.dead_events) == [accepted[1]]
 
         # Dead-lettered, it is accounted for; and a poison record is found by its bytes.
@@ -98,7 +98,7 @@ async def test_the_checks_report_a_lost_event_an_unsent_message_and_an_undecided
             f'{{"event": {{"event_id": "{marker}"'.encode(),
             uuid.UUID(accepted[1]),
         )
-        ev = await invariants.collect(conn, [marker])
+        ev = await evidence.collect(conn, [marker])
         assert invariants.lost_events(accepted, ev.applied, ev.dead_events) == []
         assert set(ev.poison_found) == {marker}
 
@@ -108,7 +108,7 @@ async def test_the_checks_report_a_lost_event_an_unsent_message_and_an_undecided
             await _note(conn, alert_id, "mps-cr", "sms"),
             await _note(conn, alert_id, "mps-cr", "email"),
         )
-        ev = await invariants.collect(conn, [])
+        ev = await evidence.collect(conn, [])
         unsent = invariants.never_sent(ev.notes, ev.steps, Counter({sms: 1}), Counter(), OWED)
         assert [(u.key[2], u.key[3]) for u in unsent] == [("mps-cr", "email")]
         mail_id = next(n.message_id for n in ev.notes if n.notification_id == mail)
@@ -120,7 +120,7 @@ async def test_the_checks_report_a_lost_event_an_unsent_message_and_an_undecided
 
         # A call placed twice is counted by what the provider received for its row.
         call = await _note(conn, alert_id, "mps-cr", "voice")
-        ev = await invariants.collect(conn, [])
+        ev = await evidence.collect(conn, [])
         assert invariants.calls_twice(ev.notes, Counter({call: 2, sms: 2})) == [
             ((str(alert_id), "s0", "mps-cr", "voice"), 2)
         ]
@@ -128,13 +128,13 @@ async def test_the_checks_report_a_lost_event_an_unsent_message_and_an_undecided
         # A message failed for good with nobody told is reported until the dispatcher marks
         # the duty manager told, or an unreachable notice for the alert exists.
         failed = await _note(conn, alert_id, "lbh-head", "sms", status="failed", step="s1")
-        ev = await invariants.collect(conn, [])
+        ev = await evidence.collect(conn, [])
         assert [n.notification_id for n in invariants.failed_untold(ev.notes)] == [failed]
         await conn.execute(
             "UPDATE notifications SET unreachable_told_at = now() WHERE notification_id = $1",
             uuid.UUID(failed),
         )
-        ev = await invariants.collect(conn, [])
+        ev = await evidence.collect(conn, [])
         assert invariants.failed_untold(ev.notes) == []
         told = next(n for n in ev.notes if n.notification_id == failed)
         assert told.unreachable_told_at is not None and told.created_at > 0
@@ -142,7 +142,7 @@ async def test_the_checks_report_a_lost_event_an_unsent_message_and_an_undecided
         # A timer well past due and undecided is reported; one in the future is not.
         assert ev.overdue == []
         late = await _alert(conn, due_in_s=-30, child="LBH-CX-0002")
-        ev = await invariants.collect(conn, [])
+        ev = await evidence.collect(conn, [])
         assert [a for a, _, _ in ev.overdue] == [str(late)]
     finally:
         await conn.close()

@@ -8,31 +8,35 @@ import pytest
 
 from goldenhour.chaos import config as chaos_config
 from goldenhour.chaos import faults
+from goldenhour.chaos.evidence import Note, Step
+from goldenhour.chaos.faults import Window
 from goldenhour.chaos.invariants import (
-    Note,
-    Probe,
-    SmsLatency,
-    Step,
-    Window,
-    applied_late,
-    applied_times,
     calls_twice,
-    decided_late,
     failed_untold,
-    first_received,
-    first_sms_per_child,
-    latency_split,
-    lateness,
     lost_events,
     mail_duplicates,
     never_sent,
+    sent_twice,
+    unmatched_sms,
+)
+from goldenhour.chaos.latency import (
+    Probe,
+    SmsLatency,
+    first_received,
+    first_sms_per_child,
+    latency_split,
     per_kind,
     recovery,
-    sent_twice,
     sms_late,
     sms_latency,
+)
+from goldenhour.chaos.lateness import (
+    DueTimes,
+    applied_late,
+    applied_times,
+    decided_late,
+    lateness,
     step_lateness,
-    unmatched_sms,
 )
 from goldenhour.contracts.config import GoldenHourConfig
 
@@ -164,14 +168,16 @@ def test_lateness_counts_from_the_fault_end_or_the_report_whichever_is_later():
         Step(A, "c3", "s0", "fired", 30.0, 61.0),  # a late report accepted at 60: 1 s
         Step(A, "c4", "stand_down", "fired", 70.0, 74.0),  # its return accepted at 72: 2 s
     ]
-    per_fault, steady = lateness(steps, [pause], {"c3": 60.0}, {"c4": 72.0})
+    lates = step_lateness(steps, [pause], DueTimes({"c3": 60.0}, {"c4": 72.0}))
+    per_fault, steady = lateness(lates, [pause])
     assert per_fault == {"01 broker_pause": 1.5}
     assert steady == 2.0
 
 
 def test_a_step_due_soon_after_a_fault_belongs_to_it():
     kill = Window("01 kill_part(streams-1)", "kill_part", 100.0, 100.5)
-    per_fault, steady = lateness([Step(A, "c1", "s1", "fired", 104.0, 109.0)], [kill], {}, {})
+    step = Step(A, "c1", "s1", "fired", 104.0, 109.0)
+    per_fault, steady = lateness(step_lateness([step], [kill], DueTimes({}, {})), [kill])
     assert per_fault == {"01 kill_part(streams-1)": 5.0} and steady == 0.0
 
 
@@ -210,7 +216,7 @@ def test_a_provider_fault_does_not_excuse_a_late_step_but_an_infrastructure_faul
         Step(A, "c2", "s0", "fired", 203.0, 209.5),  # due in the pause: 1.5 s after its end
         Step(A, "c3", "s0", "fired", 50.0, 50.5),
     ]
-    lates = step_lateness(steps, [storm, pause], {}, {})
+    lates = step_lateness(steps, [storm, pause], DueTimes({}, {}))
     assert [(x.fault, x.late_s) for x in lates] == [
         ("01 twilio_500", 3.0),
         ("02 postgres_pause", 1.5),
@@ -227,7 +233,7 @@ def test_a_catch_up_after_a_risk_change_or_a_deploy_is_due_when_it_happened():
         Step(A, "c2", "45m", "fired", 130.0, 141.0),  # inserted by a deploy that ended at 140
         Step(A, "c1", "s0", "fired", 100.0, 100.2, policy="medium"),  # before: as it was
     ]
-    lates = step_lateness(steps, [], {}, {}, raised, {"45m": 140.0})
+    lates = step_lateness(steps, [], DueTimes({}, {}, raised, {"45m": 140.0}))
     assert [round(x.late_s, 2) for x in lates] == [1.0, 1.0, 0.2]
 
 
@@ -249,7 +255,7 @@ def test_sms_latency_runs_from_due_to_the_provider_and_is_split_by_the_mail_faul
     first = first_received([("n1", 113.5), ("n1", 111.0), ("n2", 290.0), ("n3", 20.4)])
     assert first == {"n1": 111.0, "n2": 290.0, "n3": 20.4}
     first["n4"] = 30.2
-    rows = sms_latency(notes, steps, first, [smtp, storm], {"c3": 20.0}, {})
+    rows = sms_latency(notes, steps, first, [smtp, storm], DueTimes({"c3": 20.0}, {}))
     assert [(r.notification_id, round(r.latency_s, 2), r.fault_kind) for r in rows] == [
         ("n1", 1.0, faults.SMTP_BLACKHOLE),
         ("n2", 80.0, faults.TWILIO_429),
@@ -327,4 +333,4 @@ def test_a_step_of_a_report_held_up_in_the_broker_is_due_when_the_report_was_app
     times = applied_times(accepted, {"c1": "e1", "c2": "e2"}, applied)
     assert times == {"c1": 104.0, "c2": 200.0, "c3": 300.0}
     step = Step(A, "c1", "s0", "fired", 100.0, 105.0)
-    assert [x.late_s for x in step_lateness([step], [], times, {})] == [1.0]
+    assert [x.late_s for x in step_lateness([step], [], DueTimes(times, {}))] == [1.0]

@@ -1,0 +1,52 @@
+"""Every API's /readyz sampled through a run, so the report can say whether health told the
+truth while each fault lasted."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+
+from goldenhour.chaos.faults import Window
+
+READYZ_EVERY_S = 1.0
+
+
+class Readiness:
+    """Samples every API's /readyz, so the report can say whether health told the truth."""
+
+    def __init__(self, urls: list[str]) -> None:
+        self.urls = urls
+        self.samples: list[tuple[float, str, int]] = []  # (at, url, status; 0 = no answer)
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while True:
+                for url in self.urls:
+                    at = time.time()
+                    try:
+                        status = (await client.get(f"{url}/readyz")).status_code
+                    except Exception:  # no answer is itself the sample
+                        status = 0
+                    self.samples.append((at, url, status))
+                await asyncio.sleep(READYZ_EVERY_S)
+
+    def during(self, w: Window) -> str:
+        """What /readyz said while a fault lasted (and 3 s after): '503 seen', 'no answer',
+        or '200 only'."""
+        seen = {s for at, _, s in self.samples if w.start <= at <= w.end + 3.0}
+        if any(s >= 500 for s in seen):
+            return "503 seen"
+        if 0 in seen:
+            return "no answer"
+        return "200 only" if seen else "not sampled"
