@@ -11,7 +11,8 @@ from pathlib import Path
 
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from goldenhour.dev.devsystem import DevSystem, directory
+from goldenhour.dev.devsystem import DevSystem
+from goldenhour.dev.london import directory
 from goldenhour.dev.stack import EmbeddedStack
 from tests.e2e.console_client import PASSWORD, set_password
 

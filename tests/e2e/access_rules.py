@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from goldenhour.contracts.config import hash_api_key
-from goldenhour.dev.devsystem import IDENTIFIED, DevSystem, directory, event, placement
+from goldenhour.dev.devsystem import DevSystem
+from goldenhour.dev.london import IDENTIFIED, directory, event, placement
 from goldenhour.dev.waiting import eventually
 from tests.e2e.helpers import fetchval
 

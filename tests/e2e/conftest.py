@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import pytest_asyncio
 
-from goldenhour.dev.devsystem import DevSystem, directory
+from goldenhour.dev.devsystem import DevSystem
+from goldenhour.dev.london import directory
 from goldenhour.dev.stack import EmbeddedStack
 from tests.e2e.helpers import SystemSetup, running_system
 

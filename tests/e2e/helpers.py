@@ -15,7 +15,8 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from goldenhour.contracts.config import GoldenHourConfig, Organisation, OrgKind, User, hash_api_key
-from goldenhour.dev.devsystem import IDENTIFIED, DevSystem, directory, event, placement
+from goldenhour.dev.devsystem import DevSystem
+from goldenhour.dev.london import IDENTIFIED, directory, event, placement
 from goldenhour.dev.stack import EmbeddedStack
 from goldenhour.dev.waiting import eventually
 from tests.e2e.console_client import set_password

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from goldenhour.dev.devsystem import IDENTIFIED, DevSystem, directory, event, placement
+from goldenhour.dev.devsystem import DevSystem
+from goldenhour.dev.london import IDENTIFIED, directory, event, placement
 from goldenhour.dev.waiting import eventually
 from tests.e2e.helpers import (
     SystemSetup,

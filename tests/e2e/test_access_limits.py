@@ -13,7 +13,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from goldenhour.dev.devsystem import IDENTIFIED, DevSystem, event
+from goldenhour.dev.devsystem import DevSystem
+from goldenhour.dev.london import IDENTIFIED, event
 from tests.e2e.console_client import PASSWORD, Console, run_set_password, set_password
 from tests.e2e.helpers import SystemSetup, fetch, running_system
 

@@ -23,7 +23,8 @@ import yaml
 from fastapi.routing import iter_route_contexts
 
 from goldenhour.contracts.config import hash_api_key
-from goldenhour.dev.devsystem import DevSystem, directory, event
+from goldenhour.dev.devsystem import DevSystem
+from goldenhour.dev.london import directory, event
 from goldenhour.infra.db import create_pool
 from goldenhour.infra.settings import Settings
 from goldenhour.services.app import create_app

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from goldenhour.dev.devsystem import TWILIO_FROM, event
+from goldenhour.dev.devsystem import TWILIO_FROM
+from goldenhour.dev.london import event
 from goldenhour.dev.waiting import eventually
 from tests.e2e.helpers import (
     CHILD,

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from goldenhour.dev.devsystem import DevSystem, event
+from goldenhour.dev.devsystem import DevSystem
+from goldenhour.dev.london import event
 from goldenhour.dev.waiting import eventually
 from goldenhour.wording.screen import WITHHELD
 from tests.e2e.console_client import Console

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 
-from goldenhour.dev.devsystem import DevSystem, directory
+from goldenhour.dev.devsystem import DevSystem
+from goldenhour.dev.london import directory
 from goldenhour.dev.stack import EmbeddedStack
 from goldenhour.dev.waiting import eventually
 from goldenhour.infra.db import migrate

@@ -11,7 +11,8 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
-from goldenhour.dev.devsystem import DevSystem, event
+from goldenhour.dev.devsystem import DevSystem
+from goldenhour.dev.london import event
 from goldenhour.dev.waiting import eventually
 from tests.e2e.helpers import fetchval, place_high_risk_child, report_absence
 

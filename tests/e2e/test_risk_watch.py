@@ -10,7 +10,8 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 
-from goldenhour.dev.devsystem import IDENTIFIED, DevSystem, event, placement
+from goldenhour.dev.devsystem import DevSystem
+from goldenhour.dev.london import IDENTIFIED, event, placement
 from goldenhour.dev.waiting import eventually
 from tests.e2e.helpers import CHILD, report_absence
 

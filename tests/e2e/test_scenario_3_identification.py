@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from goldenhour.dev.devsystem import IDENTIFIED, DevSystem, event, placement
+from goldenhour.dev.devsystem import DevSystem
+from goldenhour.dev.london import IDENTIFIED, event, placement
 from goldenhour.dev.waiting import eventually
 
 WITHIN = 2.0  # seconds: the scaled-down golden hour after identification

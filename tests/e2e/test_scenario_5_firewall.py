@@ -14,7 +14,7 @@ import yaml
 from fastapi import Depends, FastAPI
 
 from goldenhour.contracts.config import GoldenHourConfig, hash_api_key
-from goldenhour.dev.devsystem import directory
+from goldenhour.dev.london import directory
 from goldenhour.services.auth import Caller, authenticate
 from tests.e2e.helpers import sneak_key_in
 

@@ -14,7 +14,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from goldenhour.contracts.shared import SHARED_FIELDS
-from goldenhour.dev.devsystem import TWILIO_FROM, event
+from goldenhour.dev.devsystem import TWILIO_FROM
+from goldenhour.dev.london import event
 from goldenhour.dev.waiting import eventually
 from goldenhour.dev.webhook_local import LocalWebhookReceiver
 from tests.e2e.helpers import CHILD, place_high_risk_child, report_absence, the_alert

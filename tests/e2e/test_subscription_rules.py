@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from goldenhour.contracts.config import hash_api_key
-from goldenhour.dev.devsystem import directory
+from goldenhour.dev.london import directory
 from goldenhour.dev.waiting import eventually
 from goldenhour.dev.webhook_local import LocalWebhookReceiver
 from tests.e2e.helpers import (

@@ -17,7 +17,8 @@ from fastapi.exceptions import RequestValidationError
 
 from goldenhour.contracts.config import GoldenHourConfig, Organisation, OrgKind, User
 from goldenhour.contracts.shared import SubscriptionRequest
-from goldenhour.dev.devsystem import DevSystem, directory
+from goldenhour.dev.devsystem import DevSystem
+from goldenhour.dev.london import directory
 from goldenhour.services.auth import Caller
 from goldenhour.services.subscriptions_api import neighbours_of, plan_subscription
 from tests.e2e.helpers import SystemSetup, create_subscription, fetch, subscription_count

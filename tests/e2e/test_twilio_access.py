@@ -18,7 +18,8 @@ import pytest
 import yaml
 from twilio.request_validator import RequestValidator
 
-from goldenhour.dev.devsystem import TWILIO_FROM, TWILIO_SID, DevSystem, directory
+from goldenhour.dev.devsystem import TWILIO_FROM, TWILIO_SID, DevSystem
+from goldenhour.dev.london import directory
 from goldenhour.dev.waiting import eventually
 from goldenhour.services.ack_codes import PER_NUMBER
 from tests.e2e.helpers import fetch, fetchval, place_high_risk_child, report_absence, the_alert

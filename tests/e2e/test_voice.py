@@ -15,7 +15,8 @@ import asyncpg
 import httpx
 import pytest
 
-from goldenhour.dev.devsystem import DevSystem, directory
+from goldenhour.dev.devsystem import DevSystem
+from goldenhour.dev.london import directory
 from goldenhour.dev.stack import EmbeddedStack
 from goldenhour.dev.waiting import eventually
 from goldenhour.wording.messages import spell_out
