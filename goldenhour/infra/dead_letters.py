@@ -17,6 +17,7 @@ import structlog
 from prometheus_client import Counter, Gauge
 
 from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.infra import outbox
 from goldenhour.infra.db import audit
 from goldenhour.infra.notifications import Outgoing, queue
 
@@ -201,9 +202,8 @@ async def replay(
             if letter["key"] is not None
             else letter["child_id"] or ""
         )
-        outbox_id = await conn.fetchval(
-            "INSERT INTO outbox (topic, key, payload, event_id) VALUES ($1, $2, $3, $4)"
-            " RETURNING id",
+        outbox_id = await outbox.queue_replay(
+            conn,
             letter["topic"],
             key,
             letter["raw"],

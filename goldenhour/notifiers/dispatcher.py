@@ -14,7 +14,8 @@ token, so a holder whose lease was taken over neither sends nor marks. After an 
 have reached the provider, nobody looks or resends before the provider has had time to finish,
 and then looks for the message by its own marker (notifiers/sms.py) before any resend. When to
 retry and when to stop is notifiers/retry_rules.py, the marks of each outcome
-notifiers/outcomes.py, the SQL notifiers/db.py.
+notifiers/outcomes.py, the claims, the fence and the marks infra/notifications.py, the
+notifiers' other SQL notifiers/db.py.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from prometheus_client import Counter, Gauge
 
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.contracts.derived import NotificationRequested
+from goldenhour.infra import notifications
 from goldenhour.infra.backoff import delay
 from goldenhour.infra.topics import Topics
 from goldenhour.notifiers import db
@@ -189,8 +191,8 @@ class Dispatcher:
     ) -> None:
         """Claim the message if it is pending and due (by `due_by`, else the database's now),
         and send it."""
-        row = await self.pool.fetchrow(
-            db.CLAIM_DUE, notification_id, self.lease.total_seconds(), due_by
+        row = await notifications.claim_due(
+            self.pool, notification_id, self.lease.total_seconds(), due_by
         )
         if row is not None:
             await self._deliver(row, reconcile=row["look_after"] is not None)
@@ -200,8 +202,8 @@ class Dispatcher:
     ) -> None:
         """Claim a message whose lease ran out (by `expired_by`, else the database's now) and
         reconcile before sending."""
-        row = await self.pool.fetchrow(
-            db.CLAIM_EXPIRED, notification_id, self.lease.total_seconds(), expired_by
+        row = await notifications.claim_expired(
+            self.pool, notification_id, self.lease.total_seconds(), expired_by
         )
         if row is not None:
             await self._deliver(row, reconcile=True)
@@ -218,8 +220,8 @@ class Dispatcher:
                 self._queue(row["notification_id"], name, self.send_requested, now)
             for row in await self.pool.fetch(db.EXPIRED, name, now, room, queued):
                 self._queue(row["notification_id"], name, self.take_over, now)
-        stale = await self.pool.fetch(
-            db.STALE_SENT,
+        stale = await notifications.touch_stale_sent(
+            self.pool,
             now - self.repoll_after,
             [name for name, ch in self.channels.items() if ch.reports_delivery],
         )
@@ -327,8 +329,8 @@ class Dispatcher:
                         return
             send_bound_s = timeout_of(channel) + SEND_MARGIN_S
             if (
-                await self.pool.fetchval(
-                    db.FENCE, row["notification_id"], row["claim"], send_bound_s
+                await notifications.fence(
+                    self.pool, row["notification_id"], row["claim"], send_bound_s
                 )
                 is None
             ):

@@ -25,7 +25,7 @@ from goldenhour.infra.ack_links import AckLinks
 from goldenhour.infra.backoff import delay
 from goldenhour.infra.db import audit
 from goldenhour.infra.dead_letters import OPERATIONS_ORG
-from goldenhour.infra.notifications import Outgoing, queue
+from goldenhour.infra.notifications import Outgoing, mark_told, queue
 from goldenhour.notifiers import db
 from goldenhour.notifiers import failover_rules as rules
 from goldenhour.wording import messages
@@ -141,7 +141,7 @@ class Failover:
                 alert_id, _, contact_id = u.group
                 if (alert_id, rules.unreachable_step(contact_id)) in noticed:
                     # Told once per alert and contact; later failures are covered by that notice.
-                    await conn.execute(db.MARK_TOLD, list(u.covers), now)
+                    await mark_told(conn, list(u.covers), now)
                     continue
                 told += await self._tell(conn, alerts[alert_id], u, now)
                 noticed.add((alert_id, rules.unreachable_step(contact_id)))
@@ -290,7 +290,7 @@ class Failover:
         notice = rules.unreachable_step(contact_id)
         async with conn.transaction():
             added = await self._insert(conn, alert, notice, now, None, rows)
-            await conn.execute(db.MARK_TOLD, list(u.covers), now)
+            await mark_told(conn, list(u.covers), now)
             if added:
                 await audit(
                     conn,

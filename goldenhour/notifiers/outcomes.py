@@ -1,8 +1,8 @@
 """What the dispatcher writes once an attempt has an outcome: sent, a retry, cancelled or failed.
 
-Every mark is fenced by the row's claim (notifiers/db.py): a holder whose lease was taken over
-logs `notification.lease_lost` and writes nothing. When to retry and when to stop is
-notifiers/retry_rules.py.
+Every mark is fenced by the row's claim (infra/notifications.py): a holder whose lease was
+taken over logs `notification.lease_lost` and writes nothing. When to retry and when to stop
+is notifiers/retry_rules.py.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import timedelta
 import asyncpg
 from prometheus_client import Counter
 
+from goldenhour.infra import notifications
 from goldenhour.notifiers import db
 from goldenhour.notifiers import retry_rules as rules
 from goldenhour.notifiers.base import Channel, RetryableSendError
@@ -96,13 +97,8 @@ class Outcomes:
             # The provider may still be creating it: neither look for it nor resend before it
             # has had its timeout and its processing time.
             look_s = timeout_of(channel) + self.processing_allowance.total_seconds()
-        marked = await self.pool.fetchrow(
-            db.MARK_RETRY,
-            row["notification_id"],
-            error,
-            decision.wait_s,
-            look_s,
-            row["claim"],
+        marked = await notifications.mark_retry(
+            self.pool, row["notification_id"], row["claim"], error, decision.wait_s, look_s
         )
         if marked is None:
             bound.warning("notification.lease_lost", claim=row["claim"], mark="retry")

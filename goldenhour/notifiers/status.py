@@ -39,15 +39,14 @@ async def apply_status(
     notification_id: uuid.UUID | None = None,
     provider_id: str | None = None,
 ) -> bool:
-    """Move one message forward to `ours`; False when it is unknown or already further on."""
+    """Move the message forward to `ours`; False when it is unknown or already further on."""
     earlier = [s for s, stage in _STAGE.items() if stage < _STAGE[ours]]
-    row = await db.move_status(pool, notification_id, provider_id, ours, error, earlier)
-    if row is None:
-        return False
-    log.info(
-        f"notification.{ours}",
-        alert_id=str(row["alert_id"]),
-        child_id=row["child_id"],
-        notification_id=str(row["notification_id"]),
-    )
-    return True
+    rows = await db.move_status(pool, notification_id, provider_id, ours, error, earlier)
+    for row in rows:
+        log.info(
+            f"notification.{ours}",
+            alert_id=str(row["alert_id"]),
+            child_id=row["child_id"],
+            notification_id=str(row["notification_id"]),
+        )
+    return bool(rows)

@@ -10,6 +10,7 @@ import asyncpg
 import structlog
 
 from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.infra import subscriptions
 from goldenhour.infra.db import audit
 from goldenhour.infra.notifications import Outgoing, queue
 from goldenhour.notifiers import db
@@ -32,17 +33,18 @@ class WebhookSubscriptions:
 
     async def succeeded(self, row: asyncpg.Record) -> None:
         """A delivery went through: the run of failures is over."""
-        await self.pool.execute(db.RESET_FAILURES, row["subscription_id"])
+        async with self.pool.acquire() as conn:
+            await subscriptions.reset_failures(conn, row["subscription_id"])
 
     async def failed(self, row: asyncpg.Record, error: str) -> list[uuid.UUID]:
         """Count a failed attempt; at the limit, disable the subscription and return the ids of
         the emails that tell its organisation's duty managers."""
         async with self.pool.acquire() as conn, conn.transaction():
-            sub = await conn.fetchrow(db.COUNT_FAILURE, row["subscription_id"])
+            sub = await subscriptions.count_failure(conn, row["subscription_id"])
             if sub is None or sub["consecutive_failures"] < self.max_failures:
                 return []
             now = datetime.now(UTC)
-            await conn.execute(db.DISABLE_SUBSCRIPTION, sub["subscription_id"], now)
+            await subscriptions.disable(conn, sub["subscription_id"], now)
             await audit(
                 conn,
                 "subscription.disabled",

@@ -10,6 +10,7 @@ import asyncpg
 import structlog
 
 from goldenhour.contracts.derived import AlertAcknowledged
+from goldenhour.infra import outbox
 from goldenhour.infra.db import audit
 from goldenhour.services import db
 from goldenhour.streams import alert_commands
@@ -79,11 +80,8 @@ async def acknowledge(
             via=via,
             at=now,
         )
-        await conn.execute(
-            db.QUEUE_OUTBOX_ROW,
-            alerts_topic,
-            alert["child_id"],
-            derived.model_dump_json().encode(),
+        await outbox.queue(
+            conn, alerts_topic, alert["child_id"], derived.model_dump_json().encode()
         )
         await conn.execute(db.NOTIFY_OUTBOX)
     log.info(

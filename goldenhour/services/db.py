@@ -1,10 +1,11 @@
-"""The API's statements over the tables it owns (events, children, placements,
-acknowledgements, the outbox and its relay's bookkeeping, SMS code tries, Twilio callbacks,
-subscriptions) and its reads of the alerts and what the worker keeps beside them, each named for
+"""The API's statements over the tables it owns (placements, acknowledgements, the outbox
+relay's bookkeeping, SMS code tries, Twilio callbacks) and its reads of the rest, each named for
 what it does. The console's own statements are in `goldenhour.services.console.db`.
 
-The alerts row itself is written by its owner, `goldenhour.streams.alert_commands`; audit
-lines by `goldenhour.infra.db.audit`."""
+The tables the API shares are written by their owners, whose functions it calls: the alerts
+row by `goldenhour.streams.alert_commands`, the child's record by `goldenhour.streams.children`,
+events and outbox rows by `goldenhour.infra.outbox`, subscriptions by
+`goldenhour.infra.subscriptions`, audit lines by `goldenhour.infra.db.audit`."""
 
 from __future__ import annotations
 
@@ -16,17 +17,6 @@ DATABASE_NOW = "SELECT now()"
 
 # --- intake ---------------------------------------------------------------------------------
 
-# The event and its outbox row in one round trip; nothing when the id is known.
-RECORD_EVENT = """
-WITH e AS (
-    INSERT INTO events (event_id, type, child_id, occurred_at, received_at, org_code, user_id, data)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-    ON CONFLICT (event_id) DO NOTHING RETURNING event_id
-), o AS (
-    INSERT INTO outbox (topic, key, payload, event_id) SELECT $9, $3, $10, $1 FROM e
-)
-SELECT count(*) = 1 FROM e
-"""
 
 LOCK_CHILD_WITH_PLACEMENT = """
 SELECT c.local_authority, p.care_home, p.placement_id FROM children c
@@ -39,21 +29,11 @@ SELECT EXISTS (SELECT 1 FROM events WHERE event_id = $1 AND org_code = $2
     AND type = $3 AND child_id = $4)
 """
 
-IDENTIFY_CHILD = """
-INSERT INTO children (child_id, local_authority, risk_level, exploitation_types,
-                      description, identified_at)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (child_id) DO NOTHING
-RETURNING child_id
-"""
 
 LOCK_CURRENT_PLACEMENT = """
 SELECT 1 FROM placements WHERE child_id = $1 AND ended_at IS NULL FOR UPDATE
 """
 
-TRANSFER_CHILD = """
-UPDATE children SET local_authority = $2, updated_at = now() WHERE child_id = $1
-"""
 
 SUPERSEDE_PLACEMENTS = """
 UPDATE placements SET ended_at = $2, end_reason = 'superseded'
@@ -72,9 +52,6 @@ WHERE placements.child_id = EXCLUDED.child_id
 RETURNING placement_id
 """
 
-SET_CHILD_RISK = """
-UPDATE children SET risk_level = $2, updated_at = now() WHERE child_id = $1
-"""
 
 END_PLACEMENT = """
 UPDATE placements SET ended_at = $2, end_reason = $3 WHERE placement_id = $1
@@ -94,7 +71,6 @@ INSERT INTO acknowledgements (alert_id, org_code, user_id, contact_id, via, ackn
 VALUES ($1, $2, $3, $4, $5, $6)
 """
 
-QUEUE_OUTBOX_ROW = "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)"
 
 # --- reading alerts -------------------------------------------------------------------------
 
@@ -169,13 +145,6 @@ UNPUBLISHED_BATCH = """
 SELECT id, topic, key, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1
 """
 
-# $2..$4: the ids the broker acknowledged, each with the partition and offset it was given.
-MARK_PUBLISHED = """
-UPDATE outbox o SET published_at = now(), kafka_cluster = $1, kafka_partition = a.partition,
-                    kafka_offset = a.kafka_offset, publish_count = o.publish_count + 1
-FROM unnest($2::bigint[], $3::integer[], $4::bigint[]) AS a(id, partition, kafka_offset)
-WHERE o.id = a.id
-"""
 
 # The relay's last beat anywhere, and the parts some worker holds partitions for now.
 READINESS = """
@@ -213,15 +182,6 @@ ON CONFLICT (name) DO UPDATE
 SET outbox_id = GREATEST(reconcile_cursor.outbox_id, excluded.outbox_id), moved_at = now()
 """
 
-# Still published and still not applied when the update runs: an event applied meanwhile is not
-# sent again.
-UNPUBLISH_LOST = """
-UPDATE outbox o SET published_at = NULL
-WHERE o.id = ANY($1::bigint[]) AND o.published_at IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM processed_events p
-                  WHERE p.consumer = $2 AND p.event_id = o.event_id)
-RETURNING o.id, o.event_id
-"""
 
 # --- SMS acknowledgement codes --------------------------------------------------------------
 
@@ -315,25 +275,12 @@ ORDER BY due_at, kind
 
 # --- subscriptions and shared alerts --------------------------------------------------------
 
-CREATE_SUBSCRIPTION = """
-INSERT INTO subscriptions (subscription_id, org_code, created_by, source_authorities,
-    min_risk, exploitation_types, contacts, channels, webhook_url, webhook_secret,
-    status, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11)
-RETURNING *
-"""
 
 ORG_SUBSCRIPTIONS = """
 SELECT * FROM subscriptions WHERE org_code = $1 AND status <> 'deleted'
 ORDER BY created_at, subscription_id
 """
 
-# Only the organisation's own and not yet deleted: nothing otherwise.
-DELETE_SUBSCRIPTION = """
-UPDATE subscriptions SET status = 'deleted', deleted_at = now()
-WHERE subscription_id = $1 AND org_code = $2 AND status <> 'deleted'
-RETURNING subscription_id
-"""
 
 SHARED_ALERTS_FEED = """
 SELECT * FROM shared_alerts WHERE source_authority = ANY($1)

@@ -24,10 +24,11 @@ from goldenhour.contracts.events import (
     Submitter,
     parse_event,
 )
+from goldenhour.infra import outbox
 from goldenhour.infra.db import audit
 from goldenhour.services import access, db
 from goldenhour.services.auth import Caller, authenticate
-from goldenhour.streams import alert_commands
+from goldenhour.streams import alert_commands, children
 
 log = structlog.get_logger(__name__)
 router = APIRouter()
@@ -103,18 +104,18 @@ async def accept_event(app: FastAPI, caller: Caller, event: Event, now: datetime
             if await _recorded_already(conn, caller, event):
                 return False
             raise
-        inserted = await conn.fetchval(
-            db.RECORD_EVENT,
-            event.event_id,
-            event.type.value,
-            event.child_id,
-            event.occurred_at,
-            now,
-            caller.org.code,
-            caller.user.id,
-            event.data.model_dump(mode="json"),
-            app.state.topics.intake,
-            record.model_dump_json().encode(),
+        inserted = await outbox.record_event(
+            conn,
+            event_id=event.event_id,
+            event_type=event.type.value,
+            child_id=event.child_id,
+            occurred_at=event.occurred_at,
+            received_at=now,
+            org_code=caller.org.code,
+            user_id=caller.user.id,
+            data=event.data.model_dump(mode="json"),
+            topic=app.state.topics.intake,
+            payload=record.model_dump_json().encode(),
         )
         if not inserted:
             return False
@@ -184,8 +185,8 @@ async def _project(conn: asyncpg.Connection, event: Event, now: datetime) -> Non
     data = event.data
     if isinstance(data, ChildIdentified):
         # Two first identifications racing: the loser finds the child there and is refused.
-        created = await conn.fetchval(
-            db.IDENTIFY_CHILD,
+        created = await children.identify(
+            conn,
             event.child_id,
             data.local_authority,
             data.risk_level.value,
@@ -193,7 +194,7 @@ async def _project(conn: asyncpg.Connection, event: Event, now: datetime) -> Non
             data.description.model_dump(mode="json") if data.description else {},
             event.occurred_at,
         )
-        if created is None:
+        if not created:
             raise access.Conflict(access.ALREADY_IDENTIFIED)
     elif isinstance(data, ChildTransferred):
         await _transfer(conn, event.child_id, data)
@@ -219,7 +220,7 @@ async def _project(conn: asyncpg.Connection, event: Event, now: datetime) -> Non
             conn, event.child_id, data.placement_id, data.care_home
         )
         if data.risk and data.risk.level:
-            await conn.execute(db.SET_CHILD_RISK, event.child_id, data.risk.level.value)
+            await children.set_risk(conn, event.child_id, data.risk.level.value)
     elif isinstance(data, PlacementEnded):
         await conn.execute(
             db.END_PLACEMENT,
@@ -234,5 +235,5 @@ async def _transfer(conn: asyncpg.Connection, child_id: str, data: ChildTransfer
     await alert_commands.lock_live_alerts(conn, child_id)
     # A clock opening an alert holds the placement it read: wait for it, then move that too.
     await conn.execute(db.LOCK_CURRENT_PLACEMENT, child_id)
-    await conn.execute(db.TRANSFER_CHILD, child_id, data.local_authority)
+    await children.transfer(conn, child_id, data.local_authority)
     await alert_commands.follow_transfer(conn, child_id, data.local_authority)

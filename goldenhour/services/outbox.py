@@ -26,6 +26,7 @@ from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.structs import RecordMetadata
 from prometheus_client import Counter, Gauge
 
+from goldenhour.infra import outbox
 from goldenhour.infra.db import DbLimits
 from goldenhour.services import db
 from goldenhour.services.db import NOTIFY_OUTBOX, OUTBOX_CHANNEL
@@ -230,8 +231,8 @@ class OutboxRelay:
         cluster = await self._current_cluster()
         acked, failure = await self._publish(rows)
         if acked:
-            await self.pool.execute(
-                db.MARK_PUBLISHED,
+            await outbox.mark_published(
+                self.pool,
                 cluster,
                 [r["id"] for r in rows[: len(acked)]],
                 [m.partition for m in acked],

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import Counter, Gauge
 
+from goldenhour.infra import outbox
 from goldenhour.infra.db import DbLimits, audit
 from goldenhour.infra.topics import CLOCK_CONSUMER as CONSUMER
 from goldenhour.infra.topics import Topics
@@ -352,7 +353,7 @@ class Reconciler:
         self, conn: asyncpg.Connection, decided: Plan, view: BrokerView | None
     ) -> list[asyncpg.Record]:
         """Mark the lost rows unpublished, with one audit line for the batch; the rows reset."""
-        reset = await conn.fetch(db.UNPUBLISH_LOST, list(decided.lost), CONSUMER)
+        reset = await outbox.unpublish_lost(conn, list(decided.lost), CONSUMER)
         if reset:
             await audit(
                 conn,

@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from goldenhour.contracts.api import ErrorBody
 from goldenhour.contracts.config import GoldenHourConfig, OrgKind, UserRole
 from goldenhour.contracts.shared import SubscriptionRequest, SubscriptionView
+from goldenhour.infra import subscriptions
 from goldenhour.infra.db import audit
 from goldenhour.infra.webhook_urls import WebhookUrlError, check_webhook_url
 from goldenhour.services import db
@@ -196,19 +197,19 @@ async def create_subscription(
     subscription_id = uuid.uuid4()
     secret = secrets.token_urlsafe(32) if plan.webhook_url is not None else None
     async with request.app.state.pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            db.CREATE_SUBSCRIPTION,
-            subscription_id,
-            caller.org.code,
-            caller.user.id,
-            plan.source_authorities,
-            str(body.min_risk),
-            _unique(body.exploitation_types),
-            plan.contacts,
-            plan.channels,
-            plan.webhook_url,
-            secret,
-            datetime.now(UTC),
+        row = await subscriptions.create(
+            conn,
+            subscription_id=subscription_id,
+            org_code=caller.org.code,
+            created_by=caller.user.id,
+            source_authorities=plan.source_authorities,
+            min_risk=str(body.min_risk),
+            exploitation_types=_unique(body.exploitation_types),
+            contacts=plan.contacts,
+            channels=plan.channels,
+            webhook_url=plan.webhook_url,
+            webhook_secret=secret,
+            at=datetime.now(UTC),
         )
         await audit(
             conn,
@@ -260,12 +261,7 @@ async def delete_subscription(
     """Delete one of the caller's organisation's subscriptions; nothing more is delivered to it."""
     check_may_manage(caller)
     async with request.app.state.pool.acquire() as conn, conn.transaction():
-        deleted = await conn.fetchval(
-            db.DELETE_SUBSCRIPTION,
-            subscription_id,
-            caller.org.code,
-        )
-        if deleted is None:
+        if not await subscriptions.delete(conn, subscription_id, caller.org.code):
             # Another organisation's subscription gets the same answer as a missing one.
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such subscription")
         await audit(

@@ -14,6 +14,7 @@ import structlog
 from goldenhour.contracts.alert_kinds import MISSING
 from goldenhour.contracts.derived import AlertRaised
 from goldenhour.contracts.events import AbsenceReported, Event
+from goldenhour.infra import notifications
 from goldenhour.infra.db import audit
 from goldenhour.streams.follow import current_placement
 
@@ -57,16 +58,6 @@ MARK_RESOLVED = """
 UPDATE alerts SET status = 'resolved', resolved_at = $2, resolution = $3,
     next_due_at = NULL, updated_at = now()
 WHERE alert_id = $1
-"""
-
-CANCEL_PENDING_MESSAGES = """
-UPDATE notifications SET status = 'cancelled', updated_at = now()
-WHERE alert_id = $1 AND status = 'pending'
-"""
-
-SET_CHILD_RISK = """
-UPDATE children SET risk_level = $2, updated_at = now()
-WHERE child_id = $1 AND risk_level <> $2 RETURNING true
 """
 
 LIVE_OF_OTHER_RISK = """
@@ -237,4 +228,4 @@ async def mark_resolved(
 ) -> None:
     """The alert resolved and its pending messages cancelled."""
     await conn.execute(MARK_RESOLVED, alert["alert_id"], at, reason)
-    await conn.execute(CANCEL_PENDING_MESSAGES, alert["alert_id"])
+    await notifications.cancel_pending(conn, alert["alert_id"])

@@ -1,5 +1,6 @@
 """An alert's timeline in Postgres (`alert_steps`): the steps its clock decided, read back as the
-keys already decided, and the lines that are no step (stand-down, a last-seen time ahead)."""
+keys already decided, and the lines that are no step (stand-down, a last-seen time ahead, a
+text withheld). The one writer of `alert_steps`."""
 
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ RECORD_LINE = """
 INSERT INTO alert_steps (alert_id, step_key, due_at, status, decided_at, detail, policy)
 VALUES ($1, $2, $3, 'fired', $3, $4, $5) ON CONFLICT DO NOTHING
 """
+# The same, telling whether the line is new.
+RECORD_NEW_LINE = RECORD_LINE.rstrip() + " RETURNING true"
 
 
 async def decided(
@@ -123,6 +126,18 @@ async def record_line(
 ) -> None:
     """A timeline line that is no step, once per alert and key."""
     await conn.execute(RECORD_LINE, alert["alert_id"], key, now, detail, policy)
+
+
+async def record_new_line(
+    conn: asyncpg.Connection,
+    alert: asyncpg.Record,
+    key: str,
+    now: datetime,
+    detail: str,
+    policy: str | None,
+) -> bool:
+    """`record_line`, telling whether the line is new (False: the alert has it already)."""
+    return bool(await conn.fetchval(RECORD_NEW_LINE, alert["alert_id"], key, now, detail, policy))
 
 
 async def flag_ahead(

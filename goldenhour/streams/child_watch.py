@@ -26,7 +26,7 @@ from goldenhour.contracts.events import (
     RiskSignal,
 )
 from goldenhour.infra.db import audit
-from goldenhour.streams import watchers
+from goldenhour.streams import children, watchers
 from goldenhour.streams.claims import Deferral
 from goldenhour.streams.follow import follow_child
 from goldenhour.streams.watchers import Action, Arm, Cancel, ChildState, PlacementState, SetRisk
@@ -67,10 +67,6 @@ WHERE c.child_id = $1
 # The same, holding the child for the rest of the transaction.
 CHILD_STATE_LOCKED = CHILD_STATE + " FOR UPDATE OF c"
 
-SEEN = """
-UPDATE children SET last_checkin_at = GREATEST(last_checkin_at, $2) WHERE child_id = $1
-"""
-
 RECORD_SIGNAL = """
 INSERT INTO risk_signals (event_id, child_id, kind, detail, occurred_at, risk_before, risk_after)
 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING
@@ -85,8 +81,6 @@ ARM_TIMER = """
 INSERT INTO watch_timers (child_id, kind, due_at, status, data, armed_at)
 VALUES ($1, $2, $3, 'pending', $4, $5)
 """
-
-SET_RETURN_INTERVIEW_DUE = "UPDATE children SET return_interview_due_at = $2 WHERE child_id = $1"
 
 MARK_FIRED = "UPDATE watch_timers SET status = 'fired', decided_at = $2 WHERE id = $1"
 
@@ -153,7 +147,7 @@ class ChildWatch:
                 seen = data.seen_at or event.occurred_at
             else:
                 seen = event.data_as(ChildLocated).located_at
-            await conn.execute(SEEN, child_id, seen)
+            await children.seen(conn, child_id, seen)
             # What that UPDATE did, without reading the child again.
             last = before.last_checkin_at
             state = replace(before, last_checkin_at=seen if last is None else max(last, seen))
@@ -215,10 +209,8 @@ class ChildWatch:
                 )
             if isinstance(action, Cancel | Arm) and action.kind == "return_interview":
                 due = action.data.get("due_at") if isinstance(action, Arm) else None
-                await conn.execute(
-                    SET_RETURN_INTERVIEW_DUE,
-                    child_id,
-                    datetime.fromisoformat(due) if due else None,
+                await children.set_return_interview_due(
+                    conn, child_id, datetime.fromisoformat(due) if due else None
                 )
 
     async def fire(

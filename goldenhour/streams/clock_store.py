@@ -24,7 +24,7 @@ from goldenhour.contracts.policy import Policy
 from goldenhour.infra.ack_links import AckLinks
 from goldenhour.infra.db import audit
 from goldenhour.infra.faults import is_transient
-from goldenhour.streams import alert_rows, alert_steps
+from goldenhour.streams import alert_rows, alert_steps, children
 from goldenhour.streams.alert_failures import FailingAlerts
 from goldenhour.streams.alert_messages import AlertMessages, told
 from goldenhour.streams.claims import Deferral, claim_each
@@ -278,7 +278,7 @@ class ClockStore:
         self, conn: asyncpg.Connection, child_id: str, level: str, reason: str, now: datetime
     ) -> None:
         """The child's new risk; a live missing alert's later steps follow the new policy."""
-        child = await conn.fetchval(alert_rows.SET_CHILD_RISK, child_id, level)
+        child = await children.change_risk(conn, child_id, level)
         alerts = await conn.fetch(alert_rows.LIVE_OF_OTHER_RISK, child_id, MISSING, level)
         for alert in alerts:
             # Steps recorded by position are re-keyed while the policy that decided them is

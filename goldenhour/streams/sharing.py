@@ -23,6 +23,7 @@ from goldenhour.contracts.config import GoldenHourConfig, OrgKind
 from goldenhour.contracts.events import RiskLevel
 from goldenhour.contracts.languages import shared_language
 from goldenhour.contracts.shared import SharedAlert, SharedAlertPublished
+from goldenhour.infra import subscriptions
 from goldenhour.infra.db import audit
 from goldenhour.infra.notifications import Outgoing, queue
 from goldenhour.streams.recipients import FirewallViolation
@@ -37,6 +38,31 @@ SCREENED_FIELDS = ("gender", "clothing", "last_seen_location")
 """The shared alert's texts a person typed; the screen reads each before it is shared."""
 
 LEFT_DIRECTORY = "organisation no longer in the directory"
+
+SHARED_OF_ALERT = "SELECT * FROM shared_alerts WHERE alert_id = $1"
+SHARED_OF_ALERT_LOCKED = "SELECT * FROM shared_alerts WHERE alert_id = $1 FOR UPDATE"
+CHILD = "SELECT * FROM children WHERE child_id = $1"
+
+PUBLISH_SHARED = """
+INSERT INTO shared_alerts (shared_id, alert_id, source_authority, msg_type, version,
+    payload, published_at, updated_at) VALUES ($1, $2, $3, $4, 1, $5, $6, $6)
+"""
+
+NEXT_VERSION = """
+UPDATE shared_alerts SET msg_type = $2, version = $3, payload = $4, updated_at = $5
+WHERE shared_id = $1
+"""
+
+SUBSCRIBED_TO_SOURCE = """
+SELECT * FROM subscriptions WHERE status = 'active' AND $1 = ANY(source_authorities)
+"""
+
+# The active subscriptions an earlier version of the alert's shared alert reached.
+SUBSCRIBERS_REACHED = """
+SELECT * FROM subscriptions WHERE status = 'active' AND subscription_id IN (
+    SELECT subscription_id FROM notifications WHERE alert_id = $1
+    AND subscription_id IS NOT NULL)
+"""
 
 
 def step_key_for(shared: SharedAlert) -> str:
@@ -61,17 +87,14 @@ class Sharing:
 
     async def share(self, conn: asyncpg.Connection, alert: asyncpg.Record, now: datetime):
         """The `share: neighbours` step: version 1 to every matching active subscription."""
-        existing = await conn.fetchrow(
-            "SELECT * FROM shared_alerts WHERE alert_id = $1", alert["alert_id"]
-        )
+        existing = await conn.fetchrow(SHARED_OF_ALERT, alert["alert_id"])
         if existing is not None:
             return []
-        child = await conn.fetchrow("SELECT * FROM children WHERE child_id = $1", alert["child_id"])
+        child = await conn.fetchrow(CHILD, alert["child_id"])
         built = self._build(alert, child, uuid.uuid4(), "Alert", 1, now)
         shared = await self._screened(conn, alert, built, now)
         await conn.execute(
-            "INSERT INTO shared_alerts (shared_id, alert_id, source_authority, msg_type, version,"
-            " payload, published_at, updated_at) VALUES ($1, $2, $3, $4, 1, $5, $6, $6)",
+            PUBLISH_SHARED,
             shared.shared_id,
             alert["alert_id"],
             alert["local_authority"],
@@ -79,10 +102,7 @@ class Sharing:
             shared.model_dump(mode="json"),
             now,
         )
-        subs = await conn.fetch(
-            "SELECT * FROM subscriptions WHERE status = 'active' AND $1 = ANY(source_authorities)",
-            alert["local_authority"],
-        )
+        subs = await conn.fetch(SUBSCRIBED_TO_SOURCE, alert["local_authority"])
         chosen = [
             s
             for s in subs
@@ -94,29 +114,21 @@ class Sharing:
         self, conn: asyncpg.Connection, alert: asyncpg.Record, msg_type: str, now: datetime
     ):
         """An update (new sighting) or a cancellation, to the subscribers the alert reached."""
-        row = await conn.fetchrow(
-            "SELECT * FROM shared_alerts WHERE alert_id = $1 FOR UPDATE", alert["alert_id"]
-        )
+        row = await conn.fetchrow(SHARED_OF_ALERT_LOCKED, alert["alert_id"])
         if row is None or row["msg_type"] == "Cancel":
             return []
-        child = await conn.fetchrow("SELECT * FROM children WHERE child_id = $1", alert["child_id"])
+        child = await conn.fetchrow(CHILD, alert["child_id"])
         built = self._build(alert, child, row["shared_id"], msg_type, row["version"] + 1, now)
         shared = await self._screened(conn, alert, built, now)
         await conn.execute(
-            "UPDATE shared_alerts SET msg_type = $2, version = $3, payload = $4, updated_at = $5"
-            " WHERE shared_id = $1",
+            NEXT_VERSION,
             row["shared_id"],
             msg_type,
             shared.version,
             shared.model_dump(mode="json"),
             now,
         )
-        subs = await conn.fetch(
-            "SELECT * FROM subscriptions WHERE status = 'active' AND subscription_id IN ("
-            " SELECT subscription_id FROM notifications WHERE alert_id = $1"
-            " AND subscription_id IS NOT NULL)",
-            alert["alert_id"],
-        )
+        subs = await conn.fetch(SUBSCRIBERS_REACHED, alert["alert_id"])
         return await self._deliver(conn, alert, shared, list(subs), now)
 
     def _build(
@@ -177,12 +189,7 @@ class Sharing:
             subscription_id=str(sub["subscription_id"]),
             org_code=sub["org_code"],
         )
-        await conn.execute(
-            "UPDATE subscriptions SET status = 'disabled', disabled_at = $2"
-            " WHERE subscription_id = $1 AND status = 'active'",
-            sub["subscription_id"],
-            now,
-        )
+        await subscriptions.disable_if_active(conn, sub["subscription_id"], now)
         await audit(
             conn,
             "subscription.disabled",

@@ -10,6 +10,7 @@ import structlog
 
 from goldenhour.contracts.alert_kinds import WITHHELD_PREFIX
 from goldenhour.infra.db import audit
+from goldenhour.streams import alert_steps
 
 log = structlog.get_logger(__name__)
 
@@ -47,14 +48,8 @@ async def record_withheld(
     if not fields:
         return
     key = withheld_key(where, version)
-    recorded = await conn.fetchval(
-        "INSERT INTO alert_steps (alert_id, step_key, due_at, status, decided_at, detail, policy)"
-        " VALUES ($1, $2, $3, 'fired', $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
-        alert["alert_id"],
-        key,
-        now,
-        withheld_detail(where, fields),
-        alert["policy"],
+    recorded = await alert_steps.record_new_line(
+        conn, alert, key, now, withheld_detail(where, fields), alert["policy"]
     )
     if not recorded:
         return
