@@ -15,7 +15,6 @@ from pathlib import Path
 import asyncpg
 import faust
 import structlog
-from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from goldenhour.infra.db import DbLimits, create_pool, migrate
 from goldenhour.infra.faults import patiently
@@ -26,6 +25,7 @@ from goldenhour.streams.announcer import Announcer
 from goldenhour.streams.child_watch import ChildWatch
 from goldenhour.streams.clock_claimers import CLAIMERS, ClockClaimers, add_clock_claimers
 from goldenhour.streams.clock_store import ClockStore
+from goldenhour.streams.faust_consumer import adjust_consumer
 from goldenhour.streams.intake import IntakeApplier
 from goldenhour.streams.intake_clock import add_intake_clock
 from goldenhour.streams.readiness import ClaimStreak, RetryBoard, WorkerReadiness
@@ -33,22 +33,6 @@ from goldenhour.streams.readiness import ClaimStreak, RetryBoard, WorkerReadines
 log = structlog.get_logger(__name__)
 
 INTAKE_CHILDREN_AT_ONCE = 8
-
-
-def _shorten_fetch_wait(max_wait_ms: int) -> None:
-    """faust hard-codes a 1.5 s fetch wait for its consumer; the embedded broker holds a fetch
-    for all of it, which would put up to 1.5 s on every hop. Set it on the consumer faust makes."""
-    create = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
-    if getattr(create, "_goldenhour", False):
-        return
-
-    def create_with_wait(self, transport):  # type: ignore[no-untyped-def]
-        consumer = create(self, transport)
-        consumer._fetch_max_wait_ms = max_wait_ms  # read by aiokafka's fetcher at start
-        return consumer
-
-    create_with_wait._goldenhour = True  # type: ignore[attr-defined]
-    faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = create_with_wait
 
 
 class LazyPool:
@@ -82,7 +66,7 @@ def build_app(settings: Settings, datadir: Path) -> faust.App:
     bootstrap, dsn = settings.require_servers()
     config = settings.config
     topics = Topics(settings.topic_prefix)
-    _shorten_fetch_wait(settings.fetch_max_wait_ms)
+    adjust_consumer(settings.fetch_max_wait_ms)
     session = settings.kafka_session_timeout_s
     app = faust.App(
         f"{settings.topic_prefix}-streams",
