@@ -19,22 +19,11 @@ import asyncpg
 import httpx
 import yaml
 
-from goldenhour.dev.london import IDENTIFIED, directory, event, placement
+from goldenhour.dev.parts import PARTS, PartProcess
+from goldenhour.dev.servers import free_port
 from goldenhour.dev.smtp_local import LocalSmtp
-from goldenhour.dev.stack import free_port
-from goldenhour.dev.supervisor import PARTS, PartProcess
 from goldenhour.dev.twilio_local import LocalTwilio
 from goldenhour.dev.waiting import eventually
-
-__all__ = [
-    "IDENTIFIED",
-    "TWILIO_FROM",
-    "TWILIO_SID",
-    "DevSystem",
-    "directory",
-    "event",
-    "placement",
-]
 
 TWILIO_SID = "AC" + "0" * 32
 TWILIO_FROM = "+447700900999"

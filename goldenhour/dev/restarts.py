@@ -7,6 +7,10 @@ from collections import deque
 from dataclasses import dataclass, field
 
 
+class GiveUp(Exception):
+    """A part or server keeps exiting, or cannot be started: `run` stops with this message."""
+
+
 @dataclass(frozen=True)
 class RestartPolicy:
     """How a part or server that exits is started again, and when `run` gives up on it."""

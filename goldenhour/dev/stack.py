@@ -43,7 +43,7 @@ from goldenhour.dev.servers import (
     terminate,
 )
 
-__all__ = ["EmbeddedStack", "StackError", "die_with_parent", "free_port", "stack_up_main"]
+__all__ = ["EmbeddedStack", "StackError", "die_with_parent", "stack_up_main"]
 
 log = structlog.get_logger(__name__)
 

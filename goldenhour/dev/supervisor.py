@@ -4,15 +4,12 @@ broker and database (themselves restarted when one dies) unless both addresses a
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import logging
 import os
 import random
 import secrets
-import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -23,155 +20,20 @@ from typing import IO
 import httpx
 import structlog
 
-from goldenhour.dev.restarts import ReadyLine, RestartPolicy, Restarts
-from goldenhour.dev.stack import EmbeddedStack, StackError, die_with_parent
+from goldenhour.dev.data_folder import default_data_dir, fresh_scratch, lock_data_dir, secret_key
+from goldenhour.dev.parts import PARTS, PartProcess, stop_all
+from goldenhour.dev.restarts import GiveUp, ReadyLine, RestartPolicy, Restarts
+from goldenhour.dev.stack import EmbeddedStack, StackError
 from goldenhour.infra.settings import Settings
+
+__all__ = ["Supervisor", "probe_ready", "run_all"]
 
 log = structlog.get_logger(__name__)
 
-PARTS = ("api", "streams", "dispatcher")
 # What the API's /readyz waits for under `run`: both workers holding their partitions.
 READY_REQUIRES = "streams,dispatcher"
 _TICK_S = 0.2
 _READY_POLL_S = 0.5
-_STOP_TIMEOUT_S = 10.0
-
-
-class PartProcess:
-    """One part (`api`, `streams` or `dispatcher`) as an OS process."""
-
-    def __init__(self, part: str, env: Mapping[str, str]) -> None:
-        self.part = part
-        self.env = dict(env)
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> PartProcess:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "goldenhour", self.part],
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            # A terminal's Ctrl-C reaches only the owner, which stops the parts before the
-            # broker and database; if the owner dies, the part gets SIGTERM.
-            start_new_session=True,
-            preexec_fn=die_with_parent(signal.SIGTERM),
-        )
-        log.info("part.started", part=self.part, pid=self.proc.pid)
-        return self
-
-    @property
-    def pid(self) -> int:
-        if self.proc is None:
-            raise RuntimeError(f"{self.part} was never started")
-        return self.proc.pid
-
-    @property
-    def exit_code(self) -> int | None:
-        """The exit code once it has exited (negative: the signal that ended it)."""
-        return None if self.proc is None else self.proc.poll()
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL: the crash a restart must survive."""
-        if self.proc is not None and self.alive():
-            self.proc.kill()
-            self.proc.wait()
-
-    def terminate(self) -> None:
-        """SIGTERM, without waiting (stop_all waits for every part at once)."""
-        if self.proc is not None and self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-
-    def stop(self, timeout: float = _STOP_TIMEOUT_S) -> None:
-        """SIGTERM, then SIGKILL if it has not stopped in time."""
-        self.terminate()
-        self.wait_or_kill(timeout)
-
-    def wait_or_kill(self, timeout: float) -> None:
-        """Wait for it to exit, SIGKILL it if it has not in time."""
-        if self.proc is None:
-            return
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.warning("part.kill", part=self.part, pid=self.proc.pid, after_s=timeout)
-            self.proc.kill()
-            code = self.proc.wait()
-        log.info("part.stopped", part=self.part, pid=self.proc.pid, exit_code=code)
-
-
-def stop_all(parts: list[PartProcess], timeout: float = _STOP_TIMEOUT_S) -> None:
-    """SIGTERM every part at once, then wait for each (SIGKILL once `timeout` has passed)."""
-    for part in parts:
-        part.terminate()
-    deadline = time.monotonic() + timeout
-    for part in parts:
-        part.wait_or_kill(max(0.0, deadline - time.monotonic()))
-
-
-class GiveUp(Exception):
-    """A part or server keeps exiting, or cannot be started: `run` stops with this message."""
-
-
-# --- the data folder --------------------------------------------------------------------------
-
-
-def default_data_dir(settings: Settings) -> Path:
-    """GOLDENHOUR_DATA_DIR, else the user's data directory; as root /var/lib/goldenhour, which
-    PostgreSQL (run as `nobody`) can reach where root's home cannot."""
-    if settings.data_dir is not None:
-        return settings.data_dir.expanduser().absolute()
-    if os.geteuid() == 0:
-        return Path("/var/lib/goldenhour")
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("goldenhour"))
-
-
-def _lock_data_dir(data_dir: Path) -> IO[str]:
-    """Hold the folder for this run; a second `run` on it stops at once with the reason."""
-    lock = open(data_dir / "run.lock", "a+")  # held until the process ends
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.seek(0)
-        holder = lock.read().strip() or "?"
-        lock.close()
-        raise GiveUp(f"another `goldenhour run` (PID {holder}) uses {data_dir}") from None
-    lock.seek(0)
-    lock.truncate()
-    lock.write(str(os.getpid()))
-    lock.flush()
-    return lock
-
-
-def _secret_key(data_dir: Path) -> str:
-    """The key signing email links, kept with the data so links outlive a restart of `run`."""
-    path = data_dir / "secret_key"
-    try:
-        key = path.read_text().strip()
-        if len(key) >= 32:
-            return key
-    except FileNotFoundError:
-        pass
-    key = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(key)
-    return key
-
-
-def _fresh_scratch(data_dir: Path) -> Path:
-    """The parts' temporary files (faust's tables): emptied at start, since a killed part
-    leaves its folder behind."""
-    scratch = data_dir / "tmp"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(mode=0o700)
-    return scratch
-
-
-# --- the supervisor ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -373,9 +235,9 @@ def run_all(settings: Settings) -> int:
             data_dir = default_data_dir(settings)
             # As root, PostgreSQL (run as `nobody`) must pass through this folder.
             data_dir.mkdir(mode=0o755 if os.geteuid() == 0 else 0o700, parents=True, exist_ok=True)
-            lock = _lock_data_dir(data_dir)
+            lock = lock_data_dir(data_dir)
             print(f"Golden Hour data in {data_dir}", flush=True)
-            env["TMPDIR"] = str(_fresh_scratch(data_dir))
+            env["TMPDIR"] = str(fresh_scratch(data_dir))
             stack = EmbeddedStack(data_dir=data_dir, durable=True)
             stack.start()
             env["GOLDENHOUR_KAFKA_BOOTSTRAP"] = stack.kafka_bootstrap
@@ -385,7 +247,7 @@ def run_all(settings: Settings) -> int:
                 flush=True,
             )
             if not settings.secret_key:
-                env["GOLDENHOUR_SECRET_KEY"] = _secret_key(data_dir)
+                env["GOLDENHOUR_SECRET_KEY"] = secret_key(data_dir)
         elif not settings.secret_key:
             # The parts must share one key for email links to work; this one lasts until they stop.
             env["GOLDENHOUR_SECRET_KEY"] = secrets.token_urlsafe(32)

@@ -19,9 +19,9 @@ import yaml
 from aiokafka import AIOKafkaProducer
 
 from goldenhour.contracts.events import IntakeRecord, Submitter, parse_event
-from goldenhour.dev.devsystem import directory, event
-from goldenhour.dev.stack import free_port
-from goldenhour.dev.supervisor import PartProcess
+from goldenhour.dev.london import directory, event
+from goldenhour.dev.parts import PartProcess
+from goldenhour.dev.servers import free_port
 from goldenhour.dev.waiting import eventually
 from goldenhour.infra.db import migrate
 from goldenhour.infra.topics import Topics, ensure_topics

@@ -18,9 +18,10 @@ import httpx
 import pytest
 import yaml
 
-from goldenhour.dev.devsystem import IDENTIFIED, directory, event
-from goldenhour.dev.stack import EmbeddedStack, free_port
-from goldenhour.dev.supervisor import PartProcess
+from goldenhour.dev.london import IDENTIFIED, directory, event
+from goldenhour.dev.parts import PartProcess
+from goldenhour.dev.servers import free_port
+from goldenhour.dev.stack import EmbeddedStack
 from goldenhour.dev.waiting import eventually
 from goldenhour.infra.db import migrate
 from goldenhour.services.outbox import _RELAY_LOCK

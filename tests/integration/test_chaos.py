@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from goldenhour.chaos import evidence, faults, invariants
+from goldenhour.dev.servers import free_port
 from goldenhour.dev.smtp_local import LocalSmtp, serve_control
-from goldenhour.dev.stack import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from goldenhour.contracts.config import GoldenHourConfig
-from goldenhour.dev.devsystem import directory
+from goldenhour.dev.london import directory
 from goldenhour.dev.waiting import eventually
 from goldenhour.infra.db import DbLimits, connect
 from goldenhour.streams.clock_store import ClockStore

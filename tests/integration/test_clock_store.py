@@ -11,7 +11,7 @@ import pytest
 
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.contracts.events import IntakeRecord, Submitter, parse_event
-from goldenhour.dev.devsystem import directory, event
+from goldenhour.dev.london import directory, event
 from goldenhour.streams.child_watch import ChildWatch
 from goldenhour.streams.clock_store import ClockStore
 from goldenhour.streams.handlers import handle_intake

@@ -14,7 +14,7 @@ import yaml
 from fastapi import FastAPI
 
 from goldenhour.contracts.config import hash_api_key
-from goldenhour.dev.devsystem import directory
+from goldenhour.dev.london import directory
 from goldenhour.infra.settings import Settings
 from goldenhour.services import passwords
 from goldenhour.services.app import create_app

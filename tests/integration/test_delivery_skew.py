@@ -19,10 +19,10 @@ import httpx
 import pytest
 import yaml
 
-from goldenhour.dev.devsystem import directory
 from goldenhour.dev.faketime import skewed
-from goldenhour.dev.stack import free_port
-from goldenhour.dev.supervisor import PartProcess
+from goldenhour.dev.london import directory
+from goldenhour.dev.parts import PartProcess
+from goldenhour.dev.servers import free_port
 from goldenhour.dev.twilio_local import LocalTwilio
 from goldenhour.dev.waiting import eventually
 from goldenhour.infra.db import migrate

@@ -16,8 +16,9 @@ from aiokafka import AIOKafkaProducer
 
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.contracts.derived import NotificationRequested, NotificationSent
-from goldenhour.dev.devsystem import directory
-from goldenhour.dev.stack import EmbeddedStack, free_port
+from goldenhour.dev.london import directory
+from goldenhour.dev.servers import free_port
+from goldenhour.dev.stack import EmbeddedStack
 from goldenhour.dev.twilio_local import LocalTwilio
 from goldenhour.dev.waiting import eventually
 from goldenhour.infra.db import DbLimits, create_pool, migrate

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from goldenhour.dev.servers import free_port
 from goldenhour.dev.smtp_local import LocalSmtp
-from goldenhour.dev.stack import free_port
 from goldenhour.dev.waiting import wait_for_matches
 from goldenhour.notifiers.base import (
     Channel,

@@ -11,7 +11,7 @@ import uuid
 import asyncpg
 
 from goldenhour.contracts.config import GoldenHourConfig
-from goldenhour.dev.devsystem import directory
+from goldenhour.dev.london import directory
 from goldenhour.notifiers.failover import Failover
 
 

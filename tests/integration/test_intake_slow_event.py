@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from goldenhour.contracts.config import GoldenHourConfig
-from goldenhour.dev.devsystem import directory, event
+from goldenhour.dev.london import directory, event
 from goldenhour.infra.db import DbLimits, create_pool
 from goldenhour.streams import intake
 from goldenhour.streams.intake import Incoming, IntakeApplier

@@ -22,8 +22,8 @@ import yaml
 
 from goldenhour.dev.devsystem import TWILIO_FROM, TWILIO_SID
 from goldenhour.dev.london import IDENTIFIED, directory, event, placement
+from goldenhour.dev.servers import free_port
 from goldenhour.dev.smtp_local import LocalSmtp
-from goldenhour.dev.stack import free_port
 from goldenhour.dev.twilio_local import LocalTwilio
 from goldenhour.dev.waiting import eventually
 

@@ -12,7 +12,7 @@ import pytest
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.contracts.events import IntakeRecord, Submitter, parse_event
 from goldenhour.contracts.shared import SHARED_FIELDS, SharedAlertPublished
-from goldenhour.dev.devsystem import IDENTIFIED, directory, event
+from goldenhour.dev.london import IDENTIFIED, directory, event
 from goldenhour.streams.clock_store import ClockStore
 from goldenhour.streams.recipients import FirewallViolation
 from goldenhour.streams.sharing import LEFT_DIRECTORY

@@ -13,7 +13,7 @@ import pytest
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from goldenhour.dev.stack import free_port
+from goldenhour.dev.servers import free_port
 from goldenhour.dev.twilio_local import LocalTwilio
 from goldenhour.notifiers.base import (
     Channel,

@@ -22,7 +22,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from goldenhour.contracts.config import GoldenHourConfig
-from goldenhour.dev.devsystem import directory
+from goldenhour.dev.london import directory
 from goldenhour.infra.db import create_pool, migrate
 from goldenhour.streams.clock_store import ClockStore
 

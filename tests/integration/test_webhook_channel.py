@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from goldenhour.dev.stack import free_port
+from goldenhour.dev.servers import free_port
 from goldenhour.dev.webhook_local import LocalWebhookReceiver, ReceivedHook
 from goldenhour.infra.webhook_signing import sign, verify
 from goldenhour.notifiers.base import (

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from goldenhour.dev.stack import free_port
+from goldenhour.dev.servers import free_port
 from goldenhour.infra.health import HealthServer, metrics_refusal
 
 TOKEN = "a-metrics-token-for-the-scraper"

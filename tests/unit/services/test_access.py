@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from goldenhour.contracts.config import GoldenHourConfig
-from goldenhour.dev.devsystem import directory
+from goldenhour.dev.london import directory
 from goldenhour.services.access import (
     ALREADY_IDENTIFIED,
     NOT_YOURS,

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI, Request
 
 from goldenhour.contracts.config import GoldenHourConfig
-from goldenhour.dev.devsystem import directory
+from goldenhour.dev.london import directory
 from goldenhour.services.console.sessions import failure_keys
 from goldenhour.services.http_limits import BodyLimit, RateLimit, parse_rate, trusted_proxies
 

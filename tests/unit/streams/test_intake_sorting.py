@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from goldenhour.contracts.events import IntakeRecord
-from goldenhour.dev.devsystem import event
+from goldenhour.dev.london import event
 from goldenhour.infra.backoff import delay
 from goldenhour.streams.handlers import Poison, read_record
 from goldenhour.streams.readiness import RETRY_UNREADY_AFTER_S, ClaimStreak, RetryBoard
