@@ -56,16 +56,27 @@ ON CONFLICT (consumer, event_id) WHERE status = 'dead' AND event_id IS NOT NULL 
 RETURNING id
 """
 
+# A record read again (redelivered after a crash, or re-read from a partition's start after a
+# rebalance) is the same letter: same consumer, same place in the log, same bytes.
+_KEPT_ALREADY = """
+SELECT 1 FROM dead_letters WHERE consumer = $1 AND topic = $2 AND kafka_partition = $3
+  AND kafka_offset = $4 AND raw = $5
+"""
+
 
 async def record(
     conn: asyncpg.Connection, letter: DeadLetter, config: GoldenHourConfig, now: datetime
 ) -> int | None:
     """Keep the letter, audit it and tell the operations contacts, in the caller's transaction.
 
-    Returns the dead letter's id, or None when this event already has an open one (a redelivery
-    of the same poison event is not counted twice)."""
+    Returns the dead letter's id, or None when this record is kept already, or this event
+    already has an open one: a poison record read twice is counted, and told, once."""
     if letter.reason not in REASONS:
         raise ValueError(f"unknown dead-letter reason {letter.reason!r}")
+    if letter.offset is not None and await conn.fetchval(
+        _KEPT_ALREADY, letter.consumer, letter.topic, letter.partition, letter.offset, letter.raw
+    ):
+        return None
     dead_id = await conn.fetchval(
         _INSERT,
         letter.consumer,

@@ -35,7 +35,6 @@ from goldenhour.infra.backoff import delay
 from goldenhour.infra.db import beat, mark_ready, unmark_ready
 from goldenhour.infra.faults import is_transient
 from goldenhour.infra.topics import Topics, ensure_topics
-from goldenhour.notifiers import db
 
 log = structlog.get_logger(__name__)
 
@@ -272,9 +271,7 @@ class RequestConsumer:
         while True:
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
-                    where = (PART, letter.topic, letter.partition, letter.offset, letter.raw)
-                    if not await conn.fetchval(db.ALREADY_DEAD_LETTERED, *where):
-                        await dead_letters.record(conn, letter, self.config, datetime.now(UTC))
+                    await dead_letters.record(conn, letter, self.config, datetime.now(UTC))
                 return
             except Exception as exc:  # sorted below: wait, or give up loudly
                 failures += 1

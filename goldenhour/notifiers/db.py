@@ -136,14 +136,6 @@ async def move_status(
 PROVIDER_ID_OF = "SELECT provider_id FROM notifications WHERE notification_id = $1"
 PROVIDER_IDS_HELD = "SELECT provider_id FROM notifications WHERE provider_id = ANY($1)"
 
-# --- the dispatcher's fast path ---------------------------------------------------------------
-
-# A record redelivered after a crash (its offset not yet committed) is not dead-lettered twice.
-ALREADY_DEAD_LETTERED = """
-SELECT 1 FROM dead_letters WHERE consumer = $1 AND topic = $2 AND kafka_partition = $3
-  AND kafka_offset = $4 AND raw = $5
-"""
-
 # --- webhook subscriptions --------------------------------------------------------------------
 
 SUBSCRIPTION_SECRET = "SELECT status, webhook_secret FROM subscriptions WHERE subscription_id = $1"
