@@ -8,9 +8,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI, Request
+from prometheus_client import REGISTRY
 
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.dev.london import directory
+from goldenhour.services import intake
+from goldenhour.services.auth import authenticate
 from goldenhour.services.console.sessions import failure_keys
 from goldenhour.services.http_limits import BodyLimit, RateLimit, parse_rate, trusted_proxies
 
@@ -152,3 +155,25 @@ def test_an_ipv6_client_counts_by_its_64() -> None:
         one == other == ["user:lbh-dm1@2001:db8:1:2::/64", "user:lbh-dm1", "addr:2001:db8:1:2::/64"]
     )
     assert failure_keys(None, "::ffff:192.0.2.4") == ["addr:192.0.2.4"]
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_an_event_over_its_own_cap_is_refused_where_the_app_allows_more(
+    declared: bool,
+) -> None:
+    app = FastAPI()
+    app.include_router(intake.router)
+    app.dependency_overrides[authenticate] = lambda: None  # refused before the caller matters
+    app.add_middleware(BodyLimit, max_bytes=1024 * 1024)
+    body = b"x" * (intake.MAX_EVENT_BODY + 1)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body
+
+    refused = {"reason": "too_large"}
+    before = REGISTRY.get_sample_value("goldenhour_events_refused_total", refused) or 0
+    async with client(app) as c:
+        r = await c.post("/events", content=body if declared else chunks())
+    assert r.status_code == 413
+    assert r.json() == {"detail": f"body larger than {intake.MAX_EVENT_BODY} bytes"}
+    assert REGISTRY.get_sample_value("goldenhour_events_refused_total", refused) == before + 1
