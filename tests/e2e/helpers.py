@@ -179,29 +179,29 @@ def sneak_key_in(config: GoldenHourConfig) -> None:
     config._keys[hash_api_key("hoie-key")] = (hoie, user)
 
 
-async def fetch(system: DevSystem, sql: str, *args: object) -> list[asyncpg.Record]:
-    """One query on a connection of its own, so a database restart never breaks a pool here."""
+@contextlib.asynccontextmanager
+async def connection(system: DevSystem) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of its own for one query, so a database restart never breaks a pool here."""
     conn = await asyncpg.connect(system.database_url, timeout=5)
     try:
-        return await conn.fetch(sql, *args)
+        yield conn
     finally:
         await conn.close()
+
+
+async def fetch(system: DevSystem, sql: str, *args: object) -> list[asyncpg.Record]:
+    async with connection(system) as conn:
+        return await conn.fetch(sql, *args)
 
 
 async def fetchval(system: DevSystem, sql: str, *args: object) -> Any:
-    conn = await asyncpg.connect(system.database_url, timeout=5)
-    try:
+    async with connection(system) as conn:
         return await conn.fetchval(sql, *args)
-    finally:
-        await conn.close()
 
 
 async def execute(system: DevSystem, sql: str, *args: object) -> None:
-    conn = await asyncpg.connect(system.database_url, timeout=5)
-    try:
+    async with connection(system) as conn:
         await conn.execute(sql, *args)
-    finally:
-        await conn.close()
 
 
 async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:

@@ -44,6 +44,21 @@ async def failure_keys(system: DevSystem) -> list[str]:
     return [r["key"] for r in await fetch(system, "SELECT key FROM login_failures ORDER BY id")]
 
 
+async def _sign_in_from(
+    system: DevSystem, client_address: str, password: str, user: str = "lbh-sw1"
+) -> int:
+    """A console sign-in whose X-Forwarded-For names `client_address`; the answer's status."""
+    console = Console(system)
+    await console.get("/console/login")
+    async with console.client() as c:
+        r = await c.post(
+            "/console/login",
+            data={"user_id": user, "password": password, "csrf_token": console.csrf},
+            headers={"X-Forwarded-For": client_address},
+        )
+    return r.status_code
+
+
 # --- sign-in ------------------------------------------------------------------------------
 
 
@@ -86,15 +101,7 @@ async def test_a_burst_of_wrong_passwords_checks_at_most_the_limit(system: DevSy
 
 
 async def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(system: DevSystem) -> None:
-    console = Console(system)
-    await console.get("/console/login")
-    async with console.client() as c:
-        r = await c.post(
-            "/console/login",
-            data={"user_id": "lbh-dm1", "password": "x" * 12, "csrf_token": console.csrf},
-            headers={"X-Forwarded-For": PROXY_CLIENT},
-        )
-    assert r.status_code == 401
+    assert await _sign_in_from(system, PROXY_CLIENT, "x" * 12, user="lbh-dm1") == 401
     keys = await failure_keys(system)
     assert f"addr:{PROXY_CLIENT}" not in keys
     assert "addr:127.0.0.1" in keys
@@ -103,30 +110,10 @@ async def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(system: DevSyst
 async def test_x_forwarded_for_from_a_trusted_proxy_names_the_client(proxied: DevSystem) -> None:
     """Behind the office's proxy, each client is counted on its own: one attacker's failures
     do not lock out everyone else behind it."""
-    console = Console(proxied)
-    await console.get("/console/login")
-    async with console.client() as c:
-        r = await c.post(
-            "/console/login",
-            data={"user_id": "lbh-sw1", "password": "x" * 12, "csrf_token": console.csrf},
-            headers={"X-Forwarded-For": PROXY_CLIENT},
-        )
-    assert r.status_code == 401
+    assert await _sign_in_from(proxied, PROXY_CLIENT, "x" * 12) == 401
     keys = await failure_keys(proxied)
     assert f"addr:{PROXY_CLIENT}" in keys
     assert "addr:127.0.0.1" not in keys
-
-
-async def _sign_in_from(system: DevSystem, client_address: str, password: str) -> int:
-    console = Console(system)
-    await console.get("/console/login")
-    async with console.client() as c:
-        r = await c.post(
-            "/console/login",
-            data={"user_id": "lbh-sw1", "password": password, "csrf_token": console.csrf},
-            headers={"X-Forwarded-For": client_address},
-        )
-    return r.status_code
 
 
 async def test_wrong_passwords_from_one_address_do_not_lock_the_user_out_elsewhere(

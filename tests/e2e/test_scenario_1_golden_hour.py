@@ -20,6 +20,7 @@ from tests.e2e.helpers import (
     CHILD,
     fetch,
     place_high_risk_child,
+    post_event,
     report_absence,
     step_keys,
     the_alert,
@@ -122,20 +123,13 @@ async def test_golden_hour_from_report_to_stand_down(start_system):
 
     # child.located stands everyone told down and schedules the return interview.
     told = {n["contact_id"] for n in alert["notifications"]}
-    async with system.client("oak-staff1") as home:
-        r = await home.post(
-            "/events",
-            json=event(
-                "child.located",
-                CHILD,
-                {
-                    "located_at": datetime.now(UTC).isoformat(),
-                    "location": "Oak House",
-                    "status": "returned",
-                },
-            ),
-        )
-        assert r.status_code == 202, r.text
+    located = {
+        "located_at": datetime.now(UTC).isoformat(),
+        "location": "Oak House",
+        "status": "returned",
+    }
+    r = await post_event(system, "oak-staff1", event("child.located", CHILD, located))
+    assert r.status_code == 202, r.text
     await eventually(
         lambda: sum("STAND DOWN" in m.body for m in system.twilio.messages) >= len(told),
         5,

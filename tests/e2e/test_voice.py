@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import httpx
@@ -20,21 +20,34 @@ from goldenhour.dev.london import directory
 from goldenhour.dev.stack import EmbeddedStack
 from goldenhour.dev.waiting import eventually
 from goldenhour.wording.messages import spell_out
-from tests.e2e.helpers import CHILD, place_high_risk_child, report_absence
+from tests.e2e.helpers import (
+    CHILD,
+    SystemSetup,
+    place_high_risk_child,
+    report_absence,
+    running_system,
+)
 
 CONTROL_ROOM, DUTY, HOME = "+447700900010", "+447700900001", "+447700900020"
 
 
+def directory_with(**sections: object) -> Callable[[], tuple[dict, dict]]:
+    """The London directory with these top-level config sections set."""
+
+    def made() -> tuple[dict, dict]:
+        config, keys = directory()
+        config.update(sections)
+        return config, keys
+
+    return made
+
+
 @pytest.fixture
-async def system(stack: EmbeddedStack, database_url: str) -> AsyncIterator[DevSystem]:
-    config, keys = directory()
-    config["delivery"] = {"sms_failover_after": "3s", "unreachable_after": "10m"}
-    system = DevSystem(stack.kafka_bootstrap, database_url, config, keys)
-    await system.start()
-    try:
-        yield system
-    finally:
-        await system.stop()
+async def system(stack: EmbeddedStack) -> AsyncIterator[DevSystem]:
+    delivery = {"sms_failover_after": "3s", "unreachable_after": "10m"}
+    setup = SystemSetup(name="voice", directory=directory_with(delivery=delivery))
+    async with running_system(stack, setup) as s:
+        yield s
 
 
 async def test_stuck_sms_becomes_a_call_and_keypad_1_acknowledges(system: DevSystem) -> None:
@@ -119,16 +132,12 @@ async def test_stuck_sms_becomes_a_call_and_keypad_1_acknowledges(system: DevSys
 
 
 @pytest.fixture
-async def quick_system(stack: EmbeddedStack, database_url: str) -> AsyncIterator[DevSystem]:
-    config, keys = directory()
-    config["delivery"] = {"sms_failover_after": "2s", "unreachable_after": "8s"}
-    config["operations"] = [{"id": "ops-1", "phone": "+447700900500", "email": "ops@gh.example"}]
-    system = DevSystem(stack.kafka_bootstrap, database_url, config, keys)
-    await system.start()
-    try:
-        yield system
-    finally:
-        await system.stop()
+async def quick_system(stack: EmbeddedStack) -> AsyncIterator[DevSystem]:
+    delivery = {"sms_failover_after": "2s", "unreachable_after": "8s"}
+    operations = [{"id": "ops-1", "phone": "+447700900500", "email": "ops@gh.example"}]
+    made = directory_with(delivery=delivery, operations=operations)
+    async with running_system(stack, SystemSetup(name="voice", directory=made)) as s:
+        yield s
 
 
 async def test_a_contact_no_channel_reaches_is_reported_once(quick_system: DevSystem) -> None:

@@ -1,19 +1,51 @@
-"""Reading the embedded broker from tests: every record until the wanted ones arrived, and the
-id of the cluster a bootstrap address answers for."""
+"""The embedded broker from tests: topics of a test's own, the parts that publish to it run for
+the length of a block, every record read until the wanted ones arrived, and the id of the
+cluster a bootstrap address answers for."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from goldenhour.dev.stack import EmbeddedStack
 from goldenhour.dev.waiting import eventually
+from goldenhour.infra.topics import Topics, ensure_topics
 
 # How long one try of `consume_until` reads before it starts again from the topic's start.
 READ_TRY_S = 5.0
+
+
+class Runs(Protocol):
+    """A part that runs until it is cancelled: the outbox relay, the reconciler."""
+
+    def run(self) -> Coroutine[Any, Any, None]: ...
+
+
+async def fresh_topics(stack: EmbeddedStack, prefix: str) -> Topics:
+    """Every topic under a prefix no other test uses, created on the stack's broker."""
+    topics = Topics(f"{prefix}-{uuid.uuid4().hex[:8]}")
+    await ensure_topics(stack.kafka_bootstrap, topics)
+    return topics
+
+
+@contextlib.asynccontextmanager
+async def running(*parts: Runs) -> AsyncIterator[list[asyncio.Task]]:
+    """Each part's `run()` as a task, cancelled and awaited when the block ends."""
+    tasks = [asyncio.create_task(p.run()) for p in parts]
+    try:
+        yield tasks
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def consume_until(

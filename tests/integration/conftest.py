@@ -1,20 +1,24 @@
-"""Fixtures the integration tests share: a pool on a freshly migrated database, the local
-Twilio, SMTP server and webhook receivers with the channels that talk to them, and a stand-in
-for our own Twilio webhook endpoints."""
+"""Fixtures the integration tests share: a pool on a freshly migrated database (on the session's
+stack, or on a broker and database of the test's own), the local Twilio, SMTP server and webhook
+receivers with the channels that talk to them, and a stand-in for our own Twilio webhook
+endpoints."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import asyncpg
 import pytest
 
 from goldenhour.dev.smtp_local import LocalSmtp
+from goldenhour.dev.stack import EmbeddedStack
 from goldenhour.dev.twilio_local import LocalTwilio
 from goldenhour.dev.webhook_local import LocalWebhookReceiver
-from goldenhour.infra.db import create_pool
+from goldenhour.infra.db import create_pool, migrate
 from goldenhour.notifiers.sms import TwilioSms
 from tests.integration.providers import ACCOUNT, FROM, TOKEN, TwilioEndpoints
 
@@ -24,6 +28,30 @@ async def pool(migrated_db: str) -> AsyncIterator[asyncpg.Pool]:
     p = await create_pool(migrated_db)
     yield p
     await p.close()
+
+
+@pytest.fixture
+def own_stack() -> Iterator[EmbeddedStack]:
+    """A broker and database of this test's own, for the tests that stop, pause or restart them."""
+    with EmbeddedStack(durable=False) as s:
+        yield s
+
+
+@pytest.fixture
+async def own_db(own_stack: EmbeddedStack) -> str:
+    """A freshly migrated database on `own_stack`."""
+    dsn = own_stack.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    await migrate(dsn)
+    return dsn
+
+
+@pytest.fixture
+async def own_pool(own_db: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on `own_db`; closing it may hang or fail once the test has hurt the database."""
+    p = await create_pool(own_db)
+    yield p
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(p.close(), 10)
 
 
 @pytest.fixture

@@ -10,12 +10,11 @@ import contextlib
 import os
 import signal
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import asyncpg
 import httpx
-import pytest
 import yaml
 
 from goldenhour.dev.london import IDENTIFIED, directory, event
@@ -23,23 +22,9 @@ from goldenhour.dev.parts import PartProcess
 from goldenhour.dev.servers import free_port
 from goldenhour.dev.stack import EmbeddedStack
 from goldenhour.dev.waiting import eventually
-from goldenhour.infra.db import migrate
 from goldenhour.services.outbox import _RELAY_LOCK
 
 Body = dict
-
-
-@pytest.fixture
-def own_stack() -> Iterator[EmbeddedStack]:
-    with EmbeddedStack(durable=False) as s:
-        yield s
-
-
-@pytest.fixture
-async def dsn(own_stack: EmbeddedStack) -> str:
-    url = own_stack.create_database(f"t_{uuid.uuid4().hex[:12]}")
-    await migrate(url)
-    return url
 
 
 METRICS_TOKEN = "metrics-token-of-the-readiness-tests"
@@ -118,9 +103,9 @@ def unavailable_for(*reasons: str, only: bool = False) -> Callable[[int, Body], 
 
 
 async def test_503_while_postgres_is_stopped_and_ready_once_it_is_back(
-    own_stack: EmbeddedStack, dsn: str, tmp_path: Path
+    own_stack: EmbeddedStack, own_db: str, tmp_path: Path
 ) -> None:
-    async with api(own_stack, dsn, tmp_path) as url:
+    async with api(own_stack, own_db, tmp_path) as url:
         await readyz_until(url, ready, 60, "ready")
         await asyncio.to_thread(own_stack.stop_postgres)
         try:
@@ -132,9 +117,9 @@ async def test_503_while_postgres_is_stopped_and_ready_once_it_is_back(
 
 
 async def test_503_while_the_broker_is_paused_and_ready_once_it_resumes(
-    own_stack: EmbeddedStack, dsn: str, tmp_path: Path
+    own_stack: EmbeddedStack, own_db: str, tmp_path: Path
 ) -> None:
-    async with api(own_stack, dsn, tmp_path) as url:
+    async with api(own_stack, own_db, tmp_path) as url:
         await readyz_until(url, ready, 60, "ready")
         own_stack.signal("tansu", signal.SIGSTOP)
         try:
@@ -148,13 +133,13 @@ async def test_503_while_the_broker_is_paused_and_ready_once_it_resumes(
 
 
 async def test_503_while_no_relay_is_active_anywhere(
-    own_stack: EmbeddedStack, dsn: str, tmp_path: Path
+    own_stack: EmbeddedStack, own_db: str, tmp_path: Path
 ) -> None:
     # Another holder of the relay's lock that never relays (nor beats): a relay hung elsewhere.
-    squatter = await asyncpg.connect(dsn)
+    squatter = await asyncpg.connect(own_db)
     try:
         await squatter.execute("SELECT pg_advisory_lock($1)", _RELAY_LOCK)
-        async with api(own_stack, dsn, tmp_path) as url:
+        async with api(own_stack, own_db, tmp_path) as url:
             _, body = await readyz_until(
                 url, unavailable_for("outbox_relay"), 60, "503 for the missing relay"
             )
@@ -167,9 +152,9 @@ async def test_503_while_no_relay_is_active_anywhere(
 
 
 async def test_ready_only_while_every_required_part_holds_its_partitions(
-    own_stack: EmbeddedStack, dsn: str, tmp_path: Path
+    own_stack: EmbeddedStack, own_db: str, tmp_path: Path
 ) -> None:
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    pool = await asyncpg.create_pool(own_db, min_size=1, max_size=2)
     beating = {"streams": True, "dispatcher": True}
 
     async def beat() -> None:
@@ -185,7 +170,7 @@ async def test_ready_only_while_every_required_part_holds_its_partitions(
             await asyncio.sleep(1.0)
 
     try:
-        async with api(own_stack, dsn, tmp_path, ready_requires="streams,dispatcher") as url:
+        async with api(own_stack, own_db, tmp_path, ready_requires="streams,dispatcher") as url:
             await readyz_until(
                 url, unavailable_for("streams", "dispatcher", only=True), 60, "503 naming both"
             )
@@ -215,14 +200,14 @@ async def test_ready_only_while_every_required_part_holds_its_partitions(
 
 
 async def test_an_api_started_while_postgres_is_down_waits_and_refuses_with_503(
-    own_stack: EmbeddedStack, dsn: str, tmp_path: Path
+    own_stack: EmbeddedStack, own_db: str, tmp_path: Path
 ) -> None:
     # Started with the database down, the API waits for it instead of exiting (a supervisor
     # would count that as a crash and, after a few, give up on the whole system).
     keys: dict[str, str] = {}
     await asyncio.to_thread(own_stack.stop_postgres)
     try:
-        async with api(own_stack, dsn, tmp_path, keys=keys) as url:
+        async with api(own_stack, own_db, tmp_path, keys=keys) as url:
             await asyncio.sleep(3)
             await asyncio.to_thread(own_stack.start_postgres)
             await readyz_until(url, ready, 60, "ready once the database started")

@@ -60,6 +60,20 @@ async def intake(pool, store: Worker, kind: str, data: dict, when: datetime) -> 
         await apply_intake(conn, store.watch, store.clock, record, when)
 
 
+async def check_in(pool, store: Worker, when: datetime) -> None:
+    """The care home records the child seen at `when`."""
+    data = {"placement_id": "P-7", "seen_at": when.isoformat()}
+    await intake(pool, store, "checkin.recorded", data, when)
+
+
+async def pending_curfew_due(pool) -> datetime:
+    """When the pending curfew timer is due."""
+    pending = await pool.fetchrow(
+        "SELECT due_at FROM watch_timers WHERE kind = 'curfew' AND status = 'pending'"
+    )
+    return pending["due_at"]
+
+
 async def tick(pool, store: Worker, now: datetime) -> None:
     async with pool.acquire() as conn:
         await watch_timers.claim_due(store.watch, store.clock, conn, now, 50)
@@ -82,10 +96,7 @@ async def test_curfew_holds_at_22_00_local_across_the_autumn_clock_change(pool):
         {"placement_id": "P-7", "care_home": "OAK", "curfew": "22:00"},
         at(24, "12:00"),
     )
-    pending = await pool.fetchrow(
-        "SELECT due_at FROM watch_timers WHERE kind = 'curfew' AND status = 'pending'"
-    )
-    assert pending["due_at"] == at(24, "21:00") + GRACE  # 22:00 BST
+    assert await pending_curfew_due(pool) == at(24, "21:00") + GRACE  # 22:00 BST
 
     # Night 1 (summer time): no check-in after 22:00 BST -> a concern at 21:15 UTC (grace run).
     await tick(pool, store, at(24, "21:14"))
@@ -96,40 +107,19 @@ async def test_curfew_holds_at_22_00_local_across_the_autumn_clock_change(pool):
     assert {r["contact_id"] for r in told} == {"oak-mgr", "lbh-sw"}
 
     # The next morning a check-in closes the concern.
-    await intake(
-        pool,
-        store,
-        "checkin.recorded",
-        {"placement_id": "P-7", "seen_at": at(25, "08:00").isoformat()},
-        at(25, "08:00"),
-    )
+    await check_in(pool, store, at(25, "08:00"))
     status = await pool.fetchval("SELECT status FROM alerts WHERE kind = 'curfew'")
     assert status == "resolved"
 
     # Night 2 (the clocks went back that morning): curfew is 22:00 GMT = 22:00 UTC. A check-in
     # at 22:05 satisfies it; one at 21:30 UTC (before curfew) would not have.
-    pending = await pool.fetchrow(
-        "SELECT due_at FROM watch_timers WHERE kind = 'curfew' AND status = 'pending'"
-    )
-    assert pending["due_at"] == at(25, "22:00") + GRACE
-    await intake(
-        pool,
-        store,
-        "checkin.recorded",
-        {"placement_id": "P-7", "seen_at": at(25, "22:05").isoformat()},
-        at(25, "22:05"),
-    )
+    assert await pending_curfew_due(pool) == at(25, "22:00") + GRACE
+    await check_in(pool, store, at(25, "22:05"))
     await tick(pool, store, at(25, "22:16"))
     assert await concerns(pool) == [at(24, "21:15")]
 
     # Night 3: a check-in before curfew only; the concern is raised at 22:15 UTC, once.
-    await intake(
-        pool,
-        store,
-        "checkin.recorded",
-        {"placement_id": "P-7", "seen_at": at(26, "21:30").isoformat()},
-        at(26, "21:30"),
-    )
+    await check_in(pool, store, at(26, "21:30"))
     await tick(pool, store, at(26, "22:16"))
     await tick(pool, store, at(26, "22:17"))
     assert await concerns(pool) == [at(24, "21:15"), at(26, "22:15")]

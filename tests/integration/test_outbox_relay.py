@@ -12,8 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -22,11 +21,9 @@ from aiokafka import AIOKafkaConsumer
 
 from goldenhour.dev.stack import EmbeddedStack, die_with_parent
 from goldenhour.dev.waiting import eventually
-from goldenhour.infra.db import create_pool, migrate
-from goldenhour.infra.topics import Topics, ensure_topics
 from goldenhour.services.db import OUTBOX_CHANNEL
 from goldenhour.services.outbox import OutboxRelay
-from tests.integration.broker import broker_cluster, consume_until
+from tests.integration.broker import broker_cluster, consume_until, fresh_topics, running
 
 # Far longer than any test waits: a row that arrives was relayed because of a nudge.
 IDLE_POLL_S = 60.0
@@ -35,57 +32,30 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 async def topic(stack: EmbeddedStack) -> str:
-    topics = Topics(f"relay-{uuid.uuid4().hex[:8]}")
-    await ensure_topics(stack.kafka_bootstrap, topics)
-    return topics.intake
-
-
-@pytest.fixture
-def own_stack() -> Iterator[EmbeddedStack]:
-    """A broker and database of this test's own, for the tests that hurt them."""
-    with EmbeddedStack(durable=False) as s:
-        yield s
-
-
-@pytest.fixture
-async def own_db(own_stack: EmbeddedStack) -> str:
-    dsn = own_stack.create_database(f"t_{uuid.uuid4().hex[:12]}")
-    await migrate(dsn)
-    return dsn
-
-
-@pytest.fixture
-async def own_pool(own_db: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(own_db)
-    yield p
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(p.close(), 10)
+    return (await fresh_topics(stack, "relay")).intake
 
 
 @pytest.fixture
 async def own_topic(own_stack: EmbeddedStack) -> str:
-    topics = Topics(f"relay-{uuid.uuid4().hex[:8]}")
-    await ensure_topics(own_stack.kafka_bootstrap, topics)
-    return topics.intake
-
-
-@contextlib.asynccontextmanager
-async def running(*relays: OutboxRelay) -> AsyncIterator[list[asyncio.Task]]:
-    tasks = [asyncio.create_task(r.run()) for r in relays]
-    try:
-        yield tasks
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    return (await fresh_topics(own_stack, "relay")).intake
 
 
 def relay_for(
     stack: EmbeddedStack, dsn: str, pool: asyncpg.Pool, idle_poll_s: float = IDLE_POLL_S
 ) -> OutboxRelay:
     return OutboxRelay(dsn, stack.kafka_bootstrap, pool, idle_poll_s=idle_poll_s)
+
+
+@contextlib.asynccontextmanager
+async def two_relays(
+    stack: EmbeddedStack, dsn: str, pool: asyncpg.Pool
+) -> AsyncIterator[tuple[OutboxRelay, OutboxRelay, list[asyncio.Task]]]:
+    """Two relays running side by side, once one of them holds the lock."""
+    first = relay_for(stack, dsn, pool, idle_poll_s=0.5)
+    second = relay_for(stack, dsn, pool, idle_poll_s=0.5)
+    async with running(first, second) as tasks:
+        await eventually(lambda: first.active or second.active, 10, "a relay to take the lock")
+        yield first, second, tasks
 
 
 async def write(pool: asyncpg.Pool, topic: str, key: str, payload: str | None = None) -> None:
@@ -111,6 +81,12 @@ async def write_when_up(pool: asyncpg.Pool, topic: str, key: str, timeout: float
     await eventually(written, timeout, f"the database to take {key!r}", 0.2)
 
 
+async def relayed(stack: EmbeddedStack, pool: asyncpg.Pool, topic: str, key: str) -> None:
+    """Write a row and wait until the broker holds it."""
+    await write(pool, topic, key)
+    await consume_until(stack, topic, {key})
+
+
 async def consume(stack: EmbeddedStack, topic: str, n: int) -> list[str]:
     """The payloads of the first `n` records of the topic, in the order they arrive."""
     consumer = AIOKafkaConsumer(
@@ -133,6 +109,15 @@ async def unpublished(pool: asyncpg.Pool) -> int:
     return await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
 
 
+async def all_marked(pool: asyncpg.Pool, timeout: float, what: str) -> None:
+    """Wait until every outbox row is marked published, as it is once the broker acked it."""
+
+    async def none_left() -> bool:
+        return await unpublished(pool) == 0
+
+    await eventually(none_left, timeout, what, every=0.1, retry_errors=True)
+
+
 # --- waking ------------------------------------------------------------------------------------
 
 
@@ -147,17 +132,7 @@ async def test_a_nudge_in_the_active_process_relays_at_once(
         relay.nudge()
         assert await consume(stack, topic, 1) == ["child-1"]
         # Marked once the broker acknowledged, just after it delivered.
-        await eventually(
-            lambda: _zero(unpublished(pool)),
-            5,
-            "the row to be marked",
-            every=0.1,
-            retry_errors=True,
-        )
-
-
-async def _zero(count: Awaitable[int]) -> bool:
-    return await count == 0
+        await all_marked(pool, 5, "the row to be marked")
 
 
 async def test_a_nudge_in_another_process_wakes_the_active_relay_by_notify(
@@ -206,13 +181,7 @@ async def test_each_row_records_where_the_broker_put_it(
         await write(pool, topic, f"child-{i}")
     async with running(relay):
         records = await consume_until(stack, topic, {f"child-{i}" for i in range(6)})
-        await eventually(
-            lambda: _zero(unpublished(pool)),
-            10,
-            "every row to be marked",
-            every=0.1,
-            retry_errors=True,
-        )
+        await all_marked(pool, 10, "every row to be marked")
     where = {p: (partition, offset) for p, partition, offset in records}
     cluster = await broker_cluster(stack.kafka_bootstrap)
     rows = await pool.fetch(
@@ -255,8 +224,7 @@ async def test_a_standby_takes_over_when_the_active_relay_stops(
     async with running(first) as (first_task,):
         await eventually(lambda: first.active, 10, "the first relay to take the lock")
         async with running(second):
-            await write(pool, topic, "before")
-            await consume_until(stack, topic, {"before"})
+            await relayed(stack, pool, topic, "before")
             assert not second.active
             first_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -264,13 +232,7 @@ async def test_a_standby_takes_over_when_the_active_relay_stops(
             await eventually(lambda: second.active, 10, "the standby to take over")
             await write(pool, topic, "after")
             await consume_until(stack, topic, {"before", "after"})
-            await eventually(
-                lambda: _zero(unpublished(pool)),
-                10,
-                "the row to be marked",
-                every=0.1,
-                retry_errors=True,
-            )
+            await all_marked(pool, 10, "the row to be marked")
 
 
 _RELAY_PROCESS = """
@@ -321,8 +283,7 @@ async def test_a_standby_takes_over_from_a_hung_relay_within_seconds(
         )
         standby = relay_for(stack, migrated_db, pool, idle_poll_s=0.5)
         async with running(standby):
-            await write(pool, topic, "before")
-            await consume_until(stack, topic, {"before"})
+            await relayed(stack, pool, topic, "before")
             assert not standby.active
             proc.send_signal(signal.SIGSTOP)  # hung: alive, its connections open, silent
             await write(pool, topic, "while-hung")
@@ -341,25 +302,15 @@ async def test_a_standby_takes_over_from_a_hung_relay_within_seconds(
 async def test_relay_and_standby_survive_a_postgres_restart(
     own_stack: EmbeddedStack, own_db: str, own_pool: asyncpg.Pool, own_topic: str, outage_s: int
 ) -> None:
-    first = relay_for(own_stack, own_db, own_pool, idle_poll_s=0.5)
-    second = relay_for(own_stack, own_db, own_pool, idle_poll_s=0.5)
-    async with running(first, second) as tasks:
-        await eventually(lambda: first.active or second.active, 10, "a relay to take the lock")
-        await write(own_pool, own_topic, "before")
-        await consume_until(own_stack, own_topic, {"before"})
+    async with two_relays(own_stack, own_db, own_pool) as (first, second, tasks):
+        await relayed(own_stack, own_pool, own_topic, "before")
         await asyncio.to_thread(own_stack.stop_postgres)
         await asyncio.sleep(outage_s)  # the outage itself, not a wait for anything
         await asyncio.to_thread(own_stack.start_postgres)
         for i in range(3):
             await write_when_up(own_pool, own_topic, f"after-{i}")
         await consume_until(own_stack, own_topic, {"before", "after-0", "after-1", "after-2"})
-        await eventually(
-            lambda: _zero(unpublished(own_pool)),
-            15,
-            "the rows to be marked",
-            every=0.1,
-            retry_errors=True,
-        )
+        await all_marked(own_pool, 15, "the rows to be marked")
         await eventually(lambda: first.active != second.active, 10, "exactly one relay active")
         assert not any(t.done() for t in tasks)  # the standby lives on too
 
@@ -367,19 +318,9 @@ async def test_relay_and_standby_survive_a_postgres_restart(
 async def test_rows_stay_unmarked_while_the_broker_is_paused_and_relay_after(
     own_stack: EmbeddedStack, own_db: str, own_pool: asyncpg.Pool, own_topic: str
 ) -> None:
-    first = relay_for(own_stack, own_db, own_pool, idle_poll_s=0.5)
-    second = relay_for(own_stack, own_db, own_pool, idle_poll_s=0.5)
-    async with running(first, second) as tasks:
-        await eventually(lambda: first.active or second.active, 10, "a relay to take the lock")
-        await write(own_pool, own_topic, "before")
-        await consume_until(own_stack, own_topic, {"before"})
-        await eventually(
-            lambda: _zero(unpublished(own_pool)),
-            10,
-            "the row to be marked",
-            every=0.1,
-            retry_errors=True,
-        )
+    async with two_relays(own_stack, own_db, own_pool) as (first, second, tasks):
+        await relayed(own_stack, own_pool, own_topic, "before")
+        await all_marked(own_pool, 10, "the row to be marked")
         own_stack.signal("tansu", signal.SIGSTOP)
         try:
             await write(own_pool, own_topic, "while-paused")
@@ -395,13 +336,7 @@ async def test_rows_stay_unmarked_while_the_broker_is_paused_and_relay_after(
             own_stack.signal("tansu", signal.SIGCONT)
         await write(own_pool, own_topic, "after")
         await consume_until(own_stack, own_topic, {"before", "while-paused", "after"}, 45)
-        await eventually(
-            lambda: _zero(unpublished(own_pool)),
-            30,
-            "the rows to be marked",
-            every=0.1,
-            retry_errors=True,
-        )
+        await all_marked(own_pool, 30, "the rows to be marked")
         assert not any(t.done() for t in tasks)
 
 
@@ -410,28 +345,15 @@ async def test_relay_publishes_to_a_broker_restarted_with_its_log_lost(
 ) -> None:
     relay = relay_for(own_stack, own_db, own_pool, idle_poll_s=0.5)
     async with running(relay):
-        await write(own_pool, own_topic, "before")
-        await consume_until(own_stack, own_topic, {"before"})
-        await eventually(
-            lambda: _zero(unpublished(own_pool)),
-            10,
-            "the row to be marked",
-            every=0.1,
-            retry_errors=True,
-        )
+        await relayed(own_stack, own_pool, own_topic, "before")
+        await all_marked(own_pool, 10, "the row to be marked")
         old = await broker_cluster(own_stack.kafka_bootstrap)
         await asyncio.to_thread(own_stack.restart_kafka)
         new = await broker_cluster(own_stack.kafka_bootstrap)
         assert new != old
         await write(own_pool, own_topic, "after")
         await consume_until(own_stack, own_topic, {"after"}, 45)
-        await eventually(
-            lambda: _zero(unpublished(own_pool)),
-            15,
-            "the row to be marked",
-            every=0.1,
-            retry_errors=True,
-        )
+        await all_marked(own_pool, 15, "the row to be marked")
     clusters = dict(
         await own_pool.fetch(
             "SELECT convert_from(payload, 'UTF8'), kafka_cluster FROM outbox ORDER BY id"

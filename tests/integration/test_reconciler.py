@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import signal
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -15,12 +15,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from goldenhour.dev.stack import EmbeddedStack
 from goldenhour.dev.waiting import eventually
-from goldenhour.infra.db import create_pool, migrate
 from goldenhour.infra.topics import Topics, ensure_topics
 from goldenhour.services.outbox import OutboxRelay
 from goldenhour.services.reconciler import BrokerView, Reconciler, Row, lost_reason, plan
 from goldenhour.streams.handlers import CONSUMER
-from tests.integration.broker import broker_cluster, consume_until
+from tests.integration.broker import broker_cluster, consume_until, fresh_topics, running
 
 # --- pure: what the sweep decides ----------------------------------------------------------------
 
@@ -86,26 +85,14 @@ def test_nothing_to_do_when_everything_is_applied() -> None:
 
 
 @pytest.fixture
-def own_stack() -> Iterator[EmbeddedStack]:
-    with EmbeddedStack(durable=False) as s:
-        yield s
-
-
-@pytest.fixture
-async def db(own_stack: EmbeddedStack) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
-    dsn = own_stack.create_database(f"t_{uuid.uuid4().hex[:12]}")
-    await migrate(dsn)
-    pool = await create_pool(dsn)
-    yield dsn, pool
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(pool.close(), 10)
+async def db(own_db: str, own_pool: asyncpg.Pool) -> tuple[str, asyncpg.Pool]:
+    """The test's own database and a pool on it, as `pipeline` takes them."""
+    return own_db, own_pool
 
 
 @pytest.fixture
 async def topics(own_stack: EmbeddedStack) -> Topics:
-    t = Topics(f"rec-{uuid.uuid4().hex[:8]}")
-    await ensure_topics(own_stack.kafka_bootstrap, t)
-    return t
+    return await fresh_topics(own_stack, "rec")
 
 
 @contextlib.asynccontextmanager
@@ -123,15 +110,8 @@ async def pipeline(
     reconciler = Reconciler(
         dsn, stack.kafka_bootstrap, pool, topics, nudge=relay.nudge, settle_s=settle_s
     )
-    tasks = [asyncio.create_task(relay.run()), asyncio.create_task(reconciler.run())]
-    try:
+    async with running(relay, reconciler):
         yield relay, reconciler
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 async def accept(pool: asyncpg.Pool, topics: Topics, child: str, payload: str) -> uuid.UUID:
@@ -162,6 +142,26 @@ async def published(pool: asyncpg.Pool, event_id: uuid.UUID, count: int = 1) -> 
             event_id,
             count,
         )
+    )
+
+
+async def until_published(
+    pool: asyncpg.Pool, event_id: uuid.UUID, timeout: float, what: str, count: int = 1
+) -> None:
+    """Wait until the event's row is marked published, `count` times at least."""
+    await eventually(
+        lambda: published(pool, event_id, count), timeout, what, every=0.1, retry_errors=True
+    )
+
+
+async def until_cursor_at(pool: asyncpg.Pool, outbox_id: int, what: str) -> None:
+    """Wait until the sweep's cursor stands at the outbox row `outbox_id`."""
+    await eventually(
+        lambda: pool.fetchval("SELECT outbox_id = $1 FROM reconcile_cursor", outbox_id),
+        15,
+        what,
+        every=0.1,
+        retry_errors=True,
     )
 
 
@@ -196,35 +196,17 @@ async def test_an_event_the_broker_lost_is_published_again_and_reaches_the_new_l
     dsn, pool = db
     async with pipeline(own_stack, dsn, pool, topics) as (_, reconciler):
         lost = await accept(pool, topics, "child-1", "lost")
-        await eventually(
-            lambda: published(pool, lost),
-            15,
-            "the event to be published",
-            every=0.1,
-            retry_errors=True,
-        )
+        await until_published(pool, lost, 15, "the event to be published")
         old = (await outbox_row(pool, lost))["kafka_cluster"]
         await asyncio.to_thread(own_stack.restart_kafka)  # its log is gone, unconsumed
-        await eventually(
-            lambda: published(pool, lost, count=2),
-            20,
-            "a second publish",
-            every=0.1,
-            retry_errors=True,
-        )
+        await until_published(pool, lost, 20, "a second publish", count=2)
         await consume_until(own_stack, topics.intake, {"lost"}, 30)
         again = await outbox_row(pool, lost)
         assert again["kafka_cluster"] == await broker_cluster(own_stack.kafka_bootstrap) != old
         assert again["publish_count"] == 2
         # Applied now: the sweep moves past it and never sends it a third time.
         await apply(pool, lost)
-        await eventually(
-            lambda: pool.fetchval("SELECT outbox_id = $1 FROM reconcile_cursor", again["id"]),
-            15,
-            "the cursor past the applied event",
-            every=0.1,
-            retry_errors=True,
-        )
+        await until_cursor_at(pool, again["id"], "the cursor past the applied event")
         await rounds_pass(reconciler, 3)
         assert (await outbox_row(pool, lost))["publish_count"] == 2
     audit = await pool.fetch(
@@ -244,13 +226,7 @@ async def test_lagging_events_still_in_the_log_are_left_alone(
     # batch's later records are judged right too.
     waiting = [await accept(pool, topics, "child-1", f"waiting-{i}") for i in range(3)]
     async with pipeline(own_stack, dsn, pool, topics, settle_s=0.5) as (_, reconciler):
-        await eventually(
-            lambda: published(pool, waiting[-1]),
-            15,
-            "the events to be published",
-            every=0.1,
-            retry_errors=True,
-        )
+        await until_published(pool, waiting[-1], 15, "the events to be published")
         before = [await outbox_row(pool, e) for e in waiting]
         assert len({r["kafka_partition"] for r in before}) == 1
         # The group has read up to them (not past them): the worker is slow, not skipping.
@@ -270,24 +246,12 @@ async def test_an_event_consumed_but_never_applied_is_published_again(
     async with pipeline(own_stack, dsn, pool, topics, settle_s=0.5) as (_, reconciler):
         applied = await accept(pool, topics, "child-1", "applied")
         skipped = await accept(pool, topics, "child-1", "skipped")
-        await eventually(
-            lambda: published(pool, skipped),
-            15,
-            "the events to be published",
-            every=0.1,
-            retry_errors=True,
-        )
+        await until_published(pool, skipped, 15, "the events to be published")
         await apply(pool, applied)
         where = await outbox_row(pool, skipped)
         # The group moved past both, as a worker that lost the record in a crash would.
         await commit(own_stack, topics, where["kafka_partition"], where["kafka_offset"] + 1)
-        await eventually(
-            lambda: published(pool, skipped, count=2),
-            20,
-            "a second publish",
-            every=0.1,
-            retry_errors=True,
-        )
+        await until_published(pool, skipped, 20, "a second publish", count=2)
         await rounds_pass(reconciler, 2)
         assert (await outbox_row(pool, applied))["publish_count"] == 1
         cursor = await pool.fetchval("SELECT outbox_id FROM reconcile_cursor")
@@ -310,13 +274,7 @@ async def test_dead_lettered_and_applied_events_move_the_cursor(
             dead,
         )
         last = (await outbox_row(pool, dead))["id"]
-        await eventually(
-            lambda: pool.fetchval("SELECT outbox_id = $1 FROM reconcile_cursor", last),
-            15,
-            "the cursor past both",
-            every=0.1,
-            retry_errors=True,
-        )
+        await until_cursor_at(pool, last, "the cursor past both")
 
 
 async def test_nothing_is_published_again_while_the_broker_cannot_be_asked(
@@ -325,13 +283,7 @@ async def test_nothing_is_published_again_while_the_broker_cannot_be_asked(
     dsn, pool = db
     async with pipeline(own_stack, dsn, pool, topics) as (_, reconciler):
         event = await accept(pool, topics, "child-1", "event")
-        await eventually(
-            lambda: published(pool, event),
-            15,
-            "the event to be published",
-            every=0.1,
-            retry_errors=True,
-        )
+        await until_published(pool, event, 15, "the event to be published")
         await eventually(lambda: reconciler.active, 15, "the reconciler to lead")
         own_stack.signal("tansu", signal.SIGSTOP)
         try:
@@ -344,13 +296,7 @@ async def test_nothing_is_published_again_while_the_broker_cannot_be_asked(
             assert (await outbox_row(pool, event))["kafka_cluster"] == "gone"
         finally:
             own_stack.signal("tansu", signal.SIGCONT)
-        await eventually(
-            lambda: published(pool, event, count=2),
-            30,
-            "the second publish",
-            every=0.1,
-            retry_errors=True,
-        )
+        await until_published(pool, event, 30, "the second publish", count=2)
 
 
 async def test_one_reconciler_is_active_among_replicas(

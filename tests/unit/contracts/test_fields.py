@@ -29,7 +29,7 @@ from goldenhour.contracts.fields import (
 )
 from goldenhour.contracts.policy import _recipient
 from goldenhour.contracts.shared import SharedAlert, SubscriptionRequest
-from tests.unit.contracts.test_safeguarding import EVENT_MODELS, walk
+from tests.unit.contracts.models import EVENT_MODELS, walk
 
 DURATION = TypeAdapter(Duration)
 PHONE = TypeAdapter(Phone)

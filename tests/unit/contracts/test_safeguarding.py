@@ -5,45 +5,16 @@ Config models are out of scope: an organisation or a user may well have a `name`
 
 from __future__ import annotations
 
-import inspect
-import types
-import typing
 import uuid
-from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from goldenhour.contracts import derived, events
 from goldenhour.contracts.shared import SHARED_FIELDS, SharedAlert
+from tests.unit.contracts.models import EVENT_MODELS, walk
 
 FORBIDDEN = ("immigration", "nationality", "visa", "asylum", "name")
-
-
-def _models_in(annotation: object) -> Iterator[type[BaseModel]]:
-    """Every pydantic model an annotation mentions, through unions, lists and Annotated."""
-    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
-        yield annotation
-    args = typing.get_args(annotation)
-    if isinstance(annotation, types.UnionType):
-        args = annotation.__args__
-    for arg in args:
-        yield from _models_in(arg)
-
-
-def walk(roots: Iterable[type[BaseModel]]) -> dict[str, type[BaseModel]]:
-    """The roots and every model nested in their fields, by qualified name."""
-    found: dict[str, type[BaseModel]] = {}
-    todo = list(roots)
-    while todo:
-        model = todo.pop()
-        if model is BaseModel or model.__qualname__ in found:
-            continue
-        found[model.__qualname__] = model
-        for field in model.model_fields.values():
-            todo.extend(_models_in(field.annotation))
-    return found
 
 
 def offending_fields(model: type[BaseModel]) -> list[str]:
@@ -54,18 +25,6 @@ def offending_fields(model: type[BaseModel]) -> list[str]:
         for word in FORBIDDEN
         if word in name.lower() or word in (field.alias or "").lower()
     ]
-
-
-EVENT_MODELS = walk(
-    [
-        obj
-        for module in (events, derived)
-        for obj in vars(module).values()
-        if inspect.isclass(obj) and issubclass(obj, BaseModel)
-    ]
-    + list(events.EVENT_DATA.values())
-    + list(derived.DERIVED_TYPES.values())
-)
 
 
 def test_the_walk_reaches_nested_models() -> None:

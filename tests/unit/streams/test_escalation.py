@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from goldenhour.streams.escalation import ClockState, Plan, Recipient, allot, deliveries, plan
+from tests.unit.streams.clock_states import clock_state
 
 T0 = datetime(2026, 11, 22, 21, 40, tzinfo=UTC)
 M = timedelta(minutes=1)
@@ -52,16 +53,7 @@ HIGH = Policy(
 
 
 def state(**kw) -> ClockState:
-    base = dict(
-        anchor_at=T0,
-        acknowledged=False,
-        resolved=False,
-        decided=frozenset(),
-        first_fired_at=None,
-        renotify_done=0,
-    )
-    base.update(kw)
-    return ClockState(**base)
+    return clock_state(T0, **kw)
 
 
 def test_report_on_time_fires_first_step_and_wakes_at_the_next():

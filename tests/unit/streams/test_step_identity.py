@@ -18,6 +18,7 @@ from goldenhour.streams.escalation import (
     plan,
     step_of,
 )
+from tests.unit.streams.clock_states import clock_state
 
 T0 = datetime(2026, 11, 22, 21, 40, tzinfo=UTC)
 M = timedelta(minutes=1)
@@ -65,15 +66,7 @@ def resolve(target: str) -> list[Recipient]:
 
 
 def state(**kw) -> ClockState:
-    base = dict(
-        anchor_at=T0,
-        acknowledged=False,
-        resolved=False,
-        decided=frozenset(),
-        first_fired_at=None,
-        renotify_done=0,
-    )
-    return ClockState(**(base | kw))
+    return clock_state(T0, **kw)
 
 
 def keys(p: Policy) -> list[str]:
