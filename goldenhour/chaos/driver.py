@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import structlog
 
+from goldenhour.chaos.background import Background
 from goldenhour.dev.london import IDENTIFIED, event, placement
 from goldenhour.dev.waiting import eventually
 
@@ -157,23 +158,14 @@ class Api:
         return False
 
 
-class AlertIds:
+class AlertIds(Background):
     """The live alert of each child, as the duty manager's alert list shows it."""
 
     def __init__(self, api: Api) -> None:
         self.api = api
         self.by_child: dict[str, str] = {}
-        self._task: asyncio.Task | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._poll())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _poll(self) -> None:
+    async def _run(self) -> None:
         while True:
             try:
                 r = await self.api.get_once("/alerts?status=live&limit=1000", LA_USER)

@@ -8,26 +8,18 @@ import time
 
 import httpx
 
+from goldenhour.chaos.background import Background
 from goldenhour.chaos.faults import Window
 
 READYZ_EVERY_S = 1.0
 
 
-class Readiness:
+class Readiness(Background):
     """Samples every API's /readyz, so the report can say whether health told the truth."""
 
     def __init__(self, urls: list[str]) -> None:
         self.urls = urls
         self.samples: list[tuple[float, str, int]] = []  # (at, url, status; 0 = no answer)
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
         async with httpx.AsyncClient(timeout=2.0) as client:

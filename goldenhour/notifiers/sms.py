@@ -174,6 +174,15 @@ class TwilioSms(Channel):
             # e.g. a list page that came back non-200: the provider is unwell, not us.
             raise RetryableSendError(f"twilio {op}: {exc!r}") from exc
 
+    async def _fetch(self, op: str, call: Awaitable[T]) -> T | None:
+        """One Twilio fetch, as `_call`; None when Twilio does not know the SID."""
+        try:
+            return await self._call(op, call)
+        except PermanentSendError as exc:
+            if exc.code == 20404:
+                return None
+            raise
+
     async def send(self, msg: OutboundMessage) -> SendResult:
         """Create one Twilio message; 429/5xx/network → Retryable, other 4xx → Permanent."""
         body = with_ref(msg.body, msg.notification_id)
@@ -191,13 +200,8 @@ class TwilioSms(Channel):
 
     async def poll(self, provider_id: str) -> str | None:
         """Twilio's current status for the SID, None if Twilio does not know it."""
-        try:
-            fetched = await self._call("fetch", self._twilio().messages(provider_id).fetch_async())
-        except PermanentSendError as exc:
-            if exc.code == 20404:
-                return None
-            raise
-        return str(fetched.status) if fetched.status else None
+        fetched = await self._fetch("fetch", self._twilio().messages(provider_id).fetch_async())
+        return str(fetched.status) if fetched is not None and fetched.status else None
 
     async def find_sent(self, msg: OutboundMessage) -> str | None:
         """SID of a message to msg's recipient that carries msg's marker, else None.

@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from goldenhour.notifiers.base import OutboundMessage, PermanentSendError, SendResult
+from goldenhour.notifiers.base import OutboundMessage, SendResult
 from goldenhour.notifiers.sms import CLOCK_MARGIN, TwilioSms
 
 log = structlog.get_logger(__name__)
@@ -53,7 +53,6 @@ class TwilioVoice(TwilioSms):
     translation as the SMS channel (it is that channel, speaking to the Calls API)."""
 
     name = "voice"
-    reports_delivery = True
 
     def __init__(
         self,
@@ -96,15 +95,8 @@ class TwilioVoice(TwilioSms):
     async def poll(self, provider_id: str) -> str | None:
         """The call's status in message words ("sent", "delivered", "failed"), None if
         Twilio does not know the SID."""
-        try:
-            fetched = await self._call(
-                "call_fetch", self._twilio().calls(provider_id).fetch_async()
-            )
-        except PermanentSendError as exc:
-            if exc.code == 20404:
-                return None
-            raise
-        return call_status(str(fetched.status)) if fetched.status else None
+        fetched = await self._fetch("call_fetch", self._twilio().calls(provider_id).fetch_async())
+        return call_status(str(fetched.status)) if fetched is not None and fetched.status else None
 
     async def find_sent(self, msg: OutboundMessage) -> str | None:
         """SID of the call already placed for msg, else None.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import structlog
@@ -92,3 +94,25 @@ async def acknowledge(
         event_id=str(derived.event_id),
     )
     return AckResult(alert_id, alert["child_id"], status, new=True)
+
+
+async def acknowledge_by_message(
+    conn: asyncpg.Connection,
+    message: asyncpg.Record | Mapping[str, Any],
+    *,
+    via: str,
+    now: datetime,
+    alerts_topic: str,
+) -> AckResult | None:
+    """Acknowledge as the contact a message reached: its row names the alert, the contact and
+    the contact's organisation."""
+    return await acknowledge(
+        conn,
+        message["alert_id"],
+        org_code=message["org_code"],
+        user_id=None,
+        contact_id=message["contact_id"],
+        via=via,
+        now=now,
+        alerts_topic=alerts_topic,
+    )

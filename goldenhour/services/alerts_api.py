@@ -14,13 +14,13 @@ from goldenhour.contracts.api import (
     AckView,
     AlertDetail,
     AlertSummary,
-    ErrorBody,
     NotificationView,
     StepView,
 )
 from goldenhour.contracts.config import GoldenHourConfig, OrgKind
 from goldenhour.services import access, db
 from goldenhour.services.acks import acknowledge
+from goldenhour.services.api_schema import error
 from goldenhour.services.auth import Caller, authenticate
 
 router = APIRouter()
@@ -32,6 +32,8 @@ _STATUS = {
     "live": ("open", "acknowledged"),
     "all": ("open", "acknowledged", "resolved"),
 }
+# What a route about one alert answers for one the caller may not see, as for one that is not.
+_HIDDEN = {404: error("No such alert, or not one the caller may see")}
 
 
 def visibility_args(config: GoldenHourConfig, caller: Caller) -> tuple[bool, str, list[str]]:
@@ -79,13 +81,7 @@ async def _visible_alert(
     return alert
 
 
-@router.get(
-    "/alerts/{alert_id}",
-    response_model=AlertDetail,
-    responses={
-        404: {"model": ErrorBody, "description": "No such alert, or not one the caller may see"}
-    },
-)
+@router.get("/alerts/{alert_id}", response_model=AlertDetail, responses=_HIDDEN)
 async def get_alert(
     request: Request, alert_id: uuid.UUID, caller: Caller = Depends(authenticate)
 ) -> AlertDetail:
@@ -111,13 +107,7 @@ async def load_detail(conn: asyncpg.Connection, alert: asyncpg.Record) -> AlertD
     )
 
 
-@router.post(
-    "/alerts/{alert_id}/ack",
-    response_model=AckAnswer,
-    responses={
-        404: {"model": ErrorBody, "description": "No such alert, or not one the caller may see"}
-    },
-)
+@router.post("/alerts/{alert_id}/ack", response_model=AckAnswer, responses=_HIDDEN)
 async def ack_alert(
     request: Request, alert_id: uuid.UUID, caller: Caller = Depends(authenticate)
 ) -> AckAnswer:

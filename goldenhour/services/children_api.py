@@ -11,12 +11,12 @@ from goldenhour.contracts.api import (
     ChildRecord,
     ClockView,
     EpisodeView,
-    ErrorBody,
     PlacementView,
     RiskSignalView,
 )
 from goldenhour.contracts.events import ChildId
 from goldenhour.services import access, db
+from goldenhour.services.api_schema import error
 from goldenhour.services.auth import Caller, authenticate
 
 router = APIRouter()
@@ -31,9 +31,7 @@ def _no_such_child() -> HTTPException:
 @router.get(
     "/children/{child_id}",
     response_model=ChildRecord,
-    responses={
-        404: {"model": ErrorBody, "description": "No such child, or not one the caller acts for"}
-    },
+    responses={404: error("No such child, or not one the caller acts for")},
 )
 async def get_child(
     request: Request, child_id: ChildId, caller: Caller = Depends(authenticate)

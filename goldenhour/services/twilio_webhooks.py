@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 
 import structlog
 from fastapi import APIRouter, HTTPException, Request, Response, status
+from structlog.typing import FilteringBoundLogger
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
@@ -20,7 +21,7 @@ from goldenhour.notifiers.status import apply_status, provider_status
 from goldenhour.notifiers.voice import VOICE_PATH, call_status
 from goldenhour.services import db
 from goldenhour.services.ack_codes import PER_NUMBER, check_reply
-from goldenhour.services.acks import acknowledge
+from goldenhour.services.acks import acknowledge, acknowledge_by_message
 from goldenhour.services.twilio_replays import first_delivery
 
 log = structlog.get_logger(__name__)
@@ -135,6 +136,21 @@ async def _hang_up(_: dict[str, str]) -> Response:
     return _voice(reply)
 
 
+def _reported(
+    form: dict[str, str], resource: str, ours_for: Callable[[str], str | None]
+) -> tuple[str, str, str]:
+    """A status callback's SID and its status, as Twilio words it and as ours; 400 when the SID
+    is missing or the status unknown. The fields are `<resource>Sid` and `<resource>Status`."""
+    sid, reported = form.get(f"{resource}Sid", ""), form.get(f"{resource}Status", "")
+    ours = ours_for(reported)
+    if not sid or ours is None:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            detail=f"missing {resource}Sid or unknown {resource}Status {reported!r}",
+        )
+    return sid, reported, ours
+
+
 @router.post("/webhooks/twilio/status", response_class=Response)
 async def delivery_status(request: Request) -> Response:
     """Record a delivery status against our message (named in the callback URL) or its SID."""
@@ -142,13 +158,7 @@ async def delivery_status(request: Request) -> Response:
 
 
 async def _delivery_status(request: Request, form: dict[str, str]) -> Response:
-    sid, reported = form.get("MessageSid", ""), form.get("MessageStatus", "")
-    ours = provider_status(reported)
-    if not sid or ours is None:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST,
-            detail=f"missing MessageSid or unknown MessageStatus {reported!r}",
-        )
+    sid, _, ours = _reported(form, "Message", provider_status)
     notification_id = _notification_id(request, required=False)
     error = form.get("ErrorCode")
     await apply_status(
@@ -237,12 +247,23 @@ def _voice(reply: VoiceResponse) -> Response:
     return Response(content=str(reply), media_type="application/xml")
 
 
-async def _call_row(request: Request, notification_id: uuid.UUID) -> dict:
-    """The call's message row with its alert's state; 404 when no call has that id."""
+async def _call_row(request: Request) -> dict:
+    """The message row of the call the callback URL names, with its alert's state; 404 when no
+    call has that id."""
+    notification_id = _notification_id(request)
     row = await request.app.state.pool.fetchrow(db.VOICE_CALL, notification_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no call {notification_id}")
     return dict(row)
+
+
+def _call_log(row: dict) -> FilteringBoundLogger:
+    """The log, bound to the call's alert, child and message."""
+    return log.bind(
+        alert_id=str(row["alert_id"]),
+        child_id=row["child_id"],
+        notification_id=str(row["notification_id"]),
+    )
 
 
 def _read_out(request: Request, row: dict, preface: str | None = None) -> Response:
@@ -272,13 +293,9 @@ async def voice_twiml(request: Request) -> Response:
 
 
 async def _voice_twiml(request: Request, form: dict[str, str]) -> Response:
-    row = await _call_row(request, _notification_id(request))
+    row = await _call_row(request)
+    bound = _call_log(row)
     sid = form.get("CallSid", "")
-    bound = log.bind(
-        alert_id=str(row["alert_id"]),
-        child_id=row["child_id"],
-        notification_id=str(row["notification_id"]),
-    )
     if sid:
         # The call connected: record its SID, so a retry after a lost create answer finds it.
         await apply_status(
@@ -313,28 +330,21 @@ async def _keypad_again(request: Request, form: dict[str, str]) -> Response:
     the alert again, as the first time did; `1` has had its effect and is not repeated."""
     if form.get("Digits", "") == "1":
         return await _hang_up(form)
-    row = await _call_row(request, _notification_id(request))
+    row = await _call_row(request)
     return _read_out(request, row, VOICE_UNKNOWN_KEY)
 
 
 async def _voice_keypad(request: Request, form: dict[str, str]) -> Response:
-    row = await _call_row(request, _notification_id(request))
+    row = await _call_row(request)
+    bound = _call_log(row)
     digits = form.get("Digits", "")
-    bound = log.bind(
-        alert_id=str(row["alert_id"]),
-        child_id=row["child_id"],
-        notification_id=str(row["notification_id"]),
-    )
     if digits != "1":
         bound.info("voice.other_key", digits=digits[:8])
         return _read_out(request, row, VOICE_UNKNOWN_KEY)
     async with request.app.state.pool.acquire() as conn:
-        result = await acknowledge(
+        result = await acknowledge_by_message(
             conn,
-            row["alert_id"],
-            org_code=row["org_code"],
-            user_id=None,
-            contact_id=row["contact_id"],
+            row,
             via="voice",
             now=datetime.now(UTC),
             alerts_topic=request.app.state.topics.alerts,
@@ -357,13 +367,7 @@ async def voice_status(request: Request) -> Response:
 
 async def _voice_status(request: Request, form: dict[str, str]) -> Response:
     notification_id = _notification_id(request)
-    sid, reported = form.get("CallSid", ""), form.get("CallStatus", "")
-    ours = call_status(reported)
-    if not sid or ours is None:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST,
-            detail=f"missing CallSid or unknown CallStatus {reported!r}",
-        )
+    sid, reported, ours = _reported(form, "Call", call_status)
     error = None
     if ours == "failed":
         error = f"call {reported}" + (

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from goldenhour.contracts.alert_kinds import LABELS
 from goldenhour.infra.ack_links import LinkRefused
-from goldenhour.services.acks import acknowledge
+from goldenhour.services.acks import acknowledge_by_message
 from goldenhour.services.console import db
 from goldenhour.services.console.board import contact_label
 from goldenhour.services.console.web import PageError, render
@@ -78,15 +78,8 @@ async def ack_link_confirm(request: Request, token: str) -> Response:
         )
         if not first:
             raise _used(await conn.fetchrow(db.LINKED_MESSAGE, row["notification_id"]))
-        result = await acknowledge(
-            conn,
-            row["alert_id"],
-            org_code=row["org_code"],
-            user_id=None,
-            contact_id=row["contact_id"],
-            via="email",
-            now=now,
-            alerts_topic=request.app.state.topics.alerts,
+        result = await acknowledge_by_message(
+            conn, row, via="email", now=now, alerts_topic=request.app.state.topics.alerts
         )
     if result is None:
         raise PageError(status.HTTP_404_NOT_FOUND, "This acknowledgement link is not valid.")
