@@ -39,9 +39,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING
 RECORD_LINE = """
 INSERT INTO alert_steps (alert_id, step_key, due_at, status, decided_at, detail, policy)
 VALUES ($1, $2, $3, 'fired', $3, $4, $5) ON CONFLICT DO NOTHING
+RETURNING true
 """
-# The same, telling whether the line is new.
-RECORD_NEW_LINE = RECORD_LINE.rstrip() + " RETURNING true"
 
 
 async def decided(
@@ -123,21 +122,10 @@ async def record_line(
     now: datetime,
     detail: str,
     policy: str | None,
-) -> None:
-    """A timeline line that is no step, once per alert and key."""
-    await conn.execute(RECORD_LINE, alert["alert_id"], key, now, detail, policy)
-
-
-async def record_new_line(
-    conn: asyncpg.Connection,
-    alert: asyncpg.Record,
-    key: str,
-    now: datetime,
-    detail: str,
-    policy: str | None,
 ) -> bool:
-    """`record_line`, telling whether the line is new (False: the alert has it already)."""
-    return bool(await conn.fetchval(RECORD_NEW_LINE, alert["alert_id"], key, now, detail, policy))
+    """A timeline line that is no step, once per alert and key; False when the alert has it
+    already."""
+    return bool(await conn.fetchval(RECORD_LINE, alert["alert_id"], key, now, detail, policy))
 
 
 async def flag_ahead(

@@ -48,7 +48,7 @@ async def record_withheld(
     if not fields:
         return
     key = withheld_key(where, version)
-    recorded = await alert_steps.record_new_line(
+    recorded = await alert_steps.record_line(
         conn, alert, key, now, withheld_detail(where, fields), alert["policy"]
     )
     if not recorded:
