@@ -235,13 +235,12 @@ class CallsApi(RestBase):
                 date.fromisoformat(q[k][:10]) if q.get(k) else None
                 for k in ("StartTime", "StartTime<", "StartTime>")
             )
-            page, size = int(q.get("Page", 0)), min(int(q.get("PageSize", 50)), 1000)
         except ValueError:
             return twilio_error(400, 20001, "Invalid query parameter")
-        found = []
-        for call in reversed(self.calls):
+
+        def matches(call: LocalCall) -> bool:
             day = (call.start_time or call.date_created).date()
-            if (
+            return (
                 self._listed(call.received_at)
                 and (not q.get("To") or call.to == q["To"])
                 and (not q.get("From") or call.from_ == q["From"])
@@ -249,9 +248,9 @@ class CallsApi(RestBase):
                 and (on is None or day == on)
                 and (before is None or day <= before)
                 and (after is None or day >= after)
-            ):
-                found.append(call)
-        return self._page("Calls", found, q, page, size)
+            )
+
+        return self._page("Calls", self.calls, matches, q)
 
     async def _ring(self, call: LocalCall) -> None:
         """Play the call out: ring, answer (or not, as scripted), run its TwiML, hang up."""

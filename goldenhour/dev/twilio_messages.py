@@ -197,23 +197,22 @@ class MessagesApi(RestBase):
                 date.fromisoformat(q[k][:10]) if q.get(k) else None
                 for k in ("DateSent", "DateSent<", "DateSent>")
             )
-            page, size = int(q.get("Page", 0)), min(int(q.get("PageSize", 50)), 1000)
         except ValueError:
             return twilio_error(400, 20001, "Invalid query parameter")
-        found = []
-        candidates = self._by_to.get(q["To"], []) if q.get("To") else self.messages
-        for sms in reversed(candidates):  # newest first, like Twilio
+
+        def matches(sms: SentSms) -> bool:
             day = (sms.date_sent or sms.date_created).date()
-            if (
+            return (
                 self._listed(sms.received_at)
                 and (not q.get("To") or sms.to == q["To"])
                 and (not q.get("From") or sms.from_ == q["From"])
                 and (on is None or day == on)
                 and (before is None or day <= before)
                 and (after is None or day >= after)
-            ):
-                found.append(sms)
-        return self._page("Messages", found, q, page, size)
+            )
+
+        candidates = self._by_to.get(q["To"], []) if q.get("To") else self.messages
+        return self._page("Messages", candidates, matches, q)
 
     async def _progress(self, sms: SentSms) -> None:
         """Move the message queued → sent → delivered (or the configured final status)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
@@ -98,22 +98,43 @@ class RestBase:
         """Whether a resource created at received_at shows in list results yet."""
         return time.time() - received_at >= self._list_lag
 
-    def _page(self, kind: str, found: list[Any], q: Any, page: int, size: int) -> web.Response:
-        """One page of a list answer, with Twilio's paging links; only the page's own
-        resources are built, so paging through a long list costs each page its size."""
+    def _page(
+        self, kind: str, oldest_first: Sequence[Any], matches: Callable[[Any], bool], q: Any
+    ) -> web.Response:
+        """One page of a list answer, newest first, with Twilio's paging links.
+
+        As Twilio's, the next page's link carries a cursor (`PageToken`), here the position
+        the page stopped at, so paging through a long list costs each page its own size and a
+        scan that finds what it wants early reads no further."""
+        try:
+            page, size = int(q.get("Page", 0)), min(int(q.get("PageSize", 50)), 1000)
+            token = q.get("PageToken")
+            start = len(oldest_first) if token is None else int(token.removeprefix("PI"))
+        except ValueError:
+            return twilio_error(400, 20001, "Invalid query parameter")
         filters = {k: v for k, v in q.items() if k not in ("Page", "PageSize", "PageToken")}
         uri = f"{API}/Accounts/{self.account_sid}/{kind}.json"
 
-        def page_uri(n: int) -> str:
-            return f"{uri}?{urlencode({**filters, 'PageSize': size, 'Page': n})}"
+        def page_uri(n: int, **token: Any) -> str:
+            return f"{uri}?{urlencode({**filters, 'PageSize': size, 'Page': n, **token})}"
 
-        chunk = found[page * size : (page + 1) * size]
-        more = (page + 1) * size < len(found)
+        # Without a cursor (a first page, or a client asking for a page by its number), the
+        # pages before are counted out.
+        skip = 0 if token is not None else page * size
+        chunk: list[Any] = []
+        at = min(max(start, 0), len(oldest_first))
+        while at > 0 and len(chunk) < size:
+            at -= 1
+            if matches(oldest_first[at]):
+                if skip:
+                    skip -= 1
+                else:
+                    chunk.append(oldest_first[at])
         return web.json_response(
             {
                 kind.lower(): [item.resource() for item in chunk],
                 "first_page_uri": page_uri(0),
-                "next_page_uri": page_uri(page + 1) if more else None,
+                "next_page_uri": page_uri(page + 1, PageToken=f"PI{at}") if at > 0 else None,
                 "previous_page_uri": page_uri(page - 1) if page > 0 else None,
                 "page": page,
                 "page_size": size,

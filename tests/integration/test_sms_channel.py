@@ -193,6 +193,21 @@ async def test_find_sent_pages_back_past_a_busy_number(twilio: LocalTwilio, sms:
     assert await sms.find_sent(msg) == result.provider_id
 
 
+async def test_pages_keep_their_place_while_messages_arrive(
+    twilio: LocalTwilio, sms: TwilioSms
+) -> None:
+    """As Twilio's, the local list pages by a cursor: a message sent between two pages neither
+    repeats one of the first page on the second nor pushes one out of both."""
+    await asyncio.gather(*(sms.send(outbound(f"alert {i}")) for i in range(250)))
+    first = await sms._twilio().messages.page_async(to=TO, page_size=100)
+    await sms.send(outbound("sent between the pages"))
+    second = await first.next_page_async()
+    third = await second.next_page_async()
+    seen = [m.body.split(" Ref ")[0] for page in (first, second, third) for m in page]
+    assert sorted(seen) == sorted(f"alert {i}" for i in range(250))
+    assert third.next_page_url is None
+
+
 async def test_lost_response_then_find_sent_recovers(twilio: LocalTwilio, sms: TwilioSms) -> None:
     twilio.drop_connection_next(1, accept=True)
     msg = outbound("Alert whose reply got lost", sent_since=datetime.now(UTC))
