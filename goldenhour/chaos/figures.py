@@ -61,8 +61,9 @@ def figures(o: Outcome) -> dict:
     restarts = [w.start for w in windows if w.kind == faults.BROKER_RESTART]
     poison_missing, poison_with_log = invariants.poison_missing(poisoned, ev.poison_found, restarts)
     to_dead = [ev.poison_found[m] - at for m, at in poisoned.items() if m in ev.poison_found]
-    # A step the deploy inserted is due, at the earliest, when the deploy is over.
-    deployed = [w.end for w in windows if w.kind == faults.POLICY_REORDER]
+    # A step the deploy inserted is due, at the earliest, when the deploy begins: the first
+    # streams replica restarted with it wakes the open alerts it is owed by.
+    deployed = [w.start for w in windows if w.kind == faults.POLICY_REORDER]
     not_before = {chaos_config.inserted_key(o.opts.scale): min(deployed)} if deployed else {}
     # A step can be decided only once its report reached the clock: a report held up in the
     # broker is I1's lateness (applied within 10 s), not the timer's.
