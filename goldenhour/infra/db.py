@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -11,6 +12,10 @@ from typing import Any
 
 import asyncpg
 import structlog
+
+from goldenhour.infra import metrics
+from goldenhour.infra.backoff import delay
+from goldenhour.infra.faults import is_transient
 
 log = structlog.get_logger(__name__)
 
@@ -78,9 +83,14 @@ def _keepalive(conn: asyncpg.Connection, limits: DbLimits) -> None:
 
 
 async def create_pool(
-    dsn: str, min_size: int = 2, max_size: int = 10, limits: DbLimits | None = None
+    dsn: str,
+    min_size: int = 2,
+    max_size: int = 10,
+    limits: DbLimits | None = None,
+    name: str = "main",
 ) -> asyncpg.Pool:
-    """A pool of bounded connections that speak jsonb as Python objects."""
+    """A pool of bounded connections that speak jsonb as Python objects, its use exported
+    under `name` (goldenhour_db_pool_*{pool=name})."""
     limits = limits or DbLimits()
 
     async def init(conn: asyncpg.Connection) -> None:
@@ -92,6 +102,7 @@ async def create_pool(
     )
     if pool is None:  # only a pool created without awaiting it is None
         raise RuntimeError("asyncpg.create_pool returned no pool")
+    metrics.POOLS.track(pool, name)
     return pool
 
 
@@ -191,3 +202,62 @@ async def unmark_ready(pool: asyncpg.Pool, part: str) -> None:
 
 # A worker whose beat is older than this no longer counts as holding its partitions.
 BEAT_STALE_S = 10.0
+
+
+def expected_versions() -> list[str]:
+    """The migrations this code expects to find applied, oldest first."""
+    return [version for version, _ in _migrations()]
+
+
+def schema_gap(applied: set[str], expected: list[str]) -> list[str]:
+    """The expected migrations not yet applied (empty: the schema is what this code needs).
+
+    A database ahead of the code (a newer version applied by a newer release during a rolling
+    upgrade) is not a gap: migrations only add, so older code still runs on it."""
+    return [version for version in expected if version not in applied]
+
+
+async def applied_versions(dsn: str, limits: DbLimits | None = None) -> set[str]:
+    """The migrations applied to the database (empty when it was never migrated)."""
+    limits = limits or DbLimits()
+    conn = await asyncpg.connect(dsn, **limits.connect_kwargs())
+    try:
+        if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+            return set()
+        return {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+    finally:
+        await conn.close()
+
+
+async def wait_for_schema(dsn: str, limits: DbLimits | None = None, cap_s: float = 5.0) -> None:
+    """Return once every migration this code expects is applied, never applying one: the
+    one-shot `goldenhour migrate` job does. Backs off up to `cap_s` between looks and logs
+    what it waits for whenever that changes; a database that cannot be reached yet is waited
+    for the same way."""
+    expected = expected_versions()
+    looks, last = 0, ""
+    while True:
+        try:
+            gap = schema_gap(await applied_versions(dsn, limits), expected)
+            why = f"{len(gap)} migration(s) not applied, from {gap[0]}" if gap else ""
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            why = f"database unreachable: {exc!r}"[:300]
+        if not why:
+            if looks:
+                log.info("db.schema_ready", version=expected[-1] if expected else None)
+            return
+        looks += 1
+        if why != last:
+            log.warning("db.waiting_for_schema", expected=expected[-1], reason=why)
+            last = why
+        await asyncio.sleep(delay(looks, 0.25, cap_s))
+
+
+async def migrate_or_wait(dsn: str, mode: str, limits: DbLimits | None = None) -> None:
+    """At a part's start: apply the migrations (`auto`), or wait for the schema (`wait`)."""
+    if mode == "wait":
+        await wait_for_schema(dsn, limits)
+    else:
+        await migrate(dsn)

@@ -34,6 +34,7 @@ from goldenhour.infra import dead_letters
 from goldenhour.infra.backoff import delay
 from goldenhour.infra.db import beat, mark_ready, unmark_ready
 from goldenhour.infra.faults import is_transient
+from goldenhour.infra.metrics import CONSUMER_LAG
 from goldenhour.infra.topics import Topics, ensure_topics
 
 log = structlog.get_logger(__name__)
@@ -219,6 +220,19 @@ class RequestConsumer:
             fetch_max_wait_ms=self.fetch_max_wait_ms,
         )
         consumer.subscribe([self.topic], listener=_Membership(self))
+        handled: dict[tuple[str, int], int] = {}  # the next offset to handle, per partition
+
+        def lag() -> dict[tuple[str, int], int]:
+            # The high watermark of the last fetch less what this consumer has handled: read
+            # from what the consumer knows, so a scrape sends the broker nothing.
+            behind = {}
+            for tp in consumer.assignment():
+                end, done = consumer.highwater(tp), handled.get((tp.topic, tp.partition))
+                if end is not None and done is not None:
+                    behind[(tp.topic, tp.partition)] = end - done
+            return behind
+
+        CONSUMER_LAG.track(PART, lag)
         try:
             async with asyncio.timeout(START_BOUND_S):
                 await consumer.start()
@@ -228,11 +242,13 @@ class RequestConsumer:
                 for records in batch.values():
                     for record in records:
                         await self._handle(record)
+                        handled[(record.topic, record.partition)] = record.offset + 1
                 if batch:
                     await self._commit(consumer)
                 cluster = cluster or self.cluster_id
             log.warning("dispatcher.broker_replaced", was=cluster, now=self.cluster_id)
         finally:
+            CONSUMER_LAG.untrack(PART, lag)
             self._set_assigned(False)
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(STOP_BOUND_S):

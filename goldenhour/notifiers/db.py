@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from goldenhour.infra import notifications
+from goldenhour.infra import metrics, notifications
 from goldenhour.infra.db import audit
 
 DISPATCHER = "system:dispatcher"
@@ -69,6 +69,48 @@ async def _audited(
     return row
 
 
+# --- the golden hour's firsts ---------------------------------------------------------------
+
+# One transaction at a time decides an alert's first: each takes this lock after its own mark
+# and before it looks, so the later sees the earlier's committed mark, whichever replica or
+# process (dispatcher, status callback) made it. Two int4 keys: apart from every bigint lock.
+_FIRST_LOCK = "SELECT pg_advisory_xact_lock(6299, hashtext($1::uuid::text))"
+# The alert's facts when a message marked in this transaction (its `column` = now()) is the
+# first of the alert's own messages (not a neighbour's) to reach `column`.
+_FIRST = """
+SELECT a.kind, a.local_authority AS authority,
+       extract(epoch FROM now() - a.anchor_at)::float8 AS seconds
+FROM alerts a
+WHERE a.alert_id = $1
+  AND EXISTS (SELECT 1 FROM notifications n
+              WHERE n.notification_id = ANY($2::uuid[]) AND n.alert_id = a.alert_id
+                AND n.{column} = now() AND n.subscription_id IS NULL)
+  AND NOT EXISTS (SELECT 1 FROM notifications n
+                  WHERE n.alert_id = a.alert_id AND n.{column} IS NOT NULL
+                    AND n.subscription_id IS NULL AND NOT (n.notification_id = ANY($2::uuid[])))
+"""
+_FIRST_SENT = _FIRST.format(column="sent_at")
+_FIRST_DELIVERED = _FIRST.format(column="delivered_at")
+CHANNELS_OF = "SELECT channel FROM notifications WHERE notification_id = ANY($1::uuid[])"
+
+
+async def _firsts(
+    conn: asyncpg.Connection, query: str, rows: list[asyncpg.Record]
+) -> list[metrics.AlertFacts]:
+    """The alerts for which `rows`, just marked in this transaction, are the first."""
+    by_alert: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for row in rows:
+        if row["alert_id"] is not None:
+            by_alert.setdefault(row["alert_id"], []).append(row["notification_id"])
+    found = []
+    for alert_id in sorted(by_alert):  # one order of locks for every transaction
+        await conn.execute(_FIRST_LOCK, alert_id)
+        first = await conn.fetchrow(query, alert_id, by_alert[alert_id])
+        if first is not None:
+            found.append(metrics.AlertFacts(first["kind"], first["authority"], first["seconds"]))
+    return found
+
+
 async def mark_sent(
     pool: asyncpg.Pool,
     notification_id: uuid.UUID,
@@ -78,11 +120,21 @@ async def mark_sent(
     detail: dict[str, Any],
 ) -> bool:
     """The provider has the message; False when the claim is no longer current."""
+    sent: list[metrics.AlertFacts] = []
+    delivered: list[metrics.AlertFacts] = []
 
-    def change(conn: asyncpg.Connection) -> Awaitable[asyncpg.Record | None]:
-        return notifications.mark_sent(conn, notification_id, claim, provider_id, status)
+    async def change(conn: asyncpg.Connection) -> asyncpg.Record | None:
+        row = await notifications.mark_sent(conn, notification_id, claim, provider_id, status)
+        if row is not None:
+            sent[:] = await _firsts(conn, _FIRST_SENT, [row])
+            if status == "delivered":
+                delivered[:] = await _firsts(conn, _FIRST_DELIVERED, [row])
+        return row
 
     marked = await _audited(pool, change, DISPATCHER, "notification.sent", detail)
+    # Observed once committed: a transaction that rolled back decided nothing.
+    metrics.observe_first(metrics.FIRST_NOTIFICATION, sent)
+    metrics.observe_first(metrics.FIRST_DELIVERY, delivered)
     return marked is not None
 
 
@@ -115,6 +167,9 @@ async def move_status(
     """Move the messages to `status` from one of `earlier`, each audited
     `notification.<status>` in the same transaction; their ids, none when unknown or further
     on. Nothing makes a provider id unique, so every row it matches is moved and audited."""
+    sent: list[metrics.AlertFacts] = []
+    delivered: list[metrics.AlertFacts] = []
+    channels: list[str] = []
     async with pool.acquire() as conn, conn.transaction():
         rows = await notifications.move_status(
             conn, notification_id, provider_id, status, error, earlier
@@ -128,6 +183,18 @@ async def move_status(
                 {"error": error, "notification_id": str(row["notification_id"])},
                 actor=PROVIDER,
             )
+        if rows:
+            ids = [r["notification_id"] for r in rows]
+            channels = [r["channel"] for r in await conn.fetch(CHANNELS_OF, ids)]
+            # A report may be the first word of a message whose send was never marked (its
+            # provider had it, whatever it reports): the first row to carry a sent time counts.
+            sent = await _firsts(conn, _FIRST_SENT, rows)
+            if status == "delivered":
+                delivered = await _firsts(conn, _FIRST_DELIVERED, rows)
+    for channel in channels:
+        metrics.NOTIFICATION_OUTCOMES.labels(channel, status).inc()
+    metrics.observe_first(metrics.FIRST_NOTIFICATION, sent)
+    metrics.observe_first(metrics.FIRST_DELIVERY, delivered)
     return rows
 
 

@@ -14,6 +14,7 @@ import asyncpg
 from prometheus_client import Counter
 
 from goldenhour.infra import notifications
+from goldenhour.infra.metrics import NOTIFICATION_OUTCOMES
 from goldenhour.notifiers import db
 from goldenhour.notifiers import retry_rules as rules
 from goldenhour.notifiers.base import Channel, RetryableSendError
@@ -74,6 +75,7 @@ class Outcomes:
                 "notification.lease_lost", claim=row["claim"], mark="sent", provider_id=provider_id
             )
             return False
+        NOTIFICATION_OUTCOMES.labels(row["channel"], status).inc()
         return True
 
     async def retry_or_stop(
@@ -92,6 +94,7 @@ class Outcomes:
             await self.stop(row, rules.Decision(decision.action, reason), bound)
             return
         RETRIED.labels(row["channel"]).inc()
+        NOTIFICATION_OUTCOMES.labels(row["channel"], "retried").inc()
         look_s = None
         if exc.ambiguous:
             # The provider may still be creating it: neither look for it nor resend before it
@@ -128,6 +131,7 @@ class Outcomes:
                 bound.warning("notification.lease_lost", claim=row["claim"], mark="cancelled")
                 return
             CANCELLED.labels(row["channel"]).inc()
+            NOTIFICATION_OUTCOMES.labels(row["channel"], "cancelled").inc()
             bound.info("notification.cancelled", reason=reason, attempts=row["attempts"])
             return
         await self.fail(row, decision.reason or "failed", bound)
@@ -146,4 +150,5 @@ class Outcomes:
             bound.warning("notification.lease_lost", claim=row["claim"], mark="failed")
             return
         FAILED.labels(row["channel"]).inc()
+        NOTIFICATION_OUTCOMES.labels(row["channel"], "failed").inc()
         bound.error("notification.failed", error=error, code=code, attempts=row["attempts"])

@@ -12,12 +12,20 @@ import asyncpg
 import structlog
 
 from goldenhour.contracts.derived import AlertAcknowledged
-from goldenhour.infra import outbox
+from goldenhour.infra import metrics, outbox
 from goldenhour.infra.db import audit
 from goldenhour.services import db
 from goldenhour.streams import alert_commands
 
 log = structlog.get_logger(__name__)
+
+# Read under the alert's lock, before this acknowledgement is marked: the first is the one that
+# finds no acknowledgement time, whichever replica or channel it came by.
+FIRST_ACK = """
+SELECT kind, local_authority AS authority,
+       extract(epoch FROM $2::timestamptz - anchor_at)::float8 AS seconds
+FROM alerts WHERE alert_id = $1 AND acknowledged_at IS NULL
+"""
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,7 @@ async def acknowledge(
             via,
             now,
         )
+        first = await conn.fetchrow(FIRST_ACK, alert_id, now)
         status = await alert_commands.acknowledge(conn, alert_id, now)
         actor = f"user:{user_id}" if user_id else f"contact:{contact_id}"
         await audit(
@@ -86,6 +95,9 @@ async def acknowledge(
             conn, alerts_topic, alert["child_id"], derived.model_dump_json().encode()
         )
         await conn.execute(db.NOTIFY_OUTBOX)
+    if first is not None:
+        facts = metrics.AlertFacts(first["kind"], first["authority"], first["seconds"])
+        metrics.observe_first(metrics.FIRST_ACKNOWLEDGEMENT, [facts])
     log.info(
         "alert.acknowledged",
         alert_id=str(alert_id),

@@ -139,8 +139,6 @@ INSERT INTO leader_heartbeats (role, holder, beat_at) VALUES ($1, $2, now())
 ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, beat_at = excluded.beat_at
 """
 
-COUNT_UNPUBLISHED = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-
 UNPUBLISHED_BATCH = """
 SELECT id, topic, key, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1
 """

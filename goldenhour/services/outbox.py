@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import asyncpg
 import structlog
@@ -28,6 +29,8 @@ from prometheus_client import Counter, Gauge
 
 from goldenhour.infra import outbox
 from goldenhour.infra.db import DbLimits
+from goldenhour.infra.metrics import OUTBOX_LAG
+from goldenhour.infra.producers import producer_options
 from goldenhour.services import db
 from goldenhour.services.db import NOTIFY_OUTBOX, OUTBOX_CHANNEL
 from goldenhour.services.leadership import (
@@ -57,18 +60,25 @@ _RELAY_LOCK = 0x601DE5
 RELAY_ROLE = "outbox_relay"
 BATCH = 500
 
+# Rows waiting and the age of the oldest, by the unpublished partial index, on each beat.
+COUNT_WAITING = """
+SELECT count(*) AS waiting,
+       coalesce(extract(epoch FROM now() - (SELECT created_at FROM outbox
+                WHERE published_at IS NULL ORDER BY id LIMIT 1)), 0)::float8 AS lag_s
+FROM outbox WHERE published_at IS NULL
+"""
+
 # Every wait on the broker is bounded; past it the producer is made again.
 SEND_TIMEOUT_S = 10.0
 PRODUCER_START_S = 10.0
 
 
-def kafka_producer(bootstrap: str) -> AIOKafkaProducer:
-    """A producer that waits for every in-sync replica, without the idempotent mode that the
-    embedded broker lacks; order per key holds because one request per partition is in flight."""
+def kafka_producer(bootstrap: str, options: Mapping[str, Any]) -> AIOKafkaProducer:
+    """A producer that waits for every in-sync replica, idempotent when the broker supports it
+    (`infra.producers`); order per key holds because one request per partition is in flight."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=False,
+        **options,
         linger_ms=0,
         max_batch_size=1024 * 1024,
         request_timeout_ms=int(SEND_TIMEOUT_S * 1000),
@@ -101,7 +111,7 @@ class OutboxRelay:
         pool: asyncpg.Pool,
         limits: DbLimits | None = None,
         idle_poll_s: float = 1.0,
-        on_new_cluster: Callable[[], Awaitable[None]] | None = None,
+        on_new_cluster: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.dsn = dsn
         self.bootstrap = bootstrap
@@ -170,7 +180,11 @@ class OutboxRelay:
     async def _ensure_producer(self) -> None:
         if self.producer is not None:
             return
-        producer = kafka_producer(self.bootstrap)
+        try:
+            options = await producer_options(self.bootstrap)
+        except Exception as exc:
+            raise PublishFailed(f"broker did not answer ApiVersions: {exc!r}") from exc
+        producer = kafka_producer(self.bootstrap, options)
         try:
             await asyncio.wait_for(producer.start(), PRODUCER_START_S)
         except BaseException as exc:
@@ -193,6 +207,9 @@ class OutboxRelay:
         self.active = False
         self._busy_since = None
         LEADER.set(0)
+        # Only the active relay counts: a standby's zeros never win a `max` across replicas.
+        WAITING.set(0)
+        OUTBOX_LAG.set(0)
 
     async def _lead(self) -> None:
         conn = await self.leader.acquire(waiting=self.streak.succeeded)
@@ -209,7 +226,9 @@ class OutboxRelay:
             await close_quietly(conn)
 
     async def _count(self, conn: asyncpg.Connection) -> None:
-        WAITING.set(await conn.fetchval(db.COUNT_UNPUBLISHED, timeout=LOCK_IDLE_S))
+        row = await conn.fetchrow(COUNT_WAITING, timeout=LOCK_IDLE_S)
+        WAITING.set(row["waiting"])
+        OUTBOX_LAG.set(max(0.0, row["lag_s"]))
 
     async def _relay_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -227,6 +246,7 @@ class OutboxRelay:
         rows = await self.pool.fetch(db.UNPUBLISHED_BATCH, BATCH)
         if not rows:
             WAITING.set(0)
+            OUTBOX_LAG.set(0)
             return 0
         cluster = await self._current_cluster()
         acked, failure = await self._publish(rows)

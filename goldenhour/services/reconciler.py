@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import Counter, Gauge
 
-from goldenhour.infra import outbox
+from goldenhour.infra import metrics, outbox
 from goldenhour.infra.db import DbLimits, audit
 from goldenhour.infra.topics import CLOCK_CONSUMER as CONSUMER
 from goldenhour.infra.topics import Topics
@@ -52,6 +52,46 @@ _RECONCILE_LOCK = 0x601DE6
 RECONCILE_ROLE = "reconciler"
 CURSOR = "intake"
 BROKER_TIMEOUT_S = 5.0
+
+# The alert gauges, counted by the active reconciler only (so replicas never add up) through
+# the partial index of unresolved alerts, every few seconds, never per scrape.
+COUNT_EVERY_S = 5.0
+ALERT_COUNTS = """
+SELECT kind, risk_level AS risk, local_authority AS authority, count(*)::int AS open,
+       count(*) FILTER (WHERE status = 'open' AND next_due_at IS NULL
+                          AND first_fired_at IS NOT NULL)::int AS past_last_step
+FROM alerts WHERE status <> 'resolved'
+GROUP BY kind, risk_level, local_authority
+"""
+
+
+class AlertCounts:
+    """Sets the alert gauges from one count, dropping the label sets no longer counted."""
+
+    def __init__(self) -> None:
+        self._open: set[tuple[str, str, str]] = set()
+        self._past: set[tuple[str, str]] = set()
+
+    def publish(self, rows: Sequence[asyncpg.Record]) -> None:
+        opened: dict[tuple[str, str, str], int] = {}
+        past: dict[tuple[str, str], int] = {}
+        for r in rows:
+            opened[(r["kind"], r["risk"], r["authority"])] = r["open"]
+            key = (r["kind"], r["authority"])
+            past[key] = past.get(key, 0) + r["past_last_step"]
+        for labels in self._open - opened.keys():
+            metrics.ALERTS_OPEN.remove(*labels)
+        for labels in self._past - past.keys():
+            metrics.ALERTS_PAST_LAST_STEP.remove(*labels)
+        for labels, n in opened.items():
+            metrics.ALERTS_OPEN.labels(*labels).set(n)
+        for labels, n in past.items():
+            metrics.ALERTS_PAST_LAST_STEP.labels(*labels).set(n)
+        self._open, self._past = set(opened), set(past)
+
+    def clear(self) -> None:
+        """No longer the counter: export nothing rather than a count going stale."""
+        self.publish([])
 
 
 # --- what to do with a window of rows: pure, no I/O -------------------------------------------
@@ -266,6 +306,8 @@ class Reconciler:
         self.streak = Streak("reconcile.failed")
         self._broker_streak = Streak("reconcile.broker_unreachable")
         self._busy_since: float | None = None
+        self.counts = AlertCounts()
+        self._count_streak = Streak("reconcile.count_failed")
 
     async def run(self) -> None:
         """Wait for leadership, then sweep every interval; after any failure, back off and
@@ -288,6 +330,7 @@ class Reconciler:
         self.active = False
         self._busy_since = None
         ACTIVE.set(0)
+        self.counts.clear()
 
     async def _lead(self) -> None:
         conn = await self.leader.acquire(waiting=self.streak.succeeded)
@@ -298,6 +341,7 @@ class Reconciler:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.leader.hold(conn, lambda: self._busy_since))
                 group.create_task(self._sweep_loop())
+                group.create_task(self._count_loop())
         finally:
             self._step_down()
             await close_quietly(conn)
@@ -310,6 +354,16 @@ class Reconciler:
             self._busy_since = None
             self.streak.succeeded()
             await asyncio.sleep(self.interval_s)
+
+    async def _count_loop(self) -> None:
+        """Count the alerts every few seconds; a failed count keeps the last and tries again."""
+        while True:
+            try:
+                self.counts.publish(await self.pool.fetch(ALERT_COUNTS, timeout=BROKER_TIMEOUT_S))
+                self._count_streak.succeeded()
+            except Exception as exc:  # the gauges wait; the sweep beside them goes on
+                self._count_streak.failed(exc)
+            await asyncio.sleep(COUNT_EVERY_S)
 
     async def sweep(self) -> Plan:
         """One round: read the broker first, then the rows it judges (a row applied after the

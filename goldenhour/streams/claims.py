@@ -19,6 +19,7 @@ from prometheus_client import Counter
 from goldenhour.infra.backoff import delay
 from goldenhour.infra.db import audit
 from goldenhour.infra.faults import is_transient
+from goldenhour.infra.metrics import CLAIM_BATCH, TIMER_LATENESS
 from goldenhour.streams.outcome import Outcome
 
 log = structlog.get_logger(__name__)
@@ -96,13 +97,16 @@ async def claim_each(
     workers share them) and act on each in one transaction; a row whose act fails is put back
     as `defer` says (then `on_failure` runs in a savepoint of its own), and the others go on."""
     outcome = Outcome()
+    late: list[float] = []
     async with conn.transaction():
-        for row in await conn.fetch(query, now, limit):
+        rows = await conn.fetch(query, now, limit)
+        for row in rows:
             try:
                 async with conn.transaction():  # a savepoint
                     outcome.extend(await act(row))
                     if row.get("clock_failures"):
                         await conn.execute(defer.reset, row[defer.key])
+                late.append(lateness(row, now))
             except Exception as exc:
                 failures = await _defer(conn, defer, row, now, exc)
                 if on_failure is None:
@@ -116,7 +120,19 @@ async def claim_each(
                     if is_transient(also):
                         raise
                     log.error("clock.on_failure_failed", child_id=row["child_id"], error=repr(also))
+    # Once committed: a claim rolled back fired nothing.
+    if rows:
+        CLAIM_BATCH.labels(defer.what).observe(len(rows))
+    for seconds in late:
+        TIMER_LATENESS.labels(defer.what).observe(seconds)
     return outcome
+
+
+def lateness(row: asyncpg.Record, now: datetime) -> float:
+    """Seconds the row was fired after it fell due (an alert's `next_due_at`, a timer's
+    `due_at`), by the claim's clock."""
+    due = row.get("next_due_at") or row.get("due_at")
+    return max(0.0, (now - due).total_seconds()) if due is not None else 0.0
 
 
 async def in_savepoint(

@@ -1,10 +1,17 @@
-"""Two changes to the Kafka consumer faust makes for the streams worker, both made once per
-process before the app is built."""
+"""Changes to the Kafka consumer faust makes for the streams worker, made once per process
+before the app is built: a short fetch wait, a seek that skips nothing, and its lag exported."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from goldenhour.infra.metrics import CONSUMER_LAG
+
+LAG_NAME = "streams"
 
 
 def adjust_consumer(max_wait_ms: int) -> None:
@@ -23,10 +30,24 @@ def _shorten_fetch_wait(max_wait_ms: int) -> None:
     def create_with_wait(self, transport):  # type: ignore[no-untyped-def]
         consumer = create(self, transport)
         consumer._fetch_max_wait_ms = max_wait_ms  # read by aiokafka's fetcher at start
+        CONSUMER_LAG.track(LAG_NAME, lambda: faust_lag(self.app))
         return consumer
 
     create_with_wait._goldenhour = True  # type: ignore[attr-defined]
     faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = create_with_wait
+
+
+def faust_lag(app: faust.App) -> Mapping[tuple[str, int], int]:
+    """Per partition held: the end of the log at the last fetch less the committed offset, as
+    faust's monitor tracks both (no broker request, and safe to read from another thread)."""
+    ends = dict(app.monitor.tp_end_offsets)
+    committed = dict(app.monitor.tp_committed_offsets)
+    lag: dict[tuple[str, int], int] = {}
+    for tp in app.consumer.assignment():
+        end = ends.get(tp)
+        if end is not None:
+            lag[(tp.topic, tp.partition)] = end - committed.get(tp, 0)
+    return lag
 
 
 async def seek_committed_or_start(consumer: AIOKafkaConsumer) -> dict[TopicPartition, int | None]:
