@@ -67,6 +67,72 @@ def cmd_migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+# How long the topics job waits for the broker to answer before it fails (and is run again).
+TOPICS_TIMEOUT_S = 120.0
+
+
+def cmd_topics(_: argparse.Namespace) -> int:
+    """Create every topic that is missing with the configured layout; report the others."""
+    from goldenhour.infra.faults import patiently
+    from goldenhour.infra.topics import (
+        TopicError,
+        TopicReport,
+        ensure_topics,
+        min_insync_replicas,
+    )
+
+    settings = _settings()
+    bootstrap = settings.kafka_bootstrap
+    if not bootstrap:
+        raise SystemExit("goldenhour: GOLDENHOUR_KAFKA_BOOTSTRAP is not set")
+    topics = settings.topics
+
+    async def create() -> tuple[TopicReport, dict[str, str | None]]:
+        async with asyncio.timeout(TOPICS_TIMEOUT_S):
+            report = await patiently("broker", lambda: ensure_topics(bootstrap, topics))
+            if topics.min_insync_replicas is None or not report.existing:
+                return report, {}
+            existing = list(report.existing)
+            return report, await patiently(
+                "broker", lambda: min_insync_replicas(bootstrap, existing)
+            )
+
+    try:
+        report, insync = asyncio.run(create())
+    except TopicError as exc:
+        raise SystemExit(f"goldenhour: {exc}") from None
+    except TimeoutError:
+        raise SystemExit(
+            f"goldenhour: the broker at {bootstrap} did not answer in {TOPICS_TIMEOUT_S:.0f}s"
+        ) from None
+    layout = f"{topics.partitions} partitions, replication factor {topics.replication_factor}"
+    if topics.min_insync_replicas is not None:
+        layout += f", min.insync.replicas={topics.min_insync_replicas}"
+    for name in report.created:
+        print(f"created: {name} ({layout})")
+    for name, partitions in report.existing.items():
+        print(f"exists: {name} ({partitions} partitions)")
+    if not report.created:
+        print("created: nothing (every topic exists)")
+    for name, partitions in report.fewer_partitions(topics.partitions).items():
+        print(
+            f"warning: {name} has {partitions} partitions, fewer than the {topics.partitions}"
+            " configured; left as it is (growing a keyed topic moves children to other"
+            " partitions: grow it while the parts are stopped and the topic is drained)",
+            file=sys.stderr,
+        )
+    wanted = str(topics.min_insync_replicas)
+    for name, value in insync.items():
+        if value != wanted:
+            print(
+                f"warning: {name} has min.insync.replicas={value or 'the broker default'}, not"
+                f" the {wanted} configured; left as it is (set it on the topic with the"
+                " broker's kafka-configs --alter)",
+                file=sys.stderr,
+            )
+    return 0
+
+
 def cmd_api(_: argparse.Namespace) -> int:
     exit_when_orphaned()
     from goldenhour.services.server import serve
@@ -138,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("streams", help="the golden-hour clock (faust worker)")
     sub.add_parser("dispatcher", help="the SMS and email dispatcher")
     sub.add_parser("migrate", help="apply the database migrations")
+    sub.add_parser("topics", help="create every Kafka topic with the configured layout")
     stack = sub.add_parser("stack", help="the embedded Kafka and PostgreSQL")
     stack.add_argument("action", choices=["up"])
     sub.add_parser("demo", help="acceptance scenario 1 on the embedded stack, with a timeline")
@@ -156,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     which = replay.add_mutually_exclusive_group(required=True)
     which.add_argument("id", type=int, nargs="?")
     which.add_argument("--all", action="store_true", help="every dead letter not yet replayed")
+    discard = dlq_sub.add_parser(
+        "discard", help="close one that can never be applied, with the reason (kept, audited)"
+    )
+    discard.add_argument("id", type=int)
+    discard.add_argument("--reason", required=True, help="why it will never be applied")
     sub.add_parser("bench", help="measure latency, timers, ingest and recovery (see bench -h)")
     sub.add_parser("chaos", help="inject faults into a whole system and check the promises")
     args = parser.parse_args(argv)
@@ -166,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         "streams": cmd_streams,
         "dispatcher": cmd_dispatcher,
         "migrate": cmd_migrate,
+        "topics": cmd_topics,
         "stack": cmd_stack,
         "demo": cmd_demo,
         "users": cmd_users,

@@ -1,6 +1,6 @@
 """Phase 5: the raw floor of the same broker and database, without the product.
 
-Kafka: one message produced (acks=all, no idempotence: the embedded broker lacks it) and read
+Kafka: one message produced (acks=all, idempotent where the broker supports it) and read
 back by a consumer with the product's fetch wait, one at a time. Postgres: one INSERT in its own
 transaction (autocommit), over TCP. Each is what one hop of the product costs at best.
 """
@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from goldenhour.bench.stats import summary
+from goldenhour.infra.producers import producer_options
 
 WARMUP = 50
 
@@ -29,7 +30,7 @@ async def kafka_roundtrip(bootstrap: str, count: int, fetch_max_wait_ms: int) ->
     finally:
         await admin.close()
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=0
+        bootstrap_servers=bootstrap, **await producer_options(bootstrap), linger_ms=0
     )
     # Assigned, not subscribed: a group join would wait for a rebalance and measure nothing.
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=fetch_max_wait_ms)

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import structlog
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from goldenhour.dev.servers import free_port
 from goldenhour.dev.waiting import wait_for_matches
@@ -128,12 +128,15 @@ class LocalSmtp:
         port: int = 0,
         on_message: Callable[[ReceivedMail], None] | None = None,
         tls_context: ssl.SSLContext | None = None,
+        login: tuple[str, str] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self._on_message = on_message
         # With a context the server offers STARTTLS, as a real relay does; without, it does not.
         self.tls_context = tls_context
+        # With a login the server requires it, over TLS only, as a submission server does.
+        self.login = login
         self._lock = threading.Lock()
         self._messages: list[ReceivedMail] = []
         self._failures: deque[int] = deque()
@@ -202,10 +205,26 @@ class LocalSmtp:
             self._mode = mode
         log.info("smtp_local.mode", mode=mode, port=self.port)
 
+    def _authenticate(
+        self, _server: SMTP, _session: object, _envelope: object, _mechanism: str, data: object
+    ) -> AuthResult:
+        given = (
+            (data.login.decode(), data.password.decode())
+            if isinstance(data, LoginPassword)
+            else None
+        )
+        ok = self.login is not None and given == self.login
+        return AuthResult(success=ok, handled=False)  # unhandled: aiosmtpd answers 535 itself
+
     def _start_controller(self) -> None:
         # A fresh Controller each time: a stopped one has closed its event loop.
+        auth = (
+            {"authenticator": self._authenticate, "auth_required": True, "auth_require_tls": True}
+            if self.login
+            else {}
+        )
         self._controller = _Controller(
-            _Handler(self), hostname=self.host, port=self.port, tls_context=self.tls_context
+            _Handler(self), hostname=self.host, port=self.port, tls_context=self.tls_context, **auth
         )
         self._controller.start()
         with self._lock:

@@ -1,7 +1,8 @@
 """The acknowledgement link in every alert email: signed, expiring, bound to one message.
 
 The token names the notification (so the API knows which alert and which contact) and is signed
-with `GOLDENHOUR_SECRET_KEY`; it expires after `GOLDENHOUR_ACK_LINK_TTL_S`. Single use is the
+with `GOLDENHOUR_SECRET_KEY`; it expires after `GOLDENHOUR_ACK_LINK_TTL_S`. While the key is
+rotated, links signed with `GOLDENHOUR_SECRET_KEY_PREVIOUS` are still accepted. Single use is the
 API's job: it records the notification in `ack_link_uses` when the link is confirmed.
 """
 
@@ -27,9 +28,12 @@ class AckLinks:
     secret: str
     public_url: str
     ttl_s: int
+    previous_secret: str | None = None
 
     def _serializer(self) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(self.secret, salt=_SALT)
+        # itsdangerous signs with the last key of the list and accepts a signature by any.
+        keys = [self.secret] if not self.previous_secret else [self.previous_secret, self.secret]
+        return URLSafeTimedSerializer(keys, salt=_SALT)
 
     def url(self, notification_id: uuid.UUID) -> str:
         token = self._serializer().dumps(str(notification_id))

@@ -1,4 +1,5 @@
-"""/healthz, /readyz and /metrics for a worker process (streams, dispatcher).
+"""/healthz, /readyz and /metrics for a worker process (streams, dispatcher), and for the API
+on a port of its own, kept apart from the public one.
 
 Each readiness check is an async callable answering None when it holds, or the reason it does
 not; a check that takes longer than its bound fails with "timed out", so a hung database or
@@ -77,11 +78,14 @@ class HealthServer:
         checks: Mapping[str, Check],
         host: str = "127.0.0.1",
         metrics_token: str | None = None,
+        refresh: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.port = port
         self.host = host
         self.checks = checks
         self.metrics_token = metrics_token
+        # Brings gauges counted elsewhere (the database) up to date before a scrape.
+        self.refresh = refresh
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -92,7 +96,7 @@ class HealthServer:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
-        log.info("health.serving", port=self.port)
+        log.info("health.serving", host=self.host, port=self.port)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -113,4 +117,9 @@ class HealthServer:
         if refused is not None:
             status, reason, headers = refused
             return web.json_response({"detail": reason}, status=status, headers=headers)
+        if self.refresh is not None:
+            try:
+                await within(self.refresh(), CHECK_TIMEOUT_S)
+            except Exception as exc:  # a scrape with a stale gauge beats no scrape
+                log.info("health.refresh_failed", error=repr(exc)[:300])
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

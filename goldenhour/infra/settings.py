@@ -6,18 +6,21 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from goldenhour.contracts.config import GoldenHourConfig, load_config
 from goldenhour.infra.ack_links import AckLinks
 from goldenhour.infra.db import DbLimits
+from goldenhour.infra.topics import PARTITIONS, Topics
 
 
 class Settings(BaseSettings):
     """Golden Hour's environment. Names are the documented environment variables."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    # An empty variable is an unset one: an `.env` copied from its example with a line left blank
+    # must not refuse to start over a key nobody meant to set.
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, env_ignore_empty=True)
 
     config_path: Path = Field(alias="GOLDENHOUR_CONFIG")
     kafka_bootstrap: str | None = Field(default=None, alias="GOLDENHOUR_KAFKA_BOOTSTRAP")
@@ -26,6 +29,19 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, alias="GOLDENHOUR_API_PORT")
     public_url: str = Field(default="http://127.0.0.1:8000", alias="GOLDENHOUR_PUBLIC_URL")
     topic_prefix: str = Field(default="goldenhour", alias="GOLDENHOUR_TOPIC_PREFIX")
+    # The layout every topic is created with, by `goldenhour topics` and by any part that
+    # finds one missing. Partitions bound how many replicas of a part share the work.
+    topic_partitions: int = Field(default=PARTITIONS, alias="GOLDENHOUR_TOPIC_PARTITIONS", ge=1)
+    topic_replication_factor: int = Field(
+        default=1, alias="GOLDENHOUR_TOPIC_REPLICATION_FACTOR", ge=1
+    )
+    # Unset: the broker's default. With acks=all, a write needs this many replicas in sync.
+    topic_min_insync_replicas: int | None = Field(
+        default=None, alias="GOLDENHOUR_TOPIC_MIN_INSYNC_REPLICAS", ge=1
+    )
+    # `auto`: each part applies the migrations at start; `wait`: a part never migrates, it
+    # waits for the schema a one-shot `goldenhour migrate` brings up to date.
+    migrate: Literal["auto", "wait"] = Field(default="auto", alias="GOLDENHOUR_MIGRATE")
     # Seconds a message may sit in `sent` without a status callback before it is re-polled.
     repoll_after_s: float = Field(default=120.0, alias="GOLDENHOUR_REPOLL_AFTER_S")
     # Seconds a send may take before another dispatcher treats its holder as dead.
@@ -45,6 +61,10 @@ class Settings(BaseSettings):
     # Signs the acknowledgement links in emails; the API and the streams worker must share it.
     # Unset, emails carry no link (the SMS reply and the console still acknowledge).
     secret_key: str | None = Field(default=None, alias="GOLDENHOUR_SECRET_KEY", min_length=32)
+    # The key being rotated out: links it signed are still accepted, new ones use the new key.
+    secret_key_previous: str | None = Field(
+        default=None, alias="GOLDENHOUR_SECRET_KEY_PREVIOUS", min_length=32
+    )
     ack_link_ttl_s: int = Field(default=24 * 3600, alias="GOLDENHOUR_ACK_LINK_TTL_S", ge=60)
     # Console sign-in: how long a session lasts, and failed sign-ins allowed per 15 minutes.
     session_ttl_s: int = Field(default=12 * 3600, alias="GOLDENHOUR_SESSION_TTL_S", ge=60)
@@ -63,7 +83,10 @@ class Settings(BaseSettings):
     # Where `goldenhour run` keeps its embedded database (unset: the user's data directory).
     data_dir: Path | None = Field(default=None, alias="GOLDENHOUR_DATA_DIR")
     # Workers (streams, dispatcher) serve /healthz, /readyz and /metrics on this port when set.
+    # On the API, they are then served there only, and the public port's /metrics answers 404.
     health_port: int | None = Field(default=None, alias="GOLDENHOUR_HEALTH_PORT")
+    # Where that health server listens (0.0.0.0 in a container, for the kubelet's probes).
+    health_host: str = Field(default="127.0.0.1", alias="GOLDENHOUR_HEALTH_HOST")
     # Parts the API's /readyz also requires to hold their partitions (`run` sets both).
     ready_requires: str = Field(default="", alias="GOLDENHOUR_READY_REQUIRES")
 
@@ -72,11 +95,18 @@ class Settings(BaseSettings):
     twilio_enabled: bool = Field(default=True, alias="GOLDENHOUR_TWILIO_ENABLED")
     twilio_account_sid: str = Field(default="", alias="TWILIO_ACCOUNT_SID")
     twilio_auth_token: str = Field(default="", alias="TWILIO_AUTH_TOKEN")
+    # During a rotation, callbacks signed with this token are accepted too (Twilio signs with
+    # the account's primary token; promoting the secondary changes which one that is).
+    twilio_auth_token_secondary: str = Field(default="", alias="TWILIO_AUTH_TOKEN_SECONDARY")
     twilio_from_number: str = Field(default="", alias="TWILIO_FROM_NUMBER")
     twilio_api_base_url: str | None = Field(default=None, alias="TWILIO_API_BASE_URL")
     smtp_host: str = Field(default="127.0.0.1", alias="SMTP_HOST")
     smtp_port: int = Field(default=25, alias="SMTP_PORT")
     smtp_from: str = Field(default="goldenhour@localhost", alias="SMTP_FROM")
+    # The account Golden Hour logs in to the mail server with (unset: no login, the server
+    # accepts the dispatchers by their address). Only ever sent over TLS.
+    smtp_username: str | None = Field(default=None, alias="SMTP_USERNAME")
+    smtp_password: str | None = Field(default=None, alias="SMTP_PASSWORD")
     # `starttls` (required, the default), `tls` (implicit TLS, port 465) or `off` (a local relay
     # only): mail carries child data and is never sent in clear by accident.
     smtp_tls: Literal["starttls", "tls", "off"] = Field(default="starttls", alias="SMTP_TLS")
@@ -93,6 +123,24 @@ class Settings(BaseSettings):
     # The largest request body any route reads; larger ones are refused before they are read.
     max_body_bytes: int = Field(default=64 * 1024, alias="GOLDENHOUR_MAX_BODY_BYTES", ge=1024)
 
+    @model_validator(mode="after")
+    def _smtp_login_whole(self) -> Settings:
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("SMTP_USERNAME and SMTP_PASSWORD are set together, or neither")
+        if self.smtp_username is not None and self.smtp_tls == "off":
+            raise ValueError("SMTP_USERNAME with SMTP_TLS=off would send the password in clear")
+        return self
+
+    @model_validator(mode="after")
+    def _min_insync_within_replicas(self) -> Settings:
+        wanted, replicas = self.topic_min_insync_replicas, self.topic_replication_factor
+        if wanted is not None and wanted > replicas:
+            raise ValueError(
+                f"GOLDENHOUR_TOPIC_MIN_INSYNC_REPLICAS ({wanted}) is more than"
+                f" GOLDENHOUR_TOPIC_REPLICATION_FACTOR ({replicas}): no write could ever succeed"
+            )
+        return self
+
     @cached_property
     def config(self) -> GoldenHourConfig:
         """The validated directory and policies (refused at start when invalid)."""
@@ -103,7 +151,24 @@ class Settings(BaseSettings):
         """The email acknowledgement links, when a secret key is set."""
         if not self.secret_key:
             return None
-        return AckLinks(self.secret_key, self.public_url, self.ack_link_ttl_s)
+        return AckLinks(
+            self.secret_key, self.public_url, self.ack_link_ttl_s, self.secret_key_previous
+        )
+
+    @property
+    def topics(self) -> Topics:
+        """The topic names and the layout they are created with."""
+        return Topics(
+            self.topic_prefix,
+            self.topic_partitions,
+            self.topic_replication_factor,
+            self.topic_min_insync_replicas,
+        )
+
+    @property
+    def twilio_auth_tokens(self) -> tuple[str, ...]:
+        """Every token a Twilio callback's signature may be made with, primary first."""
+        return tuple(t for t in (self.twilio_auth_token, self.twilio_auth_token_secondary) if t)
 
     @property
     def db_limits(self) -> DbLimits:

@@ -15,7 +15,7 @@ from datetime import timedelta
 import asyncpg
 import structlog
 
-from goldenhour.infra.db import create_pool, migrate
+from goldenhour.infra.db import create_pool, migrate_or_wait
 from goldenhour.infra.faults import patiently
 from goldenhour.infra.health import Check, HealthServer
 from goldenhour.infra.settings import Settings
@@ -117,9 +117,9 @@ async def _close(pool: asyncpg.Pool, channels: dict[str, Channel]) -> None:
 async def serve(settings: Settings) -> None:
     """Consume, sweep, fail over and send until SIGINT or SIGTERM."""
     bootstrap, dsn = settings.require_servers()
-    topics = Topics(settings.topic_prefix)
+    topics = settings.topics
     # Started while the database or broker is down, the dispatcher waits for them.
-    await patiently("database", lambda: migrate(dsn))
+    await patiently("database", lambda: migrate_or_wait(dsn, settings.migrate, settings.db_limits))
     await patiently("broker", lambda: ensure_topics(bootstrap, topics))
     pool = await patiently(
         "database",
@@ -140,6 +140,7 @@ async def serve(settings: Settings) -> None:
         health = HealthServer(
             settings.health_port,
             health_checks(pool, dispatcher, failover),
+            host=settings.health_host,
             metrics_token=settings.metrics_token,
         )
         await health.start()

@@ -90,6 +90,8 @@ def channels_from(settings: Settings, pool: asyncpg.Pool | None = None) -> dict[
             settings.smtp_host,
             settings.smtp_port,
             settings.smtp_from,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
             tls=settings.smtp_tls,
             ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
         ),

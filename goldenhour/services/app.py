@@ -20,11 +20,11 @@ from starlette.routing import compile_path
 
 from goldenhour.contracts.api import FieldError, Health, Readiness
 from goldenhour.infra import dead_letters
-from goldenhour.infra.db import BEAT_STALE_S, create_pool, migrate
+from goldenhour.infra.db import BEAT_STALE_S, create_pool, migrate_or_wait
 from goldenhour.infra.faults import is_transient, patiently
-from goldenhour.infra.health import CHECK_TIMEOUT_S, metrics_refusal, within
+from goldenhour.infra.health import CHECK_TIMEOUT_S, Check, HealthServer, metrics_refusal, within
 from goldenhour.infra.settings import Settings
-from goldenhour.infra.topics import Topics, ensure_topics
+from goldenhour.infra.topics import ensure_topics
 from goldenhour.services import (
     alerts_api,
     api_schema,
@@ -94,6 +94,26 @@ async def readiness(app: FastAPI) -> dict[str, str]:
     return {name: reason for result in results for name, reason in result.items()}
 
 
+def health_checks(app: FastAPI) -> dict[str, Check]:
+    """The API's readiness as the health server's checks (on GOLDENHOUR_HEALTH_PORT)."""
+
+    async def database() -> str | None:
+        reasons = await database_reasons(app)
+        return "; ".join(f"{name}: {reason}" for name, reason in reasons.items()) or None
+
+    async def broker() -> str | None:
+        await app.state.relay.broker_cluster_id()
+        return None
+
+    return {"database": database, "broker": broker}
+
+
+async def refresh_metrics(app: FastAPI) -> None:
+    """Bring the gauges counted from the database up to date before a scrape."""
+    with contextlib.suppress(Exception):  # the gauge keeps its last count
+        await asyncio.wait_for(dead_letters.count_open(app.state.pool), 2)
+
+
 def _methods_at(request: Request) -> list[str]:
     """Every method some route answers at the request's path."""
     methods: set[str] = set()
@@ -111,8 +131,10 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Started while the database or broker is down, the API waits for them.
-        await patiently("database", lambda: migrate(dsn))
-        topics = Topics(settings.topic_prefix)
+        await patiently(
+            "database", lambda: migrate_or_wait(dsn, settings.migrate, settings.db_limits)
+        )
+        topics = settings.topics
         await patiently("broker", lambda: ensure_topics(bootstrap, topics))
         app.state.pool = await patiently(
             "database",
@@ -138,10 +160,22 @@ def create_app(settings: Settings) -> FastAPI:
             asyncio.create_task(relay.run(), name="outbox-relay"),
             asyncio.create_task(reconciler.run(), name="reconciler"),
         ]
-        log.info("api.started", port=settings.api_port)
+        health: HealthServer | None = None
+        if settings.health_port is not None:
+            health = HealthServer(
+                settings.health_port,
+                health_checks(app),
+                host=settings.health_host,
+                metrics_token=settings.metrics_token,
+                refresh=lambda: refresh_metrics(app),
+            )
+            await health.start()
+        log.info("api.started", port=settings.api_port, health_port=settings.health_port)
         try:
             yield
         finally:
+            if health is not None:
+                await health.stop()
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -237,12 +271,14 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
         """Prometheus metrics of this process, for the holder of the metrics token only: the
-        counts tell how many children are reported missing."""
+        counts tell how many children are reported missing. With a health port set, they are
+        served there only, so no ingress in front of this port can ever expose them."""
+        if settings.health_port is not None:
+            return JSONResponse({"detail": "Not Found"}, 404)
         refused = metrics_refusal(settings.metrics_token, request.headers.get("authorization"))
         if refused is not None:
             return JSONResponse({"detail": refused[1]}, refused[0], headers=refused[2])
-        with contextlib.suppress(Exception):  # the gauge keeps its last count
-            await asyncio.wait_for(dead_letters.count_open(request.app.state.pool), 2)
+        await refresh_metrics(request.app)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     http_limits.install(app, settings)

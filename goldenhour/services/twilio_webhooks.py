@@ -58,13 +58,22 @@ class SignedCallback:
     form: dict[str, str]
 
 
-def _refuse_unless_twilio_on(request: Request) -> str:
-    """The auth token to check signatures with; 403 when Twilio is switched off (or has no
-    token), so a signature is never checked against an empty key."""
+def _refuse_unless_twilio_on(request: Request) -> tuple[str, ...]:
+    """The auth tokens to check signatures with (primary, then the secondary of a rotation);
+    403 when Twilio is switched off (or has no token), so a signature is never checked
+    against an empty key."""
     settings = request.app.state.settings
     if not settings.twilio_ready:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Twilio is switched off")
-    return settings.twilio_auth_token
+    return settings.twilio_auth_tokens
+
+
+def signature_holds(
+    tokens: tuple[str, ...], url: str, form: dict[str, str], signature: str
+) -> bool:
+    """Whether Twilio's signature over `url` and `form` was made with any of `tokens`: while
+    the auth token is rotated, Twilio may sign with either until the old one is revoked."""
+    return any(RequestValidator(t).validate(url, form, signature) for t in tokens if t)
 
 
 async def _small_body(request: Request) -> bytes:
@@ -91,7 +100,7 @@ async def _small_body(request: Request) -> bytes:
 async def _signed_form(request: Request) -> SignedCallback:
     """The callback's form fields, or 403 unless Twilio's signature over them is valid. The
     header and the size are checked before a byte of the form is parsed."""
-    token = _refuse_unless_twilio_on(request)
+    tokens = _refuse_unless_twilio_on(request)
     signature = request.headers.get("x-twilio-signature", "")
     if not signature:
         log.warning("twilio.no_signature", path=request.url.path)
@@ -101,7 +110,7 @@ async def _signed_form(request: Request) -> SignedCallback:
     url = request.app.state.settings.public_url.rstrip("/") + request.url.path
     if request.url.query:
         url += "?" + request.url.query
-    if not RequestValidator(token).validate(url, form, signature):
+    if not signature_holds(tokens, url, form, signature):
         log.warning("twilio.bad_signature", path=request.url.path)
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="invalid X-Twilio-Signature")
     return SignedCallback(url, form)

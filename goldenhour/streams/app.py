@@ -16,11 +16,10 @@ import asyncpg
 import faust
 import structlog
 
-from goldenhour.infra.db import DbLimits, create_pool, migrate
+from goldenhour.infra.db import DbLimits, create_pool, migrate_or_wait
 from goldenhour.infra.faults import patiently
 from goldenhour.infra.health import HealthServer
 from goldenhour.infra.settings import Settings
-from goldenhour.infra.topics import Topics
 from goldenhour.streams.announcer import Announcer
 from goldenhour.streams.child_watch import ChildWatch
 from goldenhour.streams.clock_claimers import CLAIMERS, ClockClaimers, add_clock_claimers
@@ -39,16 +38,19 @@ class LazyPool:
     """The worker's database pool, made on first use: started while the database is down, the
     worker waits for it."""
 
-    def __init__(self, dsn: str, limits: DbLimits) -> None:
+    def __init__(self, dsn: str, limits: DbLimits, migrate: str = "auto") -> None:
         self.dsn = dsn
         self.limits = limits
+        self.migrate = migrate
         self._pool: asyncpg.Pool | None = None
         self._starting = asyncio.Lock()
 
     async def __call__(self) -> asyncpg.Pool:
         async with self._starting:
             if self._pool is None:
-                await patiently("database", lambda: migrate(self.dsn))
+                await patiently(
+                    "database", lambda: migrate_or_wait(self.dsn, self.migrate, self.limits)
+                )
                 self._pool = await patiently(
                     "database",
                     lambda: create_pool(
@@ -65,7 +67,7 @@ def build_app(settings: Settings, datadir: Path) -> faust.App:
     """The faust app for one worker process."""
     bootstrap, dsn = settings.require_servers()
     config = settings.config
-    topics = Topics(settings.topic_prefix)
+    topics = settings.topics
     adjust_consumer(settings.fetch_max_wait_ms)
     session = settings.kafka_session_timeout_s
     app = faust.App(
@@ -75,7 +77,9 @@ def build_app(settings: Settings, datadir: Path) -> faust.App:
         datadir=datadir,
         processing_guarantee="at_least_once",
         web_enabled=False,
-        topic_partitions=4,
+        # Topics faust declares itself get the same layout as those `goldenhour topics` makes.
+        topic_partitions=topics.partitions,
+        topic_replication_factor=topics.replication_factor,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
@@ -101,7 +105,7 @@ def build_app(settings: Settings, datadir: Path) -> faust.App:
     )
     clock = ClockStore(config, settings.ack_links)
     watch = ChildWatch(config)
-    pool = LazyPool(dsn, settings.db_limits)
+    pool = LazyPool(dsn, settings.db_limits, settings.migrate)
     board = RetryBoard()
     claims = ClaimStreak()
     readiness = WorkerReadiness("streams", pool, bootstrap, board, claims)
@@ -143,7 +147,10 @@ def _add_health(app: faust.App, settings: Settings, readiness: WorkerReadiness) 
     async def health() -> None:
         if settings.health_port is not None:
             server = HealthServer(
-                settings.health_port, readiness.checks(), metrics_token=settings.metrics_token
+                settings.health_port,
+                readiness.checks(),
+                host=settings.health_host,
+                metrics_token=settings.metrics_token,
             )
             try:
                 await server.start()

@@ -15,14 +15,12 @@ def main(settings: Settings) -> int:
     import faust
 
     from goldenhour.infra.faults import patiently
-    from goldenhour.infra.topics import Topics, ensure_topics
+    from goldenhour.infra.topics import ensure_topics
     from goldenhour.streams.app import build_app
 
     bootstrap, _ = settings.require_servers()
     # Started while the broker is down, the worker waits for it.
-    asyncio.run(
-        patiently("broker", lambda: ensure_topics(bootstrap, Topics(settings.topic_prefix)))
-    )
+    asyncio.run(patiently("broker", lambda: ensure_topics(bootstrap, settings.topics)))
     # faust keeps a data directory even with in-memory tables; keep it out of the working one.
     with tempfile.TemporaryDirectory(prefix="goldenhour-streams-") as datadir:
         app = build_app(settings, Path(datadir))

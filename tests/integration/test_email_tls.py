@@ -103,3 +103,49 @@ async def test_off_sends_in_clear_to_a_local_relay(clear_only: LocalSmtp) -> Non
     assert (await email.send(outbound())).status == "sent"
     await email.close()
     assert len(clear_only.messages) == 1
+
+
+@pytest.fixture
+def with_login(certificate: tuple[Path, Path]) -> Iterator[LocalSmtp]:
+    """A submission server: STARTTLS, then a login it requires before any mail."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    smtp = LocalSmtp(tls_context=context, login=("goldenhour", "correct horse"))
+    smtp.start()
+    try:
+        yield smtp
+    finally:
+        smtp.stop()
+
+
+@pytest.mark.parametrize(
+    ("login", "sent"),
+    [(("goldenhour", "correct horse"), True), (("goldenhour", "wrong"), False), (None, False)],
+    ids=["the account", "a wrong password", "no login"],
+)
+async def test_a_server_requiring_a_login_takes_mail_from_the_account_only(
+    with_login: LocalSmtp,
+    certificate: tuple[Path, Path],
+    login: tuple[str, str] | None,
+    sent: bool,
+) -> None:
+    username, password = login or (None, None)
+    email = SmtpEmail(
+        "127.0.0.1",
+        with_login.port,
+        FROM,
+        username=username,
+        password=password,
+        ca_file=str(certificate[0]),
+        timeout=5,
+    )
+    try:
+        if sent:
+            assert (await email.send(outbound())).status == "sent"
+        else:
+            # Configuration, not weather: no retry would ever succeed.
+            with pytest.raises(PermanentSendError, match=r"smtp 5\d\d"):
+                await email.send(outbound())
+    finally:
+        await email.close()
+    assert len(with_login.messages) == (1 if sent else 0)
