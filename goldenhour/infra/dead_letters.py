@@ -1,5 +1,5 @@
 """Dead letters: records a consumer can never apply, kept with their error until an operator
-replays them, and the operations contacts told of each.
+replays or discards them, and the operations contacts told of each.
 
 A record is dead-lettered only for a deterministic failure (it does not parse, has an unknown
 `schema_version`, fails validation, or its handler raises on it every time while the database
@@ -164,8 +164,8 @@ async def count_open(pool: asyncpg.Pool) -> int:
 # --- operating them: `goldenhour dlq` ---------------------------------------------------------
 
 
-class ReplayRefused(Exception):
-    """A dead letter that cannot be replayed: unknown, or replayed already."""
+class Refused(Exception):
+    """A dead letter that cannot be replayed or discarded: unknown, or closed already."""
 
     def __init__(self, dead_id: int, why: str) -> None:
         super().__init__(f"dead letter {dead_id}: {why}")
@@ -180,8 +180,25 @@ async def list_open(conn: asyncpg.Connection, limit: int = 500) -> list[asyncpg.
 
 
 async def get(conn: asyncpg.Connection, dead_id: int) -> asyncpg.Record | None:
-    """One dead letter, replayed or not."""
+    """One dead letter, open or closed."""
     return await conn.fetchrow("SELECT * FROM dead_letters WHERE id = $1", dead_id)
+
+
+async def _refusal(conn: asyncpg.Connection, dead_id: int) -> Refused:
+    """Why a letter that is not open cannot be closed: unknown, or how it was closed."""
+    known = await get(conn, dead_id)
+    if known is None:
+        return Refused(dead_id, "no such dead letter")
+    if known["status"] == "discarded":
+        return Refused(
+            dead_id,
+            f"already discarded at {known['discarded_at']:%Y-%m-%d %H:%M:%S} by"
+            f" {known['discarded_by']}",
+        )
+    return Refused(
+        dead_id,
+        f"already replayed at {known['replayed_at']:%Y-%m-%d %H:%M:%S} by {known['replayed_by']}",
+    )
 
 
 async def replay(
@@ -191,7 +208,7 @@ async def replay(
     publishes to the letter's topic, where its consumer applies it (idempotent on event_id).
     The row, the letter marked `replayed` and the audit line commit together, so a letter is
     replayed at most once; should the record fail again it comes back as a new dead letter.
-    Returns the outbox row's id; raises ReplayRefused."""
+    Returns the outbox row's id; raises Refused."""
     async with conn.transaction():
         letter = await conn.fetchrow(
             "UPDATE dead_letters SET status = 'replayed', replayed_at = now(), replayed_by = $2"
@@ -200,14 +217,7 @@ async def replay(
             by,
         )
         if letter is None:
-            known = await get(conn, dead_id)
-            if known is None:
-                raise ReplayRefused(dead_id, "no such dead letter")
-            raise ReplayRefused(
-                dead_id,
-                f"already replayed at {known['replayed_at']:%Y-%m-%d %H:%M:%S} by"
-                f" {known['replayed_by']}",
-            )
+            raise await _refusal(conn, dead_id)
         key = (
             letter["key"].decode("utf-8", "replace")
             if letter["key"] is not None
@@ -243,3 +253,39 @@ async def replay(
         by=by,
     )
     return int(outbox_id)
+
+
+async def discard(conn: asyncpg.Connection, dead_id: int, by: str, reason: str) -> None:
+    """Close a letter that can never be applied, with the operator's reason: it leaves the open
+    count and is kept, with the reason, beside the audit line. Raises Refused."""
+    async with conn.transaction():
+        letter = await conn.fetchrow(
+            "UPDATE dead_letters SET status = 'discarded', discarded_at = now(), discarded_by = $2,"
+            " discard_reason = $3 WHERE id = $1 AND status = 'dead' RETURNING *",
+            dead_id,
+            by,
+            reason,
+        )
+        if letter is None:
+            raise await _refusal(conn, dead_id)
+        await audit(
+            conn,
+            "event.dead_letter_discarded",
+            letter["child_id"],
+            None,
+            {
+                "dead_letter_id": dead_id,
+                "consumer": letter["consumer"],
+                "event_id": str(letter["event_id"]) if letter["event_id"] else None,
+                "reason": reason,
+            },
+            actor=f"operator:{by}",
+        )
+    log.warning(
+        "event.dead_letter_discarded",
+        dead_letter_id=dead_id,
+        event_id=str(letter["event_id"]) if letter["event_id"] else None,
+        child_id=letter["child_id"],
+        by=by,
+        reason=reason,
+    )

@@ -1,4 +1,5 @@
-"""`goldenhour dlq list|show ID|replay ID|--all`: the dead letters, for an operator.
+"""`goldenhour dlq list|show ID|replay ID|--all|discard ID --reason …`: the dead letters, for an
+operator.
 
 Works against a running system: it needs only the database (`GOLDENHOUR_DATABASE_URL`). A replay
 goes through the normal path (an outbox row the relay publishes, a consumer idempotent on
@@ -48,6 +49,8 @@ async def _main(dsn: str, limits: DbLimits, args: argparse.Namespace) -> int:
                 return 1
             print(describe(letter))
             return 0
+        if args.action == "discard":
+            return await _discard(conn, args)
         return await _replay(conn, args)
     finally:
         await conn.close()
@@ -63,12 +66,26 @@ async def _replay(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
     for dead_id in ids:
         try:
             outbox_id = await dead_letters.replay(conn, dead_id, by, OUTBOX_CHANNEL)
-        except dead_letters.ReplayRefused as exc:
+        except dead_letters.Refused as exc:
             print(f"goldenhour dlq: {exc}; nothing done", file=sys.stderr)
             refused += 1
             continue
         print(f"dead letter {dead_id} replayed (outbox row {outbox_id})")
     return 1 if refused else 0
+
+
+async def _discard(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
+    reason = args.reason.strip()
+    if len(reason) < 10:
+        print("goldenhour dlq: say why in --reason (10 characters at least)", file=sys.stderr)
+        return 1
+    try:
+        await dead_letters.discard(conn, args.id, getpass.getuser(), reason)
+    except dead_letters.Refused as exc:
+        print(f"goldenhour dlq: {exc}; nothing done", file=sys.stderr)
+        return 1
+    print(f"dead letter {args.id} discarded")
+    return 0
 
 
 def _first_line(text: str | None, width: int = ERROR_WIDTH) -> str:
@@ -128,8 +145,11 @@ def describe(letter: asyncpg.Record) -> str:
         ("reason", letter["reason"]),
         ("replayed_at", letter["replayed_at"]),
         ("replayed_by", letter["replayed_by"]),
+        ("discarded_at", letter["discarded_at"]),
+        ("discarded_by", letter["discarded_by"]),
+        ("discard_reason", letter["discard_reason"]),
     ]
-    lines = [f"{name + ':':13} {'-' if value is None else value}" for name, value in fields]
+    lines = [f"{name + ':':15} {'-' if value is None else value}" for name, value in fields]
     lines += ["error:", _indent(letter["error"]), "raw record:", _indent(raw_text(letter["raw"]))]
     return "\n".join(lines)
 

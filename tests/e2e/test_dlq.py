@@ -1,6 +1,7 @@
 """Dead letters end to end: an absence whose handler fails every time and a record that does not
 parse are set aside; `goldenhour dlq` lists and shows them; once the cause is mended, `replay`
-applies the absence once through the normal path, and a second replay does nothing."""
+applies the absence once through the normal path, and a second replay does nothing; a record that
+will never apply is discarded with a reason."""
 
 from __future__ import annotations
 
@@ -139,6 +140,17 @@ async def test_dead_letters_listed_shown_and_replayed_once(start_system):
     back = await eventually(back_again, 30, "the unparsable record dead-lettered again")
     assert [r["reason"] for r in back] == ["parse"]
     assert bytes(back[0]["raw"]) == b"{definitely not json"
+
+    # It will never parse: discarded with a reason, it leaves the open list and stays on record.
+    vague = await dlq(system, "discard", str(back[0]["id"]), "--reason", "junk")
+    assert vague.returncode == 1 and "--reason" in vague.stderr
+    why = "a supplier's test record, never a report"
+    discarded = await dlq(system, "discard", str(back[0]["id"]), "--reason", why)
+    assert discarded.returncode == 0, discarded.stderr
+    assert await letters(system) == []
+    assert "no dead letters" in (await dlq(system, "list")).stdout
+    kept = await dlq(system, "show", str(back[0]["id"]))
+    assert "discarded" in kept.stdout and why in kept.stdout
 
     # Once: each first-step SMS row reached the provider exactly once.
     s0 = {

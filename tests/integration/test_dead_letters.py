@@ -1,16 +1,17 @@
 """Keeping a dead letter, on the real database: a poison record read twice (redelivered after a
 crash, or re-read from its partition's start after a rebalance) is one dead letter, audited and
-told to the operations contacts once."""
+told to the operations contacts once; one that can never be applied is discarded with a reason."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import asyncpg
+import pytest
 
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.dev.london import directory
-from goldenhour.infra.dead_letters import DeadLetter, record
+from goldenhour.infra.dead_letters import DeadLetter, Refused, count_open, discard, record, replay
 
 NOW = datetime(2026, 12, 2, 3, 10, tzinfo=UTC)
 
@@ -60,3 +61,32 @@ async def test_another_record_is_another_dead_letter(pool: asyncpg.Pool) -> None
         assert await record(conn, poison(7, b"<xml/>"), config(), NOW) is not None
     dead, audited, _ = await counts(pool)
     assert (dead, audited) == (3, 3)
+
+
+async def test_a_letter_discarded_with_a_reason_is_closed_once_and_audited(
+    pool: asyncpg.Pool,
+) -> None:
+    """A record that can never be applied is discarded, not deleted: it leaves the open count,
+    keeps its reason, and can be neither discarded again nor replayed."""
+    async with pool.acquire() as conn:
+        dead_id = await record(conn, poison(9), config(), NOW)
+        assert dead_id is not None
+        await discard(conn, dead_id, "night-ops", "a test record sent by the supplier")
+        with pytest.raises(Refused, match="already discarded .* by night-ops"):
+            await discard(conn, dead_id, "night-ops", "again")
+        with pytest.raises(Refused, match="already discarded"):
+            await replay(conn, dead_id, "night-ops")
+        with pytest.raises(Refused, match="no such dead letter"):
+            await discard(conn, dead_id + 1000, "night-ops", "unknown")
+    row = await pool.fetchrow("SELECT * FROM dead_letters WHERE id = $1", dead_id)
+    assert (row["status"], row["discarded_by"], row["discard_reason"]) == (
+        "discarded",
+        "night-ops",
+        "a test record sent by the supplier",
+    )
+    assert await count_open(pool) == 0
+    audited = await pool.fetchval(
+        "SELECT detail->>'reason' FROM audit_log WHERE action = 'event.dead_letter_discarded'"
+    )
+    assert audited == "a test record sent by the supplier"
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0

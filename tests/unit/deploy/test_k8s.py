@@ -174,6 +174,10 @@ def service_monitor_problems(m: Manifests) -> list[str]:
     scraped_parts = {s["metadata"]["labels"].get("app.kubernetes.io/component") for s in scraped}
     if scraped_parts != PARTS:
         out.append(f"ServiceMonitor scrapes {sorted(map(str, scraped_parts))}, not every part")
+    # The alert rules and dashboards select `job="api"` and so on: the part's name, not the
+    # Service's.
+    if spec.get("jobLabel") != "app.kubernetes.io/component":
+        out.append("ServiceMonitor: jobLabel is not app.kubernetes.io/component")
     endpoint_keys = {"port", "path", "scheme", "interval", "scrapeTimeout", "authorization"}
     endpoints = spec.get("endpoints") or []
     if not endpoints:
@@ -497,6 +501,10 @@ BREAKAGES: dict[str, tuple[str, Callable[[Manifests], Any]]] = {
         lambda m: of_kind(m, "ServiceMonitor")[0]["spec"]["selector"]["matchExpressions"][0].update(
             values=["api", "streams"]
         ),
+    ),
+    "monitor names jobs by Service": (
+        "service_monitor",
+        lambda m: of_kind(m, "ServiceMonitor")[0]["spec"].pop("jobLabel"),
     ),
     "one replica": (
         "deployments",
