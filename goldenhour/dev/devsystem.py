@@ -44,6 +44,8 @@ class DevSystem:
     api_url: str = ""
     # Scrapers of /metrics (API and workers' health ports) send it as a bearer token.
     metrics_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # When set, each part's log lines go to `<part>.log` here, for a test to read.
+    log_dir: Path | None = None
     # The local providers, in this process; the benchmark swaps in processes of their own.
     twilio_server: ClassVar[type] = LocalTwilio
     smtp_server: ClassVar[type] = LocalSmtp
@@ -91,7 +93,7 @@ class DevSystem:
         }
         try:
             for part in PARTS:
-                self.parts[part] = PartProcess(part, self.env).start()
+                self.parts[part] = PartProcess(part, self.env, self._log_path(part)).start()
             await self.wait_ready()
         except BaseException:
             await self.stop()
@@ -141,8 +143,11 @@ class DevSystem:
 
     def restart(self, part: str) -> PartProcess:
         """Start a part again (after `kill`)."""
-        self.parts[part] = PartProcess(part, self.env).start()
+        self.parts[part] = PartProcess(part, self.env, self._log_path(part)).start()
         return self.parts[part]
+
+    def _log_path(self, part: str) -> Path | None:
+        return self.log_dir / f"{part}.log" if self.log_dir else None
 
     def metrics_headers(self) -> dict[str, str]:
         """What a Prometheus scraper of this system sends."""

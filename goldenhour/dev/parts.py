@@ -3,11 +3,14 @@ started in a session of their own and ended with their owner."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
+from typing import IO
 
 import structlog
 
@@ -22,23 +25,31 @@ _STOP_TIMEOUT_S = 10.0
 class PartProcess:
     """One part (`api`, `streams` or `dispatcher`) as an OS process."""
 
-    def __init__(self, part: str, env: Mapping[str, str]) -> None:
+    def __init__(self, part: str, env: Mapping[str, str], log_path: Path | None = None) -> None:
         self.part = part
         self.env = dict(env)
+        # Where its log lines go (appended, so a restart adds to them); unset: the owner's.
+        self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> PartProcess:
-        self.proc = subprocess.Popen(
+        with contextlib.ExitStack() as files:
+            stderr = files.enter_context(self.log_path.open("ab")) if self.log_path else None
+            self.proc = self._popen(stderr)
+        log.info("part.started", part=self.part, pid=self.proc.pid)
+        return self
+
+    def _popen(self, stderr: IO[bytes] | None) -> subprocess.Popen:
+        return subprocess.Popen(
             [sys.executable, "-m", "goldenhour", self.part],
             env=self.env,
             stdin=subprocess.DEVNULL,
+            stderr=stderr,
             # A terminal's Ctrl-C reaches only the owner, which stops the parts before the
             # broker and database; if the owner dies, the part gets SIGTERM.
             start_new_session=True,
             preexec_fn=die_with_parent(signal.SIGTERM),
         )
-        log.info("part.started", part=self.part, pid=self.proc.pid)
-        return self
 
     @property
     def pid(self) -> int:

@@ -25,6 +25,8 @@ from typing import TypeAlias
 
 import asyncpg
 
+from goldenhour.infra import tracing
+
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 """A connection, or a pool that runs the statement on one of its own outside any transaction."""
 
@@ -48,9 +50,9 @@ class Outgoing:
 _INSERT = """
 INSERT INTO notifications (notification_id, alert_id, child_id, step_key, contact_id, org_code,
                            channel, address, subject, body, status, next_attempt_at, created_at,
-                           subscription_id, failover_of)
+                           subscription_id, failover_of, correlation_id)
 SELECT n.id, $1, $2, n.step_key, n.contact_id, n.org_code, n.channel, n.address, n.subject,
-       n.body, 'pending', $3, $3, n.subscription_id, n.failover_of
+       n.body, 'pending', $3, $3, n.subscription_id, n.failover_of, $14
 FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
             $11::text[], $12::uuid[], $13::uuid[])
      AS n(id, step_key, contact_id, org_code, channel, address, subject, body, subscription_id,
@@ -75,9 +77,10 @@ async def queue(
     messages: Sequence[Outgoing],
     at: datetime,
 ) -> list[asyncpg.Record]:
-    """Queue `messages` in one statement, inside the caller's transaction. Returns the rows
-    written (`notification_id`, `step_key`, `contact_id`, `channel`); a message already queued
-    is left as it is and not returned."""
+    """Queue `messages` in one statement, inside the caller's transaction, under the correlation
+    id bound where they are decided (infra/tracing.py). Returns the rows written
+    (`notification_id`, `step_key`, `contact_id`, `channel`); a message already queued is left
+    as it is and not returned."""
     if not messages:
         return []
     return await conn.fetch(
@@ -95,6 +98,7 @@ async def queue(
         [m.body for m in messages],
         [m.subscription_id for m in messages],
         [m.failover_of for m in messages],
+        tracing.current(),
     )
 
 

@@ -13,6 +13,8 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from goldenhour.infra import tracing
+
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 """A connection, or a pool that runs the statement on one of its own outside any transaction."""
 
@@ -23,15 +25,17 @@ WITH e AS (
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
     ON CONFLICT (event_id) DO NOTHING RETURNING event_id
 ), o AS (
-    INSERT INTO outbox (topic, key, payload, event_id) SELECT $9, $3, $10, $1 FROM e
+    INSERT INTO outbox (topic, key, payload, event_id, correlation_id)
+    SELECT $9, $3, $10, $1, $11 FROM e
 )
 SELECT count(*) = 1 FROM e
 """
 
-_QUEUE = "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)"
+_QUEUE = "INSERT INTO outbox (topic, key, payload, correlation_id) VALUES ($1, $2, $3, $4)"
 
 _QUEUE_REPLAY = """
-INSERT INTO outbox (topic, key, payload, event_id) VALUES ($1, $2, $3, $4) RETURNING id
+INSERT INTO outbox (topic, key, payload, event_id, correlation_id) VALUES ($1, $2, $3, $4, $5)
+RETURNING id
 """
 
 # $2..$4: the ids the broker acknowledged, each with the partition and offset it was given.
@@ -81,19 +85,20 @@ async def record_event(
         data,
         topic,
         payload,
+        tracing.current(),
     )
 
 
 async def queue(conn: Conn, topic: str, key: str, payload: bytes) -> None:
     """Queue `payload` for the relay to publish to `topic` under `key`."""
-    await conn.execute(_QUEUE, topic, key, payload)
+    await conn.execute(_QUEUE, topic, key, payload, tracing.current())
 
 
 async def queue_replay(
     conn: Conn, topic: str, key: str, payload: bytes, event_id: uuid.UUID | None
 ) -> int:
     """Queue a record again, with the event id it carries; the row's id."""
-    return await conn.fetchval(_QUEUE_REPLAY, topic, key, payload, event_id)
+    return await conn.fetchval(_QUEUE_REPLAY, topic, key, payload, event_id, tracing.current())
 
 
 async def mark_published(

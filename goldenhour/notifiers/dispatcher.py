@@ -33,7 +33,7 @@ from prometheus_client import Counter, Gauge
 
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.contracts.derived import NotificationRequested
-from goldenhour.infra import notifications
+from goldenhour.infra import notifications, tracing
 from goldenhour.infra.backoff import delay
 from goldenhour.infra.topics import Topics
 from goldenhour.notifiers import db
@@ -195,7 +195,8 @@ class Dispatcher:
             self.pool, notification_id, self.lease.total_seconds(), due_by
         )
         if row is not None:
-            await self._deliver(row, reconcile=row["look_after"] is not None)
+            with tracing.bound(row["correlation_id"]):
+                await self._deliver(row, reconcile=row["look_after"] is not None)
 
     async def take_over(
         self, notification_id: uuid.UUID, expired_by: datetime | None = None
@@ -206,7 +207,8 @@ class Dispatcher:
             self.pool, notification_id, self.lease.total_seconds(), expired_by
         )
         if row is not None:
-            await self._deliver(row, reconcile=True)
+            with tracing.bound(row["correlation_id"]):
+                await self._deliver(row, reconcile=True)
 
     async def sweep(self, now: datetime) -> None:
         """One pass of the safety net at `now` (the database's): each channel's due and

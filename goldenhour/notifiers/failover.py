@@ -21,6 +21,7 @@ from prometheus_client import Counter
 
 from goldenhour.contracts.alert_kinds import policy_for_alert
 from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.infra import tracing
 from goldenhour.infra.ack_links import AckLinks
 from goldenhour.infra.backoff import delay
 from goldenhour.infra.db import audit
@@ -166,7 +167,9 @@ class Failover:
             Outgoing(step_key, *row, failover_of=failover_of, notification_id=nid)
             for nid, row in rows
         ]
-        return await queue(conn, alert["alert_id"], alert["child_id"], outgoing, now)
+        # Part of the alert's story: under the id of the report that opened it.
+        with tracing.bound(alert["correlation_id"]):
+            return await queue(conn, alert["alert_id"], alert["child_id"], outgoing, now)
 
     async def _fail_over(
         self, conn: asyncpg.Connection, alert: asyncpg.Record, sms: rules.Message, now: datetime

@@ -45,6 +45,7 @@ from goldenhour.services.console import (
 from goldenhour.services.console.board import BoardFeed
 from goldenhour.services.outbox import RELAY_ROLE, OutboxRelay
 from goldenhour.services.reconciler import Reconciler
+from goldenhour.services.request_ids import RequestIds
 from goldenhour.services.shared_alerts_api import router as shared_alerts_router
 from goldenhour.services.subscriptions_api import router as subscriptions_router
 
@@ -282,6 +283,7 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     http_limits.install(app, settings)
+    app.add_middleware(RequestIds)  # outermost: every answer carries its request's id
     api_schema.install(app)
 
     return app

@@ -140,7 +140,8 @@ ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, beat_at = excluded.be
 """
 
 UNPUBLISHED_BATCH = """
-SELECT id, topic, key, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1
+SELECT id, topic, key, payload, correlation_id FROM outbox WHERE published_at IS NULL
+ORDER BY id LIMIT $1
 """
 
 

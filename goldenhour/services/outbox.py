@@ -27,7 +27,7 @@ from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.structs import RecordMetadata
 from prometheus_client import Counter, Gauge
 
-from goldenhour.infra import outbox
+from goldenhour.infra import outbox, tracing
 from goldenhour.infra.db import DbLimits
 from goldenhour.infra.metrics import OUTBOX_LAG
 from goldenhour.infra.producers import producer_options
@@ -279,7 +279,12 @@ class OutboxRelay:
             async with asyncio.timeout(SEND_TIMEOUT_S):
                 for r in rows:
                     futures.append(
-                        await producer.send(r["topic"], value=r["payload"], key=r["key"].encode())
+                        await producer.send(
+                            r["topic"],
+                            value=r["payload"],
+                            key=r["key"].encode(),
+                            headers=tracing.kafka_headers(r["correlation_id"]),
+                        )
                     )
                 await asyncio.wait(futures)
         except Exception as exc:  # sorted below: what was acknowledged is kept

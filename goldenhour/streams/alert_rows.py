@@ -14,7 +14,7 @@ import structlog
 from goldenhour.contracts.alert_kinds import MISSING
 from goldenhour.contracts.derived import AlertRaised
 from goldenhour.contracts.events import AbsenceReported, Event
-from goldenhour.infra import notifications
+from goldenhour.infra import notifications, tracing
 from goldenhour.infra.db import audit
 from goldenhour.streams.follow import current_placement
 
@@ -34,9 +34,9 @@ INSERT_ALERT = """
 INSERT INTO alerts (alert_id, child_id, kind, status, risk_level, policy,
     anchor_at, last_seen_location, circumstances, clothing, placement_id,
     care_home, local_authority, ack_code, opened_at, next_due_at, facts,
-    reported_last_seen_at)
+    reported_last_seen_at, correlation_id)
 VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-        $14, $6, $15, $16)
+        $14, $6, $15, $16, $17)
 RETURNING *
 """
 
@@ -157,6 +157,8 @@ async def open_alert(
                     now,
                     o.facts,
                     o.reported_last_seen_at,
+                    # The report that opened it: its later steps are followed under this id.
+                    tracing.current(),
                 )
             break
         except asyncpg.UniqueViolationError:

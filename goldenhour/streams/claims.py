@@ -16,6 +16,7 @@ import asyncpg
 import structlog
 from prometheus_client import Counter
 
+from goldenhour.infra import tracing
 from goldenhour.infra.backoff import delay
 from goldenhour.infra.db import audit
 from goldenhour.infra.faults import is_transient
@@ -101,31 +102,49 @@ async def claim_each(
     async with conn.transaction():
         rows = await conn.fetch(query, now, limit)
         for row in rows:
-            try:
-                async with conn.transaction():  # a savepoint
-                    outcome.extend(await act(row))
-                    if row.get("clock_failures"):
-                        await conn.execute(defer.reset, row[defer.key])
-                late.append(lateness(row, now))
-            except Exception as exc:
-                failures = await _defer(conn, defer, row, now, exc)
-                if on_failure is None:
-                    continue
-                try:
-                    async with conn.transaction():
-                        outcome.extend(await on_failure(row, failures, exc))
-                except Exception as also:
-                    # The deferral above stands whatever this does; a transient failure is
-                    # the claimer's to retry.
-                    if is_transient(also):
-                        raise
-                    log.error("clock.on_failure_failed", child_id=row["child_id"], error=repr(also))
+            # An alert's steps, and its fallback, are followed under the id of the report that
+            # opened it.
+            with tracing.bound(row.get("correlation_id")):
+                late += await _act_on(conn, row, now, act, defer, on_failure, outcome)
     # Once committed: a claim rolled back fired nothing.
     if rows:
         CLAIM_BATCH.labels(defer.what).observe(len(rows))
     for seconds in late:
         TIMER_LATENESS.labels(defer.what).observe(seconds)
     return outcome
+
+
+async def _act_on(
+    conn: asyncpg.Connection,
+    row: asyncpg.Record,
+    now: datetime,
+    act: Callable[[asyncpg.Record], Awaitable[Outcome]],
+    defer: Deferral,
+    on_failure: OnFailure | None,
+    outcome: Outcome,
+) -> list[float]:
+    """One claimed row acted on in a savepoint (into `outcome`), or deferred; its lateness
+    when it was acted on."""
+    try:
+        async with conn.transaction():  # a savepoint
+            outcome.extend(await act(row))
+            if row.get("clock_failures"):
+                await conn.execute(defer.reset, row[defer.key])
+        return [lateness(row, now)]
+    except Exception as exc:
+        failures = await _defer(conn, defer, row, now, exc)
+        if on_failure is None:
+            return []
+        try:
+            async with conn.transaction():
+                outcome.extend(await on_failure(row, failures, exc))
+        except Exception as also:
+            # The deferral above stands whatever this does; a transient failure is the
+            # claimer's to retry.
+            if is_transient(also):
+                raise
+            log.error("clock.on_failure_failed", child_id=row["child_id"], error=repr(also))
+        return []
 
 
 def lateness(row: asyncpg.Record, now: datetime) -> float:

@@ -25,7 +25,7 @@ from prometheus_client import Counter, Gauge
 
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.contracts.events import IntakeRecord
-from goldenhour.infra import dead_letters
+from goldenhour.infra import dead_letters, tracing
 from goldenhour.infra.backoff import delay
 from goldenhour.infra.faults import is_transient, timed_out
 from goldenhour.streams.child_watch import ChildWatch
@@ -67,6 +67,8 @@ class Incoming:
     topic: str
     partition: int | None = None
     offset: int | None = None
+    # The id of the request that wrote it (infra/tracing.py), from the record's headers.
+    correlation_id: str | None = None
 
 
 class IntakeApplier:
@@ -111,10 +113,11 @@ class IntakeApplier:
         async with self._side_by_side:
             for item, read in items:
                 try:
-                    if isinstance(read, Poison):
-                        await self.dead_letter(item, read)
-                    else:
-                        outcome.extend(await self.apply(item, read))
+                    with tracing.bound(item.correlation_id):
+                        if isinstance(read, Poison):
+                            await self.dead_letter(item, read)
+                        else:
+                            outcome.extend(await self.apply(item, read))
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # never lose the rest of the lane

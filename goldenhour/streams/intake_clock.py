@@ -9,6 +9,7 @@ import contextlib
 import faust
 import structlog
 
+from goldenhour.infra import tracing
 from goldenhour.streams.announcer import Announcer
 from goldenhour.streams.intake import Incoming, IntakeApplier
 
@@ -39,6 +40,7 @@ def add_intake_clock(
                     topic=e.message.topic,
                     partition=e.message.partition,
                     offset=e.message.offset,
+                    correlation_id=tracing.from_kafka_headers(e.message.headers),
                 )
                 for e in events
             ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -25,11 +26,13 @@ async def start_system(stack: EmbeddedStack, database_url: str) -> AsyncIterator
         extra_unless_ack_step: bool = False,
         env: dict[str, str] | None = None,
         watchers: dict[str, str | int] | None = None,
+        log_dir: Path | None = None,
     ) -> DevSystem:
         config, keys = directory(
             scale=scale, extra_unless_ack_step=extra_unless_ack_step, watchers=watchers
         )
         system = DevSystem(stack.kafka_bootstrap, database_url, config, keys, env or {})
+        system.log_dir = log_dir
         started.append(system)
         return await system.start()
 
