@@ -7,14 +7,26 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from goldenhour.chaos import config as chaos_config
-from goldenhour.chaos import driver, faults, invariants, latency, lateness, providers
+from goldenhour.chaos import (
+    driver,
+    faults,
+    invariants,
+    latency,
+    lateness,
+    providers,
+    relay,
+    takeover,
+)
 from goldenhour.chaos.evidence import Evidence
 from goldenhour.chaos.faults import Window
 from goldenhour.chaos.injector import Context
 from goldenhour.chaos.latency import Probe
 from goldenhour.chaos.options import Options
 from goldenhour.chaos.readiness import Readiness
+from goldenhour.chaos.relay import RelaySampler
 from goldenhour.chaos.system import ChaosSystem
+from goldenhour.chaos.takeover import Assignments
+from goldenhour.infra.topics import PARTITIONS
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,58 @@ class Outcome:
     unfinished: int
     t0: float  # when the workload began, wall clock
     unsettled: dict[str, int] = field(default_factory=dict)
+    assignments: Assignments | None = None
+    relay: RelaySampler | None = None
+
+
+def _takeovers(o: Outcome, due_times: lateness.DueTimes) -> dict[str, dict]:
+    """Per fault that took a worker replica down: how soon the survivor held every partition
+    and the group was whole again, and the timers due while the replica was down."""
+    samples = o.assignments.samples if o.assignments is not None else []
+    out = {}
+    for w in o.windows:
+        part = takeover.part_of(w)
+        if part is None:
+            continue
+        t = takeover.takeover(samples, part, w, PARTITIONS)
+        gap = takeover.gap_timers(o.evidence.steps, w, due_times)
+        out[w.label] = {
+            "takeover_s": t.survivor_s,
+            "group_whole_s": t.whole_s,
+            "timers_due_in_gap": gap.due,
+            "gap_worst_late_s": gap.worst_late_s,
+        }
+    return out
+
+
+_BY_KIND = (
+    "n",
+    "survivor_seen",
+    "takeover_worst_s",
+    "whole_seen",
+    "group_whole_worst_s",
+    "timers_due_in_gap",
+    "gap_worst_late_s",
+)
+
+
+def _takeover_by_kind(per_fault: dict[str, dict], kinds: dict[str, str]) -> dict[str, dict]:
+    """Per kind of fault: how many, how many times each takeover was seen and the worst of
+    those seen, and the timers due while a replica was down."""
+    out: dict[str, dict] = {}
+    for label, f in per_fault.items():
+        agg = out.setdefault(kinds[label], dict.fromkeys(_BY_KIND, 0))
+        agg["n"] += 1
+        for seen, worst, key in (
+            ("survivor_seen", "takeover_worst_s", "takeover_s"),
+            ("whole_seen", "group_whole_worst_s", "group_whole_s"),
+        ):
+            if f[key] is not None:
+                agg[seen] += 1
+                agg[worst] = max(agg[worst], f[key])
+        agg["timers_due_in_gap"] += f["timers_due_in_gap"]
+        agg["gap_worst_late_s"] = max(agg["gap_worst_late_s"], f["gap_worst_late_s"])
+    return out
 
 
 def figures(o: Outcome) -> dict:
@@ -82,6 +146,11 @@ def figures(o: Outcome) -> dict:
     late_by_fault = Counter(x.fault for x in decided_late)
     first = latency.first_sms_per_child(ev.notes, ((s.notification_id, s.received_at) for s in sms))
     recovered = latency.recovery(o.probes, ev.applied, first)
+    taken = _takeovers(o, due_times)
+    rounds = o.relay.rounds if o.relay is not None else []
+    relays_at_once = relay.at_once(rounds)
+    relay_not_back = relay.not_back(rounds, windows)
+    relay_back = {w.label: relay.back_after(rounds, w) for w in windows if relay.stops_an_api(w)}
     accepted_at = {e: a.at for e, a in ledger.accepted.items()}
     sms_times: dict[str, list[float]] = {}
     for s in sms:
@@ -111,6 +180,8 @@ def figures(o: Outcome) -> dict:
             "due_steps_never_decided": len(ev.overdue),
             "calls_placed_twice_for_one_step": len(calls_twice),
             "failed_messages_nobody_told": len(untold),
+            "two_outbox_relays_active_at_once": len(relays_at_once),
+            "outbox_relay_not_back_after_api_stop": len(relay_not_back),
         },
         # Measured, not promised: how late is load's as much as the system's, and a loaded
         # two-core machine must not turn a slow second into a broken promise.
@@ -148,18 +219,24 @@ def figures(o: Outcome) -> dict:
                 for e in o.system.unexpected_exits()
             ],
             "workload_tasks_unfinished": o.unfinished,
+            "outbox_relay_rounds_by_active": relay.counts(rounds),
+            "consumer_group_samples": len(o.assignments.samples) if o.assignments else 0,
+            "takeover": _takeover_by_kind(taken, {w.label: w.kind for w in windows}),
             "harness_cpu_s": round(time.process_time(), 1),
         },
         "faults": [
             {
                 "label": w.label,
                 "kind": w.kind,
+                "target": w.target,
                 "lasted_s": round(w.end - w.start, 2),
                 "worst_step_lateness_s": round(late.get(w.label, 0.0), 2),
                 "steps_over_2s_late": late_by_fault.get(w.label, 0),
                 "detail": w.detail,
                 **recovered.get(w.label, {"applied_s": None, "first_sms_s": None}),
                 "readyz": o.readiness.during(w),
+                **taken.get(w.label, {}),
+                **({"relay_back_s": relay_back[w.label]} if w.label in relay_back else {}),
             }
             for w in windows
         ],
@@ -214,6 +291,10 @@ def figures(o: Outcome) -> dict:
             "never_decided": [
                 {"alert_id": a, "child_id": c, "late_s": round(s, 1)} for a, c, s in ev.overdue[:10]
             ],
+            "relays_at_once": [
+                {"at": when(r.at), "gauges": list(r.values)} for r in relays_at_once[:10]
+            ],
+            "relay_not_back": relay_not_back[:10],
             "refused": [list(map(str, r)) for r in ledger.refused[:10]],
             "unanswered": ledger.unanswered[:10],
             "not_settled_messages": [

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
+import httpx
 import structlog
 from aiokafka import AIOKafkaProducer
 
 from goldenhour.chaos import faults
 from goldenhour.chaos.faults import Window
 from goldenhour.chaos.system import ChaosSystem
+from goldenhour.infra.producers import producer_options
 
 log = structlog.get_logger(__name__)
 
@@ -75,9 +77,8 @@ def poison_records(children: list[str]) -> list[tuple[str, bytes, str]]:
 
 async def produce_poison(bootstrap: str, topic: str, children: list[str]) -> list[str]:
     """Produce the poison records straight onto the intake topic; the markers the broker acked."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, request_timeout_ms=10_000
-    )
+    options = await asyncio.wait_for(producer_options(bootstrap), POISON_TIMEOUT_S)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **options, request_timeout_ms=10_000)
     sent: list[str] = []
     try:
         await asyncio.wait_for(producer.start(), POISON_TIMEOUT_S)
@@ -99,6 +100,10 @@ async def inject(system: ChaosSystem, fault: faults.Fault, label: str, ctx: Cont
     try:
         if fault.kind == faults.KILL_PART:
             await system.kill(fault.target)
+        elif fault.kind == faults.GRACEFUL_STOP:
+            detail = await system.graceful_stop(
+                fault.target, fault.duration, faults.STOP_KILL_AFTER_S
+            )
         elif fault.kind == faults.BROKER_PAUSE:
             stack.signal("tansu", signal.SIGSTOP)
             try:
@@ -138,17 +143,24 @@ async def inject(system: ChaosSystem, fault: faults.Fault, label: str, ctx: Cont
             raise ValueError(f"unknown fault kind {fault.kind!r}")
     except Exception as exc:  # a fault that could not be carried out is reported, not fatal
         log.exception("chaos.fault_failed", fault=label)
-        return Window(f"{label} [not done: {exc!r}]"[:120], fault.kind, start, time.time())
-    return Window(label, fault.kind, start, time.time(), detail)
+        label = f"{label} [not done: {exc!r}]"[:120]
+        return Window(label, fault.kind, start, time.time(), target=fault.target)
+    return Window(label, fault.kind, start, time.time(), detail, fault.target)
 
 
 async def _twilio_outage(
     system: ChaosSystem, status: int, seconds: float, retry_after: float | None, ops: list[str]
 ) -> None:
     """The server ends the outage itself after `seconds`, so a harness that dies mid-fault
-    leaves no outage behind; the harness waits it out."""
+    leaves no outage behind; the harness waits it out.
+
+    A request that goes unanswered (a loaded server) may still have started the outage, so the
+    fault's window is kept whole either way: its messages are never counted late outside it."""
     body = {"status": status, "seconds": seconds, "retry_after": retry_after, "ops": ops}
-    await system.twilio("outage", body)
+    try:
+        await system.twilio("outage", body)
+    except httpx.TimeoutException:
+        log.warning("chaos.outage_unanswered", status=status, seconds=seconds)
     await asyncio.sleep(seconds)
 
 

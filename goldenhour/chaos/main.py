@@ -28,14 +28,19 @@ DEFAULT_SEED = 20261122
 # one short Twilio outage and a risk change.
 QUICK = {"duration": 115.0, "children": 200, "settle": 90.0, "fault_minute": 5.0}
 FULL = {"duration": 900.0, "children": 1500, "settle": 180.0, "fault_minute": 60.0}
+# The sustained run: four minutes of children going missing at about two a second, while a
+# replica of each worker is stopped (SIGTERM, then SIGKILL) and killed, again and again.
+SCALE_OUT = {"duration": 240.0, "children": 480, "settle": 90.0, "fault_minute": 5.0}
 SKEW_S = 70.0
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="goldenhour chaos", description=__doc__)
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"fault seed ({DEFAULT_SEED})")
-    p.add_argument("--duration", type=float, help="seconds of faults (900; quick 115)")
-    p.add_argument("--children", type=int, help="children driven (1500; quick 200)")
+    p.add_argument(
+        "--duration", type=float, help="seconds of faults (900; quick 115; scale-out 240)"
+    )
+    p.add_argument("--children", type=int, help="children driven (1500; quick 200; scale-out 480)")
     p.add_argument(
         "--settle", type=float, help="most seconds to wait after the faults (180; quick 90)"
     )
@@ -51,11 +56,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=SKEW_S,
         help=f"one dispatcher's clock this many seconds ahead, the other's behind ({SKEW_S:g})",
     )
-    p.add_argument("--quick", action="store_true", help="the short run: about three minutes")
+    runs = p.add_mutually_exclusive_group()
+    runs.add_argument("--quick", action="store_true", help="the short run: about three minutes")
+    runs.add_argument(
+        "--scale-out",
+        action="store_true",
+        help="the workers' replicas stopped and killed under load (240 s, 480 children)",
+    )
     p.add_argument("--json", type=Path, help="also write the result as JSON here")
     p.add_argument("--keep-logs", action="store_true", help="keep every process's log")
     args = p.parse_args(argv[1:] if argv[:1] == ["--"] else argv)
-    for key, value in (QUICK if args.quick else FULL).items():
+    preset = QUICK if args.quick else SCALE_OUT if args.scale_out else FULL
+    for key, value in preset.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     return args
@@ -89,6 +101,9 @@ def main(argv: list[str]) -> int:
     run_dir = Path(tempfile.mkdtemp(prefix="goldenhour-chaos-"))
     (run_dir / "logs").mkdir()
     _log_to(run_dir / "logs" / "harness.log")
+    kinds = faults.QUICK_KINDS if args.quick else faults.KINDS
+    if args.scale_out:
+        kinds = faults.SCALE_OUT_KINDS
     opts = Options(
         args.seed,
         args.duration,
@@ -97,7 +112,8 @@ def main(argv: list[str]) -> int:
         args.scale,
         args.fault_minute,
         args.skew,
-        faults.QUICK_KINDS if args.quick else faults.KINDS,
+        kinds,
+        scale_out=args.scale_out,
     )
     say(
         f"goldenhour chaos: seed {opts.seed}, {opts.children} children,"

@@ -19,3 +19,6 @@ class Options:
     fault_minute_s: float = 60.0
     skew_s: float = 0.0
     kinds: tuple[str, ...] = faults.KINDS
+    # The scale-out run: faults hit the workers only, each part's replicas stopped and killed
+    # in the first round.
+    scale_out: bool = False

@@ -46,6 +46,7 @@ class Part:
     proc: subprocess.Popen | None = None
     starts: int = 0
     killed_at: float | None = None  # set by the harness's kill, cleared on restart
+    held: bool = False  # kept down by the harness: the manager does not start it again
 
     def start(self) -> None:
         with open(self.log_path, "ab") as out:
@@ -103,7 +104,7 @@ async def manage(parts: Mapping[str, Part], exits: list[Exit]) -> None:
                     streak[p.name] = n
                     restart_at[p.name] = now + (RESTART_BACKOFF_S[min(n, 3)] if n else 0.2)
                     p.proc = None
-                if p.proc is None and now >= restart_at.get(p.name, 0.0):
+                if p.proc is None and not p.held and now >= restart_at.get(p.name, 0.0):
                     try:
                         p.start()
                     except Exception:

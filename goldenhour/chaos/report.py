@@ -50,7 +50,17 @@ def table(result: dict) -> str:
         f" {'1st SMS':>8}  readyz",
     ]
     for f in result["faults"]:
-        detail = f"  ({f['detail']})" if f.get("detail") else ""
+        notes = [f["detail"]] if f.get("detail") else []
+        if "takeover_s" in f:
+            notes.append(
+                f"survivor held all partitions in {_fmt(f['takeover_s'])} s,"
+                f" group whole in {_fmt(f['group_whole_s'])} s,"
+                f" {f['timers_due_in_gap']} timers due meanwhile,"
+                f" worst {_fmt(f['gap_worst_late_s'])} s late"
+            )
+        if "relay_back_s" in f:
+            notes.append(f"one relay active again after {_fmt(f['relay_back_s'])} s")
+        detail = f"  ({'; '.join(notes)})" if notes else ""
         lines.append(
             f"{f['label'][:34]:<34} {_fmt(f['lasted_s']):>7} {_fmt(f['worst_step_lateness_s']):>10}"
             f" {f.get('steps_over_2s_late', 0):>4} {_fmt(f['applied_s']):>8}"

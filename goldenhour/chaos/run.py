@@ -17,7 +17,9 @@ from goldenhour.chaos.injector import Context, inject
 from goldenhour.chaos.latency import Probe
 from goldenhour.chaos.options import Options
 from goldenhour.chaos.readiness import Readiness
+from goldenhour.chaos.relay import RelaySampler
 from goldenhour.chaos.system import ChaosSystem
+from goldenhour.chaos.takeover import Assignments
 from goldenhour.dev.waiting import eventually
 
 log = structlog.get_logger(__name__)
@@ -95,6 +97,8 @@ async def execute(opts: Options, run_dir: Path) -> dict:
     api: driver.Api | None = None
     alerts: driver.AlertIds | None = None
     readiness: Readiness | None = None
+    assignments: Assignments | None = None
+    relay: RelaySampler | None = None
     tasks: list[asyncio.Task] = []
     try:
         t_start = time.monotonic()
@@ -102,8 +106,16 @@ async def execute(opts: Options, run_dir: Path) -> dict:
         say(f"system ready in {time.monotonic() - t_start:.1f} s: {', '.join(system.parts)}")
         api = driver.Api(system.api_urls, system.keys, ledger)
         await driver.subscribe_neighbour(api)
+        targets = system.part_names()
+        if opts.scale_out:
+            targets = [t for t in targets if t.rsplit("-", 1)[0] in faults.WORKER_PARTS]
         plan = faults.schedule(
-            opts.seed, opts.duration_s, system.part_names(), opts.kinds, opts.fault_minute_s
+            opts.seed,
+            opts.duration_s,
+            targets,
+            opts.kinds,
+            opts.fault_minute_s,
+            cover_parts=opts.scale_out,
         )
         probe_children = [f"LBH-PROBE-{i:03d}" for i in range(len(plan))]
         await asyncio.gather(*(driver.place(api, c) for c in probe_children))
@@ -112,6 +124,12 @@ async def execute(opts: Options, run_dir: Path) -> dict:
         alerts.start()
         readiness = Readiness(system.api_urls)
         readiness.start()
+        assignments = Assignments(
+            system.worker_urls(), system.shared_topics(), system.metrics_token
+        )
+        assignments.start()
+        relay = RelaySampler(system.api_urls, system.metrics_token)
+        relay.start()
         t0 = time.monotonic()
         t0_wall = time.time()
         tasks = [
@@ -170,12 +188,14 @@ async def execute(opts: Options, run_dir: Path) -> dict:
                 unfinished,
                 t0_wall,
                 unsettled,
+                assignments,
+                relay,
             )
         )
     finally:
         for t in tasks:
             t.cancel()
-        for component in (alerts, readiness):
+        for component in (alerts, readiness, assignments, relay):
             if component is not None:
                 await component.stop()
         if api is not None:

@@ -63,6 +63,8 @@ class ChaosSystem:
     smtp_control_url: str = ""
     config: dict = field(default_factory=dict)
     skews: dict[str, float] = field(default_factory=dict)
+    # The bearer token of every part's /metrics, which the harness samples.
+    metrics_token: str = field(default_factory=lambda: secrets.token_hex(16))
     _twilio: subprocess.Popen | None = None
     _smtp: subprocess.Popen | None = None
     _manager: asyncio.Task | None = None
@@ -146,6 +148,7 @@ class ChaosSystem:
             "GOLDENHOUR_API_RATE_LIMIT": "off",
             "GOLDENHOUR_KAFKA_SESSION_TIMEOUT_S": "2",
             "GOLDENHOUR_WEBHOOK_ALLOW_PRIVATE": "1",
+            "GOLDENHOUR_METRICS_TOKEN": self.metrics_token,
         }
         for part, count in REPLICAS.items():
             for i in range(1, count + 1):
@@ -208,6 +211,46 @@ class ChaosSystem:
         before = p.starts
         p.kill()
         await self._back(p, before, timeout)
+
+    async def graceful_stop(
+        self, name: str, down_s: float, kill_after_s: float, timeout: float = BACK_TIMEOUT_S
+    ) -> str:
+        """SIGTERM one replica, SIGKILL it if it has not exited within `kill_after_s`, keep it
+        down until `down_s` after the SIGTERM, then start it again and return once it is
+        ready. How it ended, in words."""
+        p = self.parts[name]
+        proc, before = p.proc, p.starts
+        if proc is None or not p.alive():
+            raise RuntimeError(f"{name} is not running")
+        p.held = True
+        p.killed_at = time.time()  # an exit the harness caused
+        started = time.monotonic()
+        try:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(proc.wait, kill_after_s)
+                how = f"exited on SIGTERM in {time.monotonic() - started:.1f} s"
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                await asyncio.to_thread(proc.wait, kill_after_s)
+                how = f"SIGKILL after {kill_after_s:g} s"
+            await asyncio.sleep(max(0.0, started + down_s - time.monotonic()))
+        finally:
+            p.held = False
+        await self._back(p, before, timeout)
+        return f"{how} (rc {proc.returncode})"
+
+    def worker_urls(self) -> dict[str, str]:
+        """Each worker replica's health server (/healthz, /readyz, /metrics)."""
+        return {
+            p.name: f"http://127.0.0.1:{p.env['GOLDENHOUR_HEALTH_PORT']}"
+            for p in self.parts.values()
+            if p.part != "api"
+        }
+
+    def shared_topics(self) -> dict[str, str]:
+        """The topic whose partitions each worker part's replicas share."""
+        return {"streams": self.topics.intake, "dispatcher": self.topics.notifications}
 
     async def redeploy(self, part: str, config: dict, timeout: float = BACK_TIMEOUT_S) -> None:
         """A rolling deploy of `part` with `config`: each replica stopped (SIGTERM) and started
