@@ -121,6 +121,13 @@ def cmd_topics(_: argparse.Namespace) -> int:
             " partitions: grow it while the parts are stopped and the topic is drained)",
             file=sys.stderr,
         )
+    for name, replicas in report.fewer_replicas(topics.replication_factor).items():
+        print(
+            f"warning: {name} has {replicas} replicas, fewer than the replication factor"
+            f" {topics.replication_factor} configured; left as it is (raise it with the"
+            " broker's kafka-reassign-partitions)",
+            file=sys.stderr,
+        )
     wanted = str(topics.min_insync_replicas)
     for name, value in insync.items():
         if value != wanted:

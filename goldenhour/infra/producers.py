@@ -50,11 +50,17 @@ def idempotence_decision(brokers: Mapping[int, Versions]) -> tuple[bool, str]:
 
 
 def producer_id_decision(node: int, error_code: int, producer_id: int) -> tuple[bool, str]:
-    """Whether a broker's answer to InitProducerId gave a producer id, and why not."""
+    """Whether a broker's answer to InitProducerId gave a producer id, and why not; raises the
+    error when it is one Kafka retries (a KRaft cluster's block of producer ids still loading):
+    the caller asks again, and never takes a broker not ready yet for one without it."""
     if error_code == 0 and producer_id >= 0:
         return True, f"broker {node} hands out producer ids"
-    error = kafka_errors.for_code(error_code).__name__
-    return False, f"broker {node} answered InitProducerId with {error} (error code {error_code})"
+    error = kafka_errors.for_code(error_code)
+    if error_code != 0 and error.retriable:
+        raise error(f"broker {node} is not ready to hand out producer ids")
+    return False, (
+        f"broker {node} answered InitProducerId with {error.__name__} (error code {error_code})"
+    )
 
 
 def _client(bootstrap: str, timeout_s: float) -> AIOKafkaClient:

@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from goldenhour.contracts.config import GoldenHourConfig, load_config
@@ -20,7 +20,10 @@ class Settings(BaseSettings):
 
     # An empty variable is an unset one: an `.env` copied from its example with a line left blank
     # must not refuse to start over a key nobody meant to set.
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, env_ignore_empty=True)
+    # A refusal names the variable, never its value: a secret is not printed at start.
+    model_config = SettingsConfigDict(
+        extra="ignore", frozen=True, env_ignore_empty=True, hide_input_in_errors=True
+    )
 
     config_path: Path = Field(alias="GOLDENHOUR_CONFIG")
     kafka_bootstrap: str | None = Field(default=None, alias="GOLDENHOUR_KAFKA_BOOTSTRAP")
@@ -122,6 +125,22 @@ class Settings(BaseSettings):
     api_rate_limit: str = Field(default="50/second", alias="GOLDENHOUR_API_RATE_LIMIT")
     # The largest request body any route reads; larger ones are refused before they are read.
     max_body_bytes: int = Field(default=64 * 1024, alias="GOLDENHOUR_MAX_BODY_BYTES", ge=1024)
+
+    # (A blank TWILIO_AUTH_TOKEN is refused by `require_twilio`, where Twilio is switched on.)
+    @field_validator(
+        "twilio_auth_token_secondary",
+        "secret_key",
+        "secret_key_previous",
+        "metrics_token",
+        "smtp_password",
+    )
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        # Spaces pass a length check, and a key anyone can type signs nothing: a blank Twilio
+        # token would accept any callback signed with it.
+        if value and not value.strip():
+            raise ValueError("is only whitespace: set a real secret, or leave it unset")
+        return value
 
     @model_validator(mode="after")
     def _smtp_login_whole(self) -> Settings:

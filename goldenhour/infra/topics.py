@@ -70,6 +70,8 @@ class TopicReport:
 
     created: list[str] = field(default_factory=list)
     existing: dict[str, int] = field(default_factory=dict)  # name -> partitions it has
+    # name -> the fewest replicas any of its partitions has
+    replicas: dict[str, int] = field(default_factory=dict)
 
     def fewer_partitions(self, wanted: int) -> dict[str, int]:
         """Existing topics with fewer partitions than configured: fewer replicas can share
@@ -77,13 +79,18 @@ class TopicReport:
         partitions, and a child's events in flight could then be read out of order."""
         return {name: n for name, n in self.existing.items() if n < wanted}
 
+    def fewer_replicas(self, wanted: int) -> dict[str, int]:
+        """Existing topics kept on fewer brokers than configured: one broker lost could lose
+        what they hold. Raising it is a reassignment, the operator's to plan."""
+        return {name: n for name, n in self.replicas.items() if n < wanted}
 
-def _partition_counts(described: list[dict]) -> dict[str, int]:
-    return {
-        t["topic"]: len(t["partitions"])
-        for t in described
-        if t.get("error_code", 0) == 0 and t.get("partitions")
-    }
+
+def _described(described: list[dict]) -> dict[str, dict]:
+    return {t["topic"]: t for t in described if t.get("error_code", 0) == 0 and t.get("partitions")}
+
+
+def _fewest_replicas(topic: dict) -> int:
+    return min(len(p.get("replicas") or []) for p in topic["partitions"])
 
 
 def _refusals(response: object) -> dict[str, str]:
@@ -108,9 +115,11 @@ async def ensure_topics(bootstrap: str, topics: Topics) -> TopicReport:
         report = TopicReport()
         # Every topic, not the ones named: a Metadata request naming a missing topic would
         # have the broker auto-create it with its defaults.
-        have = _partition_counts(await admin.describe_topics())
+        have = _described(await admin.describe_topics())
         missing = [name for name in topics.all() if name not in have]
-        report.existing = {name: have[name] for name in topics.all() if name in have}
+        present = [name for name in topics.all() if name in have]
+        report.existing = {name: len(have[name]["partitions"]) for name in present}
+        report.replicas = {name: _fewest_replicas(have[name]) for name in present}
         if missing:
             wanted = [
                 NewTopic(

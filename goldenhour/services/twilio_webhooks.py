@@ -73,7 +73,7 @@ def signature_holds(
 ) -> bool:
     """Whether Twilio's signature over `url` and `form` was made with any of `tokens`: while
     the auth token is rotated, Twilio may sign with either until the old one is revoked."""
-    return any(RequestValidator(t).validate(url, form, signature) for t in tokens if t)
+    return any(RequestValidator(t).validate(url, form, signature) for t in tokens if t.strip())
 
 
 async def _small_body(request: Request) -> bytes:

@@ -1,6 +1,7 @@
 """`goldenhour topics`, the one-shot job a deployment runs before the parts: it creates every
 topic with the configured layout, changes nothing when run again, reports a topic with fewer
-partitions than configured without touching it, and refuses a bad setting by its name."""
+partitions or replicas than configured without touching it, and refuses a bad setting by its
+name."""
 
 from __future__ import annotations
 
@@ -105,6 +106,19 @@ async def test_a_topic_with_fewer_partitions_is_reported_and_left_as_it_is(
     intake = Topics(prefix).intake
     assert f"warning: {intake} has 2 partitions, fewer than the 6 configured" in run.stderr
     assert await partitions(stack, prefix) == dict.fromkeys(Topics(prefix).all(), 2)
+
+
+async def test_a_topic_on_fewer_brokers_than_configured_is_reported(
+    stack: EmbeddedStack, config_path: Path
+) -> None:
+    """A part started before the job made the topics with the single-machine layout: the job
+    says so rather than let a one-replica topic pass for a three-replica one."""
+    prefix = fresh_prefix()
+    await ensure_topics(stack.kafka_bootstrap, Topics(prefix, replication_factor=1))
+    run = await topics_job(stack, config_path, prefix, GOLDENHOUR_TOPIC_REPLICATION_FACTOR="3")
+    assert run.returncode == 0, run.stderr
+    for name in Topics(prefix).all():
+        assert f"warning: {name} has 1 replicas, fewer than the replication factor 3" in run.stderr
 
 
 async def test_an_existing_topic_without_the_min_insync_setting_is_reported(

@@ -117,6 +117,8 @@ def servers_problems(c: Compose) -> list[str]:
             out.append(f"{name}: no healthcheck")
         if environment(svc).get("KAFKA_MIN_INSYNC_REPLICAS") != "2":
             out.append(f"{name}: min.insync.replicas is not 2")
+        if environment(svc).get("KAFKA_AUTO_CREATE_TOPICS_ENABLE") != "false":
+            out.append(f"{name}: creates an unknown topic with its defaults")
         if not svc.get("volumes"):
             out.append(f"{name}: its log is on no volume")
     pg = c["services"].get("postgres", {})
@@ -175,9 +177,13 @@ def parts_problems(c: Compose) -> list[str]:
         for job in JOBS:
             if deps.get(job, {}).get("condition") != "service_completed_successfully":
                 out.append(f"{name}: does not wait for {job} to complete successfully")
+        if any(d.get("required") is False for d in deps.values() if isinstance(d, dict)):
+            out.append(f"{name}: starts without a service it depends on (required: false)")
         for server in ["postgres", *brokers(c)]:
             if deps.get(server, {}).get("condition") != "service_healthy":
                 out.append(f"{name}: does not wait for {server} to be healthy")
+        if (svc.get("healthcheck") or {}).get("disable"):
+            out.append(f"{name}: healthcheck disabled")
         test = " ".join(map(str, (svc.get("healthcheck") or {}).get("test") or []))
         for path in ("healthz", "readyz"):
             if path not in test or HEALTH_PORT not in test:
@@ -191,6 +197,8 @@ def parts_problems(c: Compose) -> list[str]:
             out.append(f"{name}: GOLDENHOUR_MIGRATE is not wait (it would migrate at start)")
         if env.get("GOLDENHOUR_HEALTH_PORT") != HEALTH_PORT:
             out.append(f"{name}: serves no health port {HEALTH_PORT}")
+        if env.get("GOLDENHOUR_HEALTH_HOST") != "0.0.0.0":
+            out.append(f"{name}: its health port is on 127.0.0.1 only: nothing can scrape it")
         lost = sorted(k for k, v in shared.items() if env.get(k) != v)
         if lost:
             out.append(f"{name}: its environment replaced the shared one (lost {lost})")
@@ -228,6 +236,11 @@ def exposure_problems(c: Compose, caddyfile: str) -> list[str]:
         out.append("the Caddyfile does not refuse /metrics")
     if not re.search(r"^\s*reverse_proxy\b", caddyfile, re.M):
         out.append("the Caddyfile proxies nothing")
+    # Only the API's own port: the health port serves /metrics under any path a proxy sends.
+    ports = set(re.findall(r"^\s*port\s+(\d+)\s*$", caddyfile, re.M))
+    ports |= set(re.findall(r"\bapi:(\d+)", caddyfile))
+    if ports != {"8000"}:
+        out.append(f"the Caddyfile proxies to port(s) {sorted(ports)}, not the API's 8000 only")
     return out
 
 
@@ -386,6 +399,22 @@ BREAKAGES: dict[str, tuple[str, Callable[[Compose], None]]] = {
         _set("services/streams/healthcheck/test", ["CMD", "curl", "-f", "localhost:9100/healthz"]),
     ),
     "streams never restarts": ("parts", _delete("services/streams/restart")),
+    "dispatcher healthcheck disabled": (
+        "parts",
+        _set("services/dispatcher/healthcheck/disable", True),
+    ),
+    "api starts without migrate": (
+        "parts",
+        _set("services/api/depends_on/migrate/required", False),
+    ),
+    "streams health on localhost": (
+        "parts",
+        _set("services/streams/environment/GOLDENHOUR_HEALTH_HOST", "127.0.0.1"),
+    ),
+    "a broker auto-creates topics": (
+        "servers",
+        _set("services/kafka2/environment/KAFKA_AUTO_CREATE_TOPICS_ENABLE", "true"),
+    ),
     "one api replica": ("parts", _set("services/api/deploy/replicas", 1)),
     "api migrates itself": ("parts", _delete("services/api/environment/GOLDENHOUR_MIGRATE")),
     "api environment replaces the shared one": (
@@ -443,6 +472,14 @@ def test_a_broken_copy_breaks_its_rule(compose: Compose, case: str) -> None:
     [
         ("no refusal", "{$D} {\n\treverse_proxy api:8000\n}\n"),
         ("refusal of another path", "{$D} {\n\t@m path /other /other/*\n\trespond @m 404\n}\n"),
+        ("upstream on the health port", CADDYFILE.read_text().replace("port 8000", "port 9100")),
+        (
+            "a path sent to the health port",
+            CADDYFILE.read_text().replace(
+                "\treverse_proxy {",
+                "\thandle /status* {\n\t\treverse_proxy api:9100\n\t}\n\treverse_proxy {",
+            ),
+        ),
     ],
 )
 def test_a_caddyfile_that_routes_metrics_is_refused(

@@ -361,8 +361,9 @@ def allowed_ingress(m: Manifests, labels: dict[str, str], ports: list[dict[str, 
                     and set(match) == {"kubernetes.io/metadata.name"}
                 )
                 sources.append(match["kubernetes.io/metadata.name"] if narrow else "*")
+            # A range (endPort) is read as every port: it could reach more than it names.
             rule_ports = [
-                named_ports.get(p.get("port"), p.get("port", "*"))
+                "*" if "endPort" in p else named_ports.get(p.get("port"), p.get("port", "*"))
                 for p in rule.get("ports") or [{}]
             ]
             allowed |= {(s, p) for s in sources for p in rule_ports}
@@ -391,6 +392,10 @@ def ingress_problems(m: Manifests) -> list[str]:
         return ["no Ingress to the API"]
     api = named(m, "Service", "goldenhour-api")
     api_ports = {p["name"]: p["port"] for p in api["spec"]["ports"]}
+    # The Service's port must lead to the container's API port, not to its health port.
+    targets = {p["port"]: p.get("targetPort", p["port"]) for p in api["spec"]["ports"]}
+    if targets.get(API_PORT) not in (API_PORT, "http"):
+        out.append(f"Service goldenhour-api: port {API_PORT} leads to {targets.get(API_PORT)}")
     for ing in ingresses:
         if not ing["spec"].get("tls"):
             out.append(f"Ingress {ing['metadata']['name']}: no TLS")
@@ -614,6 +619,18 @@ BREAKAGES: dict[str, tuple[str, Callable[[Manifests], Any]]] = {
         ]["port"].update(name="health"),
     ),
     "ingress without tls": ("ingress", lambda m: of_kind(m, "Ingress")[0]["spec"].pop("tls")),
+    "api service leads to the health port": (
+        "ingress",
+        lambda m: named(m, "Service", "goldenhour-api")["spec"]["ports"][0].update(
+            targetPort="health"
+        ),
+    ),
+    "api policy opens a port range": (
+        "network",
+        lambda m: _policy("goldenhour-api-from-ingress", m)["spec"]["ingress"][0]["ports"][
+            0
+        ].update(endPort=9200),
+    ),
     "config drifted": (
         "config",
         lambda m: named(m, "ConfigMap", "goldenhour-config")["data"].update(

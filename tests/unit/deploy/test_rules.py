@@ -123,6 +123,11 @@ def test_the_alerts_the_operators_need_are_there() -> None:
     exprs = {r["alert"]: r["expr"] for r in rules() if "alert" in r}
     uses = {name: metric_names(expr) for name, expr in exprs.items()}
     assert "up" in uses["GoldenHourPartDown"]
+    # Each part by the job name its ServiceMonitor gives it (jobLabel: the component).
+    for part in ("api", "streams", "dispatcher"):
+        assert (
+            part in exprs["GoldenHourPartDown"] and f'job="{part}"' in exprs["GoldenHourPartAbsent"]
+        ), part
     assert "goldenhour_outbox_relay_active" in uses["GoldenHourNoActiveRelay"]
     assert "goldenhour_consumer_lag_records" in uses["GoldenHourConsumerLagGrowing"]
     assert "goldenhour_timer_lateness_seconds_bucket" in uses["GoldenHourTimersLate"]

@@ -85,3 +85,28 @@ def test_a_line_left_blank_in_the_env_file_is_unset(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("GOLDENHOUR_CONFIG", "goldenhour.yaml")
     s = Settings()  # type: ignore[call-arg]
     assert (s.secret_key_previous, s.metrics_token, s.smtp_username) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "TWILIO_AUTH_TOKEN_SECONDARY",
+        "GOLDENHOUR_SECRET_KEY",
+        "GOLDENHOUR_SECRET_KEY_PREVIOUS",
+        "GOLDENHOUR_METRICS_TOKEN",
+    ],
+)
+def test_a_secret_of_spaces_is_refused_and_never_printed(name: str):
+    """32 spaces pass a length check and would sign links (or accept callbacks) anyone can
+    forge; the refusal names the variable and leaves the value out."""
+    with pytest.raises(ValidationError, match="only whitespace") as refused:
+        settings(**{name: " " * 40})
+    assert name in str(refused.value)
+    assert "'" + " " * 40 + "'" not in str(refused.value)
+
+
+def test_a_refusal_never_prints_the_value_of_a_secret():
+    with pytest.raises(ValidationError) as refused:
+        settings(GOLDENHOUR_SECRET_KEY_PREVIOUS="too-short-but-secret", SMTP_PASSWORD="hunter2")
+    assert "too-short-but-secret" not in str(refused.value)
+    assert "hunter2" not in str(refused.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from aiokafka import errors as kafka_errors
 
 from goldenhour.infra.producers import (
     INIT_PRODUCER_ID,
@@ -57,3 +58,10 @@ def test_a_broker_that_lists_init_producer_id_but_gives_no_id_turns_it_off(
     enabled, reason = producer_id_decision(1, error_code, producer_id)
     assert not enabled
     assert named in reason
+
+
+@pytest.mark.parametrize("error_code", [14, 15])  # coordinator loading, not available
+def test_a_broker_not_ready_yet_is_asked_again_never_taken_for_one_without_it(error_code):
+    with pytest.raises(kafka_errors.KafkaError) as raised:
+        producer_id_decision(1, error_code, -1)
+    assert raised.value.retriable
