@@ -204,12 +204,14 @@ async def fence(
 
 # --- marks ------------------------------------------------------------------------------------
 
-# A delivery callback may have overtaken the send: never move a status backwards.
+# A delivery callback may have overtaken the send: never move a status backwards. Sent and
+# delivered times are the first ones (a provider reports twice).
 _MARK_SENT = """
 UPDATE notifications SET provider_id = $2, lease_until = NULL,
        status = CASE WHEN status = 'sending' THEN $3 ELSE status END,
        sent_at = COALESCE(sent_at, now()),
-       delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END,
+       delivered_at = CASE WHEN $3 = 'delivered' THEN COALESCE(delivered_at, now())
+                           ELSE delivered_at END,
        updated_at = now()
 WHERE notification_id = $1 AND claim = $4
 RETURNING notification_id, alert_id, child_id
@@ -237,7 +239,8 @@ _MOVE_STATUS = """
 UPDATE notifications SET status = $3, updated_at = now(),
        provider_id = COALESCE(provider_id, $2),
        sent_at = COALESCE(sent_at, now()),
-       delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END,
+       delivered_at = CASE WHEN $3 = 'delivered' THEN COALESCE(delivered_at, now())
+                           ELSE delivered_at END,
        last_error = COALESCE($4, last_error)
 WHERE (notification_id = $1 OR ($1 IS NULL AND provider_id = $2))
   AND status = ANY($5)

@@ -87,7 +87,8 @@ WHERE a.alert_id = $1
                 AND n.{column} = now() AND n.subscription_id IS NULL)
   AND NOT EXISTS (SELECT 1 FROM notifications n
                   WHERE n.alert_id = a.alert_id AND n.{column} IS NOT NULL
-                    AND n.subscription_id IS NULL AND NOT (n.notification_id = ANY($2::uuid[])))
+                    AND n.subscription_id IS NULL
+                    AND NOT (n.notification_id = ANY($2::uuid[]) AND n.{column} = now()))
 """
 _FIRST_SENT = _FIRST.format(column="sent_at")
 _FIRST_DELIVERED = _FIRST.format(column="delivered_at")
