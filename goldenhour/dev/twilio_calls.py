@@ -156,6 +156,7 @@ class CallsApi(RestBase):
     _calls_by_sid: dict[str, LocalCall]
     _presses: dict[str, str]
     _call_outcomes: dict[str, str]
+    _calls_released: asyncio.Event
 
     def press(self, phone: str, digits: str | None) -> None:
         """Every later call to phone answers its keypad prompts with `digits`, one prompt's
@@ -255,6 +256,7 @@ class CallsApi(RestBase):
     async def _ring(self, call: LocalCall) -> None:
         """Play the call out: ring, answer (or not, as scripted), run its TwiML, hang up."""
         outcome = self._call_outcomes.get(call.to, "completed")
+        await self._calls_released.wait()
         await self._call_moved(call, "initiated", "queued")
         if outcome != "failed":  # a failed call never rang
             await asyncio.sleep(self.callback_delay)

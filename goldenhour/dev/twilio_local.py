@@ -58,6 +58,9 @@ class LocalTwilio(MessagesApi, CallsApi):
         self._failures: deque[tuple[int, float | None]] = deque()
         self._drops: deque[bool] = deque()
         self._callbacks_enabled = True
+        # Set while calls may progress; cleared, each new call waits before it posts anything.
+        self._calls_released = asyncio.Event()
+        self._calls_released.set()
         self._final_status: dict[str, str] = {}
         self._create_delay = 0.0
         self._list_lag = 0.0
@@ -94,6 +97,7 @@ class LocalTwilio(MessagesApi, CallsApi):
         app.router.add_post("/_local/list_lag", self._ctl_list_lag)
         app.router.add_post("/_local/press", self._ctl_press)
         app.router.add_post("/_local/call_outcome", self._ctl_call_outcome)
+        app.router.add_post("/_local/hold_callbacks", self._ctl_hold_callbacks)
         app.router.add_post("/_local/reset", self._ctl_reset)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -118,6 +122,15 @@ class LocalTwilio(MessagesApi, CallsApi):
     def set_callbacks(self, enabled: bool) -> None:
         """Turn status callbacks on or off; fetched status still progresses."""
         self._callbacks_enabled = enabled
+
+    def hold_callbacks(self, held: bool) -> None:
+        """While held, a call waits before it posts anything to our endpoints (neither its
+        status callbacks nor its TwiML fetch), as when they reach a loaded API late; released,
+        the waiting calls go on in the order they were placed."""
+        if held:
+            self._calls_released.clear()
+        else:
+            self._calls_released.set()
 
     def set_list_lag(self, seconds: float) -> None:
         """A message or call shows in list results only `seconds` after it was created, as in
@@ -157,6 +170,7 @@ class LocalTwilio(MessagesApi, CallsApi):
         self._calls_by_sid.clear()
         self._presses.clear()
         self._call_outcomes.clear()
+        self._calls_released.set()
         self._create_delay = self._list_lag = 0.0
 
     @web.middleware
@@ -222,6 +236,13 @@ class LocalTwilio(MessagesApi, CallsApi):
         except (KeyError, ValueError) as exc:
             return web.json_response({"error": f"bad call outcome: {exc}"}, status=400)
         return web.json_response({"ok": True})
+
+    async def _ctl_hold_callbacks(self, request: web.Request) -> web.Response:
+        held = (await request.json()).get("held", True)
+        if not isinstance(held, bool):
+            return web.json_response({"error": "held must be true or false"}, status=400)
+        self.hold_callbacks(held)
+        return web.json_response({"ok": True, "held": held})
 
     async def _ctl_reset(self, request: web.Request) -> web.Response:
         self.reset()

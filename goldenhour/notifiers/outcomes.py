@@ -18,6 +18,7 @@ from goldenhour.infra.metrics import NOTIFICATION_OUTCOMES
 from goldenhour.notifiers import db
 from goldenhour.notifiers import retry_rules as rules
 from goldenhour.notifiers.base import Channel, RetryableSendError
+from goldenhour.notifiers.voice import CallbacksAwaited
 
 RETRIED = Counter("goldenhour_notifications_retried_total", "Send attempts to retry", ["channel"])
 FAILED = Counter("goldenhour_notifications_failed_total", "Messages given up", ["channel"])
@@ -93,6 +94,10 @@ class Outcomes:
             reason = f"{decision.reason}: {error}"
             await self.stop(row, rules.Decision(decision.action, reason), bound)
             return
+        if isinstance(exc, CallbacksAwaited):
+            # Nothing failed: a call's callbacks are due any moment, so the look comes again
+            # soon, however many tries the message has had.
+            decision = rules.Decision("retry", wait_s=exc.look_again_s)
         RETRIED.labels(row["channel"]).inc()
         NOTIFICATION_OUTCOMES.labels(row["channel"], "retried").inc()
         look_s = None

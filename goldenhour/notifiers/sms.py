@@ -68,6 +68,11 @@ _last_headers: contextvars.ContextVar[dict[str, str] | None] = contextvars.Conte
 )
 
 
+def last_headers() -> dict[str, str] | None:
+    """The headers of this task's last Twilio answer (None before any)."""
+    return _last_headers.get()
+
+
 class _TimedHttpClient(AsyncTwilioHttpClient):
     """Twilio's aiohttp client with a real default timeout and response headers kept."""
 

@@ -3,14 +3,16 @@ keypad as an acknowledgement (the TwiML and the keypad are services/twilio_webho
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import UTC
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
 
 import structlog
 
-from goldenhour.notifiers.base import OutboundMessage, SendResult
-from goldenhour.notifiers.sms import CLOCK_MARGIN, TwilioSms
+from goldenhour.notifiers.base import OutboundMessage, RetryableSendError, SendResult
+from goldenhour.notifiers.sms import CLOCK_MARGIN, TwilioSms, last_headers
 
 log = structlog.get_logger(__name__)
 
@@ -31,10 +33,72 @@ _CALL_STATUS = {
     "canceled": "failed",
 }
 VOICE_PATH = "/api/v1/webhooks/twilio/voice"
+# How long a call's callbacks may take to record it on its row (Twilio's "initiated" one comes
+# within a second; a loaded API has been seen to take 86 s). A call younger than this that no
+# row owns may be any message's to that number, so no message claims it, nor rings again, yet.
+CALLBACK_WAIT = timedelta(seconds=120)
+# How soon a message that waits on such a call looks again, at most.
+LOOK_AGAIN_S = 5.0
 
 RecordedSid = Callable[[str], Awaitable[str | None]]
 # Of these CallSids, those some message row already owns.
 OwnedSids = Callable[[list[str]], Awaitable[set[str]]]
+
+
+class CallbacksAwaited(RetryableSendError):
+    """A call to the message's number awaits its callbacks: look again in `look_again_s`."""
+
+    def __init__(self, message: str, look_again_s: float) -> None:
+        super().__init__(message)
+        self.look_again_s = look_again_s
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One call to a number, as Twilio lists it."""
+
+    sid: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """What a look at the unowned calls to a number decides for one message."""
+
+    action: Literal["claim", "wait", "none"]
+    sid: str | None = None  # claim: the call that is the message's
+    wait_s: float = 0.0  # wait: until the youngest unowned call is past the callback wait
+
+
+def attribute(
+    calls: Sequence[Listed], owned: set[str], now: datetime, wait: timedelta = CALLBACK_WAIT
+) -> Attribution:
+    """Whether a message whose own callbacks recorded no call may take one of `calls` (those
+    to its number since it was written) as its own.
+
+    A call some row owns is that row's. An unowned call younger than `wait` may still be
+    another message's whose callbacks are late: nobody decides until it is older, else a
+    message could take another's call (which then rings twice, and this one never). An
+    unowned call older than that had its callbacks lost (the API down): the earliest is taken,
+    since re-placing it would ring the contact once per retry."""
+    unowned = [c for c in calls if c.sid not in owned]
+    if not unowned:
+        return Attribution("none")
+    youngest = max(c.created for c in unowned)
+    if now - youngest < wait:
+        return Attribution("wait", wait_s=(youngest + wait - now).total_seconds())
+    return Attribution("claim", sid=min(unowned, key=lambda c: c.created).sid)
+
+
+def provider_now(headers: Mapping[str, str] | None) -> datetime:
+    """The provider's time by its answer's Date header; this host's when it sent none."""
+    for key, value in (headers or {}).items():
+        if key.lower() == "date":
+            try:
+                return parsedate_to_datetime(value).astimezone(UTC)
+            except (TypeError, ValueError):
+                break
+    return datetime.now(UTC)
 
 
 def call_status(reported: str) -> str | None:
@@ -65,6 +129,7 @@ class TwilioVoice(TwilioSms):
         recorded_sid: RecordedSid | None = None,
         owned_sids: OwnedSids | None = None,
         ring_timeout_s: int = 30,
+        callback_wait: timedelta = CALLBACK_WAIT,
     ) -> None:
         super().__init__(account_sid, auth_token, from_number, api_base_url, timeout)
         self.public_url = public_url
@@ -72,6 +137,7 @@ class TwilioVoice(TwilioSms):
         # The CallSid a callback recorded on the message's row (None: not known yet).
         self._recorded_sid = recorded_sid
         self._owned_sids = owned_sids
+        self.callback_wait = callback_wait
 
     async def send(self, msg: OutboundMessage) -> SendResult:
         """Place one call; 429/5xx/network → Retryable, other 4xx → Permanent."""
@@ -105,7 +171,9 @@ class TwilioVoice(TwilioSms):
         cannot tell two calls to one number apart. The marker is the CallSid that the call's
         own callbacks (which carry `?n=<notification id>`) recorded on the row: the "initiated"
         callback arrives within a second of the create, well inside the wait before a retry
-        looks. A recorded SID is confirmed with Twilio before it is trusted."""
+        looks. A recorded SID is confirmed with Twilio before it is trusted. Without one, a
+        call no row owns is this message's only once its callbacks are overdue (`attribute`);
+        until then CallbacksAwaited says to look again shortly."""
         if self._recorded_sid is None:
             return None
         sid = await self._recorded_sid(msg.notification_id)
@@ -115,26 +183,39 @@ class TwilioVoice(TwilioSms):
         return await self._unowned_call(msg)
 
     async def _unowned_call(self, msg: OutboundMessage) -> str | None:
-        """A call to msg's number, placed since msg was written, that no message row owns: its
-        callbacks never came (the API restarting, Twilio queueing the call), and it is msg's.
-        Re-placing it instead would ring the contact once per retry."""
+        """A call to msg's number, placed since msg was written, that is msg's by `attribute`;
+        raises CallbacksAwaited while a call to that number may still be recorded by its own
+        callbacks."""
         if self._owned_sids is None or msg.sent_since is None:
             return None
         since = msg.sent_since.astimezone(UTC) - CLOCK_MARGIN
         kwargs: dict[str, Any] = {"to": msg.to, "from_": self.from_number, "page_size": 50}
 
-        async def scan() -> list[str]:
-            sids = []
+        async def scan() -> list[Listed]:
+            listed = []
             async for c in await self._twilio().calls.stream_async(**kwargs):
                 if c.date_created is not None and c.date_created < since:
                     break
-                sids.append(str(c.sid))
-            return sids
+                # A call Twilio lists without its creation time is taken as just placed.
+                created = c.date_created or datetime.now(UTC)
+                listed.append(Listed(str(c.sid), created.astimezone(UTC)))
+            return listed
 
-        sids = await self._call("call_list", scan())
-        owned = await self._owned_sids(sids) if sids else set()
-        unowned = [sid for sid in sids if sid not in owned]
-        if not unowned:
-            return None
-        log.info("voice.found_unowned", sid=unowned[-1], notification_id=msg.notification_id)
-        return unowned[-1]  # the earliest: Twilio lists newest first
+        calls = await self._call("call_list", scan())
+        owned = await self._owned_sids([c.sid for c in calls]) if calls else set()
+        # Ages by Twilio's own clock (its answer's Date), as the calls' times are: a dispatcher
+        # whose clock runs ahead must not see a young call as overdue.
+        found = attribute(calls, owned, provider_now(last_headers()), self.callback_wait)
+        if found.action == "wait":
+            log.info(
+                "voice.awaiting_callbacks",
+                notification_id=msg.notification_id,
+                wait_s=round(found.wait_s, 1),
+            )
+            raise CallbacksAwaited(
+                "a call to this number awaits its callbacks",
+                look_again_s=min(max(found.wait_s, 0.5), LOOK_AGAIN_S),
+            )
+        if found.sid is not None:
+            log.info("voice.found_unowned", sid=found.sid, notification_id=msg.notification_id)
+        return found.sid
