@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
 
 class Background:
     """A loop (`_run`) kept going as a task from `start()` until `stop()`; how it ended is not
@@ -22,3 +24,13 @@ class Background:
 
     async def _run(self) -> None:
         raise NotImplementedError
+
+
+async def metrics_page(client: httpx.AsyncClient, url: str) -> str | None:
+    """A part's /metrics page, or None when it does not answer 200: a part down is a gap in
+    what a sampler gathers, not an error."""
+    try:
+        r = await client.get(f"{url}/metrics")
+    except Exception:  # any failure to answer is a gap
+        return None
+    return r.text if r.status_code == 200 else None

@@ -17,7 +17,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from goldenhour.chaos import faults
-from goldenhour.chaos.background import Background
+from goldenhour.chaos.background import Background, metrics_page
 from goldenhour.chaos.faults import Window
 
 GAUGE = "goldenhour_outbox_relay_active"
@@ -69,11 +69,8 @@ class RelaySampler(Background):
         self.rounds: list[Round] = []
 
     async def _ask(self, client: httpx.AsyncClient, url: str) -> float | None:
-        try:
-            r = await client.get(f"{url}/metrics")
-            return gauge(r.text) if r.status_code == 200 else None
-        except Exception:  # an API down is a gap in the samples, not an error
-            return None
+        page = await metrics_page(client, url)
+        return gauge(page) if page is not None else None
 
     async def _run(self) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}

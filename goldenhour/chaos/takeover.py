@@ -19,7 +19,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from goldenhour.chaos import faults
-from goldenhour.chaos.background import Background
+from goldenhour.chaos.background import Background, metrics_page
 from goldenhour.chaos.evidence import Step
 from goldenhour.chaos.faults import Window
 from goldenhour.chaos.lateness import DueTimes
@@ -76,11 +76,8 @@ class Assignments(Background):
         self.samples: list[Held] = []
 
     async def _ask(self, client: httpx.AsyncClient, url: str, topic: str) -> frozenset[int] | None:
-        try:
-            r = await client.get(f"{url}/metrics")
-            return held(r.text, topic) if r.status_code == 200 else None
-        except Exception:  # a replica down is a gap in its samples, not an error
-            return None
+        page = await metrics_page(client, url)
+        return held(page, topic) if page is not None else None
 
     async def _run(self) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}

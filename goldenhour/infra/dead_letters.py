@@ -184,6 +184,15 @@ async def get(conn: asyncpg.Connection, dead_id: int) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM dead_letters WHERE id = $1", dead_id)
 
 
+def _closed(letter: asyncpg.Record) -> dict[str, object]:
+    """What the audit line of a letter replayed or discarded says of it."""
+    return {
+        "dead_letter_id": letter["id"],
+        "consumer": letter["consumer"],
+        "event_id": str(letter["event_id"]) if letter["event_id"] else None,
+    }
+
+
 async def _refusal(conn: asyncpg.Connection, dead_id: int) -> Refused:
     """Why a letter that is not open cannot be closed: unknown, or how it was closed."""
     known = await get(conn, dead_id)
@@ -235,12 +244,7 @@ async def replay(
             "event.dead_letter_replayed",
             letter["child_id"],
             None,
-            {
-                "dead_letter_id": dead_id,
-                "consumer": letter["consumer"],
-                "event_id": str(letter["event_id"]) if letter["event_id"] else None,
-                "outbox_id": outbox_id,
-            },
+            {**_closed(letter), "outbox_id": outbox_id},
             actor=f"operator:{by}",
         )
         if outbox_channel:
@@ -273,12 +277,7 @@ async def discard(conn: asyncpg.Connection, dead_id: int, by: str, reason: str) 
             "event.dead_letter_discarded",
             letter["child_id"],
             None,
-            {
-                "dead_letter_id": dead_id,
-                "consumer": letter["consumer"],
-                "event_id": str(letter["event_id"]) if letter["event_id"] else None,
-                "reason": reason,
-            },
+            {**_closed(letter), "reason": reason},
             actor=f"operator:{by}",
         )
     log.warning(

@@ -5,11 +5,8 @@ SMTP server refuses and black-holes connections when told to."""
 from __future__ import annotations
 
 import asyncio
-import json
 import smtplib
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -22,8 +19,7 @@ import pytest
 from goldenhour.chaos import evidence, faults, invariants
 from goldenhour.dev.servers import free_port
 from goldenhour.dev.smtp_local import LocalSmtp, serve_control
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.integration.chaos_run import run_chaos
 
 
 async def _alert(conn: asyncpg.Connection, due_in_s: float, child: str) -> uuid.UUID:
@@ -150,29 +146,8 @@ async def test_the_checks_report_a_lost_event_an_unsent_message_and_an_undecided
 
 @pytest.mark.timeout(900)
 def test_a_quick_chaos_run_keeps_every_promise(tmp_path: Path):
-    out = tmp_path / "chaos.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "goldenhour", "chaos", "--quick", "--json", str(out)],
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        stdout, _ = proc.communicate(timeout=780)
-    finally:
-        if proc.poll() is None:
-            proc.terminate()  # the harness stops every process it started on SIGTERM
-            try:
-                proc.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
-    table = stdout.split("\n{", 1)[0][-6000:]
-    print(table)  # shown with -s, and on a failure
-    assert out.exists(), table
-    result = json.loads(out.read_text())
+    run = run_chaos(["--quick"], tmp_path / "chaos.json", timeout_s=780)
+    table, result = run.table, run.result
     assert result["invariants"] == {name: 0 for name in result["invariants"]}, table
     assert set(result["invariants"]) >= {
         "accepted_never_applied_nor_dead_lettered",
@@ -197,7 +172,7 @@ def test_a_quick_chaos_run_keeps_every_promise(tmp_path: Path):
     assert result["figures"]["poison_injected"] == 3, table
     assert result["figures"]["events_accepted"] >= 200 * 5, table
     assert result["figures"]["sms_received"] > 0, table
-    assert proc.returncode == 0, table
+    assert run.returncode == 0, table
 
 
 def _say_hello(port: int, timeout: float = 2.0) -> str:

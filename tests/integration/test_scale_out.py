@@ -5,16 +5,13 @@ timers due meanwhile, nothing is lost or sent twice, and one outbox relay is act
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from goldenhour.chaos import faults
+from tests.integration.chaos_run import run_chaos
 
-REPO = Path(__file__).resolve().parents[2]
 # Seconds from a stop until the survivor alone holds every partition of its group: generous,
 # for a loaded two-core machine (a rebalance takes a second or two when it is idle).
 TAKEOVER_WITHIN_S = 30.0
@@ -26,29 +23,8 @@ RUN = ["--scale-out", "--duration", "100", "--children", "150", "--settle", "90"
 def test_a_stopped_replica_s_partitions_and_timers_are_taken_over_and_nothing_is_lost(
     tmp_path: Path,
 ):
-    out = tmp_path / "scale-out.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "goldenhour", "chaos", *RUN, "--json", str(out)],
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        stdout, _ = proc.communicate(timeout=480)
-    finally:
-        if proc.poll() is None:
-            proc.terminate()  # the harness stops every process it started on SIGTERM
-            try:
-                proc.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
-    table = stdout.split("\n{", 1)[0][-6000:]
-    print(table)  # shown with -s, and on a failure
-    assert out.exists(), table
-    result = json.loads(out.read_text())
+    run = run_chaos(RUN, tmp_path / "scale-out.json", timeout_s=480)
+    table, result = run.table, run.result
 
     # Nothing lost, nothing sent twice, every due step decided, never two relays at once.
     assert result["invariants"] == {name: 0 for name in result["invariants"]}, table
@@ -86,4 +62,4 @@ def test_a_stopped_replica_s_partitions_and_timers_are_taken_over_and_nothing_is
     assert result["figures"]["events_accepted"] >= 150 * 5, table
     assert result["figures"]["sms_received"] > 0, table
     assert result["figures"]["consumer_group_samples"] > 0, table
-    assert proc.returncode == 0, table
+    assert run.returncode == 0, table
