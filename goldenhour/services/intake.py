@@ -9,7 +9,7 @@ import structlog
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from goldenhour.contracts.api import ErrorBody, EventAccepted
 from goldenhour.contracts.config import GoldenHourConfig
@@ -18,6 +18,7 @@ from goldenhour.contracts.events import (
     ChildIdentified,
     ChildTransferred,
     Event,
+    EventType,
     IntakeRecord,
     PlacementEnded,
     PlacementStarted,
@@ -34,14 +35,29 @@ log = structlog.get_logger(__name__)
 router = APIRouter()
 
 ACCEPTED = Counter("goldenhour_events_accepted_total", "Events accepted", ["type"])
-REFUSED = Counter("goldenhour_events_refused_total", "Events refused", ["reason"])
+REFUSED = Counter("goldenhour_events_refused_total", "Events refused", ["type", "reason"])
+# The type label of a refusal whose body names no known type: the labels stay a closed set
+# whatever a caller sends.
+UNKNOWN_TYPE = "unknown"
 
 # No valid event comes near it: every free-text field is bounded.
 MAX_EVENT_BODY = 64 * 1024
 
 
+class _TypeOnly(BaseModel):
+    type: EventType
+
+
+def _claimed_type(raw: bytes) -> str:
+    """The known type an invalid body says it is, so refusals count by type too."""
+    try:
+        return _TypeOnly.model_validate_json(raw).type.value
+    except ValidationError:
+        return UNKNOWN_TYPE
+
+
 def _refuse_too_large() -> None:
-    REFUSED.labels("too_large").inc()
+    REFUSED.labels(UNKNOWN_TYPE, "too_large").inc()
     raise HTTPException(
         status.HTTP_413_CONTENT_TOO_LARGE, detail=f"body larger than {MAX_EVENT_BODY} bytes"
     )
@@ -77,15 +93,15 @@ async def submit_event(request: Request, caller: Caller = Depends(authenticate))
     try:
         event = parse_event(raw, now)
     except ValidationError as exc:
-        REFUSED.labels("invalid").inc()
+        REFUSED.labels(_claimed_type(raw), "invalid").inc()
         return JSONResponse({"detail": _errors(exc)}, status.HTTP_422_UNPROCESSABLE_CONTENT)
     try:
         new = await accept_event(request.app, caller, event, now)
     except access.Conflict as exc:
-        REFUSED.labels("conflict").inc()
+        REFUSED.labels(event.type.value, "conflict").inc()
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
     except access.Refusal as exc:
-        REFUSED.labels("forbidden").inc()
+        REFUSED.labels(event.type.value, "forbidden").inc()
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from None
     answer = EventAccepted(event_id=event.event_id, status="accepted" if new else "duplicate")
     return JSONResponse(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from goldenhour.dev.devsystem import TWILIO_FROM
 from goldenhour.dev.london import event
@@ -197,3 +198,36 @@ async def test_health_and_metrics(system):
         metrics = (await c.get("/metrics", headers=system.metrics_headers())).text
     assert "goldenhour_events_accepted_total" in metrics
     assert "goldenhour_events_refused_total" in metrics
+
+
+async def refusals(system) -> dict[tuple[str, str], float]:
+    """The API's refused events, by type and reason, as Prometheus reads them."""
+    async with httpx.AsyncClient(base_url=system.api_url) as c:
+        page = (await c.get("/metrics", headers=system.metrics_headers())).text
+    return {
+        (s.labels["type"], s.labels["reason"]): s.value
+        for family in text_string_to_metric_families(page)
+        if family.name == "goldenhour_events_refused"
+        for s in family.samples
+        if s.name.endswith("_total")
+    }
+
+
+async def test_refusals_are_counted_by_type_and_reason(system):
+    before = await refusals(system)
+    unknown_type = absence()
+    unknown_type["type"] = "child.teleported"
+    no_last_seen = absence()
+    del no_last_seen["data"]["last_seen_at"]
+    await refused(system, "oak-staff1", b"\x00{not json", 422)
+    await refused(system, "oak-staff1", unknown_type, 422)
+    await refused(system, "oak-staff1", no_last_seen, 422)
+    await refused(system, "elm-staff1", absence(), 403)
+    after = await refusals(system)
+    grown = {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key)}
+    # A type a caller makes up is counted as unknown: the labels stay a closed set.
+    assert grown == {
+        ("unknown", "invalid"): 2,
+        ("absence.reported", "invalid"): 1,
+        ("absence.reported", "forbidden"): 1,
+    }

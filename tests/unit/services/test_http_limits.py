@@ -170,7 +170,7 @@ async def test_an_event_over_its_own_cap_is_refused_where_the_app_allows_more(
     async def chunks() -> AsyncIterator[bytes]:
         yield body
 
-    refused = {"reason": "too_large"}
+    refused = {"type": "unknown", "reason": "too_large"}
     before = REGISTRY.get_sample_value("goldenhour_events_refused_total", refused) or 0
     async with client(app) as c:
         r = await c.post("/events", content=body if declared else chunks())
