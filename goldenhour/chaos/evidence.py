@@ -34,6 +34,8 @@ class Note:
     created_at: float = 0.0
     failover_of: str | None = None
     unreachable_told_at: float | None = None
+    # Times it was sent again unverified: the provider could not say whether it had it.
+    unverified_sends: int = 0
 
     @property
     def key(self) -> tuple[str | None, str, str, str]:
@@ -104,8 +106,8 @@ async def collect(conn: asyncpg.Connection, markers: Iterable[str]) -> Evidence:
                 "SELECT notification_id::text, alert_id::text, child_id, step_key, contact_id,"
                 " channel, status, extract(epoch FROM created_at)::float8 AS created_at,"
                 " failover_of::text,"
-                " extract(epoch FROM unreachable_told_at)::float8 AS unreachable_told_at"
-                " FROM notifications"
+                " extract(epoch FROM unreachable_told_at)::float8 AS unreachable_told_at,"
+                " unverified_sends FROM notifications"
             )
         ]
         ev.steps = [

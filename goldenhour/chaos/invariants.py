@@ -113,12 +113,13 @@ def failed_untold(notes: list[Note]) -> list[Note]:
 
 
 def sent_twice(notes: list[Note], sms_per_note: Counter) -> list[tuple[tuple, int]]:
-    """I3: (alert, step, contact, channel) keys whose SMS the provider received more than once."""
+    """I3: (alert, step, contact, channel) keys whose SMS the provider received more than once,
+    beyond the copies the dispatcher declared (sent again unverified, counted and logged)."""
     return sorted(
         (
             (n.key, sms_per_note[n.notification_id])
             for n in notes
-            if sms_per_note[n.notification_id] > 1
+            if sms_per_note[n.notification_id] > 1 + n.unverified_sends
         ),
         key=lambda kv: str(kv[0]),
     )
@@ -128,6 +129,14 @@ def calls_twice(notes: list[Note], calls_per_note: Counter) -> list[tuple[tuple,
     """I3 for voice: (alert, step, contact) keys whose call the provider received more than once."""
     voice = [n for n in notes if n.channel == "voice"]
     return sent_twice(voice, calls_per_note)
+
+
+def sent_unverified(notes: list[Note]) -> dict[str, int]:
+    """By channel, the resends the dispatcher declared unverified (possible second copies)."""
+    by_channel: Counter = Counter()
+    for n in notes:
+        by_channel[n.channel] += n.unverified_sends
+    return {channel: count for channel, count in sorted(by_channel.items()) if count}
 
 
 def unmatched_sms(notes: list[Note], sms_per_note: Counter) -> int:

@@ -64,6 +64,8 @@ class LocalTwilio(MessagesApi, CallsApi):
         self._final_status: dict[str, str] = {}
         self._create_delay = 0.0
         self._list_lag = 0.0
+        self._list_delay = 0.0
+        self.message_pages_listed = 0
         self._outages: dict[str, tuple[float, int, float | None]] = {}
         self.calls: list[LocalCall] = []
         self._calls_by_sid: dict[str, LocalCall] = {}
@@ -171,7 +173,8 @@ class LocalTwilio(MessagesApi, CallsApi):
         self._presses.clear()
         self._call_outcomes.clear()
         self._calls_released.set()
-        self._create_delay = self._list_lag = 0.0
+        self._create_delay = self._list_lag = self._list_delay = 0.0
+        self.message_pages_listed = 0
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -87,6 +87,8 @@ class MessagesApi(RestBase):
     _drops: deque[bool]
     _final_status: dict[str, str]
     _create_delay: float
+    _list_delay: float
+    message_pages_listed: int  # Messages list pages answered, for tests of how far a look reads
 
     def fail_next(self, n: int, status: int = 500, retry_after: float | None = None) -> None:
         """The next n message POSTs answer `status` with a Twilio error body."""
@@ -101,6 +103,11 @@ class MessagesApi(RestBase):
         """Each accepted create answers only after `seconds`: the message is already recorded
         (and on its way) while the sender still waits, as a slow provider's would be."""
         self._create_delay = max(0.0, seconds)
+
+    def set_list_delay(self, seconds: float) -> None:
+        """Each Messages list page answers only after `seconds`, as a provider's does when a
+        busy number's pages are large and it is loaded."""
+        self._list_delay = max(0.0, seconds)
 
     def set_final_status(self, phone: str, status: str) -> None:
         """Messages to phone end "undelivered" or "failed" instead of "delivered"."""
@@ -212,6 +219,9 @@ class MessagesApi(RestBase):
             )
 
         candidates = self._by_to.get(q["To"], []) if q.get("To") else self.messages
+        self.message_pages_listed += 1
+        if self._list_delay:
+            await asyncio.sleep(self._list_delay)
         return self._page("Messages", candidates, matches, q)
 
     async def _progress(self, sms: SentSms) -> None:

@@ -161,9 +161,12 @@ RETURNING notification_id, channel, provider_id
 
 # Just before the provider is called: the claim must still be current and its lease unexpired
 # by the database's clock; the lease is stretched to outlast the send, so nobody takes over a
-# request still on its way.
+# request still on its way. $4: the send goes although the provider could not say whether an
+# earlier attempt reached it.
 _FENCE = """
 UPDATE notifications SET lease_until = GREATEST(lease_until, now() + make_interval(secs => $3)),
+       tried_at = COALESCE(tried_at, now()), look_failed_at = NULL,
+       unverified_sends = unverified_sends + CASE WHEN $4 THEN 1 ELSE 0 END,
        updated_at = now()
 WHERE notification_id = $1 AND claim = $2 AND status = 'sending' AND lease_until > now()
 RETURNING lease_until
@@ -195,11 +198,16 @@ async def touch_stale_sent(
 
 
 async def fence(
-    conn: Conn, notification_id: uuid.UUID, claim: int, send_bound_s: float
+    conn: Conn,
+    notification_id: uuid.UUID,
+    claim: int,
+    send_bound_s: float,
+    unverified: bool = False,
 ) -> datetime | None:
-    """The lease stretched to outlast a send of `send_bound_s`; None when the claim is no
+    """The lease stretched to outlast a send of `send_bound_s` (counted `unverified` when the
+    provider could not say whether it already has the message); None when the claim is no
     longer current (or its lease ran out), and the message must not be sent."""
-    return await conn.fetchval(_FENCE, notification_id, claim, send_bound_s)
+    return await conn.fetchval(_FENCE, notification_id, claim, send_bound_s, unverified)
 
 
 # --- marks ------------------------------------------------------------------------------------
@@ -223,10 +231,12 @@ WHERE notification_id = $1 AND claim = $4 AND status = 'sending'
 RETURNING notification_id, alert_id, child_id
 """
 # $4: seconds before the provider may be asked about this attempt (an ambiguous outcome), else
-# NULL to keep what an earlier attempt set; no try comes before that either.
+# NULL to keep what an earlier attempt set; no try comes before that either. $6: the attempt
+# failed asking the provider for an earlier one's copy (the first of such failures is kept).
 _MARK_RETRY = """
 UPDATE notifications SET status = 'pending', lease_until = NULL, last_error = $2,
        look_after = COALESCE(now() + make_interval(secs => $4), look_after),
+       look_failed_at = CASE WHEN $6 THEN COALESCE(look_failed_at, now()) END,
        next_attempt_at = GREATEST(now() + make_interval(secs => $3),
                                   COALESCE(now() + make_interval(secs => $4), look_after, now())),
        updated_at = now()
@@ -275,11 +285,15 @@ async def mark_retry(
     error: str,
     wait_s: float,
     look_s: float | None,
+    look_failed: bool = False,
 ) -> asyncpg.Record | None:
     """Back to pending for a try in `wait_s`, not before the provider may be asked about this
-    attempt (`look_s`, None to keep the last); its `next_attempt_at` and `look_after`, or None
+    attempt (`look_s`, None to keep the last); `look_failed` when the attempt could not ask
+    the provider for an earlier one's copy. Its `next_attempt_at` and `look_after`, or None
     when the claim is no longer current."""
-    return await conn.fetchrow(_MARK_RETRY, notification_id, error, wait_s, look_s, claim)
+    return await conn.fetchrow(
+        _MARK_RETRY, notification_id, error, wait_s, look_s, claim, look_failed
+    )
 
 
 async def move_status(

@@ -4,7 +4,7 @@ and the errors the notifiers raise."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Protocol, runtime_checkable
 
@@ -12,6 +12,7 @@ __all__ = [
     "retry_after_seconds",
     "Channel",
     "ChannelError",
+    "LookFailed",
     "NotifierError",
     "OutboundMessage",
     "PermanentSendError",
@@ -30,7 +31,9 @@ class OutboundMessage:
     subject: str  # email only ("" for the others)
     body: str
     status_callback_url: str | None = None  # sms only
-    sent_since: datetime | None = None  # when the message was written; for reconcile
+    # For the reconcile: how long before this attempt the message was first handed to the
+    # provider (else written), by the database's clock. No copy at the provider is older.
+    tried_for: timedelta | None = None
     signing_secret: str | None = None  # webhook only: the subscription's HMAC secret
 
 
@@ -66,6 +69,13 @@ class RetryableSendError(ChannelError):
         # reset after it was written, a 5xx other than 503): before any resend, the provider is
         # asked whether it has the message, once it has had time to finish creating it.
         self.ambiguous = ambiguous
+
+
+class LookFailed(RetryableSendError):
+    """The provider could not say whether an earlier attempt left it the message."""
+
+    def __init__(self, cause: RetryableSendError) -> None:
+        super().__init__(str(cause), cause.retry_after)
 
 
 class PermanentSendError(ChannelError):

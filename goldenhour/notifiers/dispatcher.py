@@ -12,7 +12,9 @@ token, `claim`; every lease is the database's clock. Just before the provider is
 holder checks that its claim is current and its lease unexpired, and every mark presents the
 token, so a holder whose lease was taken over neither sends nor marks. After an outcome that may
 have reached the provider, nobody looks or resends before the provider has had time to finish,
-and then looks for the message by its own marker (notifiers/sms.py) before any resend. When to
+and then looks for the message by its own marker (notifiers/sms.py) before any resend. A look
+that keeps failing holds the message back for `LOOK_PATIENCE` at most: then it goes again,
+counted and logged as a possible second copy, since a due alert must go out. When to
 retry and when to stop is notifiers/retry_rules.py, the marks of each outcome
 notifiers/outcomes.py, the claims, the fence and the marks infra/notifications.py, the
 notifiers' other SQL notifiers/db.py.
@@ -40,6 +42,7 @@ from goldenhour.notifiers import db
 from goldenhour.notifiers import retry_rules as rules
 from goldenhour.notifiers.base import (
     Channel,
+    LookFailed,
     OutboundMessage,
     PermanentSendError,
     RetryableSendError,
@@ -48,6 +51,7 @@ from goldenhour.notifiers.consumer import RequestConsumer
 from goldenhour.notifiers.outcomes import PROCESSING_ALLOWANCE, Outcomes, attempted, timeout_of
 from goldenhour.notifiers.status import apply_status, provider_status
 from goldenhour.notifiers.subscription_health import WebhookSubscriptions
+from goldenhour.notifiers.voice import CallbacksAwaited
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +59,12 @@ SENT = Counter("goldenhour_notifications_sent_total", "Messages handed to a prov
 SWEEP_FAILURES = Counter("goldenhour_dispatcher_sweep_failures_total", "Sweeps that raised")
 LAST_SWEEP = Gauge(
     "goldenhour_dispatcher_last_sweep_timestamp_seconds", "When the last sweep completed"
+)
+UNVERIFIED = Counter(
+    "goldenhour_notifications_unverified_total",
+    "Messages sent again although the provider could not say whether an earlier attempt"
+    " reached it: each a possible second copy",
+    ["channel"],
 )
 TASK_FAILURES = Counter(
     "goldenhour_dispatcher_task_failures_total", "Send or re-poll tasks that raised", ["channel"]
@@ -87,8 +97,10 @@ class Dispatcher:
         concurrency: int | Mapping[str, int] | None = None,
         sweep_every_s: float = 0.5,
         processing_allowance: timedelta = PROCESSING_ALLOWANCE,
+        look_patience: timedelta = rules.LOOK_PATIENCE,
     ) -> None:
         self.lease = lease
+        self.look_patience = look_patience
         self.webhooks = webhooks
         self.pool = pool
         self.channels = channels
@@ -290,7 +302,7 @@ class Dispatcher:
             subject=row["subject"],
             body=row["body"],
             status_callback_url=callback,
-            sent_since=row["created_at"],
+            tried_for=row["db_now"] - (row["tried_at"] or row["created_at"]),
             signing_secret=secret,
         )
 
@@ -317,9 +329,10 @@ class Dispatcher:
                     await self.outcomes.fail(row, "the subscription is no longer active", bound)
                     return
             msg = self._message(row, secret)
+            unverified = False
             if reconcile:
                 # An earlier attempt may have reached the provider: ask before sending again.
-                provider_id = await channel.find_sent(msg)
+                provider_id, unverified = await self._look(channel, msg, row, bound)
                 if provider_id is not None:
                     bound.info("notification.reconciled", provider_id=provider_id)
                     await self.outcomes.sent(row, provider_id, "sent", bound)
@@ -332,7 +345,7 @@ class Dispatcher:
             send_bound_s = timeout_of(channel) + SEND_MARGIN_S
             if (
                 await notifications.fence(
-                    self.pool, row["notification_id"], row["claim"], send_bound_s
+                    self.pool, row["notification_id"], row["claim"], send_bound_s, unverified
                 )
                 is None
             ):
@@ -352,6 +365,28 @@ class Dispatcher:
         SENT.labels(row["channel"]).inc()
         if await self.outcomes.sent(row, result.provider_id, result.status, bound):
             bound.info("notification.sent", provider_id=result.provider_id)
+
+    async def _look(
+        self, channel: Channel, msg: OutboundMessage, row: asyncpg.Record, bound
+    ) -> tuple[str | None, bool]:
+        """The provider's id of the copy an earlier attempt left, if any; and whether the
+        message goes again unverified, the provider having failed to say for too long. A
+        failed look within that patience raises LookFailed."""
+        try:
+            return await channel.find_sent(msg), False
+        except CallbacksAwaited:
+            raise  # the provider answered: a call's own callbacks are due any moment
+        except RetryableSendError as exc:
+            if not rules.look_abandoned(row["look_failed_at"], row["db_now"], self.look_patience):
+                raise LookFailed(exc) from exc
+            UNVERIFIED.labels(row["channel"]).inc()
+            bound.warning(
+                "notification.sent_unverified",
+                looks_failing_since=row["look_failed_at"].isoformat(),
+                attempts=row["attempts"],
+                error=str(exc),
+            )
+            return None, True
 
     async def _repoll(self, row: asyncpg.Record) -> None:
         """A message left in `sent` without a callback: ask the provider where it is."""

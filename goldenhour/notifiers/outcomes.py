@@ -17,7 +17,7 @@ from goldenhour.infra import notifications
 from goldenhour.infra.metrics import NOTIFICATION_OUTCOMES
 from goldenhour.notifiers import db
 from goldenhour.notifiers import retry_rules as rules
-from goldenhour.notifiers.base import Channel, RetryableSendError
+from goldenhour.notifiers.base import Channel, LookFailed, RetryableSendError
 from goldenhour.notifiers.voice import CallbacksAwaited
 
 RETRIED = Counter("goldenhour_notifications_retried_total", "Send attempts to retry", ["channel"])
@@ -106,7 +106,13 @@ class Outcomes:
             # has had its timeout and its processing time.
             look_s = timeout_of(channel) + self.processing_allowance.total_seconds()
         marked = await notifications.mark_retry(
-            self.pool, row["notification_id"], row["claim"], error, decision.wait_s, look_s
+            self.pool,
+            row["notification_id"],
+            row["claim"],
+            error,
+            decision.wait_s,
+            look_s,
+            look_failed=isinstance(exc, LookFailed),
         )
         if marked is None:
             bound.warning("notification.lease_lost", claim=row["claim"], mark="retry")

@@ -27,6 +27,10 @@ LASTING_STEPS = ("stand_down",)
 LASTING_PREFIXES = ("unreachable.",)
 LASTING_FOR = timedelta(hours=24)
 WEBHOOK_MAX_ATTEMPTS = 10
+# How long the provider may fail to say whether an earlier, ambiguous attempt reached it before
+# the message is sent again regardless: a possible second copy of an alert is far less harm
+# than none, and a look that cannot complete must not hold a due message back for ever.
+LOOK_PATIENCE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -94,3 +98,11 @@ def after_failure(
     if stopped is not None:
         return stopped
     return Decision("retry", wait_s=backoff(m.attempts, retry_after, rng))
+
+
+def look_abandoned(
+    look_after: datetime | None, now: datetime, patience: timedelta = LOOK_PATIENCE
+) -> bool:
+    """Whether the provider has been asked for `patience`, and failed to answer, whether an
+    earlier attempt left the message with it (`look_after`: since when it could be asked)."""
+    return look_after is not None and now - look_after >= patience

@@ -6,8 +6,9 @@ import asyncio
 import base64
 import contextvars
 import uuid
-from collections.abc import Awaitable
-from datetime import UTC, timedelta
+from collections.abc import Awaitable, Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import aiohttp
@@ -33,9 +34,14 @@ log = structlog.get_logger(__name__)
 _ACCOUNT_TROUBLE = frozenset({401, 403})
 T = TypeVar("T")
 
-# How far before a message was written its copy at Twilio is looked for: Twilio's clock and
-# ours may disagree, and a message queued in a storm is created late.
-CLOCK_MARGIN = timedelta(minutes=15)
+# How much further back than the message's first attempt its copy at Twilio is looked for. The
+# attempt's age is the database's, measured back from Twilio's own now (its answer's Date), so
+# the clocks' disagreement cancels out; this covers Twilio's whole-second dates and the moments
+# between the claim and the look.
+LOOK_MARGIN = timedelta(minutes=2)
+# A look pages through a number's recent messages, each page bounded by the client's timeout;
+# the whole look by this many of them.
+LOOK_PAGES_BOUND = 3
 REF_LEN = 6
 # Statuses answered by Twilio that say the request was refused, so nothing was created.
 _REFUSED = frozenset({429, 503})
@@ -51,6 +57,27 @@ def with_ref(body: str, notification_id: str) -> str:
     """The SMS as sent: the body and its marker, which the reconcile looks for (Twilio may
     rewrite other characters, never these)."""
     return f"{body} Ref {ref_of(notification_id)}"
+
+
+def provider_now(headers: Mapping[str, str] | None) -> datetime:
+    """The provider's time by its answer's Date header; this host's when it sent none."""
+    for key, value in (headers or {}).items():
+        if key.lower() == "date":
+            try:
+                return parsedate_to_datetime(value).astimezone(UTC)
+            except (TypeError, ValueError):
+                break
+    return datetime.now(UTC)
+
+
+def earliest_copy(
+    tried_for: timedelta | None, headers: Mapping[str, str] | None
+) -> datetime | None:
+    """By the provider's clock, the oldest a copy of a message tried for `tried_for` can be
+    (None: no bound is known)."""
+    if tried_for is None:
+        return None
+    return provider_now(headers) - tried_for - LOOK_MARGIN
 
 
 def _written(exc: BaseException) -> bool:
@@ -149,14 +176,16 @@ class TwilioSms(Channel):
         return self._client
 
     async def _call(self, op: str, call: Awaitable[T]) -> T:
-        """Await one Twilio call and translate failures into the channel's two error kinds;
-        the error's text says what Twilio answered, and the caller logs it where it is handled."""
+        """Await one Twilio call (a list: all its pages) and translate failures into the
+        channel's two error kinds; the error's text says what Twilio answered, and the caller
+        logs it where it is handled."""
         creates = op.endswith("create")  # only a create can leave something behind
+        pages = LOOK_PAGES_BOUND if op.endswith("list") else 1
         _last_headers.set(None)
         try:
-            # Belt and braces: aiohttp's timeout covers the request, this the rest. Not
+            # Belt and braces: aiohttp's timeout covers each request, this the rest. Not
             # wait_for: a new task would hide the _last_headers it sets from this one.
-            async with asyncio.timeout(self.timeout + 1):
+            async with asyncio.timeout(pages * self.timeout + 1):
                 return await call
         except (TwilioRestException, TwilioServiceException) as exc:
             status, code = exc.status, exc.code
@@ -212,19 +241,18 @@ class TwilioSms(Channel):
         """SID of a message to msg's recipient that carries msg's marker, else None.
 
         No DateSent filter: Twilio leaves it empty while a message is queued. Twilio lists
-        newest first; the scan pages back until well before the message was written (by a
-        margin for the two clocks), so a busy number never hides the message behind a page."""
+        newest first; the scan pages back to just before the message's first attempt, so a
+        busy number never hides the message behind a page, and a control room's day of
+        messages is not read on every look."""
         marker = f"Ref {ref_of(msg.notification_id)}"
         kwargs: dict[str, Any] = {"to": msg.to, "from_": self.from_number, "page_size": 200}
-        since = msg.sent_since
-        if since is not None:
-            since = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC)
-            since -= CLOCK_MARGIN
 
         async def scan() -> Any | None:
+            stream = await self._twilio().messages.stream_async(**kwargs)
+            since = earliest_copy(msg.tried_for, _last_headers.get())  # the first page's Date
             # The marker is this message's own: the first copy found is the one, and the
             # scan stops there rather than page through a busy number's whole window.
-            async for m in await self._twilio().messages.stream_async(**kwargs):
+            async for m in stream:
                 if since is not None and m.date_created is not None and m.date_created < since:
                     return None
                 if marker in (m.body or "") and m.status != "failed":  # failed never left

@@ -3,16 +3,15 @@ keypad as an acknowledgement (the TwiML and the keypad are services/twilio_webho
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import structlog
 
 from goldenhour.notifiers.base import OutboundMessage, RetryableSendError, SendResult
-from goldenhour.notifiers.sms import CLOCK_MARGIN, TwilioSms, last_headers
+from goldenhour.notifiers.sms import TwilioSms, earliest_copy, last_headers, provider_now
 
 log = structlog.get_logger(__name__)
 
@@ -88,17 +87,6 @@ def attribute(
     if now - youngest < wait:
         return Attribution("wait", wait_s=(youngest + wait - now).total_seconds())
     return Attribution("claim", sid=min(unowned, key=lambda c: c.created).sid)
-
-
-def provider_now(headers: Mapping[str, str] | None) -> datetime:
-    """The provider's time by its answer's Date header; this host's when it sent none."""
-    for key, value in (headers or {}).items():
-        if key.lower() == "date":
-            try:
-                return parsedate_to_datetime(value).astimezone(UTC)
-            except (TypeError, ValueError):
-                break
-    return datetime.now(UTC)
 
 
 def call_status(reported: str) -> str | None:
@@ -186,15 +174,16 @@ class TwilioVoice(TwilioSms):
         """A call to msg's number, placed since msg was written, that is msg's by `attribute`;
         raises CallbacksAwaited while a call to that number may still be recorded by its own
         callbacks."""
-        if self._owned_sids is None or msg.sent_since is None:
+        if self._owned_sids is None or msg.tried_for is None:
             return None
-        since = msg.sent_since.astimezone(UTC) - CLOCK_MARGIN
         kwargs: dict[str, Any] = {"to": msg.to, "from_": self.from_number, "page_size": 50}
 
         async def scan() -> list[Listed]:
             listed = []
-            async for c in await self._twilio().calls.stream_async(**kwargs):
-                if c.date_created is not None and c.date_created < since:
+            stream = await self._twilio().calls.stream_async(**kwargs)
+            since = earliest_copy(msg.tried_for, last_headers())
+            async for c in stream:
+                if since is not None and c.date_created is not None and c.date_created < since:
                     break
                 # A call Twilio lists without its creation time is taken as just placed.
                 created = c.date_created or datetime.now(UTC)

@@ -10,10 +10,11 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from goldenhour.dev.waiting import eventually
 from goldenhour.notifiers.base import OutboundMessage
@@ -133,20 +134,13 @@ async def test_a_failing_list_call_is_counted_and_retried_without_a_lease_stall(
 
 async def test_find_sent_matches_the_marker_of_a_queued_rewritten_message(twilio) -> None:
     """Twilio may rewrite a body's other characters and leaves DateSent empty while a message
-    is queued; its clock may be minutes off ours. The marker still finds the one message."""
+    is queued. The marker still finds the one message."""
     sms = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url)
     try:
 
         def outbound(nid: uuid.UUID) -> OutboundMessage:
-            # Written "now" by a host whose clock is 10 minutes ahead of Twilio's.
-            return OutboundMessage(
-                str(nid),
-                "k",
-                PHONE,
-                "",
-                "ALERT LBH-2026-0042 – last seen “Mare St”",
-                sent_since=datetime.now(UTC) + timedelta(minutes=10),
-            )
+            body = "ALERT LBH-2026-0042 – last seen “Mare St”"
+            return OutboundMessage(str(nid), "k", PHONE, "", body, tried_for=timedelta(seconds=1))
 
         mine, other = uuid.uuid4(), uuid.uuid4()
         sent = await sms.send(outbound(mine))
@@ -179,3 +173,50 @@ async def test_a_take_over_whose_look_fails_still_looks_before_it_sends(pool, tw
     assert len(twilio.messages_to(PHONE)) == 1, "the SMS was sent a second time"
     assert (done["status"], done["provider_id"]) == ("sent", sent.provider_id)
     assert done["attempts"] >= 2 and "list" in (done["last_error"] or "")
+
+
+async def test_a_look_that_keeps_timing_out_holds_the_alert_back_no_longer_than_its_patience(
+    pool, twilio
+) -> None:
+    """The first try's answer is lost, and every look after it runs past its bound (a busy
+    number's pages on a loaded provider). The alert still goes, once the patience is spent,
+    counted and recorded as sent unverified; before, the looks failed for ever and 523 due
+    alerts of a chaos run were never sent."""
+    sms = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url, timeout=1)
+    dispatcher = Dispatcher(
+        pool,
+        {"sms": sms},
+        PUBLIC_URL,
+        repoll_after=timedelta(minutes=5),
+        processing_allowance=timedelta(0),
+        sweep_every_s=0.2,
+        look_patience=timedelta(seconds=3),
+    )
+    twilio.drop_connection_next(1, accept=False)  # the answer lost: a look is needed
+    twilio.set_list_delay(5)  # each page outlasts the 1 s bound of a request
+    before = unverified()
+    nid = await add_row(pool, await open_alert(pool, CHILD))
+
+    async def look_failing() -> asyncpg.Record:
+        r = await row(pool, nid)
+        assert r["look_failed_at"] is not None, f"no failed look yet: {dict(r)}"
+        return r
+
+    try:
+        async with sweeping(dispatcher):
+            failing = await eventually(look_failing, 30, "a look to fail", every=0.1)
+            done = await settled(pool, nid, 60)
+    finally:
+        await sms.close()
+    assert failing["status"] == "pending" and "list" in (failing["last_error"] or "")
+    [sent] = twilio.messages_to(PHONE)
+    assert (done["status"], done["provider_id"]) == ("sent", sent.sid)
+    assert done["unverified_sends"] == 1 and done["look_failed_at"] is None
+    assert unverified() == before + 1
+    waited = (done["updated_at"] - failing["look_failed_at"]).total_seconds()
+    assert waited >= 3, "sent before the looks had failed for their patience"
+
+
+def unverified() -> float:
+    labels = {"channel": "sms"}
+    return REGISTRY.get_sample_value("goldenhour_notifications_unverified_total", labels) or 0.0

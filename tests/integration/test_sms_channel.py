@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -172,25 +173,41 @@ async def test_poll_reaches_delivered_without_callbacks(
 
 
 async def test_find_sent_finds_the_copy(twilio: LocalTwilio, sms: TwilioSms) -> None:
-    before = datetime.now(UTC) - timedelta(seconds=1)
-    msg = outbound("Golden hour: Child B", sent_since=before)
+    msg = outbound("Golden hour: Child B", tried_for=timedelta(seconds=1))
     result = await sms.send(msg)
     await sms.send(outbound("another alert"))
     assert await sms.find_sent(msg) == result.provider_id
-    assert await sms.find_sent(outbound("never sent", sent_since=before)) is None
-    later = datetime.now(UTC) + timedelta(seconds=5)
-    assert await sms.find_sent(outbound("Golden hour: Child B", sent_since=later)) is None
+    assert await sms.find_sent(outbound("never sent", tried_for=timedelta(seconds=1))) is None
 
 
 async def test_find_sent_pages_back_past_a_busy_number(twilio: LocalTwilio, sms: TwilioSms) -> None:
     # A control room is told of every child: hundreds of later messages to the same number must
     # not hide the one a dead dispatcher sent (a first page of 200 once did, and it went twice).
-    msg = outbound(
-        "Golden hour: the one to find", sent_since=datetime.now(UTC) - timedelta(seconds=1)
-    )
+    msg = outbound("Golden hour: the one to find", tried_for=timedelta(seconds=1))
     result = await sms.send(msg)
     await asyncio.gather(*(sms.send(outbound(f"later alert {i}")) for i in range(450)))
     assert await sms.find_sent(msg) == result.provider_id
+
+
+async def test_find_sent_reads_back_only_to_the_first_attempt(
+    twilio: LocalTwilio, sms: TwilioSms
+) -> None:
+    """A busy number's older messages are not read on every look: a look once paged through a
+    control room's quarter of an hour on each retry, ran past its bound every time, and held
+    523 due alerts back for good."""
+    mine = outbound("Golden hour: sent ten minutes ago")
+    sent = await sms.send(mine)
+    await asyncio.gather(*(sms.send(outbound(f"earlier alert {i}")) for i in range(450)))
+    for m in twilio.messages_to(TO):
+        m.date_created -= timedelta(minutes=10)
+    await sms.send(outbound("an alert of this minute"))
+    twilio.message_pages_listed = 0
+    recent = dataclasses.replace(mine, tried_for=timedelta(seconds=5))
+    assert await sms.find_sent(recent) is None, "a copy older than the first attempt was taken"
+    assert twilio.message_pages_listed == 1, "the look read past the message's first attempt"
+    assert await sms.find_sent(dataclasses.replace(mine, tried_for=timedelta(minutes=11))) == (
+        sent.provider_id
+    )
 
 
 async def test_pages_keep_their_place_while_messages_arrive(
@@ -210,7 +227,7 @@ async def test_pages_keep_their_place_while_messages_arrive(
 
 async def test_lost_response_then_find_sent_recovers(twilio: LocalTwilio, sms: TwilioSms) -> None:
     twilio.drop_connection_next(1, accept=True)
-    msg = outbound("Alert whose reply got lost", sent_since=datetime.now(UTC))
+    msg = outbound("Alert whose reply got lost", tried_for=timedelta(0))
     with pytest.raises(RetryableSendError):
         await sms.send(msg)
     [accepted] = twilio.messages
@@ -219,7 +236,7 @@ async def test_lost_response_then_find_sent_recovers(twilio: LocalTwilio, sms: T
 
 async def test_dropped_before_accept_leaves_nothing(twilio: LocalTwilio, sms: TwilioSms) -> None:
     twilio.drop_connection_next(1, accept=False)
-    msg = outbound("Alert that never arrived", sent_since=datetime.now(UTC))
+    msg = outbound("Alert that never arrived", tried_for=timedelta(0))
     with pytest.raises(RetryableSendError):
         await sms.send(msg)
     assert twilio.messages == []

@@ -8,7 +8,7 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -204,7 +204,7 @@ async def test_a_call_whose_callbacks_never_came_is_found_not_placed_again(
     try:
         other = await channel.send(outbound())  # another message's call, owned by its row
         owned.add(other.provider_id)
-        msg = dataclasses.replace(outbound(), sent_since=datetime.now(UTC))
+        msg = dataclasses.replace(outbound(), tried_for=timedelta(0))
         assert await channel.find_sent(msg) is None, "only another message's call so far"
         placed = await channel.send(msg)
         assert await channel.find_sent(msg) == placed.provider_id

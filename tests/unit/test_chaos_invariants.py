@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import pytest
@@ -17,6 +18,7 @@ from goldenhour.chaos.invariants import (
     mail_duplicates,
     never_sent,
     sent_twice,
+    sent_unverified,
     unmatched_sms,
 )
 from goldenhour.chaos.latency import (
@@ -153,6 +155,14 @@ def test_two_sms_at_the_provider_for_one_step_and_contact_are_sent_twice():
     notes = [note("n1"), note("n2", contact="lbh-duty")]
     assert sent_twice(notes, Counter({"n1": 1, "n2": 1})) == []
     assert sent_twice(notes, Counter({"n1": 1, "n2": 2})) == [((A, "s0", "lbh-duty", "sms"), 2)]
+
+
+def test_a_second_copy_the_dispatcher_declared_is_counted_apart_from_one_it_did_not():
+    declared = dataclasses.replace(note("n1"), unverified_sends=1)
+    assert sent_twice([declared], Counter({"n1": 2})) == []
+    assert sent_twice([declared], Counter({"n1": 3})) == [((A, "s0", "mps-cr", "sms"), 3)]
+    assert sent_unverified([declared, note("n2")]) == {"sms": 1}
+    assert sent_unverified([note("n2")]) == {}
 
 
 def test_sms_for_no_known_notification_and_repeated_mails_are_counted():

@@ -93,3 +93,12 @@ def test_retry_after_is_honoured_up_to_the_cap(
 def test_a_retry_after_of_an_hour_waits_the_cap() -> None:
     assert rules.backoff(1, 3600.0, random.Random(0)) == rules.BACKOFF_CAP_S
     assert rules.backoff(1, 45.0, random.Random(0)) == 45.0
+
+
+def test_a_look_that_keeps_failing_is_abandoned_after_its_patience() -> None:
+    failing_since = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)
+    patience = rules.LOOK_PATIENCE
+    assert not rules.look_abandoned(None, failing_since + timedelta(hours=1))  # no look failed
+    assert not rules.look_abandoned(failing_since, failing_since + patience - timedelta(seconds=1))
+    assert rules.look_abandoned(failing_since, failing_since + patience)
+    assert rules.look_abandoned(failing_since, failing_since + timedelta(seconds=5), timedelta(0))
