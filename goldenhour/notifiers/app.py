@@ -78,7 +78,8 @@ async def _supervised(name: str, loop: Callable[[], Awaitable[None]]) -> None:
 async def run_dispatcher(
     dispatcher: Dispatcher, bootstrap: str, topics: Topics, group: str, settings: Settings
 ) -> None:
-    """Consume and sweep until cancelled, then let the sends in flight finish."""
+    """Consume and sweep until cancelled, then let the sends in flight finish (for a bounded
+    time)."""
 
     def consume() -> Awaitable[None]:
         return dispatcher.consume(
@@ -102,7 +103,7 @@ async def run_dispatcher(
             t.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*tasks, return_exceptions=True)
-        await dispatcher.drain()
+        await dispatcher.stop()
 
 
 async def _close(pool: asyncpg.Pool, channels: dict[str, Channel]) -> None:

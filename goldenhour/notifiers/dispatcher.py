@@ -81,6 +81,9 @@ POLL_SLOTS = 8
 QUEUE_DEPTH = 500
 # Between the fence and the provider's answer, besides the channel's own timeout.
 SEND_MARGIN_S = 2.0
+# How long a stopping dispatcher lets its sends in flight finish: well inside the 60 s that
+# Compose and Kubernetes give it, with room to close the connections after.
+STOP_BOUND_S = 30.0
 
 
 class Dispatcher:
@@ -114,6 +117,7 @@ class Dispatcher:
         self._slots = {name: asyncio.Semaphore(sizes.get(name, OTHER_SLOTS)) for name in channels}
         self._polls = asyncio.Semaphore(POLL_SLOTS)
         self._tasks: set[asyncio.Task] = set()
+        self._stopping = False  # set at shutdown: no new send starts
         # Waiting for a slot or being sent here, by channel: never queued twice.
         self._queued: dict[uuid.UUID, str] = {}
         self._rng = random.Random()
@@ -192,9 +196,23 @@ class Dispatcher:
         return None
 
     async def drain(self) -> None:
-        """Wait for the sends in flight."""
+        """Wait for the sends in flight and those waiting for a slot."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def stop(self, bound_s: float = STOP_BOUND_S) -> None:
+        """At shutdown: let the sends in flight finish for `bound_s` at most, start no more.
+        A message still waiting for a slot was never claimed: a replica's sweep sends it. A
+        send cut off at the bound leaves its row leased, and the replica that takes the lease
+        over asks the provider before it sends again."""
+        self._stopping = True
+        if self._tasks:
+            _, late = await asyncio.wait(list(self._tasks), timeout=bound_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+            if late:
+                log.warning("dispatcher.stop_cut_sends", sends=len(late), bound_s=bound_s)
 
     # --- one cycle ------------------------------------------------------------------
 
@@ -243,8 +261,9 @@ class Dispatcher:
             self._spawn(self._repoll(row), self._polls, row["channel"], row["notification_id"])
 
     def _queue(self, notification_id: uuid.UUID, channel: str, send, *args) -> None:
-        """Send once a slot of the channel is free, unless this message already waits here."""
-        if notification_id in self._queued:
+        """Send once a slot of the channel is free, unless this message already waits here or
+        the dispatcher is stopping."""
+        if self._stopping or notification_id in self._queued:
             return
         slots = self._slots.get(channel)
         if slots is None:
@@ -269,6 +288,8 @@ class Dispatcher:
     ) -> None:
         try:
             async with slots:
+                if self._stopping:
+                    return  # unclaimed yet: left to the sweep of a replica
                 try:
                     async with asyncio.timeout(self._task_bound_s):
                         await coro
