@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 import structlog
@@ -40,16 +40,20 @@ async def within(work: Awaitable[T], timeout_s: float) -> T:
 
 
 def metrics_refusal(
-    token: str | None, authorization: str | None
+    tokens: Sequence[str], authorization: str | None
 ) -> tuple[int, str, dict[str, str]] | None:
-    """Why /metrics is refused (status, reason, headers), or None for the token's holder.
+    """Why /metrics is refused (status, reason, headers), or None for a holder of one of the
+    tokens (two during a rotation: the new and the previous).
 
-    Unset, /metrics does not exist (404): its counts of absence reports are nobody's business
-    but the operator's."""
-    if not token:
+    With none, /metrics does not exist (404): its counts of absence reports are nobody's
+    business but the operator's."""
+    if not tokens:
         return 404, "Not Found", {}
     scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+    offered = given.strip().encode()
+    # Every token compared, so the time taken does not say which one nearly matched.
+    held = [hmac.compare_digest(offered, token.encode()) for token in tokens]
+    if scheme.lower() == "bearer" and any(held):
         return None
     return 401, "send 'Authorization: Bearer <metrics token>'", {"WWW-Authenticate": "Bearer"}
 
@@ -77,13 +81,13 @@ class HealthServer:
         port: int,
         checks: Mapping[str, Check],
         host: str = "127.0.0.1",
-        metrics_token: str | None = None,
+        metrics_tokens: Sequence[str] = (),
         refresh: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.port = port
         self.host = host
         self.checks = checks
-        self.metrics_token = metrics_token
+        self.metrics_tokens = tuple(metrics_tokens)
         # Brings gauges counted elsewhere (the database) up to date before a scrape.
         self.refresh = refresh
         self._runner: web.AppRunner | None = None
@@ -113,7 +117,7 @@ class HealthServer:
         return web.json_response({"status": "ready"})
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        refused = metrics_refusal(self.metrics_token, request.headers.get("Authorization"))
+        refused = metrics_refusal(self.metrics_tokens, request.headers.get("Authorization"))
         if refused is not None:
             status, reason, headers = refused
             return web.json_response({"detail": reason}, status=status, headers=headers)

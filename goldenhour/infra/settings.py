@@ -121,6 +121,11 @@ class Settings(BaseSettings):
     trusted_proxies: str = Field(default="", alias="GOLDENHOUR_TRUSTED_PROXIES")
     # /metrics answers only with `Authorization: Bearer <this>`; unset, /metrics is not served.
     metrics_token: str | None = Field(default=None, alias="GOLDENHOUR_METRICS_TOKEN", min_length=16)
+    # During a rotation of the metrics token, the old one, still accepted until every
+    # scraper has the new one.
+    metrics_token_previous: str | None = Field(
+        default=None, alias="GOLDENHOUR_METRICS_TOKEN_PREVIOUS", min_length=16
+    )
     # Requests per API key (a `limits` rate string, e.g. "50/second"); "off" for none.
     api_rate_limit: str = Field(default="50/second", alias="GOLDENHOUR_API_RATE_LIMIT")
     # The largest request body any route reads; larger ones are refused before they are read.
@@ -132,6 +137,7 @@ class Settings(BaseSettings):
         "secret_key",
         "secret_key_previous",
         "metrics_token",
+        "metrics_token_previous",
         "smtp_password",
     )
     @classmethod
@@ -188,6 +194,13 @@ class Settings(BaseSettings):
     def twilio_auth_tokens(self) -> tuple[str, ...]:
         """Every token a Twilio callback's signature may be made with, primary first."""
         return tuple(t for t in (self.twilio_auth_token, self.twilio_auth_token_secondary) if t)
+
+    @property
+    def metrics_tokens(self) -> tuple[str, ...]:
+        """Every token /metrics accepts, the current one first; none without a current one."""
+        if not self.metrics_token:
+            return ()
+        return tuple(t for t in (self.metrics_token, self.metrics_token_previous) if t)
 
     @property
     def db_limits(self) -> DbLimits:

@@ -142,7 +142,7 @@ async def serve(settings: Settings) -> None:
             settings.health_port,
             health_checks(pool, dispatcher, failover),
             host=settings.health_host,
-            metrics_token=settings.metrics_token,
+            metrics_tokens=settings.metrics_tokens,
         )
         await health.start()
     group = f"{settings.topic_prefix}-dispatcher"

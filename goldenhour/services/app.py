@@ -167,7 +167,7 @@ def create_app(settings: Settings) -> FastAPI:
                 settings.health_port,
                 health_checks(app),
                 host=settings.health_host,
-                metrics_token=settings.metrics_token,
+                metrics_tokens=settings.metrics_tokens,
                 refresh=lambda: refresh_metrics(app),
             )
             await health.start()
@@ -276,7 +276,7 @@ def create_app(settings: Settings) -> FastAPI:
         served there only, so no ingress in front of this port can ever expose them."""
         if settings.health_port is not None:
             return JSONResponse({"detail": "Not Found"}, 404)
-        refused = metrics_refusal(settings.metrics_token, request.headers.get("authorization"))
+        refused = metrics_refusal(settings.metrics_tokens, request.headers.get("authorization"))
         if refused is not None:
             return JSONResponse({"detail": refused[1]}, refused[0], headers=refused[2])
         await refresh_metrics(request.app)

@@ -150,7 +150,7 @@ def _add_health(app: faust.App, settings: Settings, readiness: WorkerReadiness) 
                 settings.health_port,
                 readiness.checks(),
                 host=settings.health_host,
-                metrics_token=settings.metrics_token,
+                metrics_tokens=settings.metrics_tokens,
             )
             try:
                 await server.start()

@@ -427,7 +427,7 @@ async def test_readyz_says_503_while_postgres_is_down(twilio, sms, running) -> N
             sweeping = running.start(dispatcher.sweep_forever(), "sweep")
             port = free_port()
             token = "metrics-token-of-the-sweep-test"
-            health = HealthServer(port, health_checks(pool, dispatcher), metrics_token=token)
+            health = HealthServer(port, health_checks(pool, dispatcher), metrics_tokens=[token])
             await health.start()
             url = f"http://127.0.0.1:{port}"
             answers: list[httpx.Response] = []

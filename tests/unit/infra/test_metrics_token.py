@@ -4,19 +4,21 @@ The worker's own health server on a port of its own."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from goldenhour.dev.servers import free_port
 from goldenhour.infra.health import HealthServer, metrics_refusal
+from goldenhour.infra.settings import Settings
 
 TOKEN = "a-metrics-token-for-the-scraper"
 
 
-async def serving(token: str | None) -> AsyncIterator[str]:
+async def serving(*tokens: str) -> AsyncIterator[str]:
     port = free_port()
-    server = HealthServer(port, {}, metrics_token=token)
+    server = HealthServer(port, {}, metrics_tokens=tokens)
     await server.start()
     try:
         yield f"http://127.0.0.1:{port}"
@@ -32,7 +34,7 @@ async def with_token() -> AsyncIterator[str]:
 
 @pytest.fixture
 async def without_token() -> AsyncIterator[str]:
-    async for url in serving(None):
+    async for url in serving():
         yield url
 
 
@@ -60,10 +62,33 @@ async def test_without_a_token_there_are_no_metrics(without_token: str) -> None:
     [(None, 401), ("", 401), (f"Basic {TOKEN}", 401), (f"Bearer {TOKEN}x", 401), (TOKEN, 401)],
 )
 def test_refusals(authorization: str | None, status: int) -> None:
-    refused = metrics_refusal(TOKEN, authorization)
+    refused = metrics_refusal([TOKEN], authorization)
     assert refused is not None and refused[0] == status
 
 
 def test_the_token_in_any_case_of_the_scheme() -> None:
-    assert metrics_refusal(TOKEN, f"bearer {TOKEN}") is None
-    assert metrics_refusal(None, f"Bearer {TOKEN}") == (404, "Not Found", {})
+    assert metrics_refusal([TOKEN], f"bearer {TOKEN}") is None
+    assert metrics_refusal([], f"Bearer {TOKEN}") == (404, "Not Found", {})
+
+
+async def test_during_a_rotation_both_tokens_read_the_metrics() -> None:
+    new = "the-new-metrics-token-of-the-scraper"
+    async for url in serving(new, TOKEN):
+        async with httpx.AsyncClient(base_url=url, timeout=5) as c:
+            answers = [
+                (await c.get("/metrics", headers={"Authorization": f"Bearer {t}"})).status_code
+                for t in (new, TOKEN, "neither-of-the-two-tokens")
+            ]
+    assert answers == [200, 200, 401]
+
+
+def test_the_previous_token_alone_opens_nothing(tmp_path: Path) -> None:
+    def tokens(**env: str) -> tuple[str, ...]:
+        return Settings(GOLDENHOUR_CONFIG=tmp_path / "none.yaml", **env).metrics_tokens
+
+    new = "the-new-metrics-token-of-the-scraper"
+    assert tokens(GOLDENHOUR_METRICS_TOKEN_PREVIOUS=TOKEN) == ()
+    assert tokens(GOLDENHOUR_METRICS_TOKEN=new, GOLDENHOUR_METRICS_TOKEN_PREVIOUS=TOKEN) == (
+        new,
+        TOKEN,
+    )
