@@ -25,6 +25,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.infra.settings import Settings
+from goldenhour.services import intake
 from goldenhour.services.auth import key_owner
 
 log = structlog.get_logger(__name__)
@@ -56,9 +57,12 @@ class BodyLimit:
     """413 for a body over `max_bytes`: at once by Content-Length, or when a chunked body
     crosses it (nothing more is read)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, on_refused: Callable[[str], None] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.on_refused = on_refused  # told the path of each body refused at once
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,6 +71,8 @@ class BodyLimit:
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             log.info("http.body_refused", path=scope["path"], declared=int(declared))
+            if self.on_refused is not None:
+                self.on_refused(scope["path"])
             detail = BodyTooLarge(self.max_bytes).detail
             # Not "Connection: close": closing with the body unread resets the connection, and
             # the client could lose the answer; the server drops the body as it arrives.
@@ -83,6 +89,8 @@ class BodyLimit:
                     # Raised from inside the route's read: FastAPI passes an HTTPException on as
                     # it is, so the answer is the app's own 413 and the rest is never read (the
                     # server drops what still arrives).
+                    if self.on_refused is not None:
+                        self.on_refused(scope["path"])
                     raise BodyTooLarge(self.max_bytes)
             return message
 
@@ -166,7 +174,9 @@ def install(app: FastAPI, settings: Settings) -> None:
     rate = parse_rate(settings.api_rate_limit)
     if rate is not None:
         app.add_middleware(RateLimit, config=settings.config, rate=rate)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_body_bytes, on_refused=intake.count_body_refused
+    )
     trusted = trusted_proxies(settings.trusted_proxies)
     # Without trusted proxies the peer address counts, whatever X-Forwarded-For says.
     if trusted:

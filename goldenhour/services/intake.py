@@ -42,6 +42,7 @@ UNKNOWN_TYPE = "unknown"
 
 # No valid event comes near it: every free-text field is bounded.
 MAX_EVENT_BODY = 64 * 1024
+EVENTS_PATH = "/api/v1/events"  # where services/app.py mounts this router's /events
 
 
 class _TypeOnly(BaseModel):
@@ -54,6 +55,13 @@ def _claimed_type(raw: bytes) -> str:
         return _TypeOnly.model_validate_json(raw).type.value
     except ValidationError:
         return UNKNOWN_TYPE
+
+
+def count_body_refused(path: str) -> None:
+    """A body the app's cap refused before any route read it: an event's, if it was for
+    this route (its type unread)."""
+    if path == EVENTS_PATH:
+        REFUSED.labels(UNKNOWN_TYPE, "too_large").inc()
 
 
 def _refuse_too_large() -> None:

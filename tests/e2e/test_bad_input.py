@@ -223,6 +223,7 @@ async def test_refusals_are_counted_by_type_and_reason(system):
     await refused(system, "oak-staff1", unknown_type, 422)
     await refused(system, "oak-staff1", no_last_seen, 422)
     await refused(system, "elm-staff1", absence(), 403)
+    await refused(system, "oak-staff1", b"x" * 200_000, 413)
     after = await refusals(system)
     grown = {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key)}
     # A type a caller makes up is counted as unknown: the labels stay a closed set.
@@ -230,4 +231,5 @@ async def test_refusals_are_counted_by_type_and_reason(system):
         ("unknown", "invalid"): 2,
         ("absence.reported", "invalid"): 1,
         ("absence.reported", "forbidden"): 1,
+        ("unknown", "too_large"): 1,  # refused by the app's cap, before the route read it
     }

@@ -177,3 +177,35 @@ async def test_an_event_over_its_own_cap_is_refused_where_the_app_allows_more(
     assert r.status_code == 413
     assert r.json() == {"detail": f"body larger than {intake.MAX_EVENT_BODY} bytes"}
     assert REGISTRY.get_sample_value("goldenhour_events_refused_total", refused) == before + 1
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_an_event_the_apps_cap_refuses_is_counted_as_an_event_refused(
+    declared: bool,
+) -> None:
+    """The app's cap refuses most large bodies before the intake route reads them: an event's
+    still counts in the refusals, and another route's does not."""
+    app = FastAPI()
+    app.include_router(intake.router, prefix="/api/v1")
+    app.dependency_overrides[authenticate] = lambda: None
+
+    @app.post("/api/v1/other")
+    async def other(request: Request) -> dict:
+        await request.body()
+        return {}
+
+    app.add_middleware(BodyLimit, max_bytes=1024, on_refused=intake.count_body_refused)
+    body = b"x" * 2048
+
+    def content() -> bytes | AsyncIterator[bytes]:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield body
+
+        return body if declared else chunks()
+
+    refused = {"type": "unknown", "reason": "too_large"}
+    before = REGISTRY.get_sample_value("goldenhour_events_refused_total", refused) or 0
+    async with client(app) as c:
+        assert (await c.post(intake.EVENTS_PATH, content=content())).status_code == 413
+        assert (await c.post("/api/v1/other", content=content())).status_code == 413
+    assert REGISTRY.get_sample_value("goldenhour_events_refused_total", refused) == before + 1
