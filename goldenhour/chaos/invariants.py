@@ -114,12 +114,12 @@ def failed_untold(notes: list[Note]) -> list[Note]:
 
 def sent_twice(notes: list[Note], sms_per_note: Counter) -> list[tuple[tuple, int]]:
     """I3: (alert, step, contact, channel) keys whose SMS the provider received more than once,
-    beyond the copies the dispatcher declared (sent again unverified, counted and logged)."""
+    beyond the one copy the dispatcher may declare (sent again unverified, counted and logged)."""
     return sorted(
         (
             (n.key, sms_per_note[n.notification_id])
             for n in notes
-            if sms_per_note[n.notification_id] > 1 + n.unverified_sends
+            if sms_per_note[n.notification_id] > 1 + min(n.unverified_sends, 1)
         ),
         key=lambda kv: str(kv[0]),
     )

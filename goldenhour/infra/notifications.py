@@ -159,6 +159,11 @@ UPDATE notifications SET updated_at = now() WHERE notification_id IN (
 RETURNING notification_id, channel, provider_id
 """
 
+_LOOK_ANSWERED = """
+UPDATE notifications SET look_failed_at = NULL, updated_at = now()
+WHERE notification_id = $1 AND claim = $2 AND status = 'sending'
+"""
+
 # Just before the provider is called: the claim must still be current and its lease unexpired
 # by the database's clock; the lease is stretched to outlast the send, so nobody takes over a
 # request still on its way. $4: the send goes although the provider could not say whether an
@@ -195,6 +200,12 @@ async def touch_stale_sent(
     """Up to 200 messages of `channels` sent and not heard of since `before`, touched so that
     no other sweep takes them for another `before`; their ids, channels and provider ids."""
     return await conn.fetch(_TOUCH_STALE_SENT, before, channels)
+
+
+async def look_answered(conn: Conn, notification_id: uuid.UUID, claim: int) -> None:
+    """The provider answered a look for the message: the looks' failures before it are
+    forgotten (nothing, if the claim is no longer current)."""
+    await conn.execute(_LOOK_ANSWERED, notification_id, claim)
 
 
 async def fence(

@@ -99,11 +99,14 @@ async def run_dispatcher(
     try:
         await asyncio.gather(*tasks)
     finally:
+        # Begun first: no send starts from here, and the bound counts from the signal, not
+        # from whenever the consumer has left its group.
+        stopping = asyncio.create_task(dispatcher.stop())
         for t in tasks:
             t.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*tasks, return_exceptions=True)
-        await dispatcher.stop()
+        await stopping
 
 
 async def _close(pool: asyncpg.Pool, channels: dict[str, Channel]) -> None:
@@ -124,7 +127,9 @@ async def serve(settings: Settings) -> None:
     await patiently("broker", lambda: ensure_topics(bootstrap, topics))
     pool = await patiently(
         "database",
-        lambda: create_pool(dsn, min_size=2, max_size=20, limits=settings.db_limits),
+        lambda: create_pool(
+            dsn, min_size=2, max_size=settings.db_pool_max, limits=settings.db_limits
+        ),
     )
     channels = channels_from(settings, pool)
     dispatcher = Dispatcher(

@@ -14,7 +14,7 @@ token, so a holder whose lease was taken over neither sends nor marks. After an 
 have reached the provider, nobody looks or resends before the provider has had time to finish,
 and then looks for the message by its own marker (notifiers/sms.py) before any resend. A look
 that keeps failing holds the message back for `LOOK_PATIENCE` at most: then it goes again,
-counted and logged as a possible second copy, since a due alert must go out. When to
+once, counted and logged as a possible second copy, since a due alert must go out. When to
 retry and when to stop is notifiers/retry_rules.py, the marks of each outcome
 notifiers/outcomes.py, the claims, the fence and the marks infra/notifications.py, the
 notifiers' other SQL notifiers/db.py.
@@ -350,10 +350,10 @@ class Dispatcher:
                     await self.outcomes.fail(row, "the subscription is no longer active", bound)
                     return
             msg = self._message(row, secret)
-            unverified = False
+            given_up: RetryableSendError | None = None
             if reconcile:
                 # An earlier attempt may have reached the provider: ask before sending again.
-                provider_id, unverified = await self._look(channel, msg, row, bound)
+                provider_id, given_up = await self._look(channel, msg, row)
                 if provider_id is not None:
                     bound.info("notification.reconciled", provider_id=provider_id)
                     await self.outcomes.sent(row, provider_id, "sent", bound)
@@ -366,12 +366,24 @@ class Dispatcher:
             send_bound_s = timeout_of(channel) + SEND_MARGIN_S
             if (
                 await notifications.fence(
-                    self.pool, row["notification_id"], row["claim"], send_bound_s, unverified
+                    self.pool,
+                    row["notification_id"],
+                    row["claim"],
+                    send_bound_s,
+                    unverified=given_up is not None,
                 )
                 is None
             ):
                 bound.warning("notification.lease_lost", claim=row["claim"], before="send")
                 return
+            if given_up is not None:
+                UNVERIFIED.labels(row["channel"]).inc()
+                bound.warning(
+                    "notification.sent_unverified",
+                    looks_failing_since=row["look_failed_at"].isoformat(),
+                    attempts=row["attempts"],
+                    error=str(given_up),
+                )
             result = await channel.send(msg)
         except RetryableSendError as exc:
             await self._webhook_failed(row, str(exc))
@@ -388,26 +400,26 @@ class Dispatcher:
             bound.info("notification.sent", provider_id=result.provider_id)
 
     async def _look(
-        self, channel: Channel, msg: OutboundMessage, row: asyncpg.Record, bound
-    ) -> tuple[str | None, bool]:
-        """The provider's id of the copy an earlier attempt left, if any; and whether the
-        message goes again unverified, the provider having failed to say for too long. A
-        failed look within that patience raises LookFailed."""
+        self, channel: Channel, msg: OutboundMessage, row: asyncpg.Record
+    ) -> tuple[str | None, RetryableSendError | None]:
+        """The provider's id of the copy an earlier attempt left, if any; and, when the message
+        is to go again unverified, the error of the look given up. A failed look raises
+        LookFailed, unless the looks have failed for the patience and the message has not been
+        sent unverified before: one possible second copy, never more."""
         try:
-            return await channel.find_sent(msg), False
+            found = await channel.find_sent(msg)
         except CallbacksAwaited:
             raise  # the provider answered: a call's own callbacks are due any moment
         except RetryableSendError as exc:
-            if not rules.look_abandoned(row["look_failed_at"], row["db_now"], self.look_patience):
+            if row["unverified_sends"] or not rules.look_abandoned(
+                row["look_failed_at"], row["db_now"], self.look_patience
+            ):
                 raise LookFailed(exc) from exc
-            UNVERIFIED.labels(row["channel"]).inc()
-            bound.warning(
-                "notification.sent_unverified",
-                looks_failing_since=row["look_failed_at"].isoformat(),
-                attempts=row["attempts"],
-                error=str(exc),
-            )
-            return None, True
+            return None, exc
+        if row["look_failed_at"] is not None:
+            # The provider answered: a failure before this says nothing of later looks.
+            await notifications.look_answered(self.pool, row["notification_id"], row["claim"])
+        return found, None
 
     async def _repoll(self, row: asyncpg.Record) -> None:
         """A message left in `sent` without a callback: ask the provider where it is."""

@@ -86,9 +86,9 @@ class Outcomes:
         error = str(exc)
         now = await self.pool.fetchval(db.NOW)
         decision = rules.after_failure(attempted(row), exc.retry_after, now, self._rng)
-        if decision.action == "cancel" and exc.ambiguous:
-            # The provider may have it: look once it has had time, so the row says what
-            # happened (sent, or cancelled by the same rule then).
+        if decision.action == "cancel" and (exc.ambiguous or isinstance(exc, LookFailed)):
+            # The provider may have it: look (again) once it has had time, so the row says
+            # what happened (sent, or cancelled by the same rule then).
             decision = rules.Decision("retry", wait_s=0.0)
         if decision.action != "retry":
             reason = f"{decision.reason}: {error}"

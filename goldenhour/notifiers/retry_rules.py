@@ -101,8 +101,9 @@ def after_failure(
 
 
 def look_abandoned(
-    look_after: datetime | None, now: datetime, patience: timedelta = LOOK_PATIENCE
+    failing_since: datetime | None, now: datetime, patience: timedelta = LOOK_PATIENCE
 ) -> bool:
-    """Whether the provider has been asked for `patience`, and failed to answer, whether an
-    earlier attempt left the message with it (`look_after`: since when it could be asked)."""
-    return look_after is not None and now - look_after >= patience
+    """Whether the provider has failed for `patience` to answer whether an earlier attempt
+    left the message with it (`failing_since`: the first of the looks that failed since it
+    last answered)."""
+    return failing_since is not None and now - failing_since >= patience

@@ -220,3 +220,70 @@ async def test_a_look_that_keeps_timing_out_holds_the_alert_back_no_longer_than_
 def unverified() -> float:
     labels = {"channel": "sms"}
     return REGISTRY.get_sample_value("goldenhour_notifications_unverified_total", labels) or 0.0
+
+
+async def test_a_message_is_sent_unverified_once_at_most(pool, twilio) -> None:
+    """Every create is taken and answered after the client's timeout, and every look runs past
+    its bound: the one unverified resend is itself ambiguous. The looks go on, and no third
+    copy follows (one did every two minutes before)."""
+    sms = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url, timeout=1)
+    dispatcher = Dispatcher(
+        pool,
+        {"sms": sms},
+        PUBLIC_URL,
+        repoll_after=timedelta(minutes=5),
+        processing_allowance=timedelta(0),
+        sweep_every_s=0.2,
+        look_patience=timedelta(seconds=2),
+    )
+    twilio.set_create_delay(2.5)
+    twilio.set_list_delay(3)
+    nid = await add_row(pool, await open_alert(pool, CHILD))
+    try:
+        async with sweeping(dispatcher):
+
+            async def looked_on() -> asyncpg.Record:
+                r = await row(pool, nid)
+                assert r["unverified_sends"] == 1 and r["attempts"] >= 8, dict(r)
+                return r
+
+            await eventually(looked_on, 60, "the looks to go on after the unverified resend")
+    finally:
+        await sms.close()
+    assert len(twilio.messages_to(PHONE)) == 2, "not the first try and one unverified resend"
+    assert (await row(pool, nid))["unverified_sends"] == 1
+
+
+async def test_a_look_that_answers_forgets_the_failures_before_it(pool, twilio) -> None:
+    """The looks failed a while ago; this one answers, and its attempt then dies before it
+    sends (here: its lease has run out). A take-over whose look fails once more must not count
+    the old failures towards the patience and send unverified at once."""
+    sms = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url, timeout=2)
+    dispatcher = Dispatcher(
+        pool,
+        {"sms": sms},
+        PUBLIC_URL,
+        repoll_after=timedelta(minutes=5),
+        lease=timedelta(milliseconds=100),  # gone before the look answers: no fence passes
+        processing_allowance=timedelta(0),
+    )
+    nid = await add_row(pool, await open_alert(pool, CHILD), status="sending", lease_s=-1)
+    await pool.execute(
+        "UPDATE notifications SET attempts = 3, look_after = now() - interval '100 s',"
+        " tried_at = now() - interval '100 s', look_failed_at = now() - interval '90 s'"
+        " WHERE notification_id = $1",
+        nid,
+    )
+    twilio.set_list_delay(0.3)
+    try:
+        await dispatcher.take_over(nid)
+        answered = await row(pool, nid)
+        twilio.outage(500, 5, ops=["list"])
+        await dispatcher.take_over(nid)
+        failed_once = await row(pool, nid)
+    finally:
+        await sms.close()
+    assert answered["look_failed_at"] is None, "the answered look left the old failure"
+    assert (failed_once["status"], failed_once["unverified_sends"]) == ("pending", 0)
+    assert failed_once["look_failed_at"] is not None
+    assert twilio.messages_to(PHONE) == []

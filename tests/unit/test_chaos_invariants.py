@@ -162,6 +162,9 @@ def test_a_second_copy_the_dispatcher_declared_is_counted_apart_from_one_it_did_
     assert sent_twice([declared], Counter({"n1": 2})) == []
     assert sent_twice([declared], Counter({"n1": 3})) == [((A, "s0", "mps-cr", "sms"), 3)]
     assert sent_unverified([declared, note("n2")]) == {"sms": 1}
+    # One declared copy at most: a dispatcher never sends a message unverified twice.
+    twice_declared = dataclasses.replace(note("n1"), unverified_sends=2)
+    assert sent_twice([twice_declared], Counter({"n1": 3})) == [((A, "s0", "mps-cr", "sms"), 3)]
     assert sent_unverified([note("n2")]) == {}
 
 
