@@ -27,6 +27,7 @@ from goldenhour.dev.waiting import eventually
 
 TWILIO_SID = "AC" + "0" * 32
 TWILIO_FROM = "+447700900999"
+DEV_POOL_MAX = 16
 
 
 @dataclass
@@ -85,6 +86,8 @@ class DevSystem:
             "GOLDENHOUR_API_RATE_LIMIT": "1000/second",
             # The embedded broker's group join waits half of this: keep start-up quick.
             "GOLDENHOUR_KAFKA_SESSION_TIMEOUT_S": "2",
+            # One machine's three parts need fewer connections than a deployment's default.
+            "GOLDENHOUR_DB_POOL_MAX": str(DEV_POOL_MAX),
             # Test and demo webhook receivers listen on 127.0.0.1.
             "GOLDENHOUR_WEBHOOK_ALLOW_PRIVATE": "1",
             # Scratch files of the parts (even of one killed mid-test) go with this directory.

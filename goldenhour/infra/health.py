@@ -47,6 +47,8 @@ def metrics_refusal(
 
     With none, /metrics does not exist (404): its counts of absence reports are nobody's
     business but the operator's."""
+    if isinstance(tokens, str):
+        raise TypeError("metrics_refusal takes a sequence of tokens, not one string")
     if not tokens:
         return 404, "Not Found", {}
     scheme, _, given = (authorization or "").partition(" ")
@@ -87,6 +89,8 @@ class HealthServer:
         self.port = port
         self.host = host
         self.checks = checks
+        if isinstance(metrics_tokens, str):
+            raise TypeError("metrics_tokens is a sequence of tokens, not one string")
         self.metrics_tokens = tuple(metrics_tokens)
         # Brings gauges counted elsewhere (the database) up to date before a scrape.
         self.refresh = refresh

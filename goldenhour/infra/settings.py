@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     db_idle_in_transaction_s: float = Field(
         default=5.0, alias="GOLDENHOUR_DB_IDLE_IN_TRANSACTION_S", gt=0
     )
+    # Connections an API or dispatcher process keeps at most (a streams worker's follow from
+    # its claim loops and the children it applies at once).
+    db_pool_max: int = Field(default=20, alias="GOLDENHOUR_DB_POOL_MAX", ge=4, le=500)
     # Where `goldenhour run` keeps its embedded database (unset: the user's data directory).
     data_dir: Path | None = Field(default=None, alias="GOLDENHOUR_DATA_DIR")
     # Workers (streams, dispatcher) serve /healthz, /readyz and /metrics on this port when set.

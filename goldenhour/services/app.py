@@ -139,7 +139,9 @@ def create_app(settings: Settings) -> FastAPI:
         await patiently("broker", lambda: ensure_topics(bootstrap, topics))
         app.state.pool = await patiently(
             "database",
-            lambda: create_pool(dsn, min_size=2, max_size=20, limits=settings.db_limits),
+            lambda: create_pool(
+                dsn, min_size=2, max_size=settings.db_pool_max, limits=settings.db_limits
+            ),
         )
         relay = OutboxRelay(
             dsn,

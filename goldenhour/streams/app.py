@@ -25,6 +25,7 @@ from goldenhour.streams.child_watch import ChildWatch
 from goldenhour.streams.clock_claimers import CLAIMERS, ClockClaimers, add_clock_claimers
 from goldenhour.streams.clock_store import ClockStore
 from goldenhour.streams.faust_consumer import adjust_consumer
+from goldenhour.streams.faust_producer import adjust_producer
 from goldenhour.streams.intake import IntakeApplier
 from goldenhour.streams.intake_clock import add_intake_clock
 from goldenhour.streams.readiness import ClaimStreak, RetryBoard, WorkerReadiness
@@ -63,12 +64,14 @@ class LazyPool:
         return self._pool
 
 
-def build_app(settings: Settings, datadir: Path) -> faust.App:
-    """The faust app for one worker process."""
+def build_app(settings: Settings, datadir: Path, idempotent: bool = False) -> faust.App:
+    """The faust app for one worker process; `idempotent` when the broker serves the
+    idempotent producer."""
     bootstrap, dsn = settings.require_servers()
     config = settings.config
     topics = settings.topics
     adjust_consumer(settings.fetch_max_wait_ms)
+    adjust_producer(idempotent)
     session = settings.kafka_session_timeout_s
     app = faust.App(
         f"{settings.topic_prefix}-streams",

@@ -15,15 +15,21 @@ def main(settings: Settings) -> int:
     import faust
 
     from goldenhour.infra.faults import patiently
+    from goldenhour.infra.producers import producer_options
     from goldenhour.infra.topics import ensure_topics
     from goldenhour.streams.app import build_app
 
     bootstrap, _ = settings.require_servers()
+
+    async def broker_ready() -> dict:
+        await ensure_topics(bootstrap, settings.topics)
+        return await producer_options(bootstrap)
+
     # Started while the broker is down, the worker waits for it.
-    asyncio.run(patiently("broker", lambda: ensure_topics(bootstrap, settings.topics)))
+    options = asyncio.run(patiently("broker", broker_ready))
     # faust keeps a data directory even with in-memory tables; keep it out of the working one.
     with tempfile.TemporaryDirectory(prefix="goldenhour-streams-") as datadir:
-        app = build_app(settings, Path(datadir))
+        app = build_app(settings, Path(datadir), options["enable_idempotence"])
         worker = faust.Worker(app, loglevel="WARNING", quiet=True, override_logging=False)
         worker.spinner = None  # it would write terminal escape codes to a log
         quiet_faust()

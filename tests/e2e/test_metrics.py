@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from goldenhour.dev.devsystem import DevSystem
+from goldenhour.dev.devsystem import DEV_POOL_MAX, DevSystem
 from goldenhour.dev.parts import PartProcess
 from goldenhour.dev.servers import free_port
 from goldenhour.dev.waiting import eventually
@@ -142,5 +142,10 @@ async def test_metrics_of_rules_and_dashboards_exist_and_one_alert_is_observed_o
     # The first message went at once (the anchor is the report's last seen, just now).
     assert total(scraped, "goldenhour_alert_first_notification_seconds_bucket", le="60.0") == 1
     assert total(scraped, "goldenhour_alerts_open", kind="missing") == 1
-    for part, families in scraped.items():
-        assert total({part: families}, "goldenhour_db_pool_max_connections", pool="main") > 0
+    pool_max = {
+        part: total({part: families}, "goldenhour_db_pool_max_connections", pool="main")
+        for part, families in scraped.items()
+    }
+    # GOLDENHOUR_DB_POOL_MAX bounds the API's and the dispatcher's; the worker's is its own.
+    assert pool_max["api"] == pool_max["dispatcher"] == DEV_POOL_MAX, pool_max
+    assert pool_max["streams"] > 0, pool_max

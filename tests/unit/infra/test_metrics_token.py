@@ -92,3 +92,10 @@ def test_the_previous_token_alone_opens_nothing(tmp_path: Path) -> None:
         new,
         TOKEN,
     )
+
+
+def test_one_string_is_not_taken_for_its_characters() -> None:
+    with pytest.raises(TypeError):
+        metrics_refusal(TOKEN, "Bearer a")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        HealthServer(free_port(), {}, metrics_tokens=TOKEN)
