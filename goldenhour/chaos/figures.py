@@ -206,7 +206,7 @@ def figures(o: Outcome) -> dict:
             "dispatcher_clock_skew_s": o.system.skews,
             "risk_raised_children": len(ctx.raised),
             "sms_naming_no_notification": invariants.unmatched_sms(ev.notes, per_note),
-            "sent_again_unverified": invariants.sent_unverified(ev.notes),
+            "sent_again_unverified": invariants.sent_unverified(ev.notes, per_note),
             "mails_received": len(mails),
             "mails_repeated_message_id": invariants.mail_duplicates(per_mail),
             "poison_injected": len(poisoned),

@@ -131,12 +131,17 @@ def calls_twice(notes: list[Note], calls_per_note: Counter) -> list[tuple[tuple,
     return sent_twice(voice, calls_per_note)
 
 
-def sent_unverified(notes: list[Note]) -> dict[str, int]:
-    """By channel, the resends the dispatcher declared unverified (possible second copies)."""
-    by_channel: Counter = Counter()
+def sent_unverified(notes: list[Note], sms_per_note: Counter) -> dict[str, dict[str, int]]:
+    """By channel, the resends the dispatcher declared unverified (possible second copies), and
+    of those SMS how many did reach the provider twice."""
+    sent: Counter = Counter()
     for n in notes:
-        by_channel[n.channel] += n.unverified_sends
-    return {channel: count for channel, count in sorted(by_channel.items()) if count}
+        sent[n.channel] += n.unverified_sends
+    twice = sum(1 for n in notes if n.unverified_sends and sms_per_note[n.notification_id] > 1)
+    found = {channel: {"sent": count} for channel, count in sorted(sent.items()) if count}
+    if "sms" in found:
+        found["sms"]["received_twice"] = twice
+    return found
 
 
 def unmatched_sms(notes: list[Note], sms_per_note: Counter) -> int:

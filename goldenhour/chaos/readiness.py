@@ -10,6 +10,7 @@ import httpx
 
 from goldenhour.chaos.background import Background
 from goldenhour.chaos.faults import Window
+from goldenhour.infra.health import CHECK_TIMEOUT_S
 
 READYZ_EVERY_S = 1.0
 
@@ -22,7 +23,9 @@ class Readiness(Background):
         self.samples: list[tuple[float, str, int]] = []  # (at, url, status; 0 = no answer)
 
     async def _run(self) -> None:
-        async with httpx.AsyncClient(timeout=2.0) as client:
+        # Longer than the API's own bound on its checks, which then answers 503: a sampler that
+        # gave up at the same moment would report a truthful 503 as no answer.
+        async with httpx.AsyncClient(timeout=CHECK_TIMEOUT_S + 3.0) as client:
             while True:
                 for url in self.urls:
                     at = time.time()

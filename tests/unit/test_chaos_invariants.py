@@ -161,11 +161,16 @@ def test_a_second_copy_the_dispatcher_declared_is_counted_apart_from_one_it_did_
     declared = dataclasses.replace(note("n1"), unverified_sends=1)
     assert sent_twice([declared], Counter({"n1": 2})) == []
     assert sent_twice([declared], Counter({"n1": 3})) == [((A, "s0", "mps-cr", "sms"), 3)]
-    assert sent_unverified([declared, note("n2")]) == {"sms": 1}
+    received = Counter({"n1": 2, "n2": 1})
+    assert sent_unverified([declared, note("n2")], received) == {
+        "sms": {"sent": 1, "received_twice": 1}
+    }
+    once = {"sms": {"sent": 1, "received_twice": 0}}
+    assert sent_unverified([declared], Counter({"n1": 1})) == once
     # One declared copy at most: a dispatcher never sends a message unverified twice.
     twice_declared = dataclasses.replace(note("n1"), unverified_sends=2)
     assert sent_twice([twice_declared], Counter({"n1": 3})) == [((A, "s0", "mps-cr", "sms"), 3)]
-    assert sent_unverified([note("n2")]) == {}
+    assert sent_unverified([note("n2")], received) == {}
 
 
 def test_sms_for_no_known_notification_and_repeated_mails_are_counted():
