@@ -28,8 +28,9 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from goldenhour.contracts.events import RiskLevel
-from goldenhour.contracts.fields import OrgCode, Phone, RecordId, ShortText
+from goldenhour.contracts.fields import OrgCode, Phone, RecordId, Role, ShortText
 from goldenhour.contracts.policy import POLICY_KEYS, ConfigEntry, Delivery, Policy, Step, Watchers
+from goldenhour.contracts.rotas import Rota
 
 __all__ = [
     "ConfigError",
@@ -47,9 +48,6 @@ __all__ = [
     "hash_api_key",
     "load_config",
 ]
-
-Role = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
-"""A contact's role, the `role` of a policy's `kind.role`: `duty_manager`, `control_room`…"""
 
 
 class UserRole(StrEnum):
@@ -114,12 +112,17 @@ class Organisation(ConfigEntry):
     neighbours: list[OrgCode] = Field(default_factory=list)  # local authorities only
     users: list[User] = Field(default_factory=list)
     contacts: list[Contact] = Field(default_factory=list)
+    # Who of a role's contacts is on call when (contracts/rotas.py): one rota per role.
+    rotas: list[Rota] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> Organisation:
-        if self.kind == OrgKind.immigration_enforcement and (self.users or self.contacts):
+        if self.kind == OrgKind.immigration_enforcement and (
+            self.users or self.contacts or self.rotas
+        ):
             raise PydanticCustomError(
-                "firewall", "an immigration_enforcement organisation may hold no users or contacts"
+                "firewall",
+                "an immigration_enforcement organisation may hold no users, contacts or rotas",
             )
         for field, kind in (
             ("police", OrgKind.local_authority),
@@ -132,7 +135,35 @@ class Organisation(ConfigEntry):
                     "{field} is set only on a {kind}, not a {own}",
                     {"field": field, "kind": str(kind), "own": str(self.kind)},
                 )
+        self._check_rotas()
         return self
+
+    def _check_rotas(self) -> None:
+        """Each rota's members are this organisation's contacts of its role, its fallback one
+        of its contacts, and no role has two rotas."""
+        roles = {c.id: c.role for c in self.contacts}
+        seen: set[str] = set()
+        for rota in self.rotas:
+            if rota.role in seen:
+                raise PydanticCustomError(
+                    "rota",
+                    "rota {id}: role {role} has a rota already",
+                    {"id": rota.id, "role": rota.role},
+                )
+            seen.add(rota.role)
+            for member in rota.members:
+                if roles.get(member) != rota.role:
+                    raise PydanticCustomError(
+                        "rota",
+                        "rota {id}: member {member} is not a {role} contact of {code}",
+                        {"id": rota.id, "member": member, "role": rota.role, "code": self.code},
+                    )
+            if rota.fallback not in roles:
+                raise PydanticCustomError(
+                    "rota",
+                    "rota {id}: fallback {fallback} is not a contact of {code}",
+                    {"id": rota.id, "fallback": rota.fallback, "code": self.code},
+                )
 
 
 def hash_api_key(key: str) -> str:

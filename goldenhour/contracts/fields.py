@@ -171,3 +171,6 @@ def _e164(value: str) -> str:
 
 Phone = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_e164)]
 """A valid phone number in international form, stored as E.164 (`+447700900001`)."""
+
+Role = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+"""A contact's role, the `role` of a policy's `kind.role`: `duty_manager`, `control_room`…"""

@@ -115,7 +115,7 @@ class FailingAlerts:
         step = next((s for s in policy.steps if s.notify), None)
         if step is None:
             return []
-        resolve = resolver(self.config, alert["local_authority"], alert["care_home"])
+        resolve = resolver(self.config, alert["local_authority"], alert["care_home"], now)
         recipients = {r.contact_id: r for target in step.notify for r in resolve(target)}
         texts = notices.fallback(
             alert["child_id"], alert["kind"], alert["anchor_at"], alert["ack_code"], self.tz

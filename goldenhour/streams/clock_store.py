@@ -358,7 +358,7 @@ class ClockStore:
             already = (
                 await told(conn, self.config, alert["alert_id"]) if decision.wants_told else []
             )
-            resolve = resolver(self.config, alert["local_authority"], alert["care_home"])
+            resolve = resolver(self.config, alert["local_authority"], alert["care_home"], now)
             allotted = allot(policy, decision, resolve, already)
             outcome.events += await self.messages.steps(
                 conn, alert, allotted.items, now, renotify_max=policy.renotify_max

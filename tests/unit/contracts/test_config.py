@@ -121,6 +121,14 @@ def _org(code: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
 
 LBH, MPS, OAK = _org("LBH"), _org("MPS"), _org("OAK")
 USER = {"id": "ho-1", "roles": ["admin"], "api_key_sha256": "a" * 64}
+ROTA = {
+    "id": "lbh-edt",
+    "role": "duty_manager",
+    "shifts": [{"days": ["mon", "tue", "wed", "thu"], "start": "17:00", "end": "09:00"}],
+    "members": ["lbh-duty"],
+    "starts": "2026-11-30T17:00:00Z",
+    "fallback": "lbh-head",
+}
 CONTACT = {"id": "ho-c", "role": "duty", "phone": "+447700900099", "email": "x@ho.example"}
 
 
@@ -130,8 +138,8 @@ def _add_org(org: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
 
 REFUSALS: list[tuple[str, Callable[[dict[str, Any]], object], str]] = [
     ("immigration org with users", _add_org({**HOIE, "users": [USER]}),
-     "organisations[4] (HOIE): an immigration_enforcement organisation may hold no users or "
-     "contacts"),
+     "organisations[4] (HOIE): an immigration_enforcement organisation may hold no users, "
+     "contacts or rotas"),
     ("immigration org with contacts", _add_org({**HOIE, "contacts": [CONTACT]}),
      "organisations[4] (HOIE): an immigration_enforcement organisation may hold no users"),
     ("immigration org as neighbour",
@@ -194,6 +202,20 @@ REFUSALS: list[tuple[str, Callable[[dict[str, Any]], object], str]] = [
      "policies: a 'high' policy is required"),
     ("unknown policy", lambda r: r["policies"].update(urgent=r["policies"]["high"]),
      "policies: unknown policy urgent"),
+    ("rota of a stranger", lambda r: LBH(r).update(rotas=[{**ROTA, "members": ["mps-cr"]}]),
+     "organisations[0] (LBH): rota lbh-edt: member mps-cr is not a duty_manager contact of LBH"),
+    ("rota of another role",
+     lambda r: LBH(r).update(rotas=[{**ROTA, "members": ["lbh-duty", "lbh-head"]}]),
+     "member lbh-head is not a duty_manager contact of LBH"),
+    ("rota fallback unknown", lambda r: LBH(r).update(rotas=[{**ROTA, "fallback": "nobody"}]),
+     "rota lbh-edt: fallback nobody is not a contact of LBH"),
+    ("two rotas for a role", lambda r: LBH(r).update(rotas=[ROTA, {**ROTA, "id": "again"}]),
+     "rota again: role duty_manager has a rota already"),
+    ("rota end day on many days", lambda r: LBH(r).update(rotas=[{**ROTA, "shifts": [
+        {"days": ["fri", "sat"], "start": "17:00", "end": "mon 09:00"}]}]),
+     "organisations[0] (LBH).rotas[0].shifts[0]: an end on a named day belongs to a shift"),
+    ("immigration org with a rota", _add_org({**HOIE, "rotas": [ROTA]}),
+     "an immigration_enforcement organisation may hold no users, contacts or rotas"),
     ("typo key in org", lambda r: OAK(r).update(contatcs=OAK(r).pop("contacts")),
      "organisations[2] (OAK).contatcs: unknown key"),
     ("typo key at top", lambda r: r.update(watcher=r.pop("watchers")), "watcher: unknown key"),
@@ -242,7 +264,7 @@ def test_every_problem_is_listed_in_one_message(write: Callable[..., Path]) -> N
 
 def test_the_direct_model_error_also_names_the_entry() -> None:
     raw = raw_with(lambda r: r["organisations"].append({**HOIE, "users": [USER]}))
-    with pytest.raises(ValueError, match="may hold no users or contacts") as exc:
+    with pytest.raises(ValueError, match="may hold no users, contacts or rotas") as exc:
         GoldenHourConfig.model_validate(raw)
     assert exc.value.errors()[0]["loc"] == ("organisations", 4)  # type: ignore[attr-defined]
 
@@ -263,3 +285,9 @@ def test_unreadable_files(tmp_path: Path, content: str | None, expected: str) ->
     with pytest.raises(ConfigError, match=expected) as exc:
         load_config(path)
     assert str(exc.value).startswith(f"GOLDENHOUR_CONFIG {path}: ")
+
+
+def test_a_rota_of_the_authoritys_duty_managers_loads(write: Callable[..., Path]) -> None:
+    config = load_config(write(raw_with(lambda r: LBH(r).update(rotas=[ROTA]))))
+    [rota] = config.org("LBH").rotas
+    assert (rota.members, rota.fallback) == (["lbh-duty"], "lbh-head")
