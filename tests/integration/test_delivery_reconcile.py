@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -38,9 +39,9 @@ async def sweeping(dispatcher: Dispatcher) -> AsyncIterator[None]:
         await dispatcher.drain()
 
 
-def sweeper(pool: asyncpg.Pool, sms: TwilioSms, allowance_s: float) -> Dispatcher:
+def sweeper(pool: asyncpg.Pool, sms: TwilioSms, allowance_s: float, **options: Any) -> Dispatcher:
     """A dispatcher for SMS alone that sweeps every 0.2 s, allowing Twilio `allowance_s` to
-    finish an ambiguous send before it looks."""
+    finish an ambiguous send before it looks (`options`: the Dispatcher's others)."""
     return Dispatcher(
         pool,
         {"sms": sms},
@@ -48,6 +49,7 @@ def sweeper(pool: asyncpg.Pool, sms: TwilioSms, allowance_s: float) -> Dispatche
         repoll_after=timedelta(minutes=5),
         processing_allowance=timedelta(seconds=allowance_s),
         sweep_every_s=0.2,
+        **options,
     )
 
 
@@ -183,15 +185,7 @@ async def test_a_look_that_keeps_timing_out_holds_the_alert_back_no_longer_than_
     counted and recorded as sent unverified; before, the looks failed for ever and 523 due
     alerts of a chaos run were never sent."""
     sms = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url, timeout=1)
-    dispatcher = Dispatcher(
-        pool,
-        {"sms": sms},
-        PUBLIC_URL,
-        repoll_after=timedelta(minutes=5),
-        processing_allowance=timedelta(0),
-        sweep_every_s=0.2,
-        look_patience=timedelta(seconds=3),
-    )
+    dispatcher = sweeper(pool, sms, allowance_s=0, look_patience=timedelta(seconds=3))
     twilio.drop_connection_next(1, accept=False)  # the answer lost: a look is needed
     twilio.set_list_delay(5)  # each page outlasts the 1 s bound of a request
     before = unverified()
@@ -227,15 +221,7 @@ async def test_a_message_is_sent_unverified_once_at_most(pool, twilio) -> None:
     its bound: the one unverified resend is itself ambiguous. The looks go on, and no third
     copy follows (one did every two minutes before)."""
     sms = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url, timeout=1)
-    dispatcher = Dispatcher(
-        pool,
-        {"sms": sms},
-        PUBLIC_URL,
-        repoll_after=timedelta(minutes=5),
-        processing_allowance=timedelta(0),
-        sweep_every_s=0.2,
-        look_patience=timedelta(seconds=2),
-    )
+    dispatcher = sweeper(pool, sms, allowance_s=0, look_patience=timedelta(seconds=2))
     twilio.set_create_delay(2.5)
     twilio.set_list_delay(3)
     nid = await add_row(pool, await open_alert(pool, CHILD))
@@ -259,14 +245,8 @@ async def test_a_look_that_answers_forgets_the_failures_before_it(pool, twilio) 
     sends (here: its lease has run out). A take-over whose look fails once more must not count
     the old failures towards the patience and send unverified at once."""
     sms = TwilioSms(ACCOUNT, TOKEN, FROM, api_base_url=twilio.base_url, timeout=2)
-    dispatcher = Dispatcher(
-        pool,
-        {"sms": sms},
-        PUBLIC_URL,
-        repoll_after=timedelta(minutes=5),
-        lease=timedelta(milliseconds=100),  # gone before the look answers: no fence passes
-        processing_allowance=timedelta(0),
-    )
+    # The lease is gone before the look answers: no fence passes.
+    dispatcher = sweeper(pool, sms, allowance_s=0, lease=timedelta(milliseconds=100))
     nid = await add_row(pool, await open_alert(pool, CHILD), status="sending", lease_s=-1)
     await pool.execute(
         "UPDATE notifications SET attempts = 3, look_after = now() - interval '100 s',"
