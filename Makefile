@@ -25,7 +25,7 @@ debian:
 
 test: $(STAMP) debian
 	$(BIN)/ruff check .
-	$(BIN)/mypy goldenhour/contracts goldenhour/streams/escalation.py goldenhour/streams/watchers.py goldenhour/wording/messages.py goldenhour/services/access.py goldenhour/streams/oncall.py
+	$(BIN)/mypy goldenhour/contracts goldenhour/streams/escalation.py goldenhour/streams/watchers.py goldenhour/wording/messages.py goldenhour/services/access.py goldenhour/wording/rotas.py
 	$(BIN)/pytest -q
 
 $(BENCH_STAMP): $(STAMP)

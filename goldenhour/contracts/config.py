@@ -186,6 +186,7 @@ class GoldenHourConfig(ConfigEntry):
     _contacts: dict[str, tuple[Organisation, Contact]] = PrivateAttr(default_factory=dict)
     _users: dict[str, tuple[Organisation, User]] = PrivateAttr(default_factory=dict)
     _phones: dict[str, list[tuple[Organisation, Contact]]] = PrivateAttr(default_factory=dict)
+    _rotas: dict[str, tuple[Organisation, Rota]] = PrivateAttr(default_factory=dict)
 
     @field_validator("timezone")
     @classmethod
@@ -228,6 +229,8 @@ class GoldenHourConfig(ConfigEntry):
             for contact in org.contacts:
                 self._contacts[contact.id] = (org, contact)
                 self._phones.setdefault(contact.phone, []).append((org, contact))
+            for rota in org.rotas:
+                self._rotas[rota.id] = (org, rota)
         return self
 
     @property
@@ -256,6 +259,14 @@ class GoldenHourConfig(ConfigEntry):
     def contact(self, contact_id: str) -> tuple[Organisation, Contact] | None:
         """A contact and its organisation, by contact id."""
         return self._contacts.get(contact_id)
+
+    def rota(self, rota_id: str) -> tuple[Organisation, Rota] | None:
+        """A rota and its organisation, by rota id (unique across the directory)."""
+        return self._rotas.get(rota_id)
+
+    def rotas(self) -> list[tuple[Organisation, Rota]]:
+        """Every rota of the directory with its organisation, in directory order."""
+        return list(self._rotas.values())
 
     def contacts_by_phone(self, e164: str) -> list[tuple[Organisation, Contact]]:
         """Every contact with this E.164 number (one person may hold several roles)."""
@@ -301,6 +312,7 @@ def _directory_errors(orgs: Sequence[Organisation]) -> list[InitErrorDetails]:
             *((("users", j), "user id", u.id) for j, u in enumerate(org.users)),
             *((("users", j), "API key", u.api_key_sha256) for j, u in enumerate(org.users)),
             *((("contacts", j), "contact id", c.id) for j, c in enumerate(org.contacts)),
+            *((("rotas", j), "rota id", r.id) for j, r in enumerate(org.rotas)),
         ]
         for (field, j), what, value in entries:
             if value is None:

@@ -5,7 +5,7 @@ a time and ends at a time on the same day, the next day (an end at or before its
 named later day (`end: "mon 09:00"`, a whole weekend as one stretch). Bank holidays can count as
 cover too, by a calendar the `holidays` library keeps. The members take the shifts in turn, one
 shift each (fair however few days the pattern has) or one week each, counted from `starts`.
-Resolution is goldenhour/streams/oncall.py.
+Resolution is goldenhour/contracts/oncall.py.
 """
 
 from __future__ import annotations

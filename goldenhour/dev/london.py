@@ -1,5 +1,6 @@
 """The London fixtures: a small directory (Hackney, Islington, the Met, two children's homes,
-the national missing persons unit) with made-up API keys, and the events posted about a child.
+the national missing persons unit) with made-up API keys and on-call rotas for Hackney's duty
+managers and the Met's control room, and the events posted about a child.
 
 The policy's minutes can be scaled down to seconds so a golden hour passes quickly.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from goldenhour.contracts.config import hash_api_key
@@ -69,6 +70,27 @@ CONTACTS = {
     ],
 }
 
+# Those the rotas below keep off call this week: paged only when an override or a swap puts them
+# on, or when their week comes.
+ROTA_CONTACTS = {
+    "LBH": [
+        {
+            "id": "lbh-edt-2",
+            "role": "duty_manager",
+            "phone": "+447700900004",
+            "email": "edt2@lbh.example",
+        }
+    ],
+    "MPS": [
+        {
+            "id": "mps-cr-2",
+            "role": "control_room",
+            "phone": "+447700900012",
+            "email": "cr2@mps.example",
+        }
+    ],
+}
+
 USERS = {
     "LBH": [("lbh-dm1", "A. Duty", ["duty_manager"]), ("lbh-sw1", "S. Worker", ["social_worker"])],
     "LBI": [("lbi-dm1", "I. Duty", ["duty_manager"])],
@@ -104,6 +126,51 @@ def placement(child_id: str, care_home: str = "OAK") -> dict:
     }
 
 
+def rotas(now: datetime) -> dict[str, list[dict]]:
+    """Hackney's duty managers and the Met's control room on call by rotas, each member a week
+    in turn. The rotas start three days before `now`: every shift starting in the week from
+    then is the first member's, so lbh-duty and mps-cr are on call for the demo and the tests,
+    whatever the weekday, and the others only by an override or a swap."""
+    starts = (now - timedelta(days=3)).isoformat()
+    weekdays = ["mon", "tue", "wed", "thu"]
+    return {
+        "LBH": [
+            {
+                "id": "lbh-duty-rota",
+                "role": "duty_manager",
+                # Day duty on weekdays; the emergency duty team nights and the whole weekend.
+                "shifts": [
+                    {"days": [*weekdays, "fri"], "start": "09:00", "end": "17:00"},
+                    {"days": weekdays, "start": "17:00", "end": "09:00"},
+                    {"days": ["fri"], "start": "17:00", "end": "mon 09:00"},
+                ],
+                "bank_holidays": {"calendar": "england_and_wales"},
+                "members": ["lbh-duty", "lbh-edt-2"],
+                "advance": "per_week",
+                "starts": starts,
+                "fallback": "lbh-head",
+            }
+        ],
+        "MPS": [
+            {
+                "id": "mps-control-room",
+                "role": "control_room",
+                "shifts": [
+                    {"days": WEEK, "start": "07:00", "end": "19:00"},
+                    {"days": WEEK, "start": "19:00", "end": "07:00"},
+                ],
+                "members": ["mps-cr", "mps-cr-2"],
+                "advance": "per_week",
+                "starts": starts,
+                "fallback": "mps-mpu",
+            }
+        ],
+    }
+
+
+WEEK = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
 def _minutes(value: float, scale: float | None) -> str:
     """A policy duration of `value` minutes; with a scale, that many seconds per minute."""
     return f"{int(value)}m" if scale is None else f"{round(value * scale)}s"
@@ -135,6 +202,7 @@ def directory(
             )
         return out
 
+    on_call = rotas(datetime.now(UTC))
     steps: list[dict[str, Any]] = [
         {
             "after": _minutes(0, scale),
@@ -176,7 +244,8 @@ def directory(
                 "police": "MPS",
                 "neighbours": ["LBI"],
                 "users": users("LBH"),
-                "contacts": CONTACTS["LBH"],
+                "contacts": CONTACTS["LBH"] + ROTA_CONTACTS["LBH"],
+                "rotas": on_call["LBH"],
             },
             {
                 "code": "LBI",
@@ -192,7 +261,8 @@ def directory(
                 "kind": "police",
                 "name": "Metropolitan Police",
                 "users": users("MPS"),
-                "contacts": CONTACTS["MPS"],
+                "contacts": CONTACTS["MPS"] + ROTA_CONTACTS["MPS"],
+                "rotas": on_call["MPS"],
             },
             {
                 "code": "OAK",

@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     # Connections an API or dispatcher process keeps at most (a streams worker's follow from
     # its claim loops and the children it applies at once).
     db_pool_max: int = Field(default=20, alias="GOLDENHOUR_DB_POOL_MAX", ge=4, le=500)
+    # How often a streams worker looks for a rota's handovers to brief and its gaps ahead.
+    rota_watch_s: float = Field(default=15.0, alias="GOLDENHOUR_ROTA_WATCH_S", gt=0, le=300)
     # Where `goldenhour run` keeps its embedded database (unset: the user's data directory).
     data_dir: Path | None = Field(default=None, alias="GOLDENHOUR_DATA_DIR")
     # Workers (streams, dispatcher) serve /healthz, /readyz and /metrics on this port when set.

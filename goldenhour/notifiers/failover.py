@@ -21,7 +21,8 @@ from prometheus_client import Counter
 
 from goldenhour.contracts.alert_kinds import policy_for_alert
 from goldenhour.contracts.config import GoldenHourConfig
-from goldenhour.infra import tracing
+from goldenhour.contracts.oncall import on_duty_contacts
+from goldenhour.infra import rota_changes, tracing
 from goldenhour.infra.ack_links import AckLinks
 from goldenhour.infra.backoff import delay
 from goldenhour.infra.db import audit
@@ -230,16 +231,24 @@ class Failover:
         return len(added)
 
     def _recipients(
-        self, alert: asyncpg.Record, contact_id: str
+        self, alert: asyncpg.Record, contact_id: str, now: datetime, changes: dict
     ) -> list[tuple[str, str, str, str]]:
         """Who hears that contact_id was not reached: the child's local authority's duty
-        managers and the operations contacts, never the contact itself (so an unreachable duty
-        manager is reported to the others and to operations). (contact_id, org, phone, email)."""
+        managers on call (every one where no rota says) and the operations contacts, never the
+        contact itself, so an unreachable duty manager is reported to the others, or to the
+        rota's fallback when they were the one on call. (contact_id, org, phone, email)."""
         found: dict[str, tuple[str, str, str, str]] = {}
         la = self.config.org(alert["local_authority"])
-        for c in la.contacts if la is not None else []:
-            if c.role == "duty_manager" and c.id != contact_id:
-                found[c.id] = (c.id, la.code, c.phone, str(c.email))
+        duty = [
+            c
+            for c in on_duty_contacts(self.config, la, "duty_manager", now, changes)
+            if c.id != contact_id
+        ]
+        rota = next((r for r in la.rotas if r.role == "duty_manager"), None) if la else None
+        if la is not None and not duty and rota is not None and rota.fallback != contact_id:
+            duty = [c for c in la.contacts if c.id == rota.fallback]
+        for c in duty:
+            found[c.id] = (c.id, la.code if la else "", c.phone, str(c.email))
         for op in self.config.operations:
             if op.id != contact_id:
                 found.setdefault(op.id, (op.id, OPERATIONS_ORG, op.phone, str(op.email)))
@@ -279,7 +288,8 @@ class Failover:
         sent it, 0 if another replica did or there is nobody to tell."""
         alert_id, step_key, contact_id = u.group
         bound = log.bind(alert_id=str(alert_id), child_id=alert["child_id"], contact_id=contact_id)
-        recipients = self._recipients(alert, contact_id)
+        changes = await rota_changes.for_resolving(conn, self.config, now)
+        recipients = self._recipients(alert, contact_id, now, changes)
         if not recipients:
             if u.group not in self._nobody_to_tell:
                 self._nobody_to_tell.add(u.group)

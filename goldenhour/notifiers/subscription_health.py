@@ -10,7 +10,8 @@ import asyncpg
 import structlog
 
 from goldenhour.contracts.config import GoldenHourConfig
-from goldenhour.infra import subscriptions
+from goldenhour.contracts.oncall import on_duty_contacts
+from goldenhour.infra import rota_changes, subscriptions
 from goldenhour.infra.db import audit
 from goldenhour.infra.notifications import Outgoing, queue
 from goldenhour.notifiers import db
@@ -67,7 +68,8 @@ class WebhookSubscriptions:
 
     async def _tell_owner(self, conn, sub, row, error: str, now: datetime) -> list[uuid.UUID]:
         org = self.config.org(sub["org_code"])
-        owners = [c for c in (org.contacts if org else []) if c.role == "duty_manager"]
+        changes = await rota_changes.for_resolving(conn, self.config, now)
+        owners = on_duty_contacts(self.config, org, "duty_manager", now, changes)
         subject = "Golden Hour: your shared-alert webhook was disabled"
         body = (
             f"The webhook subscription {sub['subscription_id']} of {sub['org_code']} to\n"

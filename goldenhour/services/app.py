@@ -46,6 +46,7 @@ from goldenhour.services.console.board import BoardFeed
 from goldenhour.services.outbox import RELAY_ROLE, OutboxRelay
 from goldenhour.services.reconciler import Reconciler
 from goldenhour.services.request_ids import RequestIds
+from goldenhour.services.rotas_api import router as rotas_router
 from goldenhour.services.shared_alerts_api import router as shared_alerts_router
 from goldenhour.services.subscriptions_api import router as subscriptions_router
 
@@ -197,6 +198,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(children_api.router, prefix="/api/v1", responses=keyed)
     app.include_router(twilio_webhooks.router, prefix="/api/v1", responses=api_schema.SIGNED)
     app.include_router(subscriptions_router, prefix="/api/v1", responses=keyed)
+    app.include_router(rotas_router, prefix="/api/v1", responses=keyed)
     app.include_router(shared_alerts_router, prefix="/api/v1", responses=keyed)
     # HTML for people, not operations for clients: kept out of the API's schema.
     for console_router in (sign_in.router, board_pages.router, case_pages.router):

@@ -189,13 +189,20 @@ SET outbox_id = GREATEST(reconcile_cursor.outbox_id, excluded.outbox_id), moved_
 # told, and a report that someone was unreachable reaches the people who must chase them.
 # None of those makes the recipient one of the alert's own responders.
 ALERTS_TOLD_TO = """
-SELECT DISTINCT ON (a.alert_id) a.alert_id, a.child_id, a.ack_code, n.contact_id, n.org_code
-FROM alerts a JOIN notifications n ON n.alert_id = a.alert_id
-WHERE a.status <> 'resolved' AND n.contact_id = ANY($1)
-  AND n.subscription_id IS NULL AND n.channel <> 'webhook'
-  AND n.step_key <> 'stand_down' AND n.step_key NOT LIKE 'share%'
-  AND n.step_key NOT LIKE 'unreachable.%' AND n.step_key NOT LIKE 'operations:%'
-ORDER BY a.alert_id, n.created_at
+SELECT DISTINCT ON (t.alert_id) t.alert_id, a.child_id, a.ack_code, t.contact_id, t.org_code
+FROM (
+    SELECT n.alert_id, n.contact_id, n.org_code, n.created_at AS first FROM notifications n
+    WHERE n.contact_id = ANY($1)
+      AND n.subscription_id IS NULL AND n.channel <> 'webhook'
+      AND n.step_key <> 'stand_down' AND n.step_key NOT LIKE 'share%'
+      AND n.step_key NOT LIKE 'unreachable.%' AND n.step_key NOT LIKE 'operations:%'
+    UNION ALL
+    -- Briefed at a rota's handover: they hold the alert as if its steps had told them.
+    SELECT h.alert_id, h.contact_id, h.org_code, h.since FROM alert_holders h
+    WHERE h.contact_id = ANY($1)
+) AS t JOIN alerts a ON a.alert_id = t.alert_id
+WHERE a.status <> 'resolved'
+ORDER BY t.alert_id, t.first
 """
 
 # Tries of one number (or at one alert) are counted one at a time, each after its own is

@@ -13,6 +13,7 @@ from prometheus_client import Counter
 from goldenhour.contracts.alert_kinds import FALLBACK
 from goldenhour.contracts.derived import NotificationRequested
 from goldenhour.contracts.policy import Policy
+from goldenhour.infra import rota_changes
 from goldenhour.infra.db import audit
 from goldenhour.infra.dead_letters import tell_operations
 from goldenhour.streams.alert_messages import AlertMessages, outgoing
@@ -115,7 +116,8 @@ class FailingAlerts:
         step = next((s for s in policy.steps if s.notify), None)
         if step is None:
             return []
-        resolve = resolver(self.config, alert["local_authority"], alert["care_home"], now)
+        changes = await rota_changes.for_resolving(conn, self.config, now)
+        resolve = resolver(self.config, alert["local_authority"], alert["care_home"], now, changes)
         recipients = {r.contact_id: r for target in step.notify for r in resolve(target)}
         texts = notices.fallback(
             alert["child_id"], alert["kind"], alert["anchor_at"], alert["ack_code"], self.tz

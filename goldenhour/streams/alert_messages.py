@@ -26,11 +26,17 @@ VOICE_LIKE = ("sms", "voice")
 # Every (contact, channel) an alert has reached or is reaching, in first-told order. A
 # neighbour's subscriber hears only the minimised shared alert, never ours; and only those told
 # by a step count, not by a failover or a notice that someone could not be reached.
+# Those an alert's own messages reached, and those who hold it without one (briefed at a
+# rota's handover, streams/handovers.py).
 TOLD_BY_ALERT = """
-SELECT contact_id, channel, min(created_at) AS first FROM notifications
-WHERE alert_id = $1 AND step_key <> $2 AND status <> 'cancelled'
-  AND subscription_id IS NULL
-  AND failover_of IS NULL AND step_key NOT LIKE 'unreachable.%'
+SELECT contact_id, channel, min(first) AS first FROM (
+    SELECT contact_id, channel, created_at AS first FROM notifications
+    WHERE alert_id = $1 AND step_key <> $2 AND status <> 'cancelled'
+      AND subscription_id IS NULL
+      AND failover_of IS NULL AND step_key NOT LIKE 'unreachable.%'
+    UNION ALL
+    SELECT contact_id, channel, since FROM alert_holders WHERE alert_id = $1
+) AS t
 GROUP BY contact_id, channel ORDER BY first
 """
 

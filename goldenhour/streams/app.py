@@ -3,6 +3,7 @@
 - `intake_clock`: the `golden_hour_clock` agent applies each intake event to Postgres and
   announces what it did.
 - `clock_claimers`: the loops claiming due watch timers and alerts, shared by every replica.
+- `rota_watch`: briefs whoever comes on call at a rota's handover; counts the gaps ahead.
 - `health` beats in `worker_readiness` while the worker holds its partitions and, when
   `GOLDENHOUR_HEALTH_PORT` is set, serves /healthz, /readyz and /metrics.
 """
@@ -26,6 +27,7 @@ from goldenhour.streams.clock_claimers import CLAIMERS, ClockClaimers, add_clock
 from goldenhour.streams.clock_store import ClockStore
 from goldenhour.streams.faust_consumer import adjust_consumer
 from goldenhour.streams.faust_producer import adjust_producer
+from goldenhour.streams.handovers import RotaWatch, add_rota_watch
 from goldenhour.streams.intake import IntakeApplier
 from goldenhour.streams.intake_clock import add_intake_clock
 from goldenhour.streams.readiness import ClaimStreak, RetryBoard, WorkerReadiness
@@ -124,6 +126,7 @@ def build_app(settings: Settings, datadir: Path, idempotent: bool = False) -> fa
     _add_health(app, settings, readiness)
     add_intake_clock(app, intake, applier, announcer)
     add_clock_claimers(app, ClockClaimers(pool, watch, clock, claims, announcer))
+    add_rota_watch(app, RotaWatch(config, pool, settings.rota_watch_s))
     return app
 
 

@@ -21,6 +21,7 @@ from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.contracts.derived import AlertResolved, DerivedEvent
 from goldenhour.contracts.events import AbsenceReported, ChildLocated, IntakeRecord
 from goldenhour.contracts.policy import Policy
+from goldenhour.infra import rota_changes
 from goldenhour.infra.ack_links import AckLinks
 from goldenhour.infra.db import audit
 from goldenhour.infra.faults import is_transient
@@ -358,7 +359,13 @@ class ClockStore:
             already = (
                 await told(conn, self.config, alert["alert_id"]) if decision.wants_told else []
             )
-            resolve = resolver(self.config, alert["local_authority"], alert["care_home"], now)
+            resolve = resolver(
+                self.config,
+                alert["local_authority"],
+                alert["care_home"],
+                now,
+                await rota_changes.for_resolving(conn, self.config, now),
+            )
             allotted = allot(policy, decision, resolve, already)
             outcome.events += await self.messages.steps(
                 conn, alert, allotted.items, now, renotify_max=policy.renotify_max

@@ -7,12 +7,12 @@ force, its current care home (from `placement.started`) and the national organis
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from goldenhour.contracts.config import GoldenHourConfig, Organisation, OrgKind
+from goldenhour.contracts.config import GoldenHourConfig, OrgKind
+from goldenhour.contracts.oncall import Changes, on_duty_contacts
 from goldenhour.streams.escalation import Recipient
-from goldenhour.streams.oncall import on_call
 
 
 class FirewallViolation(RuntimeError):
@@ -31,27 +31,15 @@ def child_orgs(config: GoldenHourConfig, local_authority: str, care_home: str | 
     return orgs
 
 
-def on_duty(
-    config: GoldenHourConfig, org: Organisation, role: str, now: datetime | None
-) -> set[str] | None:
-    """The ids of `org`'s contacts on call for `role` at `now` by its rota (its fallback when
-    nobody is); None where no rota says (no rota of the role, or an instant it does not cover):
-    then every contact of the role is."""
-    rota = next((r for r in org.rotas if r.role == role), None)
-    if rota is None or now is None:
-        return None
-    answer = on_call(rota, config.tz, now)
-    return set(answer.members) if answer.covered else None
-
-
 def resolver(
     config: GoldenHourConfig,
     local_authority: str,
     care_home: str | None,
     now: datetime | None = None,
+    changes: Mapping[str, Changes] | None = None,
 ) -> Callable[[str], list[Recipient]]:
     """A function from `kind.role` to the contacts it names for this child at `now`: a role
-    with a rota names who is on then."""
+    with a rota names who is on then, by the rotas' `changes` (streams/rota_changes.py)."""
     orgs = child_orgs(config, local_authority, care_home)
 
     def resolve(target: str) -> list[Recipient]:
@@ -64,11 +52,9 @@ def resolver(
             # Asserted where the list is built, whatever the config validation already refused.
             if org.kind == OrgKind.immigration_enforcement:
                 raise FirewallViolation(f"recipient {target} resolved to {code}")
-            on = on_duty(config, org, role, now)
             found.extend(
                 Recipient(c.id, org.code, c.phone, str(c.email))
-                for c in org.contacts
-                if (c.id in on if on is not None else c.role == role)
+                for c in on_duty_contacts(config, org, role, now, changes)
             )
         return found
 

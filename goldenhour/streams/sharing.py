@@ -22,8 +22,9 @@ import structlog
 from goldenhour.contracts.config import GoldenHourConfig, OrgKind
 from goldenhour.contracts.events import RiskLevel
 from goldenhour.contracts.languages import shared_language
+from goldenhour.contracts.oncall import on_duty_contacts
 from goldenhour.contracts.shared import SharedAlert, SharedAlertPublished
-from goldenhour.infra import subscriptions
+from goldenhour.infra import rota_changes, subscriptions
 from goldenhour.infra.db import audit
 from goldenhour.infra.notifications import Outgoing, queue
 from goldenhour.streams.recipients import FirewallViolation
@@ -91,7 +92,8 @@ class Sharing:
         if existing is not None:
             return []
         child = await conn.fetchrow(CHILD, alert["child_id"])
-        built = self._build(alert, child, uuid.uuid4(), "Alert", 1, now)
+        duty = await self._duty_phone(conn, alert, now)
+        built = self._build(alert, child, uuid.uuid4(), "Alert", 1, now, duty)
         shared = await self._screened(conn, alert, built, now)
         await conn.execute(
             PUBLISH_SHARED,
@@ -118,7 +120,8 @@ class Sharing:
         if row is None or row["msg_type"] == "Cancel":
             return []
         child = await conn.fetchrow(CHILD, alert["child_id"])
-        built = self._build(alert, child, row["shared_id"], msg_type, row["version"] + 1, now)
+        duty = await self._duty_phone(conn, alert, now)
+        built = self._build(alert, child, row["shared_id"], msg_type, row["version"] + 1, now, duty)
         shared = await self._screened(conn, alert, built, now)
         await conn.execute(
             NEXT_VERSION,
@@ -131,15 +134,28 @@ class Sharing:
         subs = await conn.fetch(SUBSCRIBERS_REACHED, alert["alert_id"])
         return await self._deliver(conn, alert, shared, list(subs), now)
 
+    async def _duty_phone(
+        self, conn: asyncpg.Connection, alert: asyncpg.Record, now: datetime
+    ) -> str | None:
+        """The phone of the child's authority's duty manager on call now, for the neighbours."""
+        la = self.config.org(alert["local_authority"])
+        changes = await rota_changes.for_resolving(conn, self.config, now)
+        duty = on_duty_contacts(self.config, la, "duty_manager", now, changes)
+        return duty[0].phone if duty else None
+
     def _build(
-        self, alert, child, shared_id: uuid.UUID, msg_type: str, version: int, now: datetime
+        self,
+        alert,
+        child,
+        shared_id: uuid.UUID,
+        msg_type: str,
+        version: int,
+        now: datetime,
+        duty: str | None,
     ) -> SharedAlert:
         """The allow-listed content, and nothing else (the model refuses any other field)."""
         description = (child["description"] if child else None) or {}
         la = self.config.org(alert["local_authority"])
-        duty = next(
-            (c.phone for c in (la.contacts if la else []) if c.role == "duty_manager"), None
-        )
         return SharedAlert(
             shared_id=shared_id,
             alert_reference=alert["alert_id"],

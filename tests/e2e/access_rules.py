@@ -110,6 +110,17 @@ def care_checkin_form(who: Who, child: str) -> int:
     return 303 if CHILDREN[child][1] == who.org else 422
 
 
+def rota_read(who: Who, child: str) -> int:
+    """Hackney's rota: any of Hackney's users reads it; to anyone else it does not exist."""
+    return 200 if who.org == "LBH" else 404
+
+
+def rota_change(done: int) -> Rule:
+    """Changing Hackney's rota: its duty managers and admins get `done`, its other users 403,
+    anyone else the same 404 as for no rota."""
+    return lambda who, child: 404 if who.org != "LBH" else done if manager(who) else 403
+
+
 # (method, path) -> (how the request is made, the rule). Console paths are called signed in.
 API = "api"  # with the caller's bearer key
 PAGE = "page"  # with the caller's console session and its CSRF token
@@ -129,6 +140,17 @@ MATRIX: dict[tuple[str, str], tuple[str, Rule]] = {
         "DELETE",
         "/api/v1/subscriptions/{subscription_id}",
     ): (API, lambda who, child: 404 if manager(who) else 403),
+    # Rotas are their organisation's own: who is on, and the changes its managers make. A
+    # swap for a shift that does not start then is 422; an unknown change is 404.
+    ("GET", "/api/v1/rotas"): (API, ANYONE_200),
+    ("GET", "/api/v1/rotas/{rota_id}/oncall"): (API, rota_read),
+    ("GET", "/api/v1/rotas/{rota_id}/shifts"): (API, rota_read),
+    ("GET", "/api/v1/rotas/{rota_id}/overrides"): (API, rota_read),
+    ("POST", "/api/v1/rotas/{rota_id}/overrides"): (API, rota_change(201)),
+    ("DELETE", "/api/v1/rotas/{rota_id}/overrides/{change_id}"): (API, rota_change(404)),
+    ("POST", "/api/v1/rotas/{rota_id}/swaps"): (API, rota_change(422)),
+    ("POST", "/api/v1/rotas/{rota_id}/swaps/{change_id}/take"): (API, rota_change(404)),
+    ("POST", "/api/v1/rotas/{rota_id}/temporary"): (API, rota_change(201)),
     # The shared feed is filtered to the sources that list the caller; an unknown id is 404.
     ("GET", "/api/v1/shared-alerts.atom"): (API, ANYONE_200),
     ("GET", "/api/v1/shared-alerts/{shared_id}.cap"): (API, lambda who, child: 404),

@@ -10,6 +10,7 @@ database, with the key slipped in as a bypassed check would let it.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -68,6 +69,8 @@ def _url(path: str, world: World, child: str) -> str:
         .replace("{child_id}", child)
         .replace("{subscription_id}", str(uuid.uuid4()))
         .replace("{shared_id}", str(uuid.uuid4()))
+        .replace("{rota_id}", "lbh-duty-rota")
+        .replace("{change_id}", str(uuid.uuid4()))
         .replace("{kind}", "checkin")
         .replace("{token}", "forged-token")
     )
@@ -82,7 +85,22 @@ def _api_body(method: str, path: str, child: str) -> dict | None:
         )
     if path == "/api/v1/subscriptions" and method == "POST":
         return {"source_authorities": ["LBH"], "deliver": {"webhook_url": "http://127.0.0.1:9/h"}}
+    if path.startswith("/api/v1/rotas/") and method == "POST":
+        # A week of its own far ahead for each change, so that no two clash.
+        start = datetime(2030, 1, 7, 9, tzinfo=UTC) + timedelta(weeks=next(_WEEKS))
+        end = (start + timedelta(hours=8)).isoformat()
+        if path.endswith("/overrides"):
+            return {"action": "add", "member": "lbh-edt-2", "start": start.isoformat(), "end": end}
+        if path.endswith("/temporary"):
+            shift = {"start": start.isoformat(), "end": end, "member": "lbh-edt-2"}
+            return {"start": start.isoformat(), "end": end, "shifts": [shift]}
+        if path.endswith("/swaps"):
+            return {"member": "lbh-duty", "shift_start": (start + timedelta(minutes=7)).isoformat()}
+        return {"by": "lbh-edt-2"}
     return None
+
+
+_WEEKS = itertools.count()
 
 
 def _form(path: str, child: str) -> dict[str, str]:

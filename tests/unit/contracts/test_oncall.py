@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
 
+import holidays
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from goldenhour.contracts.rotas import Rota
-from goldenhour.streams.oncall import Override, on_call, shifts
+from goldenhour.contracts.oncall import LONGEST_SHIFT, Changes, Override, on_call, shifts
+from goldenhour.contracts.rotas import Advance, Calendar, Rota, parse_clock
 
 LONDON = ZoneInfo("Europe/London")
 # An emergency duty team: weekday nights, the weekend as one stretch, bank holidays' days.
@@ -38,7 +41,7 @@ def local(*args: int) -> datetime:
 
 
 def who(at: datetime, r: Rota | None = None, overrides=()) -> set[str]:
-    return set(on_call(r or rota(), LONDON, at, overrides).members)
+    return set(on_call(r or rota(), LONDON, at, Changes(tuple(overrides))).members)
 
 
 def test_the_members_take_the_nights_and_the_weekend_in_turn() -> None:
@@ -119,14 +122,16 @@ def test_overrides_add_remove_and_replace_in_order() -> None:
     add = Override(**span, action="add", member="lbh-dm2")
     assert who(night, overrides=[swap, add]) == {"lbh-dm2", "lbh-dm3"}
     off_sick = Override(**span, action="remove", member="lbh-dm1")
-    gap = on_call(rota(), LONDON, night, [off_sick])
+    gap = on_call(rota(), LONDON, night, Changes((off_sick,)))
     assert (gap.members, gap.fallback) == (frozenset({"lbh-head"}), True)
     # An override outside its range changes nothing; one in office hours covers them.
     assert who(local(2026, 12, 1, 18, 0), overrides=[off_sick]) == {"lbh-dm2"}
     cover = Override(
         local(2026, 12, 1, 9, 0), local(2026, 12, 1, 17, 0), action="add", member="lbh-dm3"
     )
-    assert on_call(rota(), LONDON, local(2026, 12, 1, 12, 0), [cover]).members == {"lbh-dm3"}
+    assert on_call(rota(), LONDON, local(2026, 12, 1, 12, 0), Changes((cover,))).members == {
+        "lbh-dm3"
+    }
 
 
 def test_per_week_gives_each_member_a_week() -> None:
@@ -160,6 +165,133 @@ def test_a_weekday_only_pattern_gives_every_member_shifts_in_turn(
     turns = [r.members.index(s.member) for s in found]
     assert turns == [(turns[0] + k) % 3 for k in range(len(turns))]
     assert all(a.end <= b.start for a, b in zip(found, found[1:], strict=False))
+
+
+def test_a_bank_holiday_inside_a_week_long_shift_is_no_turn_however_near_the_start() -> None:
+    # Friday to Friday; Good Friday 2027 (26 March) lies inside the shift from the 19th, so the
+    # first shift starting after the 25th is the one of the 26th, and the first member's.
+    weekly = rota(
+        shifts=[{"days": ["fri"], "start": "17:00", "end": "fri 17:00"}],
+        starts="2027-03-25T00:00:00Z",
+    )
+    assert who(local(2027, 3, 26, 12, 0), weekly) == {"lbh-dm3"}  # the shift of the 19th
+    assert who(local(2027, 3, 26, 18, 0), weekly) == {"lbh-dm1"}
+
+
+def test_a_shift_longer_than_a_week_overlaps_the_next() -> None:
+    long = rota(
+        shifts=[{"days": ["fri"], "start": "09:00", "end": "fri 17:00"}], bank_holidays=None
+    )
+    assert who(local(2026, 12, 11, 12, 0), long) == {"lbh-dm1", "lbh-dm2"}
+    assert who(local(2026, 12, 11, 17, 0), long) == {"lbh-dm2"}
+
+
+# The counting as it was before it was made arithmetic, window by window from `starts`: slow,
+# plainly right, and what the count is held to. One change: a bank holiday window near the
+# start of a span is judged against the pattern shifts of the week before too, which it missed.
+@cache
+def slow_bank_holidays(calendar: Calendar, year: int) -> frozenset[date]:
+    return frozenset(holidays.country_holidays("GB", subdiv=calendar.subdivision, years=year))
+
+
+def slow_wall(day: date, at: time, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
+
+
+def slow_windows_from(day: date, r: Rota, tz: ZoneInfo) -> list[tuple[datetime, datetime, bool]]:
+    found: list[tuple[datetime, datetime, bool]] = []
+    for rule in r.shifts:
+        if not any(d.number == day.weekday() for d in rule.days):
+            continue
+        _, start = parse_clock(rule.start)
+        end_day, end = parse_clock(rule.end)
+        if end_day is not None:
+            ahead = (end_day.number - day.weekday()) % 7 or 7
+        else:
+            ahead = 1 if end <= start else 0
+        found.append((slow_wall(day, start, tz), slow_wall(day + timedelta(ahead), end, tz), False))
+    bank = r.bank_holidays
+    if bank is not None and day in slow_bank_holidays(bank.calendar, day.year):
+        _, start = parse_clock(bank.start)
+        _, end = parse_clock(bank.end)
+        ahead = 1 if end <= start else 0
+        found.append((slow_wall(day, start, tz), slow_wall(day + timedelta(ahead), end, tz), True))
+    return found
+
+
+def slow_windows(r: Rota, tz: ZoneInfo, start: datetime, end: datetime) -> Iterator[tuple]:
+    first = start.astimezone(tz).date() - timedelta(days=8)  # was 1: the change
+    last = end.astimezone(tz).date() + timedelta(days=1)
+    near = [
+        w
+        for n in range((last - first).days + 8)
+        for w in slow_windows_from(first + timedelta(days=n), r, tz)
+    ]
+    pattern = [(s, e) for s, e, bank in near if not bank]
+    for s, e, bank in sorted(near):
+        if bank and any(ps < e and s < pe for ps, pe in pattern):
+            continue
+        if start <= s < end:
+            yield s, e, bank
+
+
+def slow_member(r: Rota, tz: ZoneInfo, start: datetime) -> str:
+    n = len(r.members)
+    if r.advance == Advance.per_week:
+        weeks = (
+            start.astimezone(tz).replace(tzinfo=None) - r.starts.astimezone(tz).replace(tzinfo=None)
+        ) // timedelta(days=7)
+        return r.members[weeks % n]
+    if start >= r.starts:
+        turns = sum(1 for _ in slow_windows(r, tz, r.starts, start))
+    else:
+        turns = -sum(1 for _ in slow_windows(r, tz, start, r.starts))
+    return r.members[turns % n]
+
+
+# Few times, so that rules start together and the clocks change in some shifts' first hour.
+clocks = st.sampled_from(["00:00", "01:30", "07:00", "09:00", "17:00", "22:00"])
+weekdays = st.sampled_from(["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
+
+
+@st.composite
+def shift_rules(draw: st.DrawFn) -> dict:
+    if draw(st.booleans()):
+        named = f"{draw(weekdays)} {draw(clocks)}"  # a weekend as one stretch, or a week on
+        return {"days": [draw(weekdays)], "start": draw(clocks), "end": named}
+    days = draw(st.lists(weekdays, min_size=1, max_size=7, unique=True))
+    return {"days": days, "start": draw(clocks), "end": draw(clocks)}  # overnight, or not
+
+
+@st.composite
+def random_rotas(draw: st.DrawFn) -> Rota:
+    bank = draw(
+        st.none()
+        | st.builds(
+            lambda calendar, start, end: {"calendar": calendar, "start": start, "end": end},
+            st.sampled_from(["england_and_wales", "scotland"]),
+            clocks,
+            clocks,
+        )
+    )
+    starts = draw(st.datetimes(datetime(2021, 1, 1), datetime(2031, 1, 1), timezones=st.just(UTC)))
+    return rota(
+        shifts=draw(st.lists(shift_rules(), min_size=1, max_size=3)),
+        bank_holidays=bank,
+        members=[f"m{k}" for k in range(draw(st.integers(1, 4)))],
+        advance=draw(st.sampled_from(["per_shift", "per_shift", "per_week"])),
+        starts=starts,
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(random_rotas(), st.integers(-4 * 365 * 24, 4 * 365 * 24))
+def test_the_count_gives_the_member_the_slow_count_gives(r: Rota, hours: int) -> None:
+    at = r.starts + timedelta(hours=hours, minutes=17)
+    found = shifts(r, LONDON, at, at + timedelta(days=2))
+    expected = list(slow_windows(r, LONDON, at - LONGEST_SHIFT, at + timedelta(days=2)))
+    assert [(s.start, s.end, s.bank_holiday) for s in found] == [w for w in expected if w[1] > at]
+    assert [s.member for s in found] == [slow_member(r, LONDON, s.start) for s in found]
 
 
 @pytest.mark.parametrize(
