@@ -3,17 +3,34 @@ manager makes (an override, a swap proposed and taken, a temporary schedule)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from goldenhour.contracts.fields import RecordId, ShortText
 
 # The longest range a change, or a page of shifts, may span: a year of cover is a new rota.
 LONGEST = timedelta(days=366)
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T")
+
+
+def _written_as_iso(value: object) -> object:
+    """Only an ISO 8601 text: pydantic would read a bare number as seconds since 1970."""
+    if not isinstance(value, datetime) and not (isinstance(value, str) and _ISO_DATE.match(value)):
+        raise PydanticCustomError(
+            "instant", "an ISO 8601 instant with an offset, such as 2026-12-25T17:00:00Z"
+        )
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_written_as_iso)]
+"""An instant as the rota routes take it, in the body or the query."""
 
 
 class _Body(BaseModel):
@@ -38,8 +55,8 @@ class OverrideRequest(_Body):
     action: Literal["add", "remove", "replace"]
     member: RecordId
     by: RecordId | None = None
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Instant
+    end: Instant
     reason: ShortText | None = None
 
     @model_validator(mode="after")
@@ -59,7 +76,7 @@ class SwapRequest(_Body):
     `shift_start`; `by`, if named, takes it at once."""
 
     member: RecordId
-    shift_start: AwareDatetime
+    shift_start: Instant
     by: RecordId | None = None
     reason: ShortText | None = None
 
@@ -71,8 +88,8 @@ class SwapTake(_Body):
 
 
 class TemporaryShift(_Body):
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Instant
+    end: Instant
     member: RecordId
 
     @model_validator(mode="after")
@@ -85,8 +102,8 @@ class TemporaryRequest(_Body):
     """POST /rotas/{id}/temporary: a schedule that replaces the pattern and every override over
     `[start, end)`; where none of its shifts covers an instant, the rota's fallback is on."""
 
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Instant
+    end: Instant
     shifts: list[TemporaryShift] = Field(min_length=1, max_length=400)
     reason: ShortText | None = None
 

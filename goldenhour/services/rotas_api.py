@@ -23,6 +23,7 @@ from goldenhour.contracts.config import GoldenHourConfig, Organisation, UserRole
 from goldenhour.contracts.oncall import NO_CHANGES, Changes, Shift, shifts, timeline
 from goldenhour.contracts.rota_api import (
     ChangeView,
+    Instant,
     OnCallView,
     OverrideRequest,
     RotaView,
@@ -82,12 +83,6 @@ def _check_not_past(end: datetime, now: datetime) -> None:
             f"end {end.isoformat()} is past: who was on call then is the record of who was paged",
             "end_past",
         )
-
-
-def _aware(value: datetime | None, name: str) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise _invalid(("query", name), f"{name} needs an offset or Z", "timezone_aware")
-    return value
 
 
 async def _changes(pool: asyncpg.Pool, rota_id: str, start: datetime, end: datetime) -> tuple:
@@ -164,13 +159,13 @@ async def list_rotas(request: Request, caller: Caller = Depends(authenticate)) -
 async def on_call_at(
     request: Request,
     rota_id: str,
-    at: datetime | None = Query(default=None, description="An instant with an offset; now"),
+    at: Instant | None = Query(default=None, description="An instant with an offset; now"),
     caller: Caller = Depends(authenticate),
 ) -> OnCallView:
     """Who of the rota is on call at `at` (now if not given), by its changes and its pattern."""
     config: GoldenHourConfig = request.app.state.config
     org, rota = _rota(config, caller, rota_id)
-    when = _aware(at, "at") or datetime.now(UTC)
+    when = at or datetime.now(UTC)
     _, changes = await _changes(request.app.state.pool, rota_id, when, when + timedelta(seconds=1))
     return _on_call_view(config, org, rota, when, changes)
 
@@ -179,16 +174,16 @@ async def on_call_at(
 async def rota_shifts(
     request: Request,
     rota_id: str,
-    start: datetime | None = Query(default=None, alias="from"),
-    end: datetime | None = Query(default=None, alias="to"),
+    start: Instant | None = Query(default=None, alias="from"),
+    end: Instant | None = Query(default=None, alias="to"),
     caller: Caller = Depends(authenticate),
 ) -> list[ShiftView]:
     """Who is on over `[from, to)` (now and the next 14 days if not given), cut where anyone
     changes, each stretch marked with the changes that made it."""
     config: GoldenHourConfig = request.app.state.config
     _, rota = _rota(config, caller, rota_id)
-    begin = _aware(start, "from") or datetime.now(UTC)
-    until = _aware(end, "to") or begin + timedelta(days=14)
+    begin = start or datetime.now(UTC)
+    until = end or begin + timedelta(days=14)
     if until <= begin:
         raise _invalid(("query", "to"), "to must be after from", "range_order")
     if until - begin > LONGEST_PAGE:

@@ -128,14 +128,28 @@ class RotaWatch:
 
     async def once(self, conn: asyncpg.Connection, now: datetime) -> int:
         """Brief the handovers of the last `LOOKBACK` not briefed yet and count the gaps ahead;
-        the number of people briefed."""
+        the number of people briefed. A rota that fails is logged and counted and the others
+        go on; the round fails only when its connection does."""
         briefed = 0
         for org, rota in self.config.rotas():
-            rows = await rota_changes.between(conn, rota.id, now - LOOKBACK - AHEAD, now + AHEAD)
-            changes = rota_changes.changes(rows).get(rota.id, NO_CHANGES)
-            for handover in handovers(rota, self.config.tz, now - LOOKBACK, now, changes):
-                briefed += await self._brief(conn, org, rota, handover, now)
-            await self._gaps(conn, org, rota, changes, now)
+            try:
+                briefed += await self._watch(conn, org, rota, now)
+            except Exception as exc:
+                if conn.is_closed():
+                    raise
+                WATCH_ERRORS.inc()
+                log.error("rota.watch_failed", rota_id=rota.id, error=repr(exc)[:500])
+        return briefed
+
+    async def _watch(
+        self, conn: asyncpg.Connection, org: Organisation, rota: Rota, now: datetime
+    ) -> int:
+        rows = await rota_changes.between(conn, rota.id, now - LOOKBACK - AHEAD, now + AHEAD)
+        changes = rota_changes.changes(rows).get(rota.id, NO_CHANGES)
+        briefed = 0
+        for handover in handovers(rota, self.config.tz, now - LOOKBACK, now, changes):
+            briefed += await self._brief(conn, org, rota, handover, now)
+        await self._gaps(conn, org, rota, changes, now)
         return briefed
 
     async def _brief(
@@ -221,7 +235,10 @@ class RotaWatch:
         GAP_HOURS.labels(rota.id).set(
             sum((g.end - max(g.start, now)).total_seconds() for g in ahead) / 3600
         )
-        managers = [c for c in org.contacts if c.role == "duty_manager"]
+        # Its organisation's duty managers; one with none (a control room) hears it itself.
+        managers = [c for c in org.contacts if c.role == "duty_manager"] or [
+            c for c in org.contacts if c.id in {*rota.members, rota.fallback}
+        ]
         for gap in ahead:
             # Told by its start, the one instant that stays the same from round to round; a gap
             # begun before the look-back began is one whose notice is past.

@@ -132,6 +132,12 @@ def test_overrides_add_remove_and_replace_in_order() -> None:
     assert on_call(rota(), LONDON, local(2026, 12, 1, 12, 0), Changes((cover,))).members == {
         "lbh-dm3"
     }
+    # Removing someone over office hours too changes nothing there: nobody's turn it is.
+    long_off = Override(
+        local(2026, 11, 30, 17, 0), local(2026, 12, 1, 17, 0), action="remove", member="lbh-dm1"
+    )
+    office = on_call(rota(), LONDON, local(2026, 12, 1, 12, 0), Changes((long_off,)))
+    assert (office.covered, office.fallback) == (False, False)
 
 
 def test_per_week_gives_each_member_a_week() -> None:
