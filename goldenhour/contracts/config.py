@@ -138,6 +138,10 @@ class Organisation(ConfigEntry):
         self._check_rotas()
         return self
 
+    def has_contact(self, contact_id: str, role: str) -> bool:
+        """Whether `contact_id` is one of this organisation's contacts of `role`."""
+        return any(c.id == contact_id and c.role == role for c in self.contacts)
+
     def _check_rotas(self) -> None:
         """Each rota's members are this organisation's contacts of its role, its fallback one
         of its contacts, and no role has two rotas."""

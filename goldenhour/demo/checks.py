@@ -7,8 +7,10 @@ from collections import Counter
 from goldenhour.demo.outcome import Run
 from goldenhour.demo.people import (
     ACKER,
+    CHILD,
     FIRST_WAVE,
     NEIGHBOUR,
+    ROTAS,
     SCALE,
     Directory,
     policy_minutes,
@@ -53,6 +55,12 @@ def final_checks(run: Run, alert: dict, system: DevSystem, people: Directory) ->
         "steps fired and skipped as the policy says",
         got == expected,
         ", ".join(f"{people.short(k)} {v}" for k, v in got.items()),
+    )
+    about = Counter(people.by_phone.get(m.to) for m in system.twilio.messages if CHILD in m.body)
+    run.check(
+        "paged by the rotas: the ones on call, not the ones off duty",
+        all(about[on] > 0 and about[off] == 0 for _, _, on, off in ROTAS),
+        "; ".join(f"{on} {about[on]} SMS, {off} {about[off]}" for _, _, on, off in ROTAS),
     )
     acks = [(a.get("contact_id") or a.get("user_id"), a["via"]) for a in alert["acknowledgements"]]
     run.check(

@@ -19,6 +19,11 @@ class ProviderFeed:
     people: Directory
     seen_sms: int = 0
     seen_mail: int = 0
+    # When set, only the messages to these contacts are narrated (the rest are still received).
+    only: frozenset[str] | None = None
+
+    def _shown(self, who: list[str]) -> bool:
+        return self.only is None or any(w in self.only for w in who)
 
     def drain(self) -> None:
         """Print what arrived since last time, oldest first."""
@@ -26,12 +31,14 @@ class ProviderFeed:
         messages = self.system.twilio.messages
         for sms in messages[self.seen_sms :]:
             who = self.people.by_phone.get(sms.to, sms.to)
-            lines.append((sms.received_at, f"SMS    -> {who:<9} {sms.body}"))
+            if self._shown([who]):
+                lines.append((sms.received_at, f"SMS    -> {who:<9} {sms.body}"))
         self.seen_sms = len(messages)
         mails = self.system.smtp.messages
         for mail in mails[self.seen_mail :]:
-            to = ", ".join(self.people.by_email.get(r.lower(), r) for r in mail.rcpt_tos)
-            lines.append((mail.received_at, f"email  -> {to:<9} {mail.subject}"))
+            names = [self.people.by_email.get(r.lower(), r) for r in mail.rcpt_tos]
+            if self._shown(names):
+                lines.append((mail.received_at, f"email  -> {', '.join(names):<9} {mail.subject}"))
         self.seen_mail = len(mails)
         for at, text in sorted(lines, key=lambda line: line[0]):
             narration.say(text, at=at, clipped=True)

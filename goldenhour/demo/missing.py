@@ -16,6 +16,7 @@ import httpx
 
 from goldenhour.demo.feed import ProviderFeed
 from goldenhour.demo.narration import WIDTH
+from goldenhour.demo.oncall import read_rotas
 from goldenhour.demo.outcome import ExpectationFailed, Run, expect
 from goldenhour.demo.people import (
     ACKER,
@@ -24,6 +25,8 @@ from goldenhour.demo.people import (
     NATIONAL,
     NEIGHBOUR,
     PLACE,
+    ROLE_WORDS,
+    ROTAS,
     SCALE,
     SECOND_WAVE,
 )
@@ -89,6 +92,14 @@ async def prologue(system: DevSystem, feed: ProviderFeed) -> None:
         raise ExpectationFailed(f"POST /subscriptions answered {r.status_code}: {r.text[:300]}")
     feed.say("Islington's duty manager (lbi-dm1) subscribes lbi-duty to Hackney's shared alerts")
 
+    # Who a step naming a role pages: whoever of the role is on call by the organisation's rota.
+    for (user, rota_id, on, off), rota in zip(ROTAS, await read_rotas(system), strict=True):
+        role = ROLE_WORDS.get(rota["role"], rota["role"])
+        feed.say(
+            f"Rota {rota_id} of {feed.people.org_of(on)} (GET /api/v1/rotas as {user}): {on} "
+            f"on call as {role} this week, {off} off duty; fallback {rota['fallback']}"
+        )
+
 
 async def report_absence(system: DevSystem, run: Run, feed: ProviderFeed) -> float:
     """The home reports the child missing; the monotonic time of the report."""
@@ -139,8 +150,21 @@ async def first_wave(system: DevSystem, run: Run, feed: ProviderFeed, t_report: 
         f"First SMS {run.first_sms_ms:.0f} ms after the report. It carries the case reference, "
         "risk, time and place last seen, never a name:"
     )
-    for text in textwrap.wrap(f'"{alerts[0].body}"', WIDTH - 18):
+    for text in textwrap.wrap(f'"{alerts[0].body}"', WIDTH - 18, break_on_hyphens=False):
         print(" " * 16 + text, flush=True)
+    paged = feed.sms_to()
+    roles = feed.people.contact_role
+    on = " and ".join(f"{ROLE_WORDS.get(roles[o], o)} {o}" for _, _, o, _ in ROTAS)
+    off = [o for _, _, _, o in ROTAS]
+    wrongly = [o for o in off if o in paged]
+    feed.say(
+        f"Paged by the rotas: {on}, the ones on call; "
+        + (
+            f"{' and '.join(off)}, off duty, are not."
+            if not wrongly
+            else f"yet {' and '.join(wrongly)}, off duty, were paged too."
+        )
+    )
     run.alert_id = await find_alert(system, t_report + MARGIN)
 
 
@@ -172,7 +196,7 @@ async def acknowledge(system: DevSystem, run: Run, feed: ProviderFeed) -> None:
         f"{system.api_url}/api/v1/webhooks/twilio/inbound", phone, TWILIO_FROM, reply_body
     )
     run.ack_sent_at = time.time()
-    answer = _twiml_text(reply)
+    answer = twiml_text(reply)
     if status != 200 or "acknowledged" not in answer:
         raise ExpectationFailed(f"the ACK reply was answered {status}: {answer[:200]}")
     feed.say(f'Golden Hour answers the duty manager: "{answer}"')
@@ -267,7 +291,7 @@ async def scenario(system: DevSystem, run: Run, feed: ProviderFeed) -> None:
     await located(system, run, feed)
 
 
-def _twiml_text(xml: str) -> str:
+def twiml_text(xml: str) -> str:
     try:
         return " ".join(t.strip() for t in ElementTree.fromstring(xml).itertext() if t.strip())
     except ElementTree.ParseError:

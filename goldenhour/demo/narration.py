@@ -34,7 +34,7 @@ def say(text: str = "", at: float | datetime | None = None, clipped: bool = Fals
     if clipped:
         print(clip(stamp + text), flush=True)
         return
-    lines = textwrap.wrap(text, WIDTH - len(stamp)) or [""]
+    lines = textwrap.wrap(text, WIDTH - len(stamp), break_on_hyphens=False) or [""]
     print(stamp + lines[0], flush=True)
     for line in lines[1:]:
         print(" " * len(stamp) + line, flush=True)
@@ -49,4 +49,7 @@ def heading(text: str) -> None:
 def print_checks(checks: list[tuple[str, bool, str]]) -> None:
     for name, ok, detail in checks:
         text = f"  [{'ok' if ok else 'FAIL'}] {name}: {detail}"
-        print(textwrap.fill(text, WIDTH, subsequent_indent=" " * 9), flush=True)
+        print(
+            textwrap.fill(text, WIDTH, subsequent_indent=" " * 9, break_on_hyphens=False),
+            flush=True,
+        )

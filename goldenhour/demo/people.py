@@ -15,6 +15,12 @@ SECOND_WAVE = ("mps-mpu", "lbh-head")
 NATIONAL = "ukmpu"
 NEIGHBOUR = "lbi-duty"
 ACKER = "lbh-duty"
+# The directory's on-call rotas as the demo reads them: who asks (a user of the rota's
+# organisation), the rota, and who of its members is on call this week and who is off.
+ROTAS = (
+    ("lbh-dm1", "lbh-duty-rota", "lbh-duty", "lbh-edt-2"),
+    ("mps-cr1", "mps-control-room", "mps-cr", "mps-cr-2"),
+)
 ROLE_WORDS = {
     "control_room": "control room",
     "duty_manager": "duty manager",

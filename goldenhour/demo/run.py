@@ -2,16 +2,24 @@
 
 A high-risk child (case LBH-2026-0042, identified by Hackney Children's Services) is placed at
 Oak House; the home reports the child missing; the police control room, the duty manager and
-the home's manager are told by SMS and email within a second; nobody acknowledges, so the
-15-minute step reaches the missing persons unit and the head of service; the duty manager
+the home's manager are told by SMS and email within a second, the duty manager and the control
+room being whoever is on call by Hackney's and the Met's rotas (`GET /api/v1/rotas`: lbh-duty
+and mps-cr on this week, lbh-edt-2 and mps-cr-2 off and never paged); nobody acknowledges, so
+the 15-minute step reaches the missing persons unit and the head of service; the duty manager
 replies `ACK <code>` by SMS; the later "unless acknowledged" step is skipped; the 60-minute step
 tells the national missing persons unit; the child returns and everyone told is stood down.
-A second act (`watchers.py`) then shows the watchers acting before a child goes missing.
+A second act (`handover.py`) hands the duty manager's rota over during an open alert: another
+child goes missing and lbh-duty is paged; before anyone acknowledges, lbh-dm1 puts lbh-edt-2 on
+call in lbh-duty's place (an override through the rota API); the rota watch briefs lbh-edt-2 by
+SMS and email; the next reminder reaches both; lbh-edt-2 acknowledges with the briefing's code;
+both are stood down when the child is found, and the override is withdrawn. A third act
+(`watchers.py`) shows the watchers acting before a child goes missing.
 
 Everything runs for real: Tansu (Kafka protocol) and PostgreSQL, the API, the golden-hour clock
 and the dispatcher as their own processes, a local Twilio and a local SMTP server. One policy
-minute lasts 0.2 s, so the golden hour passes in 12 s. The timeline printed at the end is read
-back from the API (`GET /api/v1/alerts/{id}`), the record every agency sees.
+minute lasts 0.2 s, so the golden hour passes in 12 s; the rota watch looks for handovers every
+0.5 s. The timeline printed after act one is read back from the API (`GET /api/v1/alerts/{id}`),
+the record every agency sees.
 
 Exit status: 0 when every expectation held, 1 when one failed (the reason is printed), 2 when
 the system could not be started, 130 on Ctrl-C. Everything started is stopped in every case.
@@ -24,11 +32,13 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Awaitable
 
 import httpx
 
 from goldenhour.demo.checks import final_checks
 from goldenhour.demo.feed import ProviderFeed
+from goldenhour.demo.handover import handover
 from goldenhour.demo.missing import fetch_alert, find_alert, scenario
 from goldenhour.demo.narration import print_checks, say
 from goldenhour.demo.outcome import ExpectationFailed, Run, StartFailed
@@ -91,17 +101,21 @@ async def act_one(system: DevSystem, people: Directory, run: Run) -> Expectation
     return failure
 
 
-async def act_two(system: DevSystem, run: Run) -> ExpectationFailed | None:
-    """The watchers' act and its checks; the expectation that failed, if any."""
+async def later_act(number: int, act: Awaitable[None], run: Run) -> ExpectationFailed | None:
+    """One act after the first, then its checks; the expectation that failed, if any."""
     failure: ExpectationFailed | None = None
-    scenario_checks = len(run.checks)
+    earlier_checks = len(run.checks)
     try:
-        await before_they_go_missing(system, run)
+        await act
     except (ExpectationFailed, httpx.HTTPError) as exc:
         failure = exc if isinstance(exc, ExpectationFailed) else ExpectationFailed(str(exc))
     print()
-    print("CHECKS (act 2)", flush=True)
-    print_checks(run.checks[scenario_checks:])
+    print(f"CHECKS (act {number})", flush=True)
+    print_checks(run.checks[earlier_checks:])
+    failed = [name for name, ok, _ in run.checks[earlier_checks:] if not ok]
+    if failure is None and failed:
+        # The next act builds on this one (act 2 leaves the rota as it found it).
+        failure = ExpectationFailed("; ".join(failed))
     return failure
 
 
@@ -113,7 +127,8 @@ async def run_demo(stack: EmbeddedStack, run: Run) -> int:
         stack.database_url,
         config,
         keys,
-        {"GOLDENHOUR_LOG_LEVEL": "warning"},
+        # The rota watch looks for handovers every half second, so act two's is briefed at once.
+        {"GOLDENHOUR_LOG_LEVEL": "warning", "GOLDENHOUR_ROTA_WATCH_S": "0.5"},
     )
     t0 = time.monotonic()
     await start(system)
@@ -131,7 +146,9 @@ async def run_demo(stack: EmbeddedStack, run: Run) -> int:
         say()
         failure = await act_one(system, people, run)
         if failure is None:
-            failure = await act_two(system, run)
+            failure = await later_act(2, handover(system, people, run), run)
+        if failure is None:
+            failure = await later_act(3, before_they_go_missing(system, run), run)
         if os.environ.get("GOLDENHOUR_DEMO_STAY"):
             say(f"Still running for the console at {console} (lbh-dm1 / {password}); Ctrl-C stops.")
             await asyncio.Event().wait()
@@ -165,7 +182,7 @@ def main() -> int:
             code = asyncio.run(run_demo(stack, run))
             say("Stopping the broker and PostgreSQL...")
         say(f"Everything stopped. Wall time {time.monotonic() - run.started:.1f} s.")
-        print("RESULT: PASS - every expectation of both acts held.", flush=True)
+        print("RESULT: PASS - every expectation of the three acts held.", flush=True)
         return code
     except KeyboardInterrupt:
         print(flush=True)

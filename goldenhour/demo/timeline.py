@@ -38,7 +38,7 @@ def _row(cells: list[str]) -> str:
 def _event_row(rel: str, pol: str, step: str, text: str) -> str:
     """A row that is an event rather than a message: its text spans the columns on the right."""
     head = "  ".join(f"{c:{a}{w}}" for c, (_, w, a) in zip((rel, pol, step), COLS, strict=False))
-    lines = textwrap.wrap(text, WIDTH - len(head) - 2) or [""]
+    lines = textwrap.wrap(text, WIDTH - len(head) - 2, break_on_hyphens=False) or [""]
     return "\n".join([f"{head}  {lines[0]}"] + [" " * (len(head) + 2) + ln for ln in lines[1:]])
 
 
@@ -118,7 +118,7 @@ def print_summary(alert: dict, people: Directory, run: Run, system: DevSystem) -
     heading("SUMMARY")
 
     def line(name: str, text: str) -> None:
-        lines = textwrap.wrap(text, WIDTH - 24) or [""]
+        lines = textwrap.wrap(text, WIDTH - 24, break_on_hyphens=False) or [""]
         print(f"  {name:<22}{lines[0]}", flush=True)
         for more in lines[1:]:
             print(" " * 24 + more, flush=True)

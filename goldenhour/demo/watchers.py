@@ -1,4 +1,4 @@
-"""The demo's second act: acting before a child goes missing.
+"""The demo's third act: acting before a child goes missing.
 
 A child identified by the police has no safe placement when the identification golden hour runs
 out; the duty manager and the police control room are alerted. Once placed, the child's check-in
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from goldenhour.demo.narration import heading, say
 from goldenhour.demo.outcome import ExpectationFailed, Run, expect
 from goldenhour.dev.devsystem import DevSystem
-from goldenhour.dev.london import CONTACTS, IDENTIFIED, event, placement
+from goldenhour.dev.london import CONTACTS, IDENTIFIED, ROTA_CONTACTS, event, placement
 
 CHILD = "LBH-2026-0051"
 WATCHERS = {
@@ -24,7 +24,12 @@ WATCHERS = {
     "concern_escalate_after": "3s",
 }
 CHECKIN_EVERY = 3  # "minutes" (seconds here)
-CONTACT_BY_PHONE = {c["phone"]: c["id"] for people in CONTACTS.values() for c in people}
+CONTACT_BY_PHONE = {
+    c["phone"]: c["id"]
+    for contacts in (CONTACTS, ROTA_CONTACTS)
+    for people in contacts.values()
+    for c in people
+}
 
 
 async def _post(system: DevSystem, user: str, kind: str, data: dict) -> None:
@@ -64,8 +69,8 @@ async def _alerts(system: DevSystem) -> list[dict]:
 
 
 async def before_they_go_missing(system: DevSystem, run: Run) -> None:
-    """Act 2: the identification golden hour and a missed check-in, with their checks."""
-    heading("ACT 2 - before they go missing: the identification golden hour and a check-in")
+    """Act 3: the identification golden hour and a missed check-in, with their checks."""
+    heading("ACT 3 - before they go missing: the identification golden hour and a check-in")
     duty, police = "+447700900001", "+447700900010"
     manager, social = "+447700900020", "+447700900003"
     identified = datetime.now(UTC)

@@ -68,7 +68,7 @@ def _check_may_change(caller: Caller) -> None:
 
 
 def _check_person(org: Organisation, rota: Rota, field: tuple[str | int, ...], who: str) -> None:
-    if not any(c.id == who and c.role == rota.role for c in org.contacts):
+    if not org.has_contact(who, rota.role):
         raise _invalid(
             ("body", *field),
             f"{who} is not a {rota.role} contact of {org.code}",

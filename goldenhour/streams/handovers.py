@@ -16,14 +16,14 @@ import asyncpg
 import structlog
 from prometheus_client import Counter, Gauge
 
-from goldenhour.contracts.alert_kinds import policy_for_alert
-from goldenhour.contracts.config import GoldenHourConfig, Organisation, OrgKind
+from goldenhour.contracts.config import GoldenHourConfig, Organisation
 from goldenhour.contracts.oncall import NO_CHANGES, Handover, gaps, handovers
 from goldenhour.contracts.rotas import Rota
 from goldenhour.infra import rota_changes
 from goldenhour.infra.backoff import delay
 from goldenhour.infra.db import audit
 from goldenhour.infra.notifications import Outgoing, queue
+from goldenhour.streams.held_alerts import held
 from goldenhour.streams.intake import PoolGetter
 from goldenhour.wording import rotas as wording
 
@@ -47,16 +47,6 @@ GAPS = Gauge(
 )
 WATCH_ERRORS = Counter("goldenhour_rota_watch_errors_total", "Rota watch rounds that failed")
 
-# Open alerts not yet acknowledged whose steps have fired, with the keys of those steps.
-_HELD = """
-SELECT a.alert_id, a.child_id, a.kind, a.risk_level, a.anchor_at, a.ack_code,
-       array_agg(s.step_key) AS fired
-FROM alerts a JOIN alert_steps s ON s.alert_id = a.alert_id AND s.status = 'fired'
-WHERE a.status = 'open' AND a.first_fired_at < $4
-  AND ($3 OR a.local_authority = ANY($1::text[]) OR a.care_home = ANY($2::text[]))
-GROUP BY a.alert_id ORDER BY a.anchor_at
-"""
-
 _CLAIM_HANDOVER = """
 INSERT INTO rota_handovers (rota_id, at, contact_id, alerts, briefed_at)
 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true
@@ -67,32 +57,6 @@ INSERT INTO alert_holders (alert_id, contact_id, org_code, channel, since, why)
 SELECT a, $2, $3, c, $4, $5 FROM unnest($1::uuid[]) AS a, unnest(ARRAY['sms', 'email']) AS c
 ON CONFLICT DO NOTHING
 """
-
-
-def _scope(config: GoldenHourConfig, org: Organisation) -> tuple[list[str], list[str], bool]:
-    """The authorities and care homes whose children's alerts `org` acts on; True: all."""
-    if org.kind == OrgKind.local_authority:
-        return [org.code], [], False
-    if org.kind == OrgKind.police:
-        return [o.code for o in config.organisations if o.police == org.code], [], False
-    if org.kind == OrgKind.care_home:
-        return [], [org.code], False
-    return [], [], org.kind == OrgKind.national
-
-
-async def held(
-    conn: asyncpg.Connection, config: GoldenHourConfig, org: Organisation, rota: Rota, at: datetime
-) -> list[asyncpg.Record]:
-    """The open, unacknowledged alerts whose fired steps named the rota's role of `org`, first
-    fired before `at`: what someone coming on call at `at` holds."""
-    authorities, homes, everything = _scope(config, org)
-    target = f"{org.kind}.{rota.role}"
-    found = []
-    for row in await conn.fetch(_HELD, authorities, homes, everything, at):
-        steps = {s.key: s for s in policy_for_alert(config, row["kind"], row["risk_level"]).steps}
-        if any(target in steps[k].notify for k in row["fired"] if k in steps):
-            found.append(row)
-    return found
 
 
 class RotaWatch:

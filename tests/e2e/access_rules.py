@@ -121,6 +121,17 @@ def rota_change(done: int) -> Rule:
     return lambda who, child: 404 if who.org != "LBH" else done if manager(who) else 403
 
 
+def rota_page(who: Who, child: str) -> int:
+    """Hackney's rota page: any of Hackney's users reads it; anyone else is told it belongs to
+    another agency, as for another agency's case."""
+    return 200 if who.org == "LBH" else 403
+
+
+def rota_page_change(done: int) -> Rule:
+    """A rota page's form: Hackney's duty managers and admins get `done`, everyone else 403."""
+    return lambda who, child: done if who.org == "LBH" and manager(who) else 403
+
+
 # (method, path) -> (how the request is made, the rule). Console paths are called signed in.
 API = "api"  # with the caller's bearer key
 PAGE = "page"  # with the caller's console session and its CSRF token
@@ -189,6 +200,14 @@ MATRIX: dict[tuple[str, str], tuple[str, Rule]] = {
     ("POST", "/console/alerts/{alert_id}/located"): (
         PAGE,
         lambda who, child: 422 if sees(who, child) else 403,
+    ),
+    # The rota page; the matrix posts its forms empty: an override form without its fields is
+    # told what is missing (422), a withdrawal of an unknown change is 404.
+    ("GET", "/console/rotas/{rota_id}"): (PAGE, rota_page),
+    ("POST", "/console/rotas/{rota_id}/overrides"): (PAGE, rota_page_change(422)),
+    ("POST", "/console/rotas/{rota_id}/overrides/{change_id}/withdraw"): (
+        PAGE,
+        rota_page_change(404),
     ),
     ("GET", "/console/care"): (PAGE, care_form_page),
     ("POST", "/console/care/{kind}"): (PAGE, care_checkin_form),

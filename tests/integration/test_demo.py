@@ -1,4 +1,5 @@
-"""`goldenhour demo` runs acceptance scenario 1 end to end and prints its timeline."""
+"""`goldenhour demo` runs acceptance scenario 1 end to end and prints its timeline, then a rota
+handover during an open alert and the watchers' act."""
 
 from __future__ import annotations
 
@@ -50,13 +51,48 @@ def test_demo_runs_scenario_1_and_prints_the_timeline() -> None:
     # The child located: everyone told is stood down.
     assert "STAND DOWN" in timeline
     assert re.search(r"\bstand_down\s+ukmpu\s+.+\ssms\s+delivered", timeline), timeline
-    # Act 2: the identification golden hour runs out, then a check-in falls overdue.
-    act2 = out.split("ACT 2", 1)[1]
-    assert re.search(r"SMS\s+-> lbh-duty\s+GOLDEN HOUR: NO SAFE PLACEMENT", act2), act2
-    assert re.search(r"SMS\s+-> mps-cr\s+GOLDEN HOUR: NO SAFE PLACEMENT", act2), act2
-    assert re.search(r"SMS\s+-> oak-mgr\s+WELFARE CONCERN", act2), act2
-    assert re.search(r"SMS\s+-> lbh-sw\s+WELFARE CONCERN", act2), act2
-    assert re.search(r"missed_checkin\s+resolved\s+check-in recorded", act2), act2
+    # The ones paged are those on call by the rotas; the ones off duty get nothing.
+    act1 = out.split("ACT 2", 1)[0]
+    words = " ".join(act1.split())  # the narration as one line, whatever its wrapping
+    assert "lbh-duty on call as duty manager this week, lbh-edt-2 off duty" in words, act1
+    assert "mps-cr on call as control room this week, mps-cr-2 off duty" in words, act1
+    assert "lbh-edt-2 and mps-cr-2, off duty, are not." in words, act1
+    assert not re.search(r"SMS\s+-> (lbh-edt-2|mps-cr-2) ", act1), act1
+    assert "[ok] paged by the rotas: the ones on call, not the ones off duty" in act1, act1
+    # Act 2: a handover while an alert is open. The one on call is paged; lbh-edt-2 takes over
+    # and is briefed once; a reminder reaches both; lbh-edt-2 acknowledges with the briefing's
+    # code; both are stood down; the override is withdrawn.
+    act2 = out.split("ACT 2", 1)[1].split("ACT 3", 1)[0]
+    words = " ".join(act2.split())
+    assert re.search(r"SMS\s+-> lbh-duty\s+GOLDEN HOUR ALERT: .*LBH-2026-0063", act2), act2
+    assert not re.search(r"SMS\s+-> lbh-edt-2 GOLDEN HOUR ALERT", act2), act2
+    briefings = re.findall(r"SMS\s+-> lbh-edt-2 GOLDEN HOUR HANDOVER: you are on call now", act2)
+    assert len(briefings) == 1, act2
+    briefing = re.search(
+        r'"(GOLDEN HOUR HANDOVER: .*? LBH-2026-0063 missing since \d\d:\d\d \d\d/\d\d '
+        r'ACK (\d+)\. Reply ACK and the code when acting\. Ref \w+)"',
+        words,
+    )
+    assert briefing and len(briefing.group(1)) <= 320, act2
+    code = briefing.group(2)
+    reminded = re.search(
+        r"(REMINDER \d/3) reaches both lbh-duty, gone off duty, and lbh-edt-2", words
+    )
+    assert reminded, act2
+    for who in ("lbh-duty", "lbh-edt-2"):
+        assert re.search(rf"SMS\s+-> {who}\s+{reminded.group(1)}: ", act2), (who, act2)
+        assert re.search(rf"SMS\s+-> {who}\s+STAND DOWN: case LBH-2026-0063", act2), (who, act2)
+    assert f"replies by SMS with the briefing's code: ACK {code}" in words, act2
+    assert "acknowledged by lbh-edt-2." in words, act2
+    assert "on call now: lbh-duty." in words, act2
+    assert "CHECKS (act 2)" in act2 and "[ok] acknowledged by the one briefed" in act2, act2
+    # Act 3: the identification golden hour runs out, then a check-in falls overdue.
+    act3 = out.split("ACT 3", 1)[1]
+    assert re.search(r"SMS\s+-> lbh-duty\s+GOLDEN HOUR: NO SAFE PLACEMENT", act3), act3
+    assert re.search(r"SMS\s+-> mps-cr\s+GOLDEN HOUR: NO SAFE PLACEMENT", act3), act3
+    assert re.search(r"SMS\s+-> oak-mgr\s+WELFARE CONCERN", act3), act3
+    assert re.search(r"SMS\s+-> lbh-sw\s+WELFARE CONCERN", act3), act3
+    assert re.search(r"missed_checkin\s+resolved\s+check-in recorded", act3), act3
     assert "FAIL" not in out
     assert "RESULT: PASS" in out
     # The narration fits a terminal; log lines (JSON, on stderr) are the operators', not the demo's.

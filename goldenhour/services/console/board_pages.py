@@ -15,7 +15,7 @@ from sse_starlette import EventSourceResponse
 
 from goldenhour.contracts.config import OrgKind
 from goldenhour.services import access, db
-from goldenhour.services.console import sessions
+from goldenhour.services.console import rota_pages, sessions
 from goldenhour.services.console.board import BoardFilters, board_rows
 from goldenhour.services.console.sessions import ConsoleUser
 from goldenhour.services.console.web import PageError, render, signed_in
@@ -44,7 +44,9 @@ def _authorities(request: Request, user: ConsoleUser) -> list[tuple[str, str]]:
 @router.get("", response_class=HTMLResponse)
 async def board(request: Request, user: ConsoleUser = Depends(signed_in)) -> Response:
     filters = _filters(request)
-    rows = await board_rows(request.app.state.pool, request.app.state.config, user.caller, filters)
+    pool, config = request.app.state.pool, request.app.state.config
+    rows = await board_rows(pool, config, user.caller, filters)
+    on_call = await rota_pages.on_call_header(pool, config, user.caller.org, datetime.now(UTC))
     return render(
         request,
         "board.html",
@@ -52,6 +54,7 @@ async def board(request: Request, user: ConsoleUser = Depends(signed_in)) -> Res
         rows=rows,
         filters=filters,
         authorities=_authorities(request, user),
+        on_call=on_call,
     )
 
 
