@@ -436,7 +436,12 @@ def on_duty(
     if rota is None or now is None:
         return None
     answer = on_call(rota, config.tz, now, (changes or {}).get(rota.id, NO_CHANGES))
-    return set(answer.members) if answer.covered else None
+    if not answer.covered:
+        return None
+    # A change made before a release that took someone out of the directory still names them:
+    # who is left on is paged, and the fallback when nobody is.
+    on = {m for m in answer.members if org.has_contact(m, role) or m == rota.fallback}
+    return on or {rota.fallback}
 
 
 def on_duty_contacts(

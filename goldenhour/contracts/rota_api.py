@@ -4,11 +4,19 @@ manager makes (an override, a swap proposed and taken, a temporary schedule)."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from goldenhour.contracts.fields import RecordId, ShortText
@@ -29,7 +37,22 @@ def _written_as_iso(value: object) -> object:
     return value
 
 
-Instant = Annotated[AwareDatetime, BeforeValidator(_written_as_iso)]
+# Cover is planned within a lifetime of now; the ends of `datetime` overflow any sum with them.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise PydanticCustomError(
+            "instant_range",
+            "an instant from the year 2000 to 2199 (this is {value})",
+            {"value": value.isoformat()},
+        )
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_written_as_iso), AfterValidator(_in_range)]
 """An instant as the rota routes take it, in the body or the query."""
 
 

@@ -141,12 +141,20 @@ async def _lock(conn: asyncpg.Connection, rota_id: str) -> None:
 
 
 def _clashes(change: NewChange, rows: Iterable[asyncpg.Record]) -> list[asyncpg.Record]:
+    """The changes among `rows` that `change` may not overlap: a live one naming the same
+    person; a live temporary schedule, inside which an override would count for nothing; for a
+    temporary schedule, another one; for a swap asked, the same swap asked already."""
     found = []
     for row in rows:
+        if row["status"] == "proposed" and change.kind != "swap":
+            continue
         if change.kind == "temporary":
-            if row["kind"] == "temporary":
-                found.append(row)
-        elif row["kind"] != "temporary" and change.people & {row["member"], row["by_member"]}:
+            clash = row["kind"] == "temporary"
+        elif row["kind"] == "temporary":
+            clash = True
+        else:
+            clash = bool(change.people & {row["member"], row["by_member"]})
+        if clash:
             found.append(row)
     return found
 
@@ -159,12 +167,16 @@ async def add(
     actor: str,
     now: datetime,
 ) -> asyncpg.Record:
-    """Store a change, in the caller's transaction: active, or proposed for a swap. Raises
-    `Clash` when it overlaps a live change for the same person."""
+    """Store a change, in the caller's transaction: active, or proposed for a swap. It counts
+    from `now` at the earliest, so who was on call before it was made stays as it was paged.
+    Raises `Clash` when it overlaps a live change it may not (`_clashes`)."""
+    start = max(change.start, now)
+    if change.end <= start:
+        raise Unknown("the change would end before it starts counting (now)")
     await _lock(conn, rota_id)
-    live = await between(conn, rota_id, change.start, change.end)
+    live = await between(conn, rota_id, start, change.end, ("active", "proposed"))
     clashing = _clashes(change, live)
-    if clashing and change.kind != "swap":
+    if clashing:
         raise Clash(clashing)
     shifts = (
         [
@@ -184,7 +196,7 @@ async def add(
         change.member,
         change.by,
         shifts,
-        change.start,
+        start,
         change.end,
         "proposed" if change.kind == "swap" else "active",
         change.reason,
@@ -198,9 +210,9 @@ async def add(
 async def take_swap(
     conn: asyncpg.Connection, rota_id: str, change_id: uuid.UUID, by: str, actor: str, now: datetime
 ) -> asyncpg.Record:
-    """A proposed swap taken by `by`: it becomes a live replacement of its member by `by` over
-    its shift. Raises `Unknown` for no such proposal, `Clash` when `by` is changed already then.
-    """
+    """A proposed swap taken by `by`: from now (or its shift's start) it is a live replacement
+    of its member by `by` to the shift's end. Raises `Unknown` for no such proposal, or one
+    whose shift has ended, and `Clash` when `by` is changed already then."""
     await _lock(conn, rota_id)
     row = await conn.fetchrow(
         "SELECT * FROM rota_changes WHERE change_id = $1 AND rota_id = $2"
@@ -212,17 +224,21 @@ async def take_swap(
         raise Unknown(f"no swap {change_id} of rota {rota_id} awaits a taker")
     if by == row["member"]:
         raise Unknown(f"{by} is whose shift it is: another member takes it")
-    taking = NewChange("swap", row["start_at"], row["end_at"], "replace", row["member"], by)
-    clashing = _clashes(taking, await between(conn, rota_id, row["start_at"], row["end_at"]))
+    if row["end_at"] <= now:
+        raise Unknown(f"the shift of swap {change_id} has ended")
+    start = max(row["start_at"], now)
+    taking = NewChange("swap", start, row["end_at"], "replace", row["member"], by)
+    clashing = _clashes(taking, await between(conn, rota_id, start, row["end_at"]))
     if clashing:
         raise Clash(clashing)
     taken = await conn.fetchrow(
         "UPDATE rota_changes SET status = 'active', action = 'replace', by_member = $2,"
-        " taken_by = $3, taken_at = $4 WHERE change_id = $1 RETURNING *",
+        " start_at = $5, taken_by = $3, taken_at = $4 WHERE change_id = $1 RETURNING *",
         change_id,
         by,
         actor,
         now,
+        start,
     )
     await audit(conn, "rota.swap_taken", None, None, _detail(taken), actor=actor)
     return taken
@@ -231,18 +247,24 @@ async def take_swap(
 async def withdraw(
     conn: asyncpg.Connection, rota_id: str, change_id: uuid.UUID, actor: str, now: datetime
 ) -> asyncpg.Record:
-    """Withdraw a live or proposed change; raises `Unknown` when there is none."""
+    """Withdraw a live or proposed change: one not yet counting is withdrawn whole; one that
+    has started ends now, so the record of who was on call until now stays. Raises `Unknown`
+    when there is none, or it has ended already."""
     await _lock(conn, rota_id)
     row = await conn.fetchrow(
-        "UPDATE rota_changes SET status = 'withdrawn', withdrawn_by = $3, withdrawn_at = $4"
-        " WHERE change_id = $1 AND rota_id = $2 AND status <> 'withdrawn' RETURNING *",
+        "UPDATE rota_changes SET withdrawn_by = $3, withdrawn_at = $4,"
+        " status = CASE WHEN status = 'active' AND start_at < $4 THEN 'active'"
+        "               ELSE 'withdrawn' END,"
+        " end_at = CASE WHEN status = 'active' AND start_at < $4 THEN $4 ELSE end_at END"
+        " WHERE change_id = $1 AND rota_id = $2 AND status <> 'withdrawn'"
+        "   AND withdrawn_at IS NULL AND end_at > $4 RETURNING *",
         change_id,
         rota_id,
         actor,
         now,
     )
     if row is None:
-        raise Unknown(f"no live change {change_id} of rota {rota_id}")
+        raise Unknown(f"no live change {change_id} of rota {rota_id} still to end")
     await audit(conn, f"rota.{row['kind']}_withdrawn", None, None, _detail(row), actor=actor)
     return row
 

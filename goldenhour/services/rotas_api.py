@@ -236,6 +236,8 @@ async def _store(
             )
     except rota_changes.Clash as exc:
         raise _clash(exc) from None
+    except rota_changes.Unknown as exc:
+        raise _invalid(("body", "end"), str(exc), "end_past") from None
     return _change_view(row)
 
 
@@ -255,6 +257,8 @@ async def add_override(
     if body.by is not None:
         _check_person(org, rota, ("by",), body.by)
     _check_not_past(body.end, datetime.now(UTC))
+    if body.action != "add":
+        await _check_on_then(request, rota, body)
     change = rota_changes.NewChange(
         "override", body.start, body.end, body.action, body.member, body.by, reason=body.reason
     )
@@ -298,6 +302,23 @@ async def propose_swap(
     except rota_changes.Unknown as exc:
         raise _invalid(("body", "by"), str(exc), "swap_taker") from None
     return _change_view(row)
+
+
+async def _check_on_then(request: Request, rota: Rota, body: OverrideRequest) -> None:
+    """422 unless `member`, to be removed or replaced, is on at some time in the range: else
+    the change would be stored and change nothing, while its maker thinks it does."""
+    config: GoldenHourConfig = request.app.state.config
+    start = max(body.start, datetime.now(UTC))
+    _, changes = await _changes(request.app.state.pool, rota.id, start, body.end)
+    if not any(
+        body.member in seg.members for seg in timeline(rota, config.tz, start, body.end, changes)
+    ):
+        raise _invalid(
+            ("body", "member"),
+            f"{body.member} is not on call at any time from {start.isoformat()} to"
+            f" {body.end.isoformat()}: there is nobody to {body.action}",
+            "not_on_then",
+        )
 
 
 def _shift_of(rota: Rota, config: GoldenHourConfig, start: datetime, member: str) -> Shift:

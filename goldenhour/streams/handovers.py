@@ -126,21 +126,25 @@ class RotaWatch:
     ) -> int:
         briefed = 0
         for contact_id in sorted(handover.incoming):
-            found = self.config.contact(contact_id)
-            if found is None:
+            # Of this organisation only: a stored change may name an id the directory has
+            # since given to someone else.
+            contact = next((c for c in org.contacts if c.id == contact_id), None)
+            if contact is None:
                 continue
-            contact = found[1]
             async with conn.transaction():
                 alerts = await held(conn, self.config, org, rota, handover.at)
                 claimed = await conn.fetchval(
                     _CLAIM_HANDOVER, rota.id, handover.at, contact_id, len(alerts), now
                 )
-                if not claimed or not alerts:
-                    continue
                 why = f"handover:{rota.id}:{handover.at.isoformat()}"
+                # On every round of the look-back, not only the first: a step that fired just
+                # before the handover, in a transaction committed after the briefing was read,
+                # still makes its alert theirs (without a second SMS).
                 await conn.execute(
                     _HOLD, [a["alert_id"] for a in alerts], contact_id, org.code, now, why
                 )
+                if not claimed or not alerts:
+                    continue
                 items = [
                     wording.Held(
                         a["child_id"], a["kind"], a["risk_level"], a["anchor_at"], a["ack_code"]

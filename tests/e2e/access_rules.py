@@ -201,14 +201,18 @@ MATRIX: dict[tuple[str, str], tuple[str, Rule]] = {
         PAGE,
         lambda who, child: 422 if sees(who, child) else 403,
     ),
-    # The rota page; the matrix posts its forms empty: an override form without its fields is
-    # told what is missing (422), a withdrawal of an unknown change is 404.
+    # The rota page; the matrix posts its forms empty: an override, swap or temporary schedule
+    # form without its fields is told what is missing (422); taking or withdrawing an unknown
+    # change is 404.
     ("GET", "/console/rotas/{rota_id}"): (PAGE, rota_page),
     ("POST", "/console/rotas/{rota_id}/overrides"): (PAGE, rota_page_change(422)),
     ("POST", "/console/rotas/{rota_id}/overrides/{change_id}/withdraw"): (
         PAGE,
         rota_page_change(404),
     ),
+    ("POST", "/console/rotas/{rota_id}/swaps"): (PAGE, rota_page_change(422)),
+    ("POST", "/console/rotas/{rota_id}/swaps/{change_id}/take"): (PAGE, rota_page_change(404)),
+    ("POST", "/console/rotas/{rota_id}/temporary"): (PAGE, rota_page_change(422)),
     ("GET", "/console/care"): (PAGE, care_form_page),
     ("POST", "/console/care/{kind}"): (PAGE, care_checkin_form),
     # An acknowledgement link is its own credential: a forged one is gone for everyone.

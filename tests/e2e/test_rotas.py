@@ -100,6 +100,18 @@ async def test_bad_changes_are_refused_naming_the_field_and_leave_nothing(system
         "another org's contact": (override(member="mps-cr"), "not_a_rota_contact"),
         "replace without by": (override(action="replace"), "override_by"),
         "no offset": (override(start="2026-12-25T09:00:00"), "timezone_aware"),
+        "the year 9999": (override(end="9999-12-31T23:00:00-05:00"), "instant_range"),
+        # In lbh-edt-2's week: lbh-duty is not on then, so there is nobody to replace.
+        "nobody to replace": (
+            override(
+                action="replace",
+                member="lbh-duty",
+                by="lbh-edt-2",
+                start=(now + timedelta(days=21)).isoformat(),
+                end=(now + timedelta(days=22)).isoformat(),
+            ),
+            "not_on_then",
+        ),
         "ended already": (
             override(start=(now - timedelta(days=2)).isoformat(), end=now.isoformat()),
             "end_past",

@@ -106,8 +106,58 @@ async def test_a_temporary_schedule_is_read_back_with_its_shifts(pool: asyncpg.P
     await store(pool, NewChange("temporary", T0, T0 + 3 * NIGHT, shifts=(christmas,)))
     with pytest.raises(Clash):
         await store(pool, NewChange("temporary", T0 + NIGHT, T0 + 4 * NIGHT, shifts=()))
-    # An override beside it is no clash: the schedule simply wins over it.
-    await store(pool, override("add", "lbh-edt-2"))
+    # Nor an override inside it: it would count for nothing, as the schedule wins.
+    with pytest.raises(Clash):
+        await store(pool, override("remove", "lbh-edt-2"))
     found = (await rota_changes.active_at(pool, T0 + timedelta(hours=2)))[ROTA]
     assert [t.shifts for t in found.temporaries] == [(christmas,)]
-    assert len(found.overrides) == 1
+    assert found.overrides == ()
+
+
+async def test_a_change_counts_from_when_it_is_made_and_ends_now_when_withdrawn(
+    pool: asyncpg.Pool,
+) -> None:
+    """Who was on call before a change was made, or until it was withdrawn, is the record of
+    who was paged: neither is rewritten."""
+    made_at = T0 + timedelta(hours=2)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await rota_changes.add(
+            conn, ROTA, "LBH", override("remove", "lbh-edt-1"), "user:lbh-dm1", made_at
+        )
+    assert row["start_at"] == made_at  # asked from T0, counted from when it was made
+    withdrawn_at = made_at + timedelta(hours=3)
+    async with pool.acquire() as conn, conn.transaction():
+        ended = await rota_changes.withdraw(conn, ROTA, row["change_id"], "user:x", withdrawn_at)
+        assert (ended["status"], ended["end_at"]) == ("active", withdrawn_at)
+        with pytest.raises(Unknown):  # ended: nothing left to withdraw
+            await rota_changes.withdraw(conn, ROTA, row["change_id"], "user:x", withdrawn_at)
+    assert ROTA in await rota_changes.active_at(pool, withdrawn_at - timedelta(seconds=1))
+    assert await rota_changes.active_at(pool, withdrawn_at) == {}
+    async with pool.acquire() as conn, conn.transaction():
+        with pytest.raises(Unknown):  # ended before it was made
+            await rota_changes.add(
+                conn, ROTA, "LBH", override("add", "lbh-edt-2"), "user:x", T0 + NIGHT
+            )
+
+
+async def test_a_swap_asked_can_be_withdrawn_asked_once_and_taken_only_before_it_ends(
+    pool: asyncpg.Pool,
+) -> None:
+    asked = NewChange("swap", T0, T0 + NIGHT, "replace", "lbh-edt-1")
+    first = await store(pool, asked)
+    with pytest.raises(Clash):
+        await store(pool, asked)
+    async with pool.acquire() as conn, conn.transaction():
+        gone = await rota_changes.withdraw(conn, ROTA, first["change_id"], "user:x", T0)
+    assert gone["status"] == "withdrawn"
+    again = await store(pool, asked)
+    async with pool.acquire() as conn, conn.transaction():
+        with pytest.raises(Unknown):
+            await rota_changes.take_swap(
+                conn, ROTA, again["change_id"], "lbh-edt-2", "user:x", T0 + NIGHT
+            )
+        midway = T0 + timedelta(hours=4)
+        taken = await rota_changes.take_swap(
+            conn, ROTA, again["change_id"], "lbh-edt-2", "user:x", midway
+        )
+    assert (taken["start_at"], taken["end_at"]) == (midway, T0 + NIGHT)

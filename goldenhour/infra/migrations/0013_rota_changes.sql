@@ -25,8 +25,10 @@ CREATE TABLE rota_changes (
     CHECK (end_at > start_at),
     CHECK ((kind = 'temporary') = (shifts IS NOT NULL)),
     CHECK (kind = 'temporary' OR (action IS NOT NULL AND member IS NOT NULL)),
-    -- A swap proposed names whose shift it is; its taker comes when it is taken.
-    CHECK (status = 'proposed' OR (action = 'replace') = (by_member IS NOT NULL))
+    -- A swap proposed names whose shift it is; its taker comes when it is taken (and a
+    -- proposal withdrawn never had one).
+    CHECK (kind = 'temporary' OR (action = 'replace') = (by_member IS NOT NULL)
+           OR (kind = 'swap' AND status <> 'active' AND by_member IS NULL))
 );
 -- Resolution reads the changes active at an instant, the rota page those of a range.
 CREATE INDEX rota_changes_live_idx ON rota_changes (end_at, start_at) WHERE status = 'active';

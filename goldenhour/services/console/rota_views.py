@@ -1,5 +1,6 @@
 """What the console shows of a rota, in words: who is on now, the stretches of the next days,
-the live changes, and the override form read into the API's request with the API's checks.
+the live changes, and the override, swap and temporary schedule forms read into the API's
+requests with the API's checks.
 
 Pure: the rota, its change rows and `now` in, what the page shows out.
 """
@@ -15,14 +16,16 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from goldenhour.contracts.config import GoldenHourConfig, Organisation
-from goldenhour.contracts.oncall import NO_CHANGES, Changes, Segment, timeline
-from goldenhour.contracts.rota_api import OverrideRequest
+from goldenhour.contracts.oncall import NO_CHANGES, Changes, Segment, Shift, shifts, timeline
+from goldenhour.contracts.rota_api import OverrideRequest, SwapRequest, SwapTake, TemporaryRequest
 from goldenhour.contracts.rotas import Rota
 
 AHEAD = timedelta(days=14)
 MICROSECOND = timedelta(microseconds=1)
 # The longest reason the API takes (ShortText).
 REASON_MAX = 120
+# The rows of shifts the temporary schedule form offers; rows left empty are ignored.
+SHIFT_ROWS = 6
 
 KIND_WORDS = {"override": "override", "swap": "swap", "temporary": "temporary schedule"}
 ACTIONS = {
@@ -146,6 +149,8 @@ class ChangeLine:
     status: str
     reason: str | None
     made_by: str
+    # Whose shift or turn it changes (for a swap, who may not take it).
+    member: str | None = None
 
 
 def change_words(row: Mapping) -> str:
@@ -182,6 +187,7 @@ def change_lines(config: GoldenHourConfig, rows: Iterable[Mapping]) -> list[Chan
             r["status"],
             r["reason"],
             made_by(config, r["created_by"]),
+            r["member"],
         )
         for r in rows
     ]
@@ -191,7 +197,7 @@ def change_lines(config: GoldenHourConfig, rows: Iterable[Mapping]) -> list[Chan
 
 
 class FormProblems(Exception):
-    """What is wrong with a posted override form: field name ("form" for the whole) → words."""
+    """What is wrong with a posted form: field name ("form" for the whole) → words."""
 
     def __init__(self, problems: dict[str, str]) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
@@ -210,6 +216,11 @@ def _local(value: str, tz: ZoneInfo) -> str | None:
         return text
     return (naive if naive.tzinfo else naive.replace(tzinfo=tz)).isoformat()
 
+
+PAST_END = (
+    "This end is past: who was on call then is the record of who was paged. "
+    "Choose an end still to come."
+)
 
 # Errors of the request's model checks, which pydantic places on no field, by the field the
 # form shows them beside.
@@ -272,10 +283,7 @@ def check_override(org: Organisation, rota: Rota, body: OverrideRequest, now: da
         if who is not None and not org.has_contact(who, rota.role):
             problems[field] = f"{who} is not a {role_words(rota.role)} contact of {org.code}."
     if body.end <= now:
-        problems["end"] = (
-            "This end is past: who was on call then is the record of who was paged. "
-            "Choose an end still to come."
-        )
+        problems["end"] = PAST_END
     if problems:
         raise FormProblems(problems)
 
@@ -288,4 +296,252 @@ def clash_words(rows: Iterable[Mapping], local: Callable[[datetime], str]) -> st
     return (
         f"Nothing was changed: this overlaps a live change for the same person ({described}). "
         "Withdraw that change first, or choose other times."
+    )
+
+
+def _plain(error: Mapping) -> str:
+    """What is wrong with a typed field, for the errors every form shares."""
+    kind = error["type"]
+    if kind == "missing":
+        return "Required."
+    if kind == "range_order":
+        return "The end must be after the start."
+    if kind == "range_length":
+        return "A change spans at most 366 days."
+    if kind.startswith("datetime") or kind in ("instant", "timezone_aware"):
+        return "Give a date and time."
+    if kind == "string_too_long":
+        return f"At most {REASON_MAX} characters."
+    return error["msg"]
+
+
+def _not_a_contact(org: Organisation, rota: Rota, who: str) -> str | None:
+    if org.has_contact(who, rota.role):
+        return None
+    return f"{who} is not a {role_words(rota.role)} contact of {org.code}."
+
+
+# --- asking for cover (a swap) and taking it --------------------------------------------------
+
+NOT_THEIRS = "Choose someone other than the person whose shift it is."
+
+
+def shift_value(shift: Shift) -> str:
+    """A pattern shift as the swap form's select names it: whose it is and when it starts."""
+    return f"{shift.member}@{shift.start.isoformat()}"
+
+
+@dataclass(frozen=True)
+class ShiftChoice:
+    """A shift of the pattern still to end, as the swap form offers it."""
+
+    value: str
+    start: datetime
+    end: datetime
+    member: str
+    # Started already: whoever the pattern has on now.
+    now: bool
+    bank_holiday: bool
+    # A swap of it already asked for ("cover asked already") or taken ("swapped already").
+    note: str | None
+
+
+def shift_choices(
+    rota: Rota, tz: ZoneInfo, now: datetime, rows: Sequence[Mapping]
+) -> list[ShiftChoice]:
+    """The pattern's shifts over the page's fortnight that have not ended, each marked with a
+    swap of it already live or proposed (`rows`: the page's change rows)."""
+    out = []
+    for shift in shifts(rota, tz, now, now + AHEAD):
+        swaps = {
+            r["status"]
+            for r in rows
+            # Over the shift, not from its start: a swap of a shift under way counts from when
+            # it was asked or taken.
+            if r["kind"] == "swap"
+            and r["member"] == shift.member
+            and r["start_at"] < shift.end
+            and r["end_at"] > shift.start
+        }
+        note = (
+            "swapped already"
+            if "active" in swaps
+            else "cover asked already"
+            if "proposed" in swaps
+            else None
+        )
+        out.append(
+            ShiftChoice(
+                shift_value(shift),
+                shift.start,
+                shift.end,
+                shift.member,
+                shift.start <= now,
+                shift.bank_holiday,
+                note,
+            )
+        )
+    return out
+
+
+def swap_request(form: Mapping[str, str]) -> SwapRequest:
+    """The API's request for a posted swap form; raises FormProblems."""
+    member, _, at = form.get("shift", "").strip().partition("@")
+    if not member or not at:
+        raise FormProblems({"shift": "Choose a shift from the list."})
+    raw = {
+        "member": member,
+        "shift_start": at,
+        "by": form.get("by", "").strip() or None,
+        "reason": form.get("reason", "").strip() or None,
+    }
+    try:
+        return SwapRequest.model_validate(raw)
+    except ValidationError as exc:
+        problems: dict[str, str] = {}
+        for error in exc.errors(include_url=False, include_input=False):
+            name = str(error["loc"][0]) if error["loc"] else "form"
+            if name in ("member", "shift_start"):
+                problems.setdefault("shift", "Choose a shift from the list.")
+            elif name == "by":
+                problems.setdefault("by", "Choose from the list.")
+            else:
+                problems.setdefault(name, _plain(error))
+        raise FormProblems(problems) from None
+
+
+def _pattern_shift(rota: Rota, tz: ZoneInfo, start: datetime) -> Shift | None:
+    found = shifts(rota, tz, start, start + MICROSECOND)
+    return next((s for s in found if s.start == start), None)
+
+
+def check_swap(
+    org: Organisation, rota: Rota, tz: ZoneInfo, body: SwapRequest, now: datetime
+) -> Shift:
+    """The API's checks of a swap (rotas_api.propose_swap), in the form's words: the shift one
+    of the pattern's, that member's by it, and not over; its taker, if named, a contact of the
+    rota's role other than the member. The shift, or FormProblems."""
+    problems: dict[str, str] = {}
+    shift = _pattern_shift(rota, tz, body.shift_start)
+    if (words := _not_a_contact(org, rota, body.member)) is not None:
+        problems["shift"] = words
+    elif shift is None:
+        problems["shift"] = "No shift of this rota starts then: choose one from the list."
+    elif shift.member != body.member:
+        problems["shift"] = (
+            f"That shift is {shift.member}'s by the rota, not {body.member}'s: "
+            f"choose one of {body.member}'s shifts from the list."
+        )
+    elif shift.end <= now:
+        problems["shift"] = (
+            "This shift is over: who was on call then is the record of who was paged. "
+            "Choose a shift still to come."
+        )
+    if body.by is not None:
+        if (words := _not_a_contact(org, rota, body.by)) is not None:
+            problems["by"] = words
+        elif body.by == body.member:
+            problems["by"] = NOT_THEIRS
+    if problems or shift is None:
+        raise FormProblems(problems)
+    return shift
+
+
+def swap_taker(form: Mapping[str, str], org: Organisation, rota: Rota, member: str) -> str:
+    """Who takes a proposed swap of `member`'s shift, read as the API's `SwapTake` and checked
+    as the API checks it; raises FormProblems."""
+    by = form.get("by", "").strip()
+    if not by:
+        raise FormProblems({"by": "Choose who takes the shift."})
+    try:
+        body = SwapTake.model_validate({"by": by})
+    except ValidationError:
+        raise FormProblems({"by": "Choose from the list."}) from None
+    if (words := _not_a_contact(org, rota, body.by)) is not None:
+        raise FormProblems({"by": words})
+    if body.by == member:
+        raise FormProblems({"by": NOT_THEIRS})
+    return body.by
+
+
+# --- the temporary schedule form ------------------------------------------------------------
+
+
+def _temporary_words(error: Mapping, rows: Sequence[int]) -> tuple[str, str]:
+    """(field, what is wrong) for one validation error of TemporaryRequest; `rows` is the form
+    row of each shift sent."""
+    kind, loc = error["type"], error["loc"]
+    if kind == "temporary_shift":
+        return (
+            f"shift-{rows[error['ctx']['i']]}",
+            "This shift falls outside the schedule: keep it between the schedule's From and To.",
+        )
+    if not loc:
+        return _WHOLE_FIELD.get(kind, "form"), _plain(error)
+    if loc[0] != "shifts":
+        return str(loc[0]), _plain(error)
+    if len(loc) == 1:
+        return "shifts", "Give at least one shift: who is on call during the schedule."
+    row = f"shift-{rows[int(loc[1])]}"
+    if len(loc) == 2:  # the shift's own range
+        return f"{row}-end", _plain(error)
+    if loc[2] == "member":
+        return (
+            f"{row}-member",
+            "Choose who is on." if kind == "missing" else "Choose from the list.",
+        )
+    return f"{row}-{loc[2]}", _plain(error)
+
+
+def temporary_request(form: Mapping[str, str], tz: ZoneInfo) -> tuple[TemporaryRequest, list[int]]:
+    """The API's request for a posted temporary schedule form, and the form row of each of its
+    shifts (rows left empty are not sent); raises FormProblems."""
+    raw: dict[str, object] = {"reason": form.get("reason", "").strip() or None}
+    for name in ("start", "end"):
+        at = _local(form.get(name, ""), tz)
+        if at is not None:
+            raw[name] = at
+    sent: list[dict[str, str]] = []
+    rows: list[int] = []
+    for n in range(1, SHIFT_ROWS + 1):
+        typed = {k: form.get(f"shift-{n}-{k}", "").strip() for k in ("start", "end", "member")}
+        if not any(typed.values()):
+            continue
+        shift = {k: at for k in ("start", "end") if (at := _local(typed[k], tz)) is not None}
+        if typed["member"]:
+            shift["member"] = typed["member"]
+        sent.append(shift)
+        rows.append(n)
+    raw["shifts"] = sent
+    try:
+        return TemporaryRequest.model_validate(raw), rows
+    except ValidationError as exc:
+        problems: dict[str, str] = {}
+        for error in exc.errors(include_url=False, include_input=False):
+            field, words = _temporary_words(error, rows)
+            problems.setdefault(field, words)
+        raise FormProblems(problems) from None
+
+
+def check_temporary(
+    org: Organisation, rota: Rota, body: TemporaryRequest, rows: Sequence[int], now: datetime
+) -> None:
+    """The API's checks of a temporary schedule (rotas_api.add_temporary), in the form's words:
+    each shift's member a contact of the rota's role, and an end not past."""
+    problems = {}
+    for n, shift in zip(rows, body.shifts, strict=True):
+        if (words := _not_a_contact(org, rota, shift.member)) is not None:
+            problems[f"shift-{n}-member"] = words
+    if body.end <= now:
+        problems["end"] = PAST_END
+    if problems:
+        raise FormProblems(problems)
+
+
+def temporary_clash_words(rows: Iterable[Mapping], local: Callable[[datetime], str]) -> str:
+    """The sentence for a temporary schedule refused as overlapping a live one."""
+    described = "; ".join(f"{local(r['start_at'])} to {local(r['end_at'])}" for r in rows)
+    return (
+        f"Nothing was changed: this overlaps a live temporary schedule ({described}). "
+        "Only one can decide who is on at a time: withdraw that one first, or choose other times."
     )

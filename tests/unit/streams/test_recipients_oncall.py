@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from goldenhour.contracts.config import GoldenHourConfig
+from goldenhour.contracts.oncall import Changes, Override
 from goldenhour.streams.recipients import resolver
 
 EXAMPLE = Path(__file__).parents[1] / "contracts" / "design_example.yaml"
@@ -60,3 +61,14 @@ def test_outside_the_rotas_cover_or_without_a_rota_every_duty_manager_is_paged()
     assert paged(config(with_rota=True), office_hours, "local_authority.duty_manager") == everyone
     night = datetime(2026, 11, 30, 22, 0, tzinfo=LONDON)
     assert paged(config(with_rota=False), night, "local_authority.duty_manager") == everyone
+
+
+def test_a_change_naming_someone_no_longer_in_the_directory_pages_the_fallback() -> None:
+    """A cover arranged before a release that took the person out: never nobody."""
+    cfg = config(with_rota=True)
+    monday = datetime(2026, 11, 30, 22, 0, tzinfo=LONDON)
+    cover = Override(
+        monday.replace(hour=17), monday.replace(hour=23), "replace", "lbh-duty", "lbh-gone"
+    )
+    resolve = resolver(cfg, "LBH", "OAK", monday, {"lbh-edt": Changes((cover,))})
+    assert [r.contact_id for r in resolve("local_authority.duty_manager")] == ["lbh-head"]
