@@ -7,7 +7,7 @@ Safeguarding: no model here carries a child's name, nationality or immigration s
 from __future__ import annotations
 
 import builtins
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
@@ -49,6 +49,19 @@ def _has_digit(value: str) -> str:
         )
     return value
 
+
+def _born_by_now(value: date, info: ValidationInfo) -> date:
+    now = (info.context or {}).get("now")
+    if value < date(1990, 1, 1) or (now is not None and value > now.date()):
+        raise PydanticCustomError(
+            "date_of_birth",
+            "date_of_birth must be a past date from 1990 on ({value})",
+            {"value": value.isoformat()},
+        )
+    return value
+
+
+BirthDate = Annotated[date, AfterValidator(_born_by_now)]
 
 CHILD_ID_PATTERN = r"^[A-Za-z0-9._-]{3,64}$"
 
@@ -109,6 +122,13 @@ class RiskSignalKind(StrEnum):
     unexplained_money = "unexplained_money"
     absent_from_education = "absent_from_education"
     other = "other"
+
+
+class AbsenceClassification(StrEnum):
+    """The Department for Education's two kinds of absence, as the SSDA903 return counts them."""
+
+    missing = "missing"  # not where they should be, and whereabouts not known
+    away = "away"  # absent from the placement without authorisation, whereabouts known
 
 
 class LocatedStatus(StrEnum):
@@ -176,6 +196,12 @@ class ChildIdentified(_Data):
     unaccompanied: bool | None = None
     description: ChildDescription | None = None
     nrm_referral: NrmReferral | None = None
+    # For the statutory return only: never in an SMS, a shared alert or a CAP message. Often
+    # estimated for these children (an age assessment), and said so.
+    date_of_birth: BirthDate | None = None
+    date_of_birth_estimated: bool = False
+    # The authority's own child id in its SSDA903 return (its `CHILD` column).
+    ssda903_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{1,10}$")] | None = None
 
 
 class ChildTransferred(_Data):
@@ -238,9 +264,13 @@ class RiskSignal(_Data):
 
 
 class AbsenceReported(_Data):
-    """The child is not where expected; the escalation clock starts at `last_seen_at`."""
+    """The child is not where expected; the escalation clock starts at `last_seen_at`.
+
+    `classification` is `missing` unless the reporter knows where the child is (`away`): when
+    in doubt, missing, the safer error."""
 
     last_seen_at: PastTime
+    classification: AbsenceClassification = AbsenceClassification.missing
     last_seen_location: FreeText | None = None
     circumstances: FreeText | None = None
     clothing: FreeText | None = None

@@ -106,6 +106,10 @@ IDENTIFIED = {
     "local_authority": "LBH",
     "unaccompanied": True,
     "exploitation_types": ["criminal"],
+    # An age assessment's estimate, as it often is; for the statutory return only.
+    "date_of_birth": "2011-03-01",
+    "date_of_birth_estimated": True,
+    "ssda903_id": "LBH0042",
     "description": {
         "age_estimate": 15,
         "gender": "male",

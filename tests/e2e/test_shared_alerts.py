@@ -15,12 +15,14 @@ from aiokafka import AIOKafkaConsumer
 
 from goldenhour.contracts.shared import SHARED_FIELDS
 from goldenhour.dev.devsystem import TWILIO_FROM
-from goldenhour.dev.london import event
+from goldenhour.dev.london import IDENTIFIED, event
 from goldenhour.dev.waiting import eventually
 from goldenhour.dev.webhook_local import LocalWebhookReceiver
 from tests.e2e.helpers import CHILD, place_high_risk_child, report_absence, the_alert
 
 LBI_DUTY = "+447700900101"
+# The date of birth as any message might write it.
+BIRTH_DATE_FORMS = ("2011-03-01", "01/03/2011", "1 March 2011", "01/03/11")
 
 
 @pytest.fixture
@@ -112,6 +114,11 @@ async def test_shared_alert_reaches_the_neighbour_after_the_ack(start_system, re
     )
     emails = [m for m in system.smtp.messages if m.rcpt_tos == ["duty@lbi.example"]]
     assert len(emails) == 1 and "SHARED ALERT" in emails[0].subject
+    # The date of birth and the statutory return's id stay in the record: no message, no
+    # shared alert carries them.
+    told = [m.body for m in system.twilio.messages] + [m.body for m in system.smtp.messages]
+    for secret in (*BIRTH_DATE_FORMS, IDENTIFIED["ssda903_id"]):
+        assert all(secret not in text for text in [*told, json.dumps(hook.json)]), secret
 
     # The stand-down reaches the same subscriber, over the same channels.
     async with system.client("oak-staff1") as home:

@@ -106,3 +106,40 @@ async def test_a_gap_ahead_is_counted_and_told_to_the_duty_managers_once(
     assert sorted(r["contact_id"] for r in told_rows) == ["lbh-duty", "lbh-edt-2"]
     assert all("lbh-head" in r["body"] for r in told_rows)  # the fallback, named
     assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE action = 'rota.gap_told'") == 1
+
+
+async def test_a_change_made_mid_shift_briefs_whoever_it_puts_on_at_once(
+    pool: asyncpg.Pool,
+) -> None:
+    """Asked to count from an hour ago, a replacement counts from when it is made: that is the
+    handover, and the one it puts on is briefed on the alert already open."""
+    config = GoldenHourConfig.model_validate(directory()[0])
+    now = datetime.now(UTC)
+    await open_alert(pool, config, now - timedelta(minutes=5))
+    made_at = now - timedelta(seconds=20)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await rota_changes.add(
+            conn,
+            ROTA,
+            "LBH",
+            rota_changes.NewChange(
+                "override",
+                now - timedelta(hours=1),
+                now + timedelta(hours=1),
+                "replace",
+                "lbh-duty",
+                "lbh-edt-2",
+            ),
+            "user:lbh-dm1",
+            made_at,
+        )
+    assert row["start_at"] == made_at
+    async with pool.acquire() as conn:
+        assert await watch(config, pool).once(conn, now) == 1
+    briefed = await pool.fetch(
+        "SELECT contact_id, channel FROM notifications WHERE step_key LIKE 'handover:%'"
+    )
+    assert sorted(tuple(r.values()) for r in briefed) == [
+        ("lbh-edt-2", "email"),
+        ("lbh-edt-2", "sms"),
+    ]

@@ -47,6 +47,9 @@ FULL_DATA: dict[EventType, dict[str, Any]] = {
             "languages": ["Vietnamese", "English"],
         },
         "nrm_referral": {"status": "referred", "referred_at": "2026-11-22T20:00:00Z"},
+        "date_of_birth": "2011-03-01",
+        "date_of_birth_estimated": True,
+        "ssda903_id": "LBH0042",
     },
     EventType.placement_started: {
         "placement_id": "PL-0042",
@@ -65,6 +68,7 @@ FULL_DATA: dict[EventType, dict[str, Any]] = {
         "circumstances": "did not return from the shop",
         "clothing": "red coat",
         "placement_id": "PL-0042",
+        "classification": "away",
     },
     EventType.child_located: {
         "located_at": "2026-11-22T21:30:00Z",
@@ -114,6 +118,18 @@ def test_json_round_trip_of_every_event_type(event_type: EventType) -> None:
     assert dumped["data"] == FULL_DATA[event_type]
     assert Event.model_validate_json(event.model_dump_json()) == event
     assert parse_event(dumped, NOW) == event
+
+
+def test_an_absence_is_missing_unless_said_away_and_a_birth_date_is_a_past_one() -> None:
+    assert parse_event(absence(), NOW).data_as(AbsenceReported).classification == "missing"
+    bad = {**FULL_DATA[EventType.child_identified], "date_of_birth": "2026-12-25"}
+    with pytest.raises(ValidationError) as exc:
+        parse_event(envelope(EventType.child_identified, bad), NOW)
+    assert locs(exc) == [("data", "date_of_birth")]
+    bad = {**FULL_DATA[EventType.child_identified], "ssda903_id": "LBH 0042; drop"}
+    with pytest.raises(ValidationError) as exc:
+        parse_event(envelope(EventType.child_identified, bad), NOW)
+    assert locs(exc) == [("data", "ssda903_id")]
 
 
 def test_minimal_events_need_only_the_bold_fields() -> None:
