@@ -3,7 +3,9 @@ back as `oncall.Changes` for resolution and written, checked and audited, for th
 console. The one writer of `rota_changes`.
 
 A change is made in a transaction holding the rota's advisory lock, so two managers adding
-overlapping overrides at once cannot both pass the clash check.
+overlapping overrides at once cannot both pass the clash check. No change reaches back before
+it was made, and withdrawing one that has started ends it then: who was on call is the record
+of who was paged.
 """
 
 from __future__ import annotations
@@ -51,8 +53,7 @@ RETURNING *
 
 
 class Clash(Exception):
-    """A change that overlaps live ones for the same person (or, for a temporary schedule,
-    another temporary schedule)."""
+    """A change that overlaps ones it may not (`_clashes`), which `rows` holds."""
 
     def __init__(self, rows: list[asyncpg.Record]) -> None:
         super().__init__(f"clashes with {len(rows)} change(s)")
