@@ -164,7 +164,8 @@ async def test_a_contact_no_channel_reaches_is_reported_once(quick_system: DevSy
 
     await eventually(lambda: len(notices("ops@gh.example")) >= 2, 60, "operations told of both")
     # The control room is reported to the duty manager (whose own address bounces) and to
-    # operations; the unreachable duty manager to operations only, never to itself.
+    # operations; the unreachable duty manager, the one on call by Hackney's rota, to the rota's
+    # fallback and to operations, never to itself.
     subjects = [m.subject for m in notices("ops@gh.example")]
     assert len(subjects) == 2, subjects
     assert any("control room" in s for s in subjects), subjects
@@ -181,6 +182,8 @@ async def test_a_contact_no_channel_reaches_is_reported_once(quick_system: DevSy
             " WHERE step_key LIKE 'unreachable.%' ORDER BY 1, 2, 3"
         )
         assert [tuple(r) for r in told] == [
+            ("unreachable.lbh-duty", "lbh-head", "email"),
+            ("unreachable.lbh-duty", "lbh-head", "sms"),
             ("unreachable.lbh-duty", "ops-1", "email"),
             ("unreachable.lbh-duty", "ops-1", "sms"),
             ("unreachable.mps-cr", "lbh-duty", "email"),
