@@ -19,6 +19,7 @@ import asyncpg
 
 from goldenhour.contracts.config import GoldenHourConfig
 from goldenhour.contracts.oncall import Changes, Override, Shift, Temporary
+from goldenhour.contracts.rota_api import OverrideRequest, TemporaryRequest
 from goldenhour.infra.db import audit
 
 __all__ = [
@@ -76,6 +77,19 @@ class NewChange:
     by: str | None = None
     shifts: tuple[Shift, ...] = ()
     reason: str | None = None
+
+    @classmethod
+    def override(cls, body: OverrideRequest) -> NewChange:
+        """An override as the API or the console's form asked it."""
+        return cls(
+            "override", body.start, body.end, body.action, body.member, body.by, reason=body.reason
+        )
+
+    @classmethod
+    def temporary(cls, body: TemporaryRequest) -> NewChange:
+        """A temporary schedule as the API or the console's form asked it."""
+        shifts = tuple(Shift(s.start, s.end, s.member) for s in body.shifts)
+        return cls("temporary", body.start, body.end, shifts=shifts, reason=body.reason)
 
     @property
     def people(self) -> set[str]:

@@ -259,9 +259,7 @@ async def add_override(
     _check_not_past(body.end, datetime.now(UTC))
     if body.action != "add":
         await _check_on_then(request, rota, body)
-    change = rota_changes.NewChange(
-        "override", body.start, body.end, body.action, body.member, body.by, reason=body.reason
-    )
+    change = rota_changes.NewChange.override(body)
     return await _store(request, caller, org, rota, change)
 
 
@@ -380,13 +378,7 @@ async def add_temporary(
     for i, shift in enumerate(body.shifts):
         _check_person(org, rota, ("shifts", i, "member"), shift.member)
     _check_not_past(body.end, datetime.now(UTC))
-    change = rota_changes.NewChange(
-        "temporary",
-        body.start,
-        body.end,
-        shifts=tuple(Shift(s.start, s.end, s.member) for s in body.shifts),
-        reason=body.reason,
-    )
+    change = rota_changes.NewChange.temporary(body)
     return await _store(request, caller, org, rota, change)
 
 

@@ -20,7 +20,7 @@ from starlette.datastructures import FormData
 
 from goldenhour.contracts.alert_kinds import LABELS
 from goldenhour.contracts.config import GoldenHourConfig, Organisation
-from goldenhour.contracts.oncall import NO_CHANGES, Shift, timeline
+from goldenhour.contracts.oncall import NO_CHANGES, timeline
 from goldenhour.contracts.rotas import Rota
 from goldenhour.infra import rota_changes
 from goldenhour.services.console import rota_views
@@ -188,9 +188,7 @@ async def add_override(
     try:
         body = rota_views.override_request(form, request.app.state.config.tz)
         rota_views.check_override(org, rota, body, now)
-        change = rota_changes.NewChange(
-            "override", body.start, body.end, body.action, body.member, body.by, reason=body.reason
-        )
+        change = rota_changes.NewChange.override(body)
         async with request.app.state.pool.acquire() as conn, conn.transaction():
             await rota_changes.add(conn, rota.id, org.code, change, user.caller.actor, now)
     except rota_views.FormProblems as exc:
@@ -334,13 +332,7 @@ async def add_temporary(
     try:
         body, rows = rota_views.temporary_request(form, request.app.state.config.tz)
         rota_views.check_temporary(org, rota, body, rows, now)
-        change = rota_changes.NewChange(
-            "temporary",
-            body.start,
-            body.end,
-            shifts=tuple(Shift(s.start, s.end, s.member) for s in body.shifts),
-            reason=body.reason,
-        )
+        change = rota_changes.NewChange.temporary(body)
         async with request.app.state.pool.acquire() as conn, conn.transaction():
             await rota_changes.add(conn, rota.id, org.code, change, user.caller.actor, now)
     except rota_views.FormProblems as exc:
