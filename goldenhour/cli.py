@@ -167,6 +167,12 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return dlq_main(_settings(), args)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from goldenhour.services.report_cli import main as report_main
+
+    return report_main(_settings(), args)
+
+
 def cmd_run(_: argparse.Namespace) -> int:
     """Every part as a child process, on the embedded stack unless both addresses are set."""
     from goldenhour.dev.supervisor import run_all
@@ -235,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     discard.add_argument("id", type=int)
     discard.add_argument("--reason", required=True, help="why it will never be applied")
+    from goldenhour.services.report_cli import add_arguments as report_arguments
+
+    report_arguments(sub.add_parser("report", help="the figures and the SSDA903 Missing table"))
     sub.add_parser("bench", help="measure latency, timers, ingest and recovery (see bench -h)")
     sub.add_parser("chaos", help="inject faults into a whole system and check the promises")
     args = parser.parse_args(argv)
@@ -250,5 +259,6 @@ def main(argv: list[str] | None = None) -> int:
         "demo": cmd_demo,
         "users": cmd_users,
         "dlq": cmd_dlq,
+        "report": cmd_report,
     }[args.command]
     return handler(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from goldenhour.contracts.config import GoldenHourConfig, Organisation, OrgKind
+from goldenhour.reports.figure_store import Scope
 
 CARE_HOME_EVENTS = frozenset(
     {"checkin.recorded", "absence.reported", "child.located", "risk.signal"}
@@ -155,3 +156,26 @@ def policed_by(config: GoldenHourConfig, org: Organisation) -> list[str]:
     if org.kind != OrgKind.police:
         return []
     return [o.code for o in config.organisations if o.police == org.code]
+
+
+def figures_scope(config: GoldenHourConfig, org: Organisation, authority: str | None) -> Scope:
+    """Whose episodes `org` may count, narrowed to `authority` when it names one.
+
+    As for alerts: an authority its own children, a police force those of the authorities it
+    covers, a care home the children placed with it, a national unit all; immigration
+    enforcement and an organisation acting for no child nothing (`Refusal`). An authority
+    `org` does not act for is refused, not answered with zeros: a zero would be a false figure.
+    """
+    only = frozenset({authority}) if authority else None
+    if org.kind == OrgKind.national:
+        return Scope(only)
+    if org.kind == OrgKind.care_home:
+        return Scope(only, care_home=org.code)
+    mine = frozenset(policed_by(config, org)) if org.kind == OrgKind.police else frozenset()
+    if org.kind == OrgKind.local_authority:
+        mine = frozenset({org.code})
+    if not mine:
+        raise Refusal(f"{org.code} acts for no child: it has no figures")
+    if only is not None and not only <= mine:
+        raise Refusal(f"{authority}'s figures are not {org.code}'s to see")
+    return Scope(only or mine)

@@ -30,6 +30,7 @@ from goldenhour.services import (
     api_schema,
     children_api,
     db,
+    figures_api,
     http_limits,
     intake,
     twilio_webhooks,
@@ -200,6 +201,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(twilio_webhooks.router, prefix="/api/v1", responses=api_schema.SIGNED)
     app.include_router(subscriptions_router, prefix="/api/v1", responses=keyed)
     app.include_router(rotas_router, prefix="/api/v1", responses=keyed)
+    app.include_router(figures_api.router, prefix="/api/v1", responses=keyed)
     app.include_router(shared_alerts_router, prefix="/api/v1", responses=keyed)
     # HTML for people, not operations for clients: kept out of the API's schema.
     for console_router in (sign_in.router, board_pages.router, case_pages.router):

@@ -27,6 +27,7 @@ from goldenhour.contracts.events import (
 )
 from goldenhour.infra import outbox
 from goldenhour.infra.db import audit
+from goldenhour.reports import episode_store
 from goldenhour.services import access, db
 from goldenhour.services.auth import Caller, authenticate
 from goldenhour.streams import alert_commands, children
@@ -168,6 +169,8 @@ async def accept_event(app: FastAPI, caller: Caller, event: Event, now: datetime
             actor=caller.actor,
         )
         await _project(conn, event, now)
+        if event.type.value in episode_store.BEARING:
+            await episode_store.rebuild_child(conn, event.child_id)
     app.state.relay.nudge()
     ACCEPTED.labels(event.type.value).inc()
     log.info(

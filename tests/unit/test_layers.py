@@ -17,6 +17,7 @@ LAYERS = {
     "wording": 2,
     "streams": 3,
     "notifiers": 3,
+    "reports": 3,
     "services": 4,
     "dev": 5,
     "demo": 6,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from goldenhour.streams.episodes import Episode, Happened, episodes
+from goldenhour.reports.episodes import Custody, Episode, Happened, Holding, custody_at, episodes
 
 T0 = datetime(2026, 4, 1, 21, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -52,7 +52,7 @@ event_lists = st.lists(
     st.builds(
         Happened,
         child_id=st.sampled_from(["C1", "C2"]),
-        kind=st.sampled_from(["absence", "located"]),
+        kind=st.sampled_from(["absence", "located", "interview"]),
         at=st.integers(0, 200).map(lambda m: T0 + timedelta(minutes=10 * m)),
         event_id=st.uuids().map(str),
         classification=st.sampled_from(["missing", "away"]),
@@ -77,3 +77,55 @@ def test_a_childs_episodes_never_overlap_and_only_the_last_is_open(events) -> No
         for before, after in zip(mine, mine[1:], strict=False):
             assert before.end is not None and before.end <= after.start
         assert all(e.end is None or e.start <= e.end for e in mine)
+
+
+def interview(n: int, at: datetime, child: str = "C1") -> Happened:
+    return Happened(child, "interview", at, f"i{n}")
+
+
+def test_an_interview_belongs_to_the_latest_episode_ended_before_it_without_one() -> None:
+    found = episodes(
+        [
+            absence(1, T0),
+            located(1, T0 + H),
+            interview(1, T0 + 2 * H),
+            interview(2, T0 + 3 * H),  # a second interview for the same episode changes nothing
+            absence(2, T0 + 10 * H),
+            interview(3, T0 + 11 * H),  # while the next is open: none is held for it yet
+            located(2, T0 + 12 * H),
+        ]
+    )
+    assert [e.interview_at for e in found] == [T0 + 2 * H, None]
+
+
+def test_an_interview_before_any_episode_ended_belongs_to_none() -> None:
+    assert episodes([interview(1, T0), absence(1, T0 + H)])[0].interview_at is None
+
+
+def custody(n: int, at: datetime, **kw: str) -> Custody:
+    return Custody(at, f"c{n}", **kw)
+
+
+def test_an_episode_belongs_to_who_held_the_child_when_it_started() -> None:
+    changes = [
+        custody(1, T0, authority="LBH"),
+        custody(2, T0 + H, placement_id="P1", care_home="OAK"),
+        custody(3, T0 + 5 * H, authority="LBI"),
+        custody(4, T0 + 6 * H, placement_id="P1"),  # placement ended
+        custody(5, T0 + 7 * H, placement_id="P2", care_home="ELM"),
+    ]
+    assert custody_at(changes, T0 - H) == Holding("LBH", None)  # before identification
+    assert custody_at(changes, T0 + 2 * H) == Holding("LBH", "OAK")
+    assert custody_at(changes, T0 + 5 * H) == Holding("LBI", "OAK")
+    assert custody_at(changes, T0 + 6 * H) == Holding("LBI", None)
+    assert custody_at(changes, T0 + 8 * H) == Holding("LBI", "ELM")
+
+
+def test_the_end_of_a_placement_no_longer_current_leaves_the_current_one() -> None:
+    changes = [
+        custody(1, T0, authority="LBH"),
+        custody(2, T0 + H, placement_id="P1", care_home="OAK"),
+        custody(3, T0 + 2 * H, placement_id="P2", care_home="ELM"),
+        custody(4, T0 + 3 * H, placement_id="P1"),
+    ]
+    assert custody_at(changes, T0 + 4 * H) == Holding("LBH", "ELM")
