@@ -30,7 +30,7 @@ from goldenhour.demo.oncall import on_call
 from goldenhour.demo.outcome import ExpectationFailed, Run, expect
 from goldenhour.demo.people import SCALE, Directory, policy_minutes
 from goldenhour.dev.devsystem import TWILIO_FROM, DevSystem
-from goldenhour.dev.london import IDENTIFIED, event, placement
+from goldenhour.dev.london import event, identified_as, placement
 
 CHILD = "LBH-2026-0063"
 PLACE = "Dalston Junction station"
@@ -115,7 +115,7 @@ async def _alert(system: DevSystem) -> dict | None:
 
 async def _paged(act: Act, feed: ProviderFeed) -> None:
     """The child placed, then reported missing: the one on call is paged, the one off is not."""
-    await _post(act.system, MANAGER, "child.identified", IDENTIFIED)
+    await _post(act.system, MANAGER, "child.identified", identified_as("LBH0063"))
     # Check-ins far apart: no welfare concern comes into this act.
     await _post(
         act.system,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from goldenhour.demo.narration import heading, say
 from goldenhour.demo.outcome import ExpectationFailed, Run, expect
 from goldenhour.dev.devsystem import DevSystem
-from goldenhour.dev.london import CONTACTS, IDENTIFIED, ROTA_CONTACTS, event, placement
+from goldenhour.dev.london import CONTACTS, ROTA_CONTACTS, event, identified_as, placement
 
 CHILD = "LBH-2026-0051"
 WATCHERS = {
@@ -74,7 +74,7 @@ async def before_they_go_missing(system: DevSystem, run: Run) -> None:
     duty, police = "+447700900001", "+447700900010"
     manager, social = "+447700900020", "+447700900003"
     identified = datetime.now(UTC)
-    await _post(system, "mps-cr1", "child.identified", {**IDENTIFIED, "risk_level": "high"})
+    await _post(system, "mps-cr1", "child.identified", identified_as("LBH0051", risk_level="high"))
     say(
         f"Police (mps-cr1) identify {CHILD} as a presumed victim of trafficking. A safe placement "
         "must be recorded within the golden hour (60 minutes; 3 s here)."

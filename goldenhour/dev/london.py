@@ -120,6 +120,11 @@ IDENTIFIED = {
 }
 
 
+def identified_as(ssda903_id: str, **more: object) -> dict:
+    """`IDENTIFIED` for another child: its own SSDA903 id (two children never share one)."""
+    return {**IDENTIFIED, "ssda903_id": ssda903_id, **more}
+
+
 def placement(child_id: str, care_home: str = "OAK") -> dict:
     """The data of `placement.started` for a child at high risk, with hourly check-ins."""
     return {

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from goldenhour.contracts.figures import Figures, Period, Spread
 
-__all__ = ["as_text", "hours_minutes"]
+__all__ = ["as_text", "duration"]
 
 
-def hours_minutes(minutes: float | None) -> str:
-    """`1:05` for 65 minutes; `—` where nothing reached it."""
+def duration(minutes: float | None) -> str:
+    """`4.5m` under an hour, `1h05` from one; `—` where nothing reached it."""
     if minutes is None:
         return "—"
+    if minutes < 60:
+        return f"{minutes:.1f}m"
     whole = round(minutes)
-    return f"{whole // 60}:{whole % 60:02d}"
+    return f"{whole // 60}h{whole % 60:02d}"
 
 
 def _spread(s: Spread) -> str:
-    return f"{hours_minutes(s.median_minutes)}/{hours_minutes(s.p90_minutes)}"
+    return f"{duration(s.median_minutes)}/{duration(s.p90_minutes)}"
 
 
 _HEAD = (
@@ -46,7 +48,7 @@ def as_text(f: Figures) -> str:
         _HEAD,
         *(_line(p) for p in f.months),
         _line(f.total),
-        "Times are median/90th percentile, h:mm from last seen. M/A: missing/away."
+        "Times are the median/90th percentile from last seen. M/A: missing/away."
         " RHI 72h: return home interviews held within 72 hours of the child being found,"
         f" of those due (national: {f.national_interviews_within_72h_pct:.0f}%,"
         f" {f.national_source}).",
