@@ -60,9 +60,13 @@ def rows_for(child_id: str, events: Iterable[asyncpg.Record]) -> list[EpisodeRow
     happened: list[Happened] = []
     custody: list[Custody] = []
     identity: dict[str, Any] = {}
+    homes: dict[str, str] = {}  # placement id -> care home
+    placed_by_report: dict[str, str] = {}  # absence event id -> the placement it names
     for e in events:
         kind, data, event_id = e["type"], e["data"], str(e["event_id"])
         if kind == "absence.reported":
+            if data.get("placement_id"):
+                placed_by_report[event_id] = data["placement_id"]
             happened.append(
                 Happened(
                     child_id,
@@ -81,6 +85,7 @@ def rows_for(child_id: str, events: Iterable[asyncpg.Record]) -> list[EpisodeRow
             if kind == "child.identified":
                 identity = data
         elif kind == "placement.started":
+            homes[data["placement_id"]] = data["care_home"]
             custody.append(
                 Custody(
                     e["occurred_at"],
@@ -99,7 +104,11 @@ def rows_for(child_id: str, events: Iterable[asyncpg.Record]) -> list[EpisodeRow
             # No identification on record (it cannot be accepted without one): nobody to
             # report it, and nothing is invented.
             continue
-        out.append(_row(episode, holding.authority, holding.care_home, identity, born))
+        # The home whose placement a report names is the one the child went missing from,
+        # even when its last-seen time is earlier than the placement was recorded.
+        named = (homes.get(placed_by_report.get(r, "")) for r in episode.reports)
+        care_home = next((h for h in named if h), None) or holding.care_home
+        out.append(_row(episode, holding.authority, care_home, identity, born))
     return out
 
 
