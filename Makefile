@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+# The SSDA903 validator pins pandas<2 and numpy<1.25: it gets an environment of its own.
+VALIDATOR := .venv-903
+VALIDATOR_STAMP := $(VALIDATOR)/.installed
 
 .PHONY: demo test lint run stack bench chaos debian clean
 
@@ -12,6 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+$(VALIDATOR_STAMP): tests/ssda903/requirements.txt
+	$(PYTHON) -m venv $(VALIDATOR)
+	$(VALIDATOR)/bin/pip install --quiet --upgrade pip
+	$(VALIDATOR)/bin/pip install --quiet -r tests/ssda903/requirements.txt
+	touch $(VALIDATOR_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/goldenhour demo
@@ -23,7 +32,7 @@ debian:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		chromium chromium-driver libfaketime >/dev/null; }
 
-test: $(STAMP) debian
+test: $(STAMP) $(VALIDATOR_STAMP) debian
 	$(BIN)/ruff check .
 	$(BIN)/mypy goldenhour/contracts goldenhour/streams/escalation.py goldenhour/streams/watchers.py goldenhour/wording/messages.py goldenhour/services/access.py goldenhour/wording/rotas.py
 	$(BIN)/pytest -q
@@ -49,4 +58,4 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache tests/artifacts
+	rm -rf $(VENV) $(VALIDATOR) .pytest_cache .ruff_cache tests/artifacts

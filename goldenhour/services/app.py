@@ -40,6 +40,7 @@ from goldenhour.services.console import (
     board_pages,
     care,
     case_pages,
+    figure_pages,
     rota_pages,
     sign_in,
     web,
@@ -207,6 +208,7 @@ def create_app(settings: Settings) -> FastAPI:
     for console_router in (sign_in.router, board_pages.router, case_pages.router):
         app.include_router(console_router, include_in_schema=False)
     app.include_router(rota_pages.router, prefix="/console", include_in_schema=False)
+    app.include_router(figure_pages.router, prefix="/console", include_in_schema=False)
     app.include_router(care.router, include_in_schema=False)
     app.include_router(ack_link_pages.router, include_in_schema=False)
     app.mount("/console/static", StaticFiles(directory=web.HERE / "static"), name="static")

@@ -132,6 +132,13 @@ def rota_page_change(done: int) -> Rule:
     return lambda who, child: done if who.org == "LBH" and manager(who) else 403
 
 
+def figures_read(who: Who, child: str) -> int:
+    """The golden-hour figures: whoever acts for children reads those it may see (an authority
+    its own, police those it covers, a care home its own children's, national units all); an
+    NGO acts for none."""
+    return 403 if who.kind == "ngo" else 200
+
+
 # (method, path) -> (how the request is made, the rule). Console paths are called signed in.
 API = "api"  # with the caller's bearer key
 PAGE = "page"  # with the caller's console session and its CSRF token
@@ -162,6 +169,7 @@ MATRIX: dict[tuple[str, str], tuple[str, Rule]] = {
     ("POST", "/api/v1/rotas/{rota_id}/swaps"): (API, rota_change(422)),
     ("POST", "/api/v1/rotas/{rota_id}/swaps/{change_id}/take"): (API, rota_change(404)),
     ("POST", "/api/v1/rotas/{rota_id}/temporary"): (API, rota_change(201)),
+    ("GET", "/api/v1/figures"): (API, figures_read),
     # The shared feed is filtered to the sources that list the caller; an unknown id is 404.
     ("GET", "/api/v1/shared-alerts.atom"): (API, ANYONE_200),
     ("GET", "/api/v1/shared-alerts/{shared_id}.cap"): (API, lambda who, child: 404),
@@ -213,6 +221,8 @@ MATRIX: dict[tuple[str, str], tuple[str, Rule]] = {
     ("POST", "/console/rotas/{rota_id}/swaps"): (PAGE, rota_page_change(422)),
     ("POST", "/console/rotas/{rota_id}/swaps/{change_id}/take"): (PAGE, rota_page_change(404)),
     ("POST", "/console/rotas/{rota_id}/temporary"): (PAGE, rota_page_change(422)),
+    ("GET", "/console/figures"): (PAGE, figures_read),
+    ("GET", "/console/figures.csv"): (PAGE, figures_read),
     ("GET", "/console/care"): (PAGE, care_form_page),
     ("POST", "/console/care/{kind}"): (PAGE, care_checkin_form),
     # An acknowledgement link is its own credential: a forged one is gone for everyone.

@@ -11,16 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.ssda903.validator import check_missing_table
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(120)
-def test_demo_runs_scenario_1_and_prints_the_timeline() -> None:
+def test_demo_runs_scenario_1_and_prints_the_timeline(tmp_path: Path) -> None:
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in ("GOLDENHOUR_KAFKA_BOOTSTRAP", "GOLDENHOUR_DATABASE_URL")
     }
+    env["GOLDENHOUR_DEMO_OUT"] = str(tmp_path)
     proc = subprocess.run(
         [sys.executable, "-m", "goldenhour", "demo"],
         cwd=ROOT,
@@ -93,6 +96,15 @@ def test_demo_runs_scenario_1_and_prints_the_timeline() -> None:
     assert re.search(r"SMS\s+-> oak-mgr\s+WELFARE CONCERN", act3), act3
     assert re.search(r"SMS\s+-> lbh-sw\s+WELFARE CONCERN", act3), act3
     assert re.search(r"missed_checkin\s+resolved\s+check-in recorded", act3), act3
+    # Act 4: Hackney's figures of the other three, and its Missing table passing the DfE's rules.
+    act4 = out.split("ACT 4", 1)[1]
+    assert re.search(r"^total\s+2\s+2/0\s+2\s", act4, re.M), act4
+    [table] = tmp_path.glob("ssda903-missing-LBH-*.csv")
+    year = int(table.stem.rsplit("-", 1)[1])
+    lines = table.read_text().splitlines()
+    assert lines[0] == "CHILD,DOB,MISSING,MIS_START,MIS_END" and len(lines) == 3, lines
+    report = check_missing_table(table.read_text(), year)
+    assert report["errors"] == [] and report["ran"], report
     assert "FAIL" not in out
     assert "RESULT: PASS" in out
     # The narration fits a terminal; log lines (JSON, on stderr) are the operators', not the demo's.
